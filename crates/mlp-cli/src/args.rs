@@ -1,0 +1,120 @@
+//! The command line: options, their checks, and the subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mlp_core::LayerSizes;
+use mlp_core::network::{CLASSES, INPUT_SIZE};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mlp-cli",
+    version,
+    about = "Trains the seed MLP (784-64-32-16-10, sigmoid, MSE, plain gradient descent) on MNIST",
+    long_about = "Trains the seed MLP of SEED.md on MNIST on the CPU reference or a GPU.\n\
+                  With no subcommand it trains: `mlp-cli --backend cpu`.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub train: TrainArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train and print per-epoch metrics (the default command).
+    Train(TrainArgs),
+    /// Measure seconds per training epoch (validation excluded) and print the figures.
+    Bench(BenchArgs),
+    /// Download the four MNIST files into the data directory and verify them.
+    Download(DataArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// The ndarray reference, f32.
+    Cpu,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// Directory holding the four MNIST files, raw or .gz.
+    #[arg(long, env = "MNIST_DIR", default_value = "data/mnist")]
+    pub data_dir: PathBuf,
+    /// Load any data set in MNIST's IDX layout and file names (Fashion-MNIST, say): skips
+    /// MNIST's SHA-256 checks and takes image counts from the headers.
+    #[arg(long)]
+    pub any_idx: bool,
+    /// Never download missing files; fail with instructions instead.
+    #[arg(long)]
+    pub no_download: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NetworkArgs {
+    /// Where to compute.
+    #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
+    pub backend: BackendKind,
+    /// Images per gradient-descent step.
+    #[arg(long, default_value_t = 100, value_parser = positive_usize)]
+    pub batch_size: usize,
+    /// Learning rate; gradients are summed over the batch, as in the seed.
+    #[arg(long, default_value_t = 0.01, value_parser = learning_rate)]
+    pub lr: f32,
+    /// Units per layer, input first; must start at 784 and end at 10.
+    #[arg(long, default_value = "784,64,32,16,10", value_parser = layer_sizes)]
+    pub layers: LayerSizes,
+    /// Seed of the portable generator that draws the initial weights.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Train on the first N training images only (quick runs).
+    #[arg(long, value_parser = positive_usize)]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 30, value_parser = positive_usize)]
+    pub epochs: usize,
+    /// Write one JSON object per epoch, one per line, to this file.
+    #[arg(long)]
+    pub metrics: Option<PathBuf>,
+    #[command(flatten)]
+    pub network: NetworkArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Epochs to time; the first one also runs, untimed, as a warm-up.
+    #[arg(long, default_value_t = 3, value_parser = positive_usize)]
+    pub epochs: usize,
+    #[command(flatten)]
+    pub network: NetworkArgs,
+}
+
+fn positive_usize(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a whole number ({e})")),
+    }
+}
+
+fn learning_rate(text: &str) -> Result<f32, String> {
+    let lr: f32 = text.parse().map_err(|e| format!("not a number ({e})"))?;
+    if lr.is_finite() && lr > 0.0 {
+        Ok(lr)
+    } else {
+        Err(format!("{lr} is not a positive finite learning rate"))
+    }
+}
+
+fn layer_sizes(text: &str) -> Result<LayerSizes, String> {
+    let parsed: LayerSizes = text.parse().map_err(|e| format!("{e}"))?;
+    LayerSizes::new(parsed.as_slice().to_vec(), INPUT_SIZE, CLASSES).map_err(|e| e.to_string())
+}

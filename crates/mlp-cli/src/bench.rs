@@ -1,0 +1,60 @@
+//! `mlp-cli bench`: seconds per training epoch, timed around the batches only, with the
+//! validation pass and data loading outside the clock.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use mlp_core::train::batches;
+
+use crate::args::BenchArgs;
+use crate::session::Session;
+
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let net = &args.network;
+    let mut session = Session::new(net)?;
+    let rows = session.train_rows;
+    let flop_per_sample = 2.0 * multiply_adds_per_sample(net.layers.as_slice()) as f64;
+    println!(
+        "backend: {}\nnetwork: {}  batch {}  training images {rows}",
+        session.backend.name(),
+        net.layers,
+        net.batch_size
+    );
+    let mut seconds = Vec::with_capacity(args.epochs);
+    for epoch in 0..=args.epochs {
+        let started = Instant::now();
+        for batch in batches(rows, net.batch_size) {
+            session.backend.train_batch(batch)?;
+        }
+        // Reading the loss waits for every queued step: on a GPU this is what ends the epoch.
+        let loss = session.backend.take_train_loss()?;
+        let elapsed = started.elapsed().as_secs_f64();
+        if epoch == 0 {
+            println!(
+                "warm-up epoch: {elapsed:.3} s (train loss {:.5})",
+                loss.mean()
+            );
+        } else {
+            println!("epoch {epoch}: {elapsed:.4} s");
+            seconds.push(elapsed);
+        }
+    }
+    seconds.sort_by(f64::total_cmp);
+    let median = seconds[seconds.len() / 2];
+    println!(
+        "median {:.4} s per epoch, {:.0} samples/s, {:.1} GFLOP/s ({:.1} GFLOP per epoch)",
+        median,
+        rows as f64 / median,
+        flop_per_sample * rows as f64 / median / 1e9,
+        flop_per_sample * rows as f64 / 1e9
+    );
+    Ok(())
+}
+
+/// Multiply-adds per training sample: the forward products, the weight gradients, and the
+/// deltas propagated below the output layer (SEED.md, "Arithmetic").
+fn multiply_adds_per_sample(sizes: &[usize]) -> usize {
+    let products: usize = sizes.windows(2).map(|w| w[0] * w[1]).sum();
+    let propagated: usize = sizes[1..].windows(2).map(|w| w[0] * w[1]).sum();
+    2 * products + propagated
+}

@@ -1,0 +1,45 @@
+//! Finding the data: load what the data directory has, downloading what it lacks.
+
+use anyhow::{Context, Result};
+use mlp_core::data::{self, DataFormat, MIRRORS, Mnist};
+
+use crate::args::DataArgs;
+
+/// The training and test sets, downloaded first if the directory lacks them and downloads
+/// are allowed.
+pub fn load(args: &DataArgs) -> Result<Mnist> {
+    let format = if args.any_idx {
+        DataFormat::AnyIdx
+    } else {
+        DataFormat::Mnist
+    };
+    if !args.no_download && !args.any_idx && !data::missing_files(&args.data_dir).is_empty() {
+        fetch(args)?;
+    }
+    Ok(data::load(&args.data_dir, format)?)
+}
+
+fn fetch(args: &DataArgs) -> Result<()> {
+    eprintln!("downloading MNIST into {} ...", args.data_dir.display());
+    let written = data::download_missing(&args.data_dir, &MIRRORS)
+        .with_context(|| format!("MNIST is not in {}", args.data_dir.display()))?;
+    eprintln!("downloaded and verified: {}", written.join(", "));
+    Ok(())
+}
+
+/// `mlp-cli download`: fetch what is missing, then check all four files.
+pub fn download(args: &DataArgs) -> Result<()> {
+    if data::missing_files(&args.data_dir).is_empty() {
+        eprintln!("{} already has all four files", args.data_dir.display());
+    } else {
+        fetch(args)?;
+    }
+    let mnist = data::load(&args.data_dir, DataFormat::Mnist)?;
+    println!(
+        "{}: {} training and {} test images, checksums verified",
+        args.data_dir.display(),
+        mnist.train.len(),
+        mnist.test.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! The interface every backend implements. The training loop, the metrics and the CLI see
+//! only this: a backend holds the parameters and both data sets wherever it computes (host
+//! memory or GPU buffers), trains on rows of the training set, and reports back.
+
+use std::ops::Range;
+
+use ndarray::Array2;
+
+use crate::network::{NetworkError, Parameters};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("training rows {start}..{end} are outside the training set of {len} images")]
+    RowsOutOfRange {
+        start: usize,
+        end: usize,
+        len: usize,
+    },
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    /// A failure of the device itself (out of memory, device lost, a limit exceeded).
+    #[error("{backend}: {message}")]
+    Device { backend: String, message: String },
+}
+
+/// What a backend measured on the validation set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Σ (Y − A_L)² over every image and class.
+    pub squared_error_sum: f64,
+    /// Images whose argmax of A_L equals the label.
+    pub correct: usize,
+    /// argmax of A_L per image (the first index on ties, as NumPy's argmax).
+    pub predictions: Vec<u8>,
+    /// Output classes per image, to turn the sum into a mean.
+    pub classes: usize,
+}
+
+impl Evaluation {
+    /// SEED.md's validation loss: mean((Y − A_L)²) over all images x classes.
+    pub fn loss(&self) -> f64 {
+        self.squared_error_sum / (self.predictions.len() * self.classes).max(1) as f64
+    }
+
+    /// The fraction of images predicted right, 0..1.
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.predictions.len().max(1) as f64
+    }
+}
+
+/// The sum of the batch losses since the last read, and how many batches it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TrainLoss {
+    pub batch_loss_sum: f64,
+    pub batches: usize,
+}
+
+impl TrainLoss {
+    /// SEED.md's training loss: the mean over the batches of each batch's mean((Y − A_L)²).
+    pub fn mean(&self) -> f64 {
+        self.batch_loss_sum / self.batches.max(1) as f64
+    }
+}
+
+/// Every intermediate of one training step, for checking one backend against another.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepTrace {
+    /// A1 .. AL, each (batch, outputs_k): the forward pass before the update.
+    pub activations: Vec<Array2<f32>>,
+    /// D1 .. DL, each (batch, outputs_k).
+    pub deltas: Vec<Array2<f32>>,
+}
+
+pub trait Backend {
+    /// What computes: "cpu (ndarray, f32)" or the GPU adapter's name.
+    fn name(&self) -> String;
+
+    /// Replaces every weight and bias.
+    fn set_parameters(&mut self, parameters: &Parameters) -> Result<(), BackendError>;
+
+    /// Reads every weight and bias back.
+    fn parameters(&mut self) -> Result<Parameters, BackendError>;
+
+    /// One gradient-descent step on the training images `rows`, in the order SEED.md gives.
+    /// The batch loss is added to a running sum read by [`Backend::take_train_loss`]: a GPU
+    /// backend may only queue the step and must not read anything back here.
+    fn train_batch(&mut self, rows: Range<usize>) -> Result<(), BackendError>;
+
+    /// The batch losses summed since the last call, then resets the sum.
+    fn take_train_loss(&mut self) -> Result<TrainLoss, BackendError>;
+
+    /// Like [`Backend::train_batch`], and also returns the step's activations and deltas.
+    fn trace_batch(&mut self, rows: Range<usize>) -> Result<StepTrace, BackendError>;
+
+    /// Forward pass over the whole validation set with the current parameters.
+    fn evaluate(&mut self) -> Result<Evaluation, BackendError>;
+}

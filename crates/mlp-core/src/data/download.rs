@@ -1,0 +1,89 @@
+//! Fetches missing MNIST files from public mirrors, verifies them, and writes them atomically.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use super::{DataError, IdxFile, gunzip_if_gzip, missing_files, sha256_hex};
+
+/// The mirrors that torchvision and TensorFlow Datasets download MNIST from, tried in order.
+/// Each serves `<mirror><name>.gz`.
+pub const MIRRORS: [&str; 3] = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+];
+
+/// The largest body accepted: the training images are 9.9 MB gzipped.
+const MAX_DOWNLOAD_BYTES: u64 = 64 << 20;
+
+/// Downloads every canonical file that `dir` lacks from the first mirror that serves a copy
+/// whose decompressed SHA-256 matches, and returns the names it wrote. Each file is written to
+/// a temporary name and renamed into place, so an interrupted download never leaves a file
+/// that a later run would load.
+pub fn download_missing(dir: &Path, mirrors: &[&str]) -> Result<Vec<String>, DataError> {
+    fs::create_dir_all(dir).map_err(|source| DataError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(15)))
+        .timeout_global(Some(Duration::from_secs(300)))
+        .build()
+        .into();
+    let mut written = Vec::new();
+    for file in missing_files(dir) {
+        let mut attempts = Vec::new();
+        let fetched = mirrors.iter().find_map(|mirror| {
+            let url = format!("{mirror}{}.gz", file.name);
+            match fetch_verified(&agent, &url, file) {
+                Ok(body) => Some(body),
+                Err(problem) => {
+                    attempts.push(format!("{url}: {problem}"));
+                    None
+                }
+            }
+        });
+        let body = fetched.ok_or_else(|| DataError::Download {
+            file: file.name.to_string(),
+            dir: dir.to_path_buf(),
+            attempts,
+        })?;
+        write_atomically(&dir.join(format!("{}.gz", file.name)), &body)?;
+        written.push(file.name.to_string());
+    }
+    Ok(written)
+}
+
+/// The body at `url`, if it decompresses to the content `file` names.
+fn fetch_verified(agent: &ureq::Agent, url: &str, file: IdxFile) -> Result<Vec<u8>, String> {
+    let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_DOWNLOAD_BYTES)
+        .read_to_vec()
+        .map_err(|e| format!("reading the body: {e}"))?;
+    let content = gunzip_if_gzip(Path::new(url), body.clone()).map_err(|e| e.to_string())?;
+    let found = sha256_hex(&content);
+    if found != file.sha256 {
+        return Err(format!("content SHA-256 {found}, expected {}", file.sha256));
+    }
+    Ok(body)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
+    let partial = path.with_extension(format!("gz.partial-{}", std::process::id()));
+    let io = |source| DataError::Io {
+        path: partial.clone(),
+        source,
+    };
+    let mut out = fs::File::create(&partial).map_err(io)?;
+    out.write_all(bytes).map_err(io)?;
+    out.sync_all().map_err(io)?;
+    fs::rename(&partial, path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}

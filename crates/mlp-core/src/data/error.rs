@@ -1,0 +1,70 @@
+use std::path::PathBuf;
+
+/// Everything that can be wrong with a data directory or one of its files. Each message names
+/// the file or directory and says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error(
+        "no MNIST data in {dir}: missing {missing}. Put the four files train-images-idx3-ubyte, \
+         train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (raw or .gz) \
+         there, point --data-dir or MNIST_DIR at a directory that has them, or run `mlp-cli download` \
+         on a machine with internet",
+        dir = .dir.display(),
+        missing = .missing.join(", ")
+    )]
+    Missing { dir: PathBuf, missing: Vec<String> },
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not valid gzip ({source}); delete it and download it again", path.display())]
+    Gzip {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not an IDX {kind} file: magic number {found:#010x}, expected {expected:#010x}", path.display())]
+    BadMagic {
+        path: PathBuf,
+        kind: &'static str,
+        found: u32,
+        expected: u32,
+    },
+    #[error("{} is {found} bytes but its header promises {expected}: the file is truncated or has trailing bytes; download it again", path.display())]
+    WrongLength {
+        path: PathBuf,
+        expected: u64,
+        found: u64,
+    },
+    #[error("{} holds {rows}x{cols} images; this network reads 28x28 images", path.display())]
+    BadImageSize { path: PathBuf, rows: u32, cols: u32 },
+    #[error("{} has label {value} at index {index}; labels must be digits 0-9", path.display())]
+    BadLabel {
+        path: PathBuf,
+        index: usize,
+        value: u8,
+    },
+    #[error("{} holds {image_count} images but {} holds {label_count} labels", images.display(), labels.display())]
+    CountMismatch {
+        images: PathBuf,
+        image_count: usize,
+        labels: PathBuf,
+        label_count: usize,
+    },
+    #[error(
+        "{} is not the MNIST file it is named after: SHA-256 of its content is {found}, expected {expected}. \
+         Replace it, or pass --any-idx to load another data set in the same IDX layout",
+        path.display()
+    )]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+    #[error("could not download {file} into {}: {}. Copy the file there by hand, or set --data-dir / MNIST_DIR", dir.display(), attempts.join("; "))]
+    Download {
+        file: String,
+        dir: PathBuf,
+        attempts: Vec<String>,
+    },
+}

@@ -1,0 +1,19 @@
+//! The seed multilayer perceptron of `SEED.md`: its parameters, the CPU reference backend that
+//! is the spec for every other backend, the training loop, the metrics, and the MNIST loader.
+//!
+//! Data flows one way: [`data`] loads and checks the IDX files, [`train`] drives any
+//! [`Backend`] batch by batch, [`metrics`] turns what the backend reports into numbers.
+
+pub mod backend;
+pub mod cpu;
+pub mod data;
+pub mod metrics;
+pub mod network;
+pub mod rng;
+pub mod train;
+
+pub use backend::{Backend, BackendError, Evaluation, StepTrace};
+pub use cpu::CpuBackend;
+pub use data::{DataError, Dataset};
+pub use network::{LayerSizes, NetworkError, Parameters};
+pub use train::{EpochMetrics, TrainConfig};
