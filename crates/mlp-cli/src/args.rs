@@ -61,7 +61,7 @@ pub struct NetworkArgs {
     #[arg(long, default_value_t = 100, value_parser = positive_usize)]
     pub batch_size: usize,
     /// Learning rate; gradients are summed over the batch, as in the seed.
-    #[arg(long, default_value_t = 0.01, value_parser = learning_rate)]
+    #[arg(long, default_value_t = 0.01, value_parser = learning_rate, allow_negative_numbers = true)]
     pub lr: f32,
     /// Units per layer, input first; must start at 784 and end at 10.
     #[arg(long, default_value = "784,64,32,16,10", value_parser = layer_sizes)]

@@ -1,30 +1,45 @@
-//! The CPU reference: SEED.md's equations on ndarray in f32, one function per equation.
-//! This file is the spec; the GPU kernels are checked against it.
+//! The CPU reference: SEED.md's equations on ndarray, one function per equation. This file is
+//! the spec; the GPU kernels are checked against it.
 //!
 //! Shapes use B for the rows of the batch, `in` and `out` for a layer's inputs and outputs.
 //! Every function writes into a buffer its caller owns, so that a training step allocates
-//! nothing.
+//! nothing. The functions are generic over the float type: the backend runs them in f32, the
+//! gradient check in f64.
 
 use std::ops::Range;
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{
     Array1, Array2, ArrayView, ArrayView1, ArrayView2, ArrayViewMut, ArrayViewMut1, ArrayViewMut2,
-    Dimension, Zip, s,
+    Dimension, LinalgScalar, Zip, s,
 };
+use num_traits::Float;
 
 use crate::backend::{Backend, BackendError, Evaluation, StepTrace, TrainLoss};
 use crate::data::Dataset;
 use crate::network::{Layer, NetworkError, Parameters};
 
+/// f32 or f64.
+pub trait Real: Float + LinalgScalar {}
+impl<F: Float + LinalgScalar> Real for F {}
+
+/// Y's entry for `class` of an image labelled `label`: one-hot.
+fn one_hot<F: Real>(class: usize, label: u8) -> F {
+    if class == usize::from(label) {
+        F::one()
+    } else {
+        F::zero()
+    }
+}
+
 /// f(s) = 1 / (1 + e^-s).
-pub fn sigmoid(s: f32) -> f32 {
-    1.0 / (1.0 + (-s).exp())
+pub fn sigmoid<F: Real>(s: F) -> F {
+    F::one() / (F::one() + (-s).exp())
 }
 
 /// f'(s) = f(s) (1 − f(s)), written through the activation a = f(s) that the forward pass kept.
-pub fn sigmoid_derivative(activation: f32) -> f32 {
-    activation * (1.0 - activation)
+pub fn sigmoid_derivative<F: Real>(activation: F) -> F {
+    activation * (F::one() - activation)
 }
 
 /// Sk = A(k−1) Wk + bk.
@@ -33,11 +48,11 @@ pub fn sigmoid_derivative(activation: f32) -> f32 {
 /// - `weights` Wk: (in, out)
 /// - `bias` bk: (out), added to every row
 /// - `sum` Sk: (B, out), overwritten
-pub fn linear_forward(
-    input: ArrayView2<f32>,
-    weights: ArrayView2<f32>,
-    bias: ArrayView1<f32>,
-    mut sum: ArrayViewMut2<f32>,
+pub fn linear_forward<F: Real>(
+    input: ArrayView2<F>,
+    weights: ArrayView2<F>,
+    bias: ArrayView1<F>,
+    mut sum: ArrayViewMut2<F>,
 ) {
     let shape = sum.dim();
     sum.assign(
@@ -45,11 +60,11 @@ pub fn linear_forward(
             .broadcast(shape)
             .expect("bias has one value per output"),
     );
-    general_mat_mul(1.0, &input, &weights, 1.0, &mut sum);
+    general_mat_mul(F::one(), &input, &weights, F::one(), &mut sum);
 }
 
 /// Ak = sigmoid(Sk), in place: `values` holds Sk (B, out) on entry and Ak on return.
-pub fn sigmoid_forward(mut values: ArrayViewMut2<f32>) {
+pub fn sigmoid_forward<F: Real>(mut values: ArrayViewMut2<F>) {
     values.mapv_inplace(sigmoid);
 }
 
@@ -58,19 +73,18 @@ pub fn sigmoid_forward(mut values: ArrayViewMut2<f32>) {
 /// - `activation` A_L: (B, classes)
 /// - `labels`: (B) digits; Y is their one-hot rows
 /// - `delta` D_L: (B, classes), overwritten
-pub fn output_delta(activation: ArrayView2<f32>, labels: &[u8], mut delta: ArrayViewMut2<f32>) {
+pub fn output_delta<F: Real>(
+    activation: ArrayView2<F>,
+    labels: &[u8],
+    mut delta: ArrayViewMut2<F>,
+) {
     for ((row, a_row), &label) in delta
         .outer_iter_mut()
         .zip(activation.outer_iter())
         .zip(labels)
     {
         for (class, (d, &a)) in row.into_iter().zip(a_row).enumerate() {
-            let y = if class == usize::from(label) {
-                1.0
-            } else {
-                0.0
-            };
-            *d = (a - y) * sigmoid_derivative(a);
+            *d = (a - one_hot(class, label)) * sigmoid_derivative(a);
         }
     }
 }
@@ -81,16 +95,22 @@ pub fn output_delta(activation: ArrayView2<f32>, labels: &[u8], mut delta: Array
 /// - `next_weights` W(k+1): (out, next)
 /// - `activation` Ak: (B, out)
 /// - `delta` Dk: (B, out), overwritten
-pub fn hidden_delta(
-    next_delta: ArrayView2<f32>,
-    next_weights: ArrayView2<f32>,
-    activation: ArrayView2<f32>,
-    mut delta: ArrayViewMut2<f32>,
+pub fn hidden_delta<F: Real>(
+    next_delta: ArrayView2<F>,
+    next_weights: ArrayView2<F>,
+    activation: ArrayView2<F>,
+    mut delta: ArrayViewMut2<F>,
 ) {
-    general_mat_mul(1.0, &next_delta, &next_weights.t(), 0.0, &mut delta);
+    general_mat_mul(
+        F::one(),
+        &next_delta,
+        &next_weights.t(),
+        F::zero(),
+        &mut delta,
+    );
     Zip::from(&mut delta)
         .and(&activation)
-        .for_each(|d, &a| *d *= sigmoid_derivative(a));
+        .for_each(|d, &a| *d = *d * sigmoid_derivative(a));
 }
 
 /// grad Wk = A(k−1)ᵀ Dk, summed over the batch (not averaged).
@@ -98,39 +118,41 @@ pub fn hidden_delta(
 /// - `input` A(k−1): (B, in)
 /// - `delta` Dk: (B, out)
 /// - `gradient`: (in, out), overwritten
-pub fn weights_gradient(
-    input: ArrayView2<f32>,
-    delta: ArrayView2<f32>,
-    mut gradient: ArrayViewMut2<f32>,
+pub fn weights_gradient<F: Real>(
+    input: ArrayView2<F>,
+    delta: ArrayView2<F>,
+    mut gradient: ArrayViewMut2<F>,
 ) {
-    general_mat_mul(1.0, &input.t(), &delta, 0.0, &mut gradient);
+    general_mat_mul(F::one(), &input.t(), &delta, F::zero(), &mut gradient);
 }
 
 /// grad bk = the column sums of Dk.
 ///
 /// - `delta` Dk: (B, out)
 /// - `gradient`: (out), overwritten
-pub fn bias_gradient(delta: ArrayView2<f32>, mut gradient: ArrayViewMut1<f32>) {
-    gradient.fill(0.0);
+pub fn bias_gradient<F: Real>(delta: ArrayView2<F>, mut gradient: ArrayViewMut1<F>) {
+    gradient.fill(F::zero());
     for row in delta.outer_iter() {
-        gradient += &row;
+        Zip::from(&mut gradient)
+            .and(&row)
+            .for_each(|g, &d| *g = *g + d);
     }
 }
 
 /// P −= lr · grad P, for a weight matrix or a bias row alike.
-pub fn gradient_descent_update<D: Dimension>(
-    mut parameter: ArrayViewMut<'_, f32, D>,
-    gradient: ArrayView<'_, f32, D>,
-    learning_rate: f32,
+pub fn gradient_descent_update<F: Real, D: Dimension>(
+    mut parameter: ArrayViewMut<'_, F, D>,
+    gradient: ArrayView<'_, F, D>,
+    learning_rate: F,
 ) {
     Zip::from(&mut parameter)
         .and(&gradient)
-        .for_each(|p, &g| *p -= learning_rate * g);
+        .for_each(|p, &g| *p = *p - learning_rate * g);
 }
 
 /// Σ (Y − A_L)² over the batch: (B, classes) activations against B labels. Summed in f64 so
 /// that the epoch's loss does not depend on the order of the additions.
-pub fn squared_error_sum(activation: ArrayView2<f32>, labels: &[u8]) -> f64 {
+pub fn squared_error_sum<F: Real>(activation: ArrayView2<F>, labels: &[u8]) -> f64 {
     activation
         .outer_iter()
         .zip(labels)
@@ -138,12 +160,7 @@ pub fn squared_error_sum(activation: ArrayView2<f32>, labels: &[u8]) -> f64 {
             row.iter()
                 .enumerate()
                 .map(|(class, &a)| {
-                    let y = if class == usize::from(label) {
-                        1.0
-                    } else {
-                        0.0
-                    };
-                    (f64::from(a) - y).powi(2)
+                    (a.to_f64().unwrap_or(f64::NAN) - one_hot::<f64>(class, label)).powi(2)
                 })
                 .sum::<f64>()
         })
@@ -151,7 +168,7 @@ pub fn squared_error_sum(activation: ArrayView2<f32>, labels: &[u8]) -> f64 {
 }
 
 /// The index of the largest value of each row, the first one on ties.
-pub fn argmax_rows(activation: ArrayView2<f32>) -> Vec<u8> {
+pub fn argmax_rows<F: Real>(activation: ArrayView2<F>) -> Vec<u8> {
     activation
         .outer_iter()
         .map(|row| {

@@ -5,6 +5,7 @@
 //! [`Backend`] batch by batch, [`metrics`] turns what the backend reports into numbers.
 
 pub mod backend;
+pub mod compare;
 pub mod cpu;
 pub mod data;
 pub mod metrics;

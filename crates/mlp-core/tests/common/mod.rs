@@ -1,0 +1,41 @@
+//! What several test files share: where the real MNIST copy is, and scratch directories.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The MNIST directory the tests read: `MNIST_DIR`, else the workspace's `data/mnist`
+/// (`.ci/run` links the shared copy there). Fails loudly when it is not there.
+pub fn mnist_dir() -> PathBuf {
+    let dir = std::env::var_os("MNIST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist"));
+    assert!(
+        dir.join("t10k-labels-idx1-ubyte.gz").is_file()
+            || dir.join("t10k-labels-idx1-ubyte").is_file(),
+        "these tests need MNIST in {} (set MNIST_DIR, or link ../shared/data/mnist there as .ci/run does)",
+        dir.display()
+    );
+    dir
+}
+
+/// A fresh empty directory under the system's temporary directory, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("mlp-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

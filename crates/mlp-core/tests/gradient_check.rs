@@ -1,0 +1,158 @@
+//! Finite-difference check of the backward pass of the CPU reference, in f64.
+//!
+//! The reference functions are generic over the float type, so the very code that trains in
+//! f32 is checked here in f64, where central differences are accurate enough for a relative
+//! error bound of 1e-6: with h = 1e-6 the truncation error is O(h²) ≈ 1e-12 and the rounding
+//! error about ε·L/h ≈ 1e-10, both far below 1e-6 of gradients of size 1e-3 and up; smaller
+//! gradients are held to 1e-9 absolutely (1e-6 of the 1e-3 floor). (In f32
+//! the rounding term alone is ≈ 1e-7/h, which forces h ≈ 1e-2 and a bound of only 1e-3.)
+
+use mlp_core::cpu::{
+    bias_gradient, hidden_delta, linear_forward, output_delta, sigmoid_forward, squared_error_sum,
+    weights_gradient,
+};
+use mlp_core::rng::Rng;
+use ndarray::{Array1, Array2};
+
+struct Network {
+    weights: Vec<Array2<f64>>,
+    biases: Vec<Array1<f64>>,
+}
+
+fn random_network(sizes: &[usize], rng: &mut Rng) -> Network {
+    let shapes: Vec<_> = sizes.windows(2).map(|w| (w[0], w[1])).collect();
+    Network {
+        weights: shapes
+            .iter()
+            .map(|&s| Array2::from_shape_simple_fn(s, || 0.7 * rng.standard_normal()))
+            .collect(),
+        biases: shapes
+            .iter()
+            .map(|&(_, o)| Array1::from_shape_simple_fn(o, || 0.3 * rng.standard_normal()))
+            .collect(),
+    }
+}
+
+/// A1..AL for `input`.
+fn forward(net: &Network, input: &Array2<f64>) -> Vec<Array2<f64>> {
+    let mut activations: Vec<Array2<f64>> = Vec::new();
+    for (w, b) in net.weights.iter().zip(&net.biases) {
+        let layer_input = activations.last().unwrap_or(input).view();
+        let mut sum = Array2::zeros((input.nrows(), w.ncols()));
+        linear_forward(layer_input, w.view(), b.view(), sum.view_mut());
+        sigmoid_forward(sum.view_mut());
+        activations.push(sum);
+    }
+    activations
+}
+
+/// L = ½ Σ (A_L − Y)², the loss whose derivative SEED.md's deltas are.
+fn loss(net: &Network, input: &Array2<f64>, labels: &[u8]) -> f64 {
+    0.5 * squared_error_sum(forward(net, input).last().unwrap().view(), labels)
+}
+
+/// (grad W, grad b) per layer by the reference's backward pass.
+fn backward(
+    net: &Network,
+    input: &Array2<f64>,
+    labels: &[u8],
+) -> (Vec<Array2<f64>>, Vec<Array1<f64>>) {
+    let activations = forward(net, input);
+    let depth = net.weights.len();
+    let mut deltas: Vec<Array2<f64>> = activations.iter().map(|a| Array2::zeros(a.dim())).collect();
+    output_delta(
+        activations[depth - 1].view(),
+        labels,
+        deltas[depth - 1].view_mut(),
+    );
+    for k in (0..depth - 1).rev() {
+        let next = deltas[k + 1].clone();
+        hidden_delta(
+            next.view(),
+            net.weights[k + 1].view(),
+            activations[k].view(),
+            deltas[k].view_mut(),
+        );
+    }
+    let mut weight_grads = Vec::new();
+    let mut bias_grads = Vec::new();
+    for k in 0..depth {
+        let layer_input = if k == 0 { input } else { &activations[k - 1] };
+        let mut gw = Array2::zeros(net.weights[k].dim());
+        let mut gb = Array1::zeros(net.biases[k].len());
+        weights_gradient(layer_input.view(), deltas[k].view(), gw.view_mut());
+        bias_gradient(deltas[k].view(), gb.view_mut());
+        weight_grads.push(gw);
+        bias_grads.push(gb);
+    }
+    (weight_grads, bias_grads)
+}
+
+const H: f64 = 1e-6;
+const MAX_RELATIVE_ERROR: f64 = 1e-6;
+/// Below this size a gradient is compared absolutely, to 1e-3 · 1e-6 = 1e-9: ten times the
+/// rounding error of the central difference.
+const GRADIENT_FLOOR: f64 = 1e-3;
+
+fn relative_error(analytic: f64, numeric: f64) -> f64 {
+    (analytic - numeric).abs() / analytic.abs().max(numeric.abs()).max(GRADIENT_FLOOR)
+}
+
+#[test]
+fn backward_pass_matches_central_differences_in_f64() {
+    let mut rng = Rng::new(11);
+    let sizes = [6, 5, 4, 3];
+    let mut net = random_network(&sizes, &mut rng);
+    let input = Array2::from_shape_simple_fn((4, 6), || rng.next_f64());
+    let labels = [0u8, 2, 1, 2];
+    let (weight_grads, bias_grads) = backward(&net, &input, &labels);
+
+    let mut worst = 0.0f64;
+    let mut checked = 0;
+    for k in 0..net.weights.len() {
+        for index in 0..net.weights[k].len() {
+            let analytic = weight_grads[k].as_slice().unwrap()[index];
+            let numeric = central_difference(&mut net, &input, &labels, |n| {
+                &mut n.weights[k].as_slice_mut().unwrap()[index]
+            });
+            let error = relative_error(analytic, numeric);
+            assert!(
+                error <= MAX_RELATIVE_ERROR,
+                "W{} [{index}]: analytic {analytic:e}, numeric {numeric:e}, error {error:e}",
+                k + 1
+            );
+            worst = worst.max(error);
+            checked += 1;
+        }
+        for (index, &analytic) in bias_grads[k].iter().enumerate() {
+            let numeric =
+                central_difference(&mut net, &input, &labels, |n| &mut n.biases[k][index]);
+            let error = relative_error(analytic, numeric);
+            assert!(
+                error <= MAX_RELATIVE_ERROR,
+                "b{} [{index}]: analytic {analytic:e}, numeric {numeric:e}, error {error:e}",
+                k + 1
+            );
+            worst = worst.max(error);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 6 * 5 + 5 + 5 * 4 + 4 + 4 * 3 + 3);
+    println!("{checked} gradients checked, worst relative error {worst:.2e}");
+}
+
+/// (L(p + h) − L(p − h)) / 2h for the parameter that `select` points at.
+fn central_difference(
+    net: &mut Network,
+    input: &Array2<f64>,
+    labels: &[u8],
+    select: impl Fn(&mut Network) -> &mut f64,
+) -> f64 {
+    let original = *select(net);
+    *select(net) = original + H;
+    let above = loss(net, input, labels);
+    *select(net) = original - H;
+    let below = loss(net, input, labels);
+    *select(net) = original;
+    (above - below) / (2.0 * H)
+}

@@ -1,0 +1,161 @@
+//! One training step of a hand-sized 2-3-2 network against values computed independently of
+//! this code: a plain-Python float64 script that spells out SEED.md's equations with lists.
+
+use mlp_core::backend::Backend;
+use mlp_core::compare::{Difference, Tolerance};
+use mlp_core::network::{Layer, Parameters};
+use mlp_core::{CpuBackend, Dataset};
+use ndarray::{Array2, array};
+
+/// The network is f32; the expectations are float64. Values are O(1), so f32 rounding stays
+/// a few ulps (1e-7 each) per operation: 1e-6 is far above that and far below any real error.
+const EXACT: Tolerance = Tolerance::new(1e-6, 1e-6);
+
+fn hand_network() -> Parameters {
+    Parameters {
+        layers: vec![
+            Layer {
+                weights: array![[0.1, -0.2, 0.3], [0.4, 0.5, -0.6]],
+                bias: array![0.01, -0.02, 0.03],
+            },
+            Layer {
+                weights: array![[0.7, -0.8], [0.9, 0.1], [-0.3, 0.2]],
+                bias: array![0.05, -0.05],
+            },
+        ],
+    }
+}
+
+/// Two "images" of one row and two pixels: 255,0 -> (1, 0) and 51,204 -> (0.2, 0.8).
+fn hand_batch() -> Dataset {
+    Dataset {
+        images: vec![255, 0, 51, 204],
+        labels: vec![1, 0],
+        rows: 1,
+        cols: 2,
+    }
+}
+
+fn assert_close(name: &str, values: &Array2<f32>, expected: &[f64]) {
+    let expected: Vec<f32> = expected.iter().map(|&v| v as f32).collect();
+    let values: Vec<f32> = values.iter().copied().collect();
+    let d = Difference::between(&values, &expected, EXACT);
+    assert!(d.passes(), "{name}: {d}");
+}
+
+#[test]
+fn one_step_matches_independent_float64_values() {
+    let data = hand_batch();
+    let mut cpu = CpuBackend::new(hand_network(), 0.5, &data, &data).unwrap();
+    let trace = cpu.trace_batch(0..2).unwrap();
+
+    assert_close(
+        "A2",
+        &trace.activations[1],
+        &[
+            0.6559734516825696,
+            0.4228453143400804,
+            0.7037644058978527,
+            0.40609516902853654,
+        ],
+    );
+    assert_close(
+        "D2",
+        &trace.deltas[1],
+        &[
+            0.14803502601548008,
+            -0.14085295873051723,
+            -0.0617592164733465,
+            0.09794279742988878,
+        ],
+    );
+    assert_close(
+        "D1",
+        &trace.deltas[0],
+        &[
+            0.05391346854281799,
+            0.029429027103519172,
+            -0.017660099581615053,
+            -0.0294842129697636,
+            -0.011122699210164393,
+            0.009175729126895226,
+        ],
+    );
+    let loss = cpu.take_train_loss().unwrap();
+    assert!(
+        (loss.mean() - 0.2540193785032282).abs() < 1e-6,
+        "loss {}",
+        loss.mean()
+    );
+
+    let after = cpu.parameters().unwrap();
+    assert_close(
+        "W1",
+        &after.layers[0].weights,
+        &[
+            0.07599168702556737,
+            -0.21360224363074315,
+            0.307912476878118,
+            0.4117936851879055,
+            0.5044490796840657,
+            -0.603670291650758,
+        ],
+    );
+    assert_close(
+        "b1",
+        &after.layers[0].bias.clone().insert_axis(ndarray::Axis(0)),
+        &[
+            -0.002214627786527196,
+            -0.029153163946677392,
+            0.03424218522735991,
+        ],
+    );
+    assert_close(
+        "W2",
+        &after.layers[1].weights,
+        &[
+            0.6790723328736643,
+            -0.791579465992686,
+            0.885085440727055,
+            0.10274670398754471,
+            -0.330593750158683,
+            0.2212006638478392,
+        ],
+    );
+    assert_close(
+        "b2",
+        &after.layers[1].bias.clone().insert_axis(ndarray::Axis(0)),
+        &[0.006862095228933218, -0.028544919349685775],
+    );
+}
+
+#[test]
+fn rows_outside_the_training_set_are_an_error_not_a_panic() {
+    let data = hand_batch();
+    let mut cpu = CpuBackend::new(hand_network(), 0.5, &data, &data).unwrap();
+    let err = cpu.train_batch(1..3).unwrap_err().to_string();
+    assert!(err.contains("outside the training set of 2"), "{err}");
+}
+
+#[test]
+fn parameters_of_another_shape_are_rejected() {
+    let data = hand_batch();
+    let mut cpu = CpuBackend::new(hand_network(), 0.5, &data, &data).unwrap();
+    let mut wrong = hand_network();
+    wrong.layers.pop();
+    assert!(cpu.set_parameters(&wrong).is_err());
+    let wide = Dataset {
+        images: vec![0; 3],
+        labels: vec![0],
+        rows: 1,
+        cols: 3,
+    };
+    let err = CpuBackend::new(hand_network(), 0.5, &wide, &wide)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("takes 2 values but images have 3 pixels"),
+        "{err}"
+    );
+}

@@ -1,0 +1,18 @@
+# Recipes for mlp; each is a thin wrapper of the cargo command in its body. `just --list` shows them.
+
+# Train the seed network on the CPU reference (30 epochs, MNIST downloaded if missing)
+run-cpu *ARGS:
+    cargo run --release -p mlp-cli -- --backend cpu {{ARGS}}
+
+# Set up lavapipe and MNIST if missing, then run every test (cargo test --workspace)
+test:
+    ./scripts/test
+
+# Seconds per training epoch of the seed configuration on the CPU
+bench *ARGS:
+    cargo run --release -p mlp-cli -- bench --backend cpu {{ARGS}}
+
+# Formatting and lints, as CI runs them
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
