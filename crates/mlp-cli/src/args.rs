@@ -30,12 +30,19 @@ pub enum Command {
     Bench(BenchArgs),
     /// Download the four MNIST files into the data directory and verify them.
     Download(DataArgs),
+    /// List the GPU adapters wgpu can see, with backend and type.
+    Devices,
+    /// Run the CPU reference and the GPU in lockstep from identical parameters and compare
+    /// activations, deltas and parameters; exits non-zero above the tolerance.
+    Check(CheckArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
     /// The ndarray reference, f32.
     Cpu,
+    /// WGSL compute shaders through wgpu, on the high-performance adapter or --adapter.
+    Gpu,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -69,6 +76,9 @@ pub struct NetworkArgs {
     /// Seed of the portable generator that draws the initial weights.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// With --backend gpu: the adapter whose name contains this text (see `mlp-cli devices`).
+    #[arg(long)]
+    pub adapter: Option<String>,
     /// Train on the first N training images only (quick runs).
     #[arg(long, value_parser = positive_usize)]
     pub limit: Option<usize>,
@@ -93,6 +103,18 @@ pub struct BenchArgs {
     /// Epochs to time; the first one also runs, untimed, as a warm-up.
     #[arg(long, default_value_t = 3, value_parser = positive_usize)]
     pub epochs: usize,
+    #[command(flatten)]
+    pub network: NetworkArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Training steps to run in lockstep.
+    #[arg(long, default_value_t = 300, value_parser = positive_usize)]
+    pub steps: usize,
+    /// Compare every N-th step (and the last).
+    #[arg(long, default_value_t = 50, value_parser = positive_usize)]
+    pub every: usize,
     #[command(flatten)]
     pub network: NetworkArgs,
 }

@@ -2,6 +2,7 @@
 
 mod args;
 mod bench;
+mod check;
 mod data;
 mod session;
 mod train;
@@ -19,6 +20,8 @@ fn main() -> ExitCode {
         Some(Command::Train(args)) => train::run(&args),
         Some(Command::Bench(args)) => bench::run(&args),
         Some(Command::Download(args)) => data::download(&args),
+        Some(Command::Devices) => devices(),
+        Some(Command::Check(args)) => check::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -27,4 +30,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `mlp-cli devices`: every adapter wgpu sees.
+fn devices() -> anyhow::Result<()> {
+    let adapters = mlp_wgpu::list_adapters();
+    if adapters.is_empty() {
+        anyhow::bail!(mlp_wgpu::GpuError::NoAdapter {
+            filter: String::new()
+        });
+    }
+    for a in adapters {
+        println!(
+            "{}  [{} {}]  {}",
+            a.name, a.backend, a.device_type, a.driver
+        );
+    }
+    Ok(())
 }

@@ -2,7 +2,8 @@
 //! from the options that `train` and `bench` share.
 
 use anyhow::Result;
-use mlp_core::{Backend, CpuBackend, Parameters};
+use mlp_core::{Backend, CpuBackend, Dataset, Parameters};
+use mlp_wgpu::{GpuBackend, GpuContext};
 
 use crate::args::{BackendKind, NetworkArgs};
 use crate::data;
@@ -22,15 +23,35 @@ impl Session {
             None => mnist.train,
         };
         let parameters = Parameters::seed_init(&args.layers, args.seed);
-        let backend: Box<dyn Backend> = match args.backend {
-            BackendKind::Cpu => {
-                Box::new(CpuBackend::new(parameters, args.lr, &train, &mnist.test)?)
-            }
-        };
+        let backend = build_backend(args.backend, args, parameters, &train, &mnist.test)?;
         Ok(Self {
             backend,
             train_rows: train.len(),
             test_labels: mnist.test.labels,
         })
     }
+}
+
+/// The backend `kind`, holding `parameters` and both sets.
+pub fn build_backend(
+    kind: BackendKind,
+    args: &NetworkArgs,
+    parameters: Parameters,
+    train: &Dataset,
+    validation: &Dataset,
+) -> Result<Box<dyn Backend>> {
+    Ok(match kind {
+        BackendKind::Cpu => Box::new(CpuBackend::new(parameters, args.lr, train, validation)?),
+        BackendKind::Gpu => {
+            let context = GpuContext::new(args.adapter.as_deref())?;
+            Box::new(GpuBackend::new(
+                context,
+                &parameters,
+                args.lr,
+                args.batch_size,
+                train,
+                validation,
+            )?)
+        }
+    })
 }

@@ -85,7 +85,7 @@ impl fmt::Display for Difference {
         if let Some((i, a, b)) = self.worst {
             write!(
                 f,
-                "  worst [{i}] {a:.6e} vs {b:.6e} ({:.2} of tolerance)",
+                "  worst [{i}] {a:.6e} vs {b:.6e} ({:.3} of tolerance)",
                 self.worst_ratio
             )?;
         }
@@ -109,4 +109,60 @@ mod tests {
         assert!(!Difference::between(&[f32::NAN], &[1.0], t).passes());
         assert!(!Difference::between(&[1.0], &[1.0, 2.0], t).passes());
     }
+}
+
+/// One compared tensor of a lockstep check, named after the function (and WGSL kernel) that
+/// computes it: "linear_forward A1", "hidden_delta D2", "weights_update W3".
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub name: String,
+    pub difference: Difference,
+}
+
+/// Compares `other` with the `reference` trace and parameters, tensor by tensor.
+pub fn compare_step(
+    reference: (&crate::StepTrace, &crate::Parameters),
+    other: (&crate::StepTrace, &crate::Parameters),
+    tolerance: Tolerance,
+) -> Vec<Row> {
+    let flat = |a: &ndarray::Array2<f32>| a.iter().copied().collect::<Vec<f32>>();
+    let row = |name: String, a: Vec<f32>, b: Vec<f32>| Row {
+        name,
+        difference: Difference::between(&a, &b, tolerance),
+    };
+    let depth = reference.1.layers.len();
+    let mut rows = Vec::new();
+    for k in 0..depth {
+        rows.push(row(
+            format!("linear_forward A{}", k + 1),
+            flat(&other.0.activations[k]),
+            flat(&reference.0.activations[k]),
+        ));
+    }
+    for k in (0..depth).rev() {
+        let kernel = if k + 1 == depth {
+            "output_delta"
+        } else {
+            "hidden_delta"
+        };
+        rows.push(row(
+            format!("{kernel} D{}", k + 1),
+            flat(&other.0.deltas[k]),
+            flat(&reference.0.deltas[k]),
+        ));
+    }
+    for k in 0..depth {
+        let (mine, theirs) = (&other.1.layers[k], &reference.1.layers[k]);
+        rows.push(row(
+            format!("weights_update W{}", k + 1),
+            flat(&mine.weights),
+            flat(&theirs.weights),
+        ));
+        rows.push(row(
+            format!("weights_update b{}", k + 1),
+            mine.bias.to_vec(),
+            theirs.bias.to_vec(),
+        ));
+    }
+    rows
 }

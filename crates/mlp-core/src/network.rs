@@ -157,7 +157,12 @@ impl Parameters {
 
     /// The layer sizes of these parameters, unchecked against any data set.
     pub fn layer_sizes(&self) -> LayerSizes {
-        LayerSizes(self.sizes())
+        Self::layer_sizes_of(&self.sizes())
+    }
+
+    /// `sizes` as [`LayerSizes`], unchecked: for a backend that keeps the sizes it was built with.
+    pub fn layer_sizes_of(sizes: &[usize]) -> LayerSizes {
+        LayerSizes(sizes.to_vec())
     }
 
     /// Checks that these parameters have exactly the shapes of `sizes`.

@@ -1,0 +1,619 @@
+//! mlp-core's backend interface on the GPU. Parameters, both data sets, activations, deltas
+//! and the batch losses all live in GPU buffers. Training steps are queued and recorded many
+//! to a command buffer, one compute pass each; nothing is read back until the caller asks
+//! for the epoch's loss, the parameters, an evaluation or a trace.
+
+use std::ops::Range;
+
+use mlp_core::Dataset;
+use mlp_core::backend::{Backend, BackendError, Evaluation, StepTrace, TrainLoss};
+use mlp_core::network::{Layer, Parameters};
+use ndarray::{Array2, s};
+use wgpu::util::DeviceExt;
+
+use crate::context::GpuContext;
+use crate::error::GpuError;
+use crate::kernels::{Kernel, Kernels};
+
+/// Steps recorded per submission; also the slots of the per-step uniform buffer.
+const STEP_SLOTS: usize = 256;
+/// Batch losses kept on the GPU between read-backs (an epoch of MNIST in batches of 100 is 600).
+const LOSS_SLOTS: usize = 4096;
+/// Validation images per forward pass.
+const EVAL_CHUNK: usize = 1000;
+/// Output values per invocation along each axis of the matrix kernels, and invocations per
+/// workgroup along each axis: a workgroup covers a 32 x 32 block.
+const BLOCK: u32 = 4;
+const GROUP: u32 = 8;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct StepUniform {
+    row_start: u32,
+    rows: u32,
+    loss_slot: u32,
+    pad: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct LayerUniform {
+    inputs: u32,
+    outputs: u32,
+    learning_rate: f32,
+    pad: u32,
+}
+
+/// A queued unit of GPU work.
+#[derive(Debug, Clone)]
+enum Work {
+    Train {
+        rows: Range<usize>,
+        loss_slot: usize,
+    },
+    Evaluate {
+        rows: Range<usize>,
+    },
+}
+
+impl Work {
+    fn uniform(&self) -> StepUniform {
+        let (rows, loss_slot) = match self {
+            Work::Train { rows, loss_slot } => (rows, *loss_slot),
+            Work::Evaluate { rows } => (rows, 0),
+        };
+        StepUniform {
+            row_start: rows.start as u32,
+            rows: rows.len() as u32,
+            loss_slot: loss_slot as u32,
+            pad: 0,
+        }
+    }
+}
+
+struct BindGroups {
+    normalise_train: wgpu::BindGroup,
+    normalise_validation: wgpu::BindGroup,
+    /// Per layer k: A(k-1) -> Ak.
+    forward: Vec<wgpu::BindGroup>,
+    output_delta: wgpu::BindGroup,
+    /// Per hidden layer k (all but the last): D(k+1) -> Dk.
+    hidden_delta: Vec<wgpu::BindGroup>,
+    /// Per layer k.
+    weights_update: Vec<wgpu::BindGroup>,
+    evaluate: wgpu::BindGroup,
+}
+
+pub struct GpuBackend {
+    context: GpuContext,
+    kernels: Kernels,
+    /// Units per layer, input first.
+    sizes: Vec<usize>,
+    max_batch: usize,
+    train_count: usize,
+    validation_count: usize,
+    validation_labels: Vec<u8>,
+    step_stride: u64,
+    step_uniforms: wgpu::Buffer,
+    /// Per weight layer k: [Wk; bk], (in + 1, out).
+    parameters: Vec<wgpu::Buffer>,
+    /// A0 .. AL, each (rows, units).
+    activations: Vec<wgpu::Buffer>,
+    /// D1 .. DL.
+    deltas: Vec<wgpu::Buffer>,
+    losses: wgpu::Buffer,
+    predictions: wgpu::Buffer,
+    errors: wgpu::Buffer,
+    bind: BindGroups,
+    queued: Vec<Work>,
+    /// Loss slots written since the last read.
+    losses_used: usize,
+    /// Batch losses already read back early (only when more than LOSS_SLOTS batches are
+    /// trained between two reads).
+    loss_carry: TrainLoss,
+}
+
+fn div_ceil(value: usize, by: u32) -> u32 {
+    (value as u32).div_ceil(by)
+}
+
+fn pack_bytes(bytes: &[u8]) -> Vec<u8> {
+    let mut padded = bytes.to_vec();
+    padded.resize(bytes.len().div_ceil(4).max(1) * 4, 0);
+    padded
+}
+
+/// [Wk; bk] as the shaders read it: the weights row by row, then the bias row.
+fn pack_layer(layer: &Layer) -> Vec<f32> {
+    layer
+        .weights
+        .iter()
+        .chain(layer.bias.iter())
+        .copied()
+        .collect()
+}
+
+impl GpuBackend {
+    /// Uploads `parameters` and both data sets once; `max_batch` is the largest batch that
+    /// [`Backend::train_batch`] will be given.
+    pub fn new(
+        context: GpuContext,
+        parameters: &Parameters,
+        learning_rate: f32,
+        max_batch: usize,
+        train: &Dataset,
+        validation: &Dataset,
+    ) -> Result<Self, BackendError> {
+        mlp_core::cpu::check_input_width(parameters, train)?;
+        mlp_core::cpu::check_input_width(parameters, validation)?;
+        let sizes = parameters.sizes();
+        let device = &context.device;
+        let capacity = max_batch.max(EVAL_CHUNK);
+        let widest = sizes.iter().copied().max().unwrap_or(1);
+        context.check_storage_size("the training images", train.images.len() as u64)?;
+        context.check_storage_size("the validation images", validation.images.len() as u64)?;
+        context.check_storage_size(
+            &format!("a batch of {capacity} rows of {widest} activations"),
+            (capacity * widest * 4) as u64,
+        )?;
+        let groups_needed = div_ceil(capacity * train.pixels(), 256);
+        if groups_needed > context.limits.max_compute_workgroups_per_dimension {
+            return Err(GpuError::LimitExceeded {
+                what: format!("unpacking a batch of {capacity} images"),
+                needed: u64::from(groups_needed),
+                limit: "max_compute_workgroups_per_dimension",
+                allowed: u64::from(context.limits.max_compute_workgroups_per_dimension),
+                adapter: context.adapter.name.clone(),
+            }
+            .into());
+        }
+
+        let storage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST;
+        let init = |label: &str, contents: &[u8], usage| {
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage,
+            })
+        };
+        let zeroed = |label: &str, bytes: usize| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes.max(4) as u64,
+                usage: storage,
+                mapped_at_creation: false,
+            })
+        };
+        let labels_u32 = |set: &Dataset| -> Vec<u8> {
+            let words: Vec<u32> = set.labels.iter().map(|&l| u32::from(l)).collect();
+            pack_bytes(bytemuck::cast_slice(&words))
+        };
+        let train_images = init("train images", &pack_bytes(&train.images), storage);
+        let train_labels = init("train labels", &labels_u32(train), storage);
+        let validation_images = init(
+            "validation images",
+            &pack_bytes(&validation.images),
+            storage,
+        );
+        let validation_labels = init("validation labels", &labels_u32(validation), storage);
+        let parameter_buffers: Vec<wgpu::Buffer> = parameters
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(k, layer)| {
+                init(
+                    &format!("parameters {}", k + 1),
+                    bytemuck::cast_slice(&pack_layer(layer)),
+                    storage,
+                )
+            })
+            .collect();
+        let activations: Vec<wgpu::Buffer> = sizes
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| zeroed(&format!("A{k}"), capacity * n * 4))
+            .collect();
+        let deltas: Vec<wgpu::Buffer> = sizes[1..]
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| zeroed(&format!("D{}", k + 1), capacity * n * 4))
+            .collect();
+        let losses = zeroed("losses", LOSS_SLOTS * 4);
+        let predictions = zeroed("predictions", validation.len() * 4);
+        let errors = zeroed("errors", validation.len() * 4);
+
+        let step_stride = u64::from(context.limits.min_uniform_buffer_offset_alignment)
+            .max(std::mem::size_of::<StepUniform>() as u64);
+        let step_uniforms = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("steps"),
+            size: step_stride * STEP_SLOTS as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let layer_uniform = |inputs: usize, outputs: usize| {
+            let uniform = LayerUniform {
+                inputs: inputs as u32,
+                outputs: outputs as u32,
+                learning_rate,
+                pad: 0,
+            };
+            init(
+                "layer",
+                bytemuck::bytes_of(&uniform),
+                wgpu::BufferUsages::UNIFORM,
+            )
+        };
+        let pixels_uniform = layer_uniform(train.pixels(), train.pixels());
+        let layer_uniforms: Vec<wgpu::Buffer> = sizes
+            .windows(2)
+            .map(|w| layer_uniform(w[0], w[1]))
+            .collect();
+
+        let kernels = Kernels::new(device);
+        let step_binding = wgpu::BufferBinding {
+            buffer: &step_uniforms,
+            offset: 0,
+            size: wgpu::BufferSize::new(std::mem::size_of::<StepUniform>() as u64),
+        };
+        let group = |kernel: &Kernel, buffers: &[&wgpu::Buffer]| {
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(step_binding.clone()),
+            }];
+            entries.extend(
+                buffers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| wgpu::BindGroupEntry {
+                        binding: i as u32 + 1,
+                        resource: b.as_entire_binding(),
+                    }),
+            );
+            device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout: &kernel.layout,
+                entries: &entries,
+            })
+        };
+        let depth = sizes.len() - 1;
+        let bind = BindGroups {
+            normalise_train: group(
+                &kernels.normalise_images,
+                &[&pixels_uniform, &train_images, &activations[0]],
+            ),
+            normalise_validation: group(
+                &kernels.normalise_images,
+                &[&pixels_uniform, &validation_images, &activations[0]],
+            ),
+            forward: (0..depth)
+                .map(|k| {
+                    group(
+                        &kernels.linear_forward,
+                        &[
+                            &layer_uniforms[k],
+                            &activations[k],
+                            &parameter_buffers[k],
+                            &activations[k + 1],
+                        ],
+                    )
+                })
+                .collect(),
+            output_delta: group(
+                &kernels.output_delta,
+                &[
+                    &layer_uniforms[depth - 1],
+                    &activations[depth],
+                    &train_labels,
+                    &deltas[depth - 1],
+                    &losses,
+                ],
+            ),
+            hidden_delta: (0..depth - 1)
+                .map(|k| {
+                    group(
+                        &kernels.hidden_delta,
+                        &[
+                            &layer_uniforms[k + 1],
+                            &deltas[k + 1],
+                            &parameter_buffers[k + 1],
+                            &activations[k + 1],
+                            &deltas[k],
+                        ],
+                    )
+                })
+                .collect(),
+            weights_update: (0..depth)
+                .map(|k| {
+                    group(
+                        &kernels.weights_update,
+                        &[
+                            &layer_uniforms[k],
+                            &activations[k],
+                            &deltas[k],
+                            &parameter_buffers[k],
+                        ],
+                    )
+                })
+                .collect(),
+            evaluate: group(
+                &kernels.evaluate,
+                &[
+                    &layer_uniforms[depth - 1],
+                    &activations[depth],
+                    &validation_labels,
+                    &predictions,
+                    &errors,
+                ],
+            ),
+        };
+        context.check()?;
+        Ok(Self {
+            context,
+            kernels,
+            sizes,
+            max_batch,
+            train_count: train.len(),
+            validation_count: validation.len(),
+            validation_labels: validation.labels.clone(),
+            step_stride,
+            step_uniforms,
+            parameters: parameter_buffers,
+            activations,
+            deltas,
+            losses,
+            predictions,
+            errors,
+            bind,
+            queued: Vec::new(),
+            losses_used: 0,
+            loss_carry: TrainLoss::default(),
+        })
+    }
+
+    /// The adapter's name.
+    pub fn adapter_name(&self) -> &str {
+        &self.context.adapter.name
+    }
+
+    /// Dispatches per training step: unpack, forward per layer, output delta, hidden deltas,
+    /// updates per layer.
+    pub fn dispatches_per_step(&self) -> usize {
+        let depth = self.sizes.len() - 1;
+        1 + depth + 1 + (depth - 1) + depth
+    }
+
+    /// Records and submits everything queued, STEP_SLOTS units per submission.
+    fn flush(&mut self) -> Result<(), GpuError> {
+        let queued = std::mem::take(&mut self.queued);
+        for chunk in queued.chunks(STEP_SLOTS) {
+            let mut uniforms = vec![0u8; self.step_stride as usize * chunk.len()];
+            for (slot, work) in chunk.iter().enumerate() {
+                let at = slot * self.step_stride as usize;
+                uniforms[at..at + std::mem::size_of::<StepUniform>()]
+                    .copy_from_slice(bytemuck::bytes_of(&work.uniform()));
+            }
+            self.context
+                .queue
+                .write_buffer(&self.step_uniforms, 0, &uniforms);
+            let mut encoder =
+                self.context
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("steps"),
+                    });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("steps"),
+                    timestamp_writes: None,
+                });
+                for (slot, work) in chunk.iter().enumerate() {
+                    let offset = (slot as u64 * self.step_stride) as u32;
+                    self.record(&mut pass, work, offset);
+                }
+            }
+            self.context.queue.submit([encoder.finish()]);
+        }
+        self.context.check()
+    }
+
+    fn record(&self, pass: &mut wgpu::ComputePass<'_>, work: &Work, offset: u32) {
+        let k = &self.kernels;
+        let b = &self.bind;
+        let sizes = &self.sizes;
+        let depth = sizes.len() - 1;
+        let mut dispatch = |kernel: &Kernel, group: &wgpu::BindGroup, x: u32, y: u32| {
+            pass.set_pipeline(&kernel.pipeline);
+            pass.set_bind_group(0, group, &[offset]);
+            pass.dispatch_workgroups(x, y, 1);
+        };
+        let (rows, unpack) = match work {
+            Work::Train { rows, .. } => (rows.len(), &b.normalise_train),
+            Work::Evaluate { rows } => (rows.len(), &b.normalise_validation),
+        };
+        let blocks = |n: usize| div_ceil(n, BLOCK * GROUP);
+        dispatch(
+            &k.normalise_images,
+            unpack,
+            div_ceil(rows * sizes[0], 256),
+            1,
+        );
+        for layer in 0..depth {
+            dispatch(
+                &k.linear_forward,
+                &b.forward[layer],
+                blocks(sizes[layer + 1]),
+                blocks(rows),
+            );
+        }
+        match work {
+            Work::Evaluate { .. } => dispatch(&k.evaluate, &b.evaluate, div_ceil(rows, 64), 1),
+            Work::Train { .. } => {
+                dispatch(&k.output_delta, &b.output_delta, 1, 1);
+                for layer in (0..depth - 1).rev() {
+                    dispatch(
+                        &k.hidden_delta,
+                        &b.hidden_delta[layer],
+                        blocks(sizes[layer + 1]),
+                        blocks(rows),
+                    );
+                }
+                for layer in 0..depth {
+                    dispatch(
+                        &k.weights_update,
+                        &b.weights_update[layer],
+                        blocks(sizes[layer + 1]),
+                        blocks(sizes[layer] + 1),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Reads `count` f32 values from the start of `buffer`.
+    fn read_f32(&self, buffer: &wgpu::Buffer, count: usize) -> Result<Vec<f32>, GpuError> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = self.context.read_buffer(buffer, (count * 4) as u64)?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// Reads the batch losses since the last read into the carry, and frees their slots.
+    fn collect_losses(&mut self) -> Result<(), GpuError> {
+        self.flush()?;
+        let losses = self.read_f32(&self.losses, self.losses_used)?;
+        self.loss_carry.batch_loss_sum += losses.iter().map(|&l| f64::from(l)).sum::<f64>();
+        self.loss_carry.batches += losses.len();
+        self.losses_used = 0;
+        Ok(())
+    }
+}
+
+impl Backend for GpuBackend {
+    fn name(&self) -> String {
+        let a = &self.context.adapter;
+        format!("gpu ({}, {} {})", a.name, a.backend, a.device_type)
+    }
+
+    fn set_parameters(&mut self, parameters: &Parameters) -> Result<(), BackendError> {
+        parameters.check_shapes(&Parameters::layer_sizes_of(&self.sizes))?;
+        // Steps queued before this call must still see the old parameters.
+        self.flush()?;
+        for (buffer, layer) in self.parameters.iter().zip(&parameters.layers) {
+            self.context
+                .queue
+                .write_buffer(buffer, 0, bytemuck::cast_slice(&pack_layer(layer)));
+        }
+        Ok(())
+    }
+
+    fn parameters(&mut self) -> Result<Parameters, BackendError> {
+        self.flush()?;
+        let mut layers = Vec::new();
+        for (buffer, w) in self.parameters.iter().zip(self.sizes.windows(2)) {
+            let (inputs, outputs) = (w[0], w[1]);
+            let values = self.read_f32(buffer, (inputs + 1) * outputs)?;
+            let all = Array2::from_shape_vec((inputs + 1, outputs), values)
+                .expect("buffer holds (in + 1) x out values");
+            layers.push(Layer {
+                weights: all.slice(s![..inputs, ..]).to_owned(),
+                bias: all.row(inputs).to_owned(),
+            });
+        }
+        Ok(Parameters { layers })
+    }
+
+    fn train_batch(&mut self, rows: Range<usize>) -> Result<(), BackendError> {
+        if rows.start >= rows.end || rows.end > self.train_count {
+            return Err(BackendError::RowsOutOfRange {
+                start: rows.start,
+                end: rows.end,
+                len: self.train_count,
+            });
+        }
+        if rows.len() > self.max_batch {
+            return Err(BackendError::Device {
+                backend: self.name(),
+                message: format!(
+                    "a batch of {} rows is larger than the {} this backend was built for",
+                    rows.len(),
+                    self.max_batch
+                ),
+            });
+        }
+        if self.losses_used == LOSS_SLOTS {
+            self.collect_losses()?;
+        }
+        self.queued.push(Work::Train {
+            rows,
+            loss_slot: self.losses_used,
+        });
+        self.losses_used += 1;
+        if self.queued.len() >= STEP_SLOTS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn take_train_loss(&mut self) -> Result<TrainLoss, BackendError> {
+        self.collect_losses()?;
+        Ok(std::mem::take(&mut self.loss_carry))
+    }
+
+    fn trace_batch(&mut self, rows: Range<usize>) -> Result<StepTrace, BackendError> {
+        let b = rows.len();
+        self.train_batch(rows)?;
+        self.flush()?;
+        let read =
+            |buffers: &[wgpu::Buffer], widths: &[usize]| -> Result<Vec<Array2<f32>>, GpuError> {
+                buffers
+                    .iter()
+                    .zip(widths)
+                    .map(|(buffer, &n)| {
+                        Ok(
+                            Array2::from_shape_vec((b, n), self.read_f32(buffer, b * n)?)
+                                .expect("b x n values"),
+                        )
+                    })
+                    .collect()
+            };
+        Ok(StepTrace {
+            activations: read(&self.activations[1..], &self.sizes[1..])?,
+            deltas: read(&self.deltas, &self.sizes[1..])?,
+        })
+    }
+
+    fn evaluate(&mut self) -> Result<Evaluation, BackendError> {
+        for start in (0..self.validation_count).step_by(EVAL_CHUNK) {
+            self.queued.push(Work::Evaluate {
+                rows: start..(start + EVAL_CHUNK).min(self.validation_count),
+            });
+        }
+        self.flush()?;
+        let errors = self.read_f32(&self.errors, self.validation_count)?;
+        let predictions: Vec<u8> = if self.validation_count == 0 {
+            Vec::new()
+        } else {
+            let bytes = self
+                .context
+                .read_buffer(&self.predictions, (self.validation_count * 4) as u64)?;
+            bytemuck::pod_collect_to_vec::<u8, u32>(&bytes)
+                .into_iter()
+                .map(|p| p as u8)
+                .collect()
+        };
+        let correct = predictions
+            .iter()
+            .zip(&self.validation_labels)
+            .filter(|(p, l)| p == l)
+            .count();
+        Ok(Evaluation {
+            squared_error_sum: errors.iter().map(|&e| f64::from(e)).sum(),
+            correct,
+            predictions,
+            classes: *self.sizes.last().unwrap_or(&0),
+        })
+    }
+}

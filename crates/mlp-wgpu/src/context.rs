@@ -1,0 +1,165 @@
+//! Adapter, device and queue: found once, shared by everything that runs on the GPU.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::GpuError;
+
+/// What `mlp-cli devices` prints of one adapter.
+#[derive(Debug, Clone)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+}
+
+fn instance() -> wgpu::Instance {
+    let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
+    descriptor.backends = wgpu::Backends::PRIMARY;
+    wgpu::Instance::new(descriptor)
+}
+
+fn summary(info: &wgpu::AdapterInfo) -> AdapterSummary {
+    AdapterSummary {
+        name: info.name.clone(),
+        backend: format!("{:?}", info.backend),
+        device_type: format!("{:?}", info.device_type),
+        driver: format!("{} {}", info.driver, info.driver_info)
+            .trim()
+            .to_string(),
+    }
+}
+
+/// Every adapter wgpu can see.
+pub fn list_adapters() -> Vec<AdapterSummary> {
+    pollster::block_on(instance().enumerate_adapters(wgpu::Backends::PRIMARY))
+        .iter()
+        .map(|a| summary(&a.get_info()))
+        .collect()
+}
+
+/// The device and queue, with the adapter they came from and the first error the device
+/// reported (wgpu reports validation and out-of-memory errors asynchronously).
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: AdapterSummary,
+    pub limits: wgpu::Limits,
+    error: Arc<Mutex<Option<String>>>,
+}
+
+impl GpuContext {
+    /// Opens the high-performance adapter, or the first whose name contains `name_filter`
+    /// (case-insensitive).
+    pub fn new(name_filter: Option<&str>) -> Result<Self, GpuError> {
+        let instance = instance();
+        let adapter = match name_filter {
+            Some(filter) => {
+                let wanted = filter.to_lowercase();
+                pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY))
+                    .into_iter()
+                    .find(|a| a.get_info().name.to_lowercase().contains(&wanted))
+            }
+            None => pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            }))
+            .ok(),
+        }
+        .ok_or_else(|| GpuError::NoAdapter {
+            filter: name_filter
+                .map(|f| format!(", with a name containing {f:?}"))
+                .unwrap_or_default(),
+        })?;
+        let info = summary(&adapter.get_info());
+        // Ask for what the adapter has, so that large batches fit where the hardware allows.
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("mlp"),
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| GpuError::RequestDevice {
+            adapter: info.name.clone(),
+            message: e.to_string(),
+        })?;
+        let error = Arc::new(Mutex::new(None));
+        let sink = Arc::clone(&error);
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut first = sink.lock().unwrap_or_else(|p| p.into_inner());
+            first.get_or_insert_with(|| e.to_string());
+        }));
+        Ok(Self {
+            device,
+            queue,
+            adapter: info,
+            limits,
+            error,
+        })
+    }
+
+    /// Fails with the first error the device reported, if any.
+    pub fn check(&self) -> Result<(), GpuError> {
+        let reported = self.error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match reported {
+            Some(message) => Err(GpuError::Device {
+                adapter: self.adapter.name.clone(),
+                message,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Fails unless a storage buffer of `bytes` can be bound on this device.
+    pub fn check_storage_size(&self, what: &str, bytes: u64) -> Result<(), GpuError> {
+        let allowed =
+            u64::from(self.limits.max_storage_buffer_binding_size).min(self.limits.max_buffer_size);
+        if bytes > allowed {
+            return Err(GpuError::LimitExceeded {
+                what: what.to_string(),
+                needed: bytes,
+                limit: "max_storage_buffer_binding_size",
+                allowed,
+                adapter: self.adapter.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Copies `size` bytes of `buffer` to the host: waits for the GPU.
+    pub fn read_buffer(&self, buffer: &wgpu::Buffer, size: u64) -> Result<Vec<u8>, GpuError> {
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("read-back"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+        self.queue.submit([encoder.finish()]);
+        let slice = staging.slice(..);
+        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+        slice.map_async(wgpu::MapMode::Read, move |result| {
+            sender.send(result).unwrap_or(())
+        });
+        let device_error = |message: String| GpuError::Device {
+            adapter: self.adapter.name.clone(),
+            message,
+        };
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| device_error(e.to_string()))?;
+        match pollster::block_on(receiver.receive()) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(device_error(e.to_string())),
+            None => return Err(device_error("the read-back was dropped".to_string())),
+        }
+        self.check()?;
+        let bytes = slice
+            .get_mapped_range()
+            .map_err(|e| device_error(e.to_string()))?
+            .to_vec();
+        staging.unmap();
+        Ok(bytes)
+    }
+}

@@ -1,0 +1,34 @@
+/// What can go wrong on the GPU side; each message says what was tried and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    #[error(
+        "no GPU adapter found (tried Vulkan, Metal and DX12{filter}). Install a GPU driver, or \
+         Mesa's software Vulkan driver lavapipe (Debian/Ubuntu: apt-get install mesa-vulkan-drivers \
+         libvulkan1); `mlp-cli devices` lists what wgpu sees"
+    )]
+    NoAdapter { filter: String },
+    #[error("could not open a device on {adapter}: {message}")]
+    RequestDevice { adapter: String, message: String },
+    #[error(
+        "{what} needs {needed} bytes, over this device's {limit} of {allowed} bytes ({adapter}); \
+         use a smaller --batch-size or network"
+    )]
+    LimitExceeded {
+        what: String,
+        needed: u64,
+        limit: &'static str,
+        allowed: u64,
+        adapter: String,
+    },
+    #[error("the GPU reported an error ({adapter}): {message}")]
+    Device { adapter: String, message: String },
+}
+
+impl From<GpuError> for mlp_core::BackendError {
+    fn from(error: GpuError) -> Self {
+        mlp_core::BackendError::Device {
+            backend: "gpu".to_string(),
+            message: error.to_string(),
+        }
+    }
+}

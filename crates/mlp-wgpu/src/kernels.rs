@@ -1,0 +1,122 @@
+//! One compute pipeline per shader file of `shaders/`, each with `common.wgsl` prepended.
+
+/// How a kernel binds each of its buffers, in binding order.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// The per-step uniform, bound at a dynamic offset.
+    Step,
+    Uniform,
+    Read,
+    Write,
+}
+
+pub struct Kernel {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+pub struct Kernels {
+    pub normalise_images: Kernel,
+    pub linear_forward: Kernel,
+    pub output_delta: Kernel,
+    pub hidden_delta: Kernel,
+    pub weights_update: Kernel,
+    pub evaluate: Kernel,
+}
+
+macro_rules! shader {
+    ($file:literal) => {
+        concat!(
+            include_str!("../../../shaders/common.wgsl"),
+            include_str!(concat!("../../../shaders/", $file))
+        )
+    };
+}
+
+use Slot::{Read, Step, Uniform, Write};
+
+impl Kernels {
+    pub fn new(device: &wgpu::Device) -> Self {
+        Self {
+            normalise_images: build(
+                device,
+                "normalise_images",
+                shader!("normalise_images.wgsl"),
+                &[Step, Uniform, Read, Write],
+            ),
+            linear_forward: build(
+                device,
+                "linear_forward",
+                shader!("linear_forward.wgsl"),
+                &[Step, Uniform, Read, Read, Write],
+            ),
+            output_delta: build(
+                device,
+                "output_delta",
+                shader!("output_delta.wgsl"),
+                &[Step, Uniform, Read, Read, Write, Write],
+            ),
+            hidden_delta: build(
+                device,
+                "hidden_delta",
+                shader!("hidden_delta.wgsl"),
+                &[Step, Uniform, Read, Read, Read, Write],
+            ),
+            weights_update: build(
+                device,
+                "weights_update",
+                shader!("weights_update.wgsl"),
+                &[Step, Uniform, Read, Read, Write],
+            ),
+            evaluate: build(
+                device,
+                "evaluate",
+                shader!("evaluate.wgsl"),
+                &[Step, Uniform, Read, Read, Write, Write],
+            ),
+        }
+    }
+}
+
+fn build(device: &wgpu::Device, name: &str, source: &str, slots: &[Slot]) -> Kernel {
+    let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
+        .iter()
+        .enumerate()
+        .map(|(binding, slot)| wgpu::BindGroupLayoutEntry {
+            binding: binding as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: match slot {
+                    Step | Uniform => wgpu::BufferBindingType::Uniform,
+                    Read => wgpu::BufferBindingType::Storage { read_only: true },
+                    Write => wgpu::BufferBindingType::Storage { read_only: false },
+                },
+                has_dynamic_offset: matches!(slot, Step),
+                min_binding_size: None,
+            },
+            count: None,
+        })
+        .collect();
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(name),
+        entries: &entries,
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(name),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(name),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(name),
+        layout: Some(&pipeline_layout),
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    Kernel { pipeline, layout }
+}
