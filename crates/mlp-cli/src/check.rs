@@ -3,24 +3,13 @@
 
 use anyhow::{Result, bail};
 use mlp_core::Parameters;
-use mlp_core::compare::{Tolerance, compare_step};
+use mlp_core::compare::compare_step;
 use mlp_core::train::batches;
+use mlp_wgpu::PARITY;
 
 use crate::args::{BackendKind, CheckArgs};
 use crate::data;
 use crate::session::build_backend;
-
-/// How far the GPU may be from the CPU reference, element by element.
-///
-/// Both compute in f32 but sum in different orders (the CPU's matrixmultiply blocks the
-/// products, the GPU sums each dot product in one sequence), and exp may differ by an ulp.
-/// A sum of K terms carries about √K·ε relative error of its magnitude: for the widest sum,
-/// K = 784, that is 28 · 6e-8 ≈ 2e-6, and sigmoid's slope (≤ ¼) shrinks it in the activations.
-/// Over hundreds of steps the parameters then drift apart by such amounts each step. 1e-4
-/// absolute plus 1e-3 relative is about 50x above what was measured after 300 steps on
-/// lavapipe, and far below any real error (a wrong index or a missing term changes values by
-/// 1e-2 or more).
-pub const PARITY: Tolerance = Tolerance::new(1e-4, 1e-3);
 
 pub fn run(args: &CheckArgs) -> Result<()> {
     let net = &args.network;

@@ -112,8 +112,10 @@ impl GpuContext {
 
     /// Fails unless a storage buffer of `bytes` can be bound on this device.
     pub fn check_storage_size(&self, what: &str, bytes: u64) -> Result<(), GpuError> {
-        let allowed =
-            u64::from(self.limits.max_storage_buffer_binding_size).min(self.limits.max_buffer_size);
+        let allowed = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
         if bytes > allowed {
             return Err(GpuError::LimitExceeded {
                 what: what.to_string(),
