@@ -5,7 +5,8 @@
 // bindings: step (rows of the batch), layer (inputs = pixels per image),
 //           images: (count * pixels) bytes packed in u32, little-endian,
 //           activation: A0, (B, pixels)
-// one invocation per output value.
+// Each invocation writes four consecutive values: one invocation per value spent more time
+// starting invocations than unpacking on lavapipe.
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> layer: Layer;
@@ -14,11 +15,11 @@
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let index = gid.x + gid.y * groups.x * 256u;
-    if (index >= step.rows * layer.inputs) {
-        return;
+    let count = step.rows * layer.inputs;
+    let first = (gid.x + gid.y * groups.x * 256u) * 4u;
+    for (var index = first; index < min(first + 4u, count); index = index + 1u) {
+        let byte = step.row_start * layer.inputs + index;
+        let word = images[byte / 4u];
+        activation[index] = f32((word >> ((byte % 4u) * 8u)) & 0xffu) / 255.0;
     }
-    let byte = step.row_start * layer.inputs + index;
-    let word = images[byte / 4u];
-    activation[index] = f32((word >> ((byte % 4u) * 8u)) & 0xffu) / 255.0;
 }

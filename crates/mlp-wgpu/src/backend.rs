@@ -156,7 +156,7 @@ impl GpuBackend {
             &format!("a batch of {capacity} rows of {widest} activations"),
             (capacity * widest * 4) as u64,
         )?;
-        let groups_needed = div_ceil(capacity * train.pixels(), 256);
+        let groups_needed = div_ceil(capacity * train.pixels(), 4 * 256);
         if groups_needed > context.limits.max_compute_workgroups_per_dimension {
             return Err(GpuError::LimitExceeded {
                 what: format!("unpacking a batch of {capacity} images"),
@@ -436,7 +436,7 @@ impl GpuBackend {
         dispatch(
             &k.normalise_images,
             unpack,
-            div_ceil(rows * sizes[0], 256),
+            div_ceil(rows * sizes[0], 4 * 256),
             1,
         );
         for layer in 0..depth {
