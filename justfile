@@ -16,3 +16,19 @@ bench *ARGS:
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+
+# Train the seed network on the GPU (WGSL through wgpu; lavapipe where there is no GPU)
+run-gpu *ARGS:
+    cargo run --release -p mlp-cli -- --backend gpu {{ARGS}}
+
+# Seconds per training epoch on the GPU
+bench-gpu *ARGS:
+    cargo run --release -p mlp-cli -- bench --backend gpu {{ARGS}}
+
+# Run the CPU reference and the GPU in lockstep and compare every tensor
+check *ARGS:
+    cargo run --release -p mlp-cli -- check {{ARGS}}
+
+# List the GPU adapters wgpu can see
+devices:
+    cargo run --release -p mlp-cli -- devices
