@@ -13,20 +13,17 @@ use crate::session::build_backend;
 
 pub fn run(args: &CheckArgs) -> Result<()> {
     let net = &args.network;
-    let mnist = data::load(&net.data)?;
-    let train = match net.limit {
-        Some(limit) => mnist.train.first(limit),
-        None => mnist.train,
-    };
+    let mnist = data::load_limited(net)?;
+    let train = &mnist.train;
     let parameters = Parameters::seed_init(&net.layers, net.seed);
     let mut cpu = build_backend(
         BackendKind::Cpu,
         net,
         parameters.clone(),
-        &train,
+        train,
         &mnist.test,
     )?;
-    let mut gpu = build_backend(BackendKind::Gpu, net, parameters, &train, &mnist.test)?;
+    let mut gpu = build_backend(BackendKind::Gpu, net, parameters, train, &mnist.test)?;
     println!("reference: {}\nchecked:   {}", cpu.name(), gpu.name());
     println!(
         "network {}  batch {}  lr {}  seed {}  {} steps, compared every {}  tolerance: abs {:e} + rel {:e}",
@@ -65,12 +62,7 @@ pub fn run(args: &CheckArgs) -> Result<()> {
         }
     }
     let (cpu_eval, gpu_eval) = (cpu.evaluate()?, gpu.evaluate()?);
-    let disagreements = cpu_eval
-        .predictions
-        .iter()
-        .zip(&gpu_eval.predictions)
-        .filter(|(a, b)| a != b)
-        .count();
+    let disagreements = cpu_eval.differing_predictions(&gpu_eval);
     println!(
         "validation accuracy: cpu {:.2}%  gpu {:.2}%  ({} of {} predictions differ); validation loss cpu {:.6} gpu {:.6}",
         100.0 * cpu_eval.accuracy(),

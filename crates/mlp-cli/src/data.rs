@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use mlp_core::data::{self, DataFormat, MIRRORS, Mnist};
 
-use crate::args::DataArgs;
+use crate::args::{DataArgs, NetworkArgs};
 
 /// The training and test sets, downloaded first if the directory lacks them and downloads
 /// are allowed.
@@ -17,6 +17,15 @@ pub fn load(args: &DataArgs) -> Result<Mnist> {
         fetch(args)?;
     }
     Ok(data::load(&args.data_dir, format)?)
+}
+
+/// The data of a run: the training set cut to `--limit` images when one is given.
+pub fn load_limited(args: &NetworkArgs) -> Result<Mnist> {
+    let mut mnist = load(&args.data)?;
+    if let Some(limit) = args.limit {
+        mnist.train = mnist.train.first(limit);
+    }
+    Ok(mnist)
 }
 
 fn fetch(args: &DataArgs) -> Result<()> {

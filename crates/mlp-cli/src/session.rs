@@ -17,11 +17,8 @@ pub struct Session {
 
 impl Session {
     pub fn new(args: &NetworkArgs) -> Result<Self> {
-        let mnist = data::load(&args.data)?;
-        let train = match args.limit {
-            Some(limit) => mnist.train.first(limit),
-            None => mnist.train,
-        };
+        let mnist = data::load_limited(args)?;
+        let train = mnist.train;
         let parameters = Parameters::seed_init(&args.layers, args.seed);
         let backend = build_backend(args.backend, args, parameters, &train, &mnist.test)?;
         Ok(Self {

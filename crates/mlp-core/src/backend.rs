@@ -42,6 +42,15 @@ impl Evaluation {
         self.squared_error_sum / (self.predictions.len() * self.classes).max(1) as f64
     }
 
+    /// How many images `other` predicts differently.
+    pub fn differing_predictions(&self, other: &Evaluation) -> usize {
+        self.predictions
+            .iter()
+            .zip(&other.predictions)
+            .filter(|(a, b)| a != b)
+            .count()
+    }
+
     /// The fraction of images predicted right, 0..1.
     pub fn accuracy(&self) -> f64 {
         self.correct as f64 / self.predictions.len().max(1) as f64

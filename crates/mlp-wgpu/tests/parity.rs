@@ -187,12 +187,7 @@ fn short_mnist_run_should_match_reference() {
         }
     }
     let (cpu_eval, gpu_eval) = (cpu.evaluate().unwrap(), gpu.evaluate().unwrap());
-    let differ = cpu_eval
-        .predictions
-        .iter()
-        .zip(&gpu_eval.predictions)
-        .filter(|(a, b)| a != b)
-        .count();
+    let differ = cpu_eval.differing_predictions(&gpu_eval);
     println!(
         "accuracy cpu {} gpu {}, {differ} predictions differ",
         cpu_eval.accuracy(),
