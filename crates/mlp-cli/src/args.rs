@@ -35,6 +35,10 @@ pub enum Command {
     /// Run the CPU reference and the GPU in lockstep from identical parameters and compare
     /// activations, deltas and parameters; exits non-zero above the tolerance.
     Check(CheckArgs),
+    /// Loss, accuracy and confusion matrix of a saved model on the MNIST test set.
+    Eval(EvalArgs),
+    /// The digit in each picture (PNG or JPEG), with the top three classes, by a saved model.
+    Predict(PredictArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -73,6 +77,10 @@ pub struct NetworkArgs {
     /// Units per layer, input first; must start at 784 and end at 10.
     #[arg(long, default_value = "784,64,32,16,10", value_parser = layer_sizes)]
     pub layers: LayerSizes,
+    /// Start from the parameters of this saved model instead of random ones; its layer sizes
+    /// must match --layers.
+    #[arg(long, value_name = "FILE")]
+    pub init: Option<PathBuf>,
     /// Seed of the portable generator that draws the initial weights.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -94,6 +102,16 @@ pub struct TrainArgs {
     /// Write one JSON object per epoch, one per line, to this file.
     #[arg(long)]
     pub metrics: Option<PathBuf>,
+    /// Save the trained parameters and the run's options to this file (safetensors).
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// Draw the loss and accuracy curves, a grid of validation digits and the confusion
+    /// matrix as PNG files in this directory.
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
+    /// Print only the summary: no progress bar and no line per epoch.
+    #[arg(long, short)]
+    pub quiet: bool,
     #[command(flatten)]
     pub network: NetworkArgs,
 }
@@ -117,6 +135,46 @@ pub struct CheckArgs {
     pub every: usize,
     #[command(flatten)]
     pub network: NetworkArgs,
+}
+
+/// Where a saved model runs.
+#[derive(Debug, Clone, Args)]
+pub struct DeviceArgs {
+    /// Where to compute.
+    #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
+    pub backend: BackendKind,
+    /// With --backend gpu: the adapter whose name contains this text (see `mlp-cli devices`).
+    #[arg(long)]
+    pub adapter: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EvalArgs {
+    /// A model saved by `mlp-cli --save FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group = clap::ArgGroup::new("input").required(true).args(["images", "index"]))]
+pub struct PredictArgs {
+    /// A model saved by `mlp-cli --save FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// Pictures of one digit each: dark on light or light on dark, any size.
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+    /// Predict the N-th MNIST test image (from 0) instead, and show its label.
+    #[arg(long, value_name = "N")]
+    pub index: Option<usize>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 fn positive_usize(text: &str) -> Result<usize, String> {

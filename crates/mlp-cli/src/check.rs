@@ -2,28 +2,32 @@
 //! batches, in lockstep; every checked step compares every activation, delta and parameter.
 
 use anyhow::{Result, bail};
-use mlp_core::Parameters;
 use mlp_core::compare::compare_step;
 use mlp_core::train::batches;
 use mlp_wgpu::PARITY;
 
 use crate::args::{BackendKind, CheckArgs};
 use crate::data;
-use crate::session::build_backend;
+use crate::session::{build_backend, initial_parameters};
 
 pub fn run(args: &CheckArgs) -> Result<()> {
     let net = &args.network;
     let mnist = data::load_limited(net)?;
     let train = &mnist.train;
-    let parameters = Parameters::seed_init(&net.layers, net.seed);
-    let mut cpu = build_backend(
-        BackendKind::Cpu,
-        net,
-        parameters.clone(),
-        train,
-        &mnist.test,
-    )?;
-    let mut gpu = build_backend(BackendKind::Gpu, net, parameters, train, &mnist.test)?;
+    let (parameters, _) = initial_parameters(net)?;
+    let build = |kind, parameters| {
+        build_backend(
+            kind,
+            net.adapter.as_deref(),
+            parameters,
+            net.lr,
+            net.batch_size,
+            train,
+            &mnist.test,
+        )
+    };
+    let mut cpu = build(BackendKind::Cpu, parameters.clone())?;
+    let mut gpu = build(BackendKind::Gpu, parameters)?;
     println!("reference: {}\nchecked:   {}", cpu.name(), gpu.name());
     println!(
         "network {}  batch {}  lr {}  seed {}  {} steps, compared every {}  tolerance: abs {:e} + rel {:e}",

@@ -4,6 +4,10 @@ mod args;
 mod bench;
 mod check;
 mod data;
+mod eval;
+mod plots;
+mod predict;
+mod progress;
 mod session;
 mod train;
 
@@ -22,6 +26,8 @@ fn main() -> ExitCode {
         Some(Command::Download(args)) => data::download(&args),
         Some(Command::Devices) => devices(),
         Some(Command::Check(args)) => check::run(&args),
+        Some(Command::Eval(args)) => eval::run(&args),
+        Some(Command::Predict(args)) => predict::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

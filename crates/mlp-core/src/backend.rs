@@ -103,4 +103,8 @@ pub trait Backend {
 
     /// Forward pass over the whole validation set with the current parameters.
     fn evaluate(&mut self) -> Result<Evaluation, BackendError>;
+
+    /// The output layer A_L of every validation image, (images, classes): what `predict`
+    /// shows.
+    fn validation_outputs(&mut self) -> Result<Array2<f32>, BackendError>;
 }

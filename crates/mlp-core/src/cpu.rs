@@ -402,38 +402,44 @@ impl Backend for CpuBackend {
     }
 
     fn evaluate(&mut self) -> Result<Evaluation, BackendError> {
+        let outputs = self.validation_outputs()?;
+        let labels = &self.validation_labels;
+        let predictions = argmax_rows(outputs.view());
+        Ok(Evaluation {
+            squared_error_sum: squared_error_sum(outputs.view(), labels),
+            correct: predictions
+                .iter()
+                .zip(labels)
+                .filter(|(p, l)| p == l)
+                .count(),
+            predictions,
+            classes: outputs.ncols(),
+        })
+    }
+
+    fn validation_outputs(&mut self) -> Result<Array2<f32>, BackendError> {
+        // In chunks, so that the hidden activations of the whole set are never held at once.
         const CHUNK: usize = 1000;
-        let classes = self
-            .parameters
-            .layers
-            .last()
-            .map_or(0, |l| l.weights.ncols());
+        let count = self.validation_labels.len();
         let mut activations: Vec<Array2<f32>> = self
             .parameters
             .layers
             .iter()
-            .map(|l| Array2::zeros((CHUNK, l.weights.ncols())))
+            .map(|l| Array2::zeros((CHUNK.min(count), l.weights.ncols())))
             .collect();
-        let mut evaluation = Evaluation {
-            squared_error_sum: 0.0,
-            correct: 0,
-            predictions: Vec::with_capacity(self.validation_labels.len()),
-            classes,
-        };
-        for start in (0..self.validation_labels.len()).step_by(CHUNK) {
-            let end = (start + CHUNK).min(self.validation_labels.len());
-            let labels = &self.validation_labels[start..end];
+        let classes = activations.last().map_or(0, Array2::ncols);
+        let mut outputs = Array2::zeros((count, classes));
+        for start in (0..count).step_by(CHUNK) {
+            let end = (start + CHUNK).min(count);
             Self::forward(
                 &self.parameters.layers,
                 self.validation_images.slice(s![start..end, ..]),
                 &mut activations,
             );
-            let output = activations[activations.len() - 1].slice(s![..end - start, ..]);
-            evaluation.squared_error_sum += squared_error_sum(output, labels);
-            let predicted = argmax_rows(output);
-            evaluation.correct += predicted.iter().zip(labels).filter(|(p, l)| p == l).count();
-            evaluation.predictions.extend(predicted);
+            outputs
+                .slice_mut(s![start..end, ..])
+                .assign(&activations[activations.len() - 1].slice(s![..end - start, ..]));
         }
-        Ok(evaluation)
+        Ok(outputs)
     }
 }

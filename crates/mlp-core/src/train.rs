@@ -44,16 +44,19 @@ pub fn batches(rows: usize, batch_size: usize) -> impl Iterator<Item = Range<usi
         .map(move |start| start..(start + batch_size).min(rows))
 }
 
-/// Trains one epoch, then evaluates the validation set.
+/// Trains one epoch, calling `on_batch` after each batch is handed to the backend (a GPU
+/// backend may still be running it), then evaluates the validation set.
 pub fn run_epoch(
     backend: &mut dyn Backend,
     train_rows: usize,
     batch_size: usize,
     epoch: usize,
+    on_batch: &mut dyn FnMut(),
 ) -> Result<(EpochMetrics, Evaluation), BackendError> {
     let started = Instant::now();
     for rows in batches(train_rows, batch_size) {
         backend.train_batch(rows)?;
+        on_batch();
     }
     let train_loss = backend.take_train_loss()?.mean();
     let evaluation = backend.evaluate()?;
@@ -76,7 +79,8 @@ pub fn train(
 ) -> Result<Vec<EpochMetrics>, BackendError> {
     (1..=config.epochs)
         .map(|epoch| {
-            let (metrics, evaluation) = run_epoch(backend, train_rows, config.batch_size, epoch)?;
+            let (metrics, evaluation) =
+                run_epoch(backend, train_rows, config.batch_size, epoch, &mut || {})?;
             on_epoch(&metrics, &evaluation);
             Ok(metrics)
         })

@@ -616,4 +616,21 @@ impl Backend for GpuBackend {
             classes: *self.sizes.last().unwrap_or(&0),
         })
     }
+
+    fn validation_outputs(&mut self) -> Result<Array2<f32>, BackendError> {
+        let classes = *self.sizes.last().unwrap_or(&0);
+        let depth = self.sizes.len() - 1;
+        let mut outputs = Vec::with_capacity(self.validation_count * classes);
+        for start in (0..self.validation_count).step_by(EVAL_CHUNK) {
+            let rows = start..(start + EVAL_CHUNK).min(self.validation_count);
+            let count = rows.len();
+            self.queued.push(Work::Evaluate { rows });
+            self.flush()?;
+            outputs.extend(self.read_f32(&self.activations[depth], count * classes)?);
+        }
+        Ok(
+            Array2::from_shape_vec((self.validation_count, classes), outputs)
+                .expect("images x classes values"),
+        )
+    }
 }

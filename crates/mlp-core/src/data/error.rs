@@ -13,12 +13,12 @@ pub enum DataError {
         missing = .missing.join(", ")
     )]
     Missing { dir: PathBuf, missing: Vec<String> },
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{} is not valid gzip ({source}); delete it and download it again", path.display())]
+    #[error("{} is not valid gzip; delete it and download it again", path.display())]
     Gzip {
         path: PathBuf,
         source: std::io::Error,

@@ -1,0 +1,42 @@
+//! `mlp-cli eval --model FILE`: a saved model's loss, accuracy and confusion matrix on the
+//! MNIST test set.
+
+use anyhow::Result;
+use mlp_core::metrics::ConfusionMatrix;
+
+use crate::args::EvalArgs;
+use crate::data;
+use crate::session::{inference_backend, load_model};
+
+pub fn run(args: &EvalArgs) -> Result<()> {
+    let model = load_model(&args.model)?;
+    let test = data::load(&args.data)?.test;
+    let mut backend = inference_backend(
+        args.device.backend,
+        args.device.adapter.as_deref(),
+        &model,
+        &test,
+    )?;
+    let evaluation = backend.evaluate()?;
+    let info = &model.info;
+    println!(
+        "model: {}  {} layers {}  {} output  trained {} epochs (seed {})",
+        args.model.display(),
+        info.activation,
+        model.parameters.layer_sizes(),
+        info.output,
+        info.epochs,
+        info.seed
+    );
+    println!("backend: {}", backend.name());
+    println!(
+        "test set: {} images  loss {:.5}  accuracy {:.2}% ({} correct)",
+        evaluation.predictions.len(),
+        evaluation.loss(),
+        100.0 * evaluation.accuracy(),
+        evaluation.correct
+    );
+    let confusion = ConfusionMatrix::new(evaluation.classes, &test.labels, &evaluation.predictions);
+    println!("confusion matrix (rows: true digit, columns: prediction):\n{confusion}");
+    Ok(())
+}

@@ -1,0 +1,387 @@
+//! `--plots DIR`: the pictures of a run as PNG files, drawn with plotters: the loss curves,
+//! the accuracy curve, a grid of validation digits with label and prediction, and the
+//! confusion matrix as a heat map. The font is compiled in (DejaVu Sans), so that drawing
+//! needs no fonts on the machine.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use anyhow::{Context, Result, anyhow};
+use mlp_core::metrics::ConfusionMatrix;
+use mlp_core::{Dataset, EpochMetrics};
+use plotters::prelude::*;
+use plotters::style::FontTransform;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+const FONT: &str = "sans-serif";
+/// Mistakes are drawn in this colour in the digit grid.
+const MISTAKE: RGBColor = RGBColor(200, 30, 30);
+const TRAIN_COLOUR: RGBColor = RGBColor(31, 119, 180);
+const VALIDATION_COLOUR: RGBColor = RGBColor(255, 127, 14);
+
+/// The files one run draws.
+pub struct Plots {
+    pub loss: PathBuf,
+    pub accuracy: PathBuf,
+    pub digits: PathBuf,
+    pub confusion: PathBuf,
+}
+
+impl Plots {
+    pub fn in_dir(dir: &Path) -> Self {
+        Self {
+            loss: dir.join("loss.png"),
+            accuracy: dir.join("accuracy.png"),
+            digits: dir.join("digits.png"),
+            confusion: dir.join("confusion.png"),
+        }
+    }
+
+    /// Draws all four; `predictions` are the last epoch's, one per validation image.
+    pub fn draw(
+        &self,
+        history: &[EpochMetrics],
+        validation: &Dataset,
+        predictions: &[u8],
+        confusion: &ConfusionMatrix,
+    ) -> Result<()> {
+        if let Some(dir) = self.loss.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the plots directory {}", dir.display()))?;
+        }
+        register_font();
+        loss_curves(history, &self.loss).with_context(|| cannot_draw(&self.loss))?;
+        accuracy_curve(history, &self.accuracy).with_context(|| cannot_draw(&self.accuracy))?;
+        digit_grid(validation, predictions, &self.digits)
+            .with_context(|| cannot_draw(&self.digits))?;
+        confusion_heat_map(confusion, &self.confusion)
+            .with_context(|| cannot_draw(&self.confusion))?;
+        Ok(())
+    }
+}
+
+fn cannot_draw(path: &Path) -> String {
+    format!("cannot draw {}", path.display())
+}
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for (style, bytes) in [
+            (FontStyle::Normal, dejavu::sans::regular()),
+            (FontStyle::Bold, dejavu::sans::bold()),
+        ] {
+            // DejaVu is a valid TrueType font; a failure here would be a broken build.
+            let _ = plotters::style::register_font(FONT, style, bytes);
+        }
+    });
+}
+
+/// plotters' errors carry the backend's type; this keeps their message.
+fn drawing<T, E: std::fmt::Display>(result: std::result::Result<T, E>) -> Result<T> {
+    result.map_err(|e| anyhow!("{e}"))
+}
+
+/// The x range of a curve over `epochs` epochs, with room on both sides.
+fn epoch_range(epochs: usize) -> std::ops::Range<f64> {
+    0.5..epochs as f64 + 0.5
+}
+
+/// Epochs are whole: a tick between two gets no label.
+fn whole_epochs(x: &f64) -> String {
+    if (x - x.round()).abs() < 1e-6 {
+        format!("{x:.0}")
+    } else {
+        String::new()
+    }
+}
+
+/// Training and validation loss per epoch.
+fn loss_curves(history: &[EpochMetrics], path: &Path) -> Result<()> {
+    let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
+    drawing(root.fill(&WHITE))?;
+    let highest = history
+        .iter()
+        .flat_map(|m| [m.train_loss, m.val_loss])
+        .fold(0.0f64, f64::max);
+    let mut chart = drawing(
+        ChartBuilder::on(&root)
+            .caption("Loss per epoch (mean squared error)", (FONT, 26))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(epoch_range(history.len()), 0.0..highest * 1.08),
+    )?;
+    drawing(
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("loss")
+            .x_labels(history.len().min(15) + 2)
+            .x_label_formatter(&whole_epochs)
+            .y_label_formatter(&|y| format!("{y:.3}"))
+            .label_style((FONT, 16))
+            .axis_desc_style((FONT, 18))
+            .draw(),
+    )?;
+    for (name, colour, values) in [
+        (
+            "training (mean over the epoch's batches)",
+            TRAIN_COLOUR,
+            history.iter().map(|m| m.train_loss).collect::<Vec<_>>(),
+        ),
+        (
+            "validation (after the epoch)",
+            VALIDATION_COLOUR,
+            history.iter().map(|m| m.val_loss).collect(),
+        ),
+    ] {
+        let points: Vec<(f64, f64)> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| ((i + 1) as f64, v))
+            .collect();
+        drawing(chart.draw_series(LineSeries::new(
+            points.iter().copied(),
+            colour.stroke_width(2),
+        )))?
+        .label(name)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3)));
+        drawing(chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled()))))?;
+    }
+    drawing(
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font((FONT, 16))
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw(),
+    )?;
+    drawing(root.present())
+}
+
+/// Validation accuracy per epoch, in percent.
+fn accuracy_curve(history: &[EpochMetrics], path: &Path) -> Result<()> {
+    let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
+    drawing(root.fill(&WHITE))?;
+    let percent: Vec<f64> = history.iter().map(|m| 100.0 * m.val_accuracy).collect();
+    let lowest = percent.iter().copied().fold(100.0f64, f64::min);
+    let highest = percent.iter().copied().fold(0.0f64, f64::max);
+    let margin = ((highest - lowest) * 0.1).max(0.5);
+    let mut chart = drawing(
+        ChartBuilder::on(&root)
+            .caption("Validation accuracy per epoch", (FONT, 26))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(
+                epoch_range(history.len()),
+                (lowest - margin).max(0.0)..(highest + margin).min(100.0),
+            ),
+    )?;
+    drawing(
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("accuracy on the 10,000 test images (%)")
+            .x_labels(history.len().min(15) + 2)
+            .x_label_formatter(&whole_epochs)
+            .y_label_formatter(&|y| format!("{y:.1}"))
+            .label_style((FONT, 16))
+            .axis_desc_style((FONT, 18))
+            .draw(),
+    )?;
+    let points: Vec<(f64, f64)> = percent
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| ((i + 1) as f64, v))
+        .collect();
+    drawing(chart.draw_series(LineSeries::new(
+        points.iter().copied(),
+        VALIDATION_COLOUR.stroke_width(2),
+    )))?;
+    drawing(
+        chart.draw_series(
+            points
+                .iter()
+                .map(|&p| Circle::new(p, 3, VALIDATION_COLOUR.filled())),
+        ),
+    )?;
+    if let Some(&(epoch, last)) = points.last() {
+        drawing(chart.draw_series(std::iter::once(Text::new(
+            format!("final {last:.2}%"),
+            (epoch, last),
+            TextStyle::from((FONT, 16).into_font()).pos(Pos::new(HPos::Right, VPos::Bottom)),
+        ))))?;
+    }
+    drawing(root.present())
+}
+
+/// Digits in the grid: the first validation images, row by row.
+const GRID_COLUMNS: usize = 10;
+const GRID_ROWS: usize = 6;
+/// Screen pixels per image pixel.
+const ZOOM: i32 = 3;
+
+/// The first validation images as the network saw them, each with "label → prediction";
+/// a mistake gets a red frame and a red caption.
+fn digit_grid(validation: &Dataset, predictions: &[u8], path: &Path) -> Result<()> {
+    let side = validation.rows as i32 * ZOOM;
+    let (cell_w, cell_h) = (side + 24, side + 34);
+    let title_h = 60;
+    let width = cell_w * GRID_COLUMNS as i32 + 20;
+    let height = cell_h * GRID_ROWS as i32 + title_h + 10;
+    let root = BitMapBackend::new(path, (width as u32, height as u32)).into_drawing_area();
+    drawing(root.fill(&WHITE))?;
+    let shown = (GRID_COLUMNS * GRID_ROWS).min(validation.len());
+    let mistakes = (0..shown)
+        .filter(|&i| predictions.get(i) != validation.labels.get(i))
+        .count();
+    drawing(root.draw_text(
+        &format!(
+            "The first {shown} test digits: true label → network's prediction ({mistakes} mistakes, in red)"
+        ),
+        &TextStyle::from((FONT, 20).into_font()).pos(Pos::new(HPos::Center, VPos::Center)),
+        (width / 2, title_h / 2),
+    ))?;
+    let pixels = validation.pixels();
+    for i in 0..shown {
+        let (x0, y0) = (
+            10 + (i % GRID_COLUMNS) as i32 * cell_w + 12,
+            title_h + (i / GRID_COLUMNS) as i32 * cell_h,
+        );
+        let image = &validation.images[i * pixels..(i + 1) * pixels];
+        for (p, &ink) in image.iter().enumerate() {
+            let (x, y) = (
+                (p % validation.cols) as i32 * ZOOM,
+                (p / validation.cols) as i32 * ZOOM,
+            );
+            let paper = 255 - ink;
+            drawing(root.draw(&Rectangle::new(
+                [(x0 + x, y0 + y), (x0 + x + ZOOM, y0 + y + ZOOM)],
+                RGBColor(paper, paper, paper).filled(),
+            )))?;
+        }
+        let label = validation.labels[i];
+        let prediction = predictions.get(i).copied();
+        let wrong = prediction != Some(label);
+        let colour = if wrong { MISTAKE } else { BLACK };
+        drawing(root.draw(&Rectangle::new(
+            [(x0 - 1, y0 - 1), (x0 + side, y0 + side)],
+            colour.stroke_width(if wrong { 3 } else { 1 }),
+        )))?;
+        let caption = match prediction {
+            Some(p) => format!("{label} → {p}"),
+            None => format!("{label} → ?"),
+        };
+        let font = if wrong {
+            (FONT, 20, FontStyle::Bold).into_font()
+        } else {
+            (FONT, 20).into_font()
+        };
+        drawing(
+            root.draw_text(
+                &caption,
+                &TextStyle::from(font)
+                    .color(&colour)
+                    .pos(Pos::new(HPos::Center, VPos::Top)),
+                (x0 + side / 2, y0 + side + 6),
+            ),
+        )?;
+    }
+    drawing(root.present())
+}
+
+/// The confusion matrix: a cell per (true digit, prediction) with its count, coloured by the
+/// share of the true digit's images that landed there.
+fn confusion_heat_map(confusion: &ConfusionMatrix, path: &Path) -> Result<()> {
+    let classes = confusion.counts.len() as i32;
+    let cell = 60;
+    let (left, top) = (110, 110);
+    let size = (left + cell * classes + 150, top + cell * classes + 30);
+    let root = BitMapBackend::new(path, (size.0 as u32, size.1 as u32)).into_drawing_area();
+    drawing(root.fill(&WHITE))?;
+    let centred = |points: u32| {
+        TextStyle::from((FONT, points).into_font()).pos(Pos::new(HPos::Center, VPos::Center))
+    };
+    drawing(root.draw_text(
+        &format!(
+            "Confusion matrix on the test set (accuracy {:.2}%)",
+            100.0 * confusion.accuracy()
+        ),
+        &centred(22),
+        (size.0 / 2, 28),
+    ))?;
+    drawing(root.draw_text(
+        "predicted digit",
+        &centred(18),
+        (left + cell * classes / 2, top - 50),
+    ))?;
+    drawing(root.draw_text(
+        "true digit",
+        &centred(18).transform(FontTransform::Rotate270),
+        (left - 70, top + cell * classes / 2),
+    ))?;
+    for class in 0..classes {
+        let middle = class * cell + cell / 2;
+        drawing(root.draw_text(&class.to_string(), &centred(18), (left + middle, top - 18)))?;
+        drawing(root.draw_text(&class.to_string(), &centred(18), (left - 22, top + middle)))?;
+    }
+    for (label, row) in confusion.counts.iter().enumerate() {
+        let total = row.iter().sum::<usize>().max(1) as f64;
+        for (prediction, &count) in row.iter().enumerate() {
+            let share = count as f64 / total;
+            let (x, y) = (left + prediction as i32 * cell, top + label as i32 * cell);
+            drawing(root.draw(&Rectangle::new(
+                [(x, y), (x + cell, y + cell)],
+                shade(share).filled(),
+            )))?;
+            drawing(root.draw(&Rectangle::new(
+                [(x, y), (x + cell, y + cell)],
+                RGBColor(200, 200, 200).stroke_width(1),
+            )))?;
+            let ink = if share > 0.5 { WHITE } else { BLACK };
+            drawing(root.draw_text(
+                &count.to_string(),
+                &centred(16).color(&ink),
+                (x + cell / 2, y + cell / 2),
+            ))?;
+        }
+    }
+    // The colour key: share of the row, 0 at the bottom to 1 at the top.
+    let key_x = left + cell * classes + 40;
+    let key_h = cell * classes;
+    for step in 0..key_h {
+        let share = 1.0 - f64::from(step) / f64::from(key_h);
+        drawing(root.draw(&Rectangle::new(
+            [(key_x, top + step), (key_x + 24, top + step + 1)],
+            shade(share).filled(),
+        )))?;
+    }
+    drawing(root.draw(&Rectangle::new(
+        [(key_x, top), (key_x + 24, top + key_h)],
+        BLACK.stroke_width(1),
+    )))?;
+    for (share, text) in [(1.0, "100%"), (0.5, "50%"), (0.0, "0%")] {
+        let y = top + ((1.0 - share) * f64::from(key_h)) as i32;
+        drawing(root.draw_text(
+            text,
+            &TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
+            (key_x + 30, y),
+        ))?;
+    }
+    drawing(root.draw_text(
+        "share of the true digit's images",
+        &centred(15).transform(FontTransform::Rotate90),
+        (key_x + 90, top + key_h / 2),
+    ))?;
+    drawing(root.present())
+}
+
+/// White for 0 through to dark blue for 1; the square root keeps small shares visible.
+fn shade(share: f64) -> RGBColor {
+    let t = share.clamp(0.0, 1.0).sqrt();
+    let mix = |from: f64, to: f64| (from + (to - from) * t).round() as u8;
+    RGBColor(mix(255.0, 8.0), mix(255.0, 48.0), mix(255.0, 107.0))
+}

@@ -1,0 +1,343 @@
+//! Saved models: the parameters as safetensors, with what is needed to rebuild the network
+//! and what the run that made it measured.
+//!
+//! The file is plain safetensors, readable from PyTorch (`safetensors.torch.load_file`) and
+//! NumPy (`safetensors.numpy.load_file`). Layer k (counted from 1) is two little-endian f32
+//! tensors: `layer{k}.weights` of shape (inputs, outputs), the Wk of `A(k) = f(A(k−1) Wk + bk)`
+//! (PyTorch's `nn.Linear` keeps the transpose), and `layer{k}.bias` of shape (outputs). The
+//! header's metadata holds strings: `format`, `layers` ("784,64,32,16,10"), `activation`,
+//! `output`, `seed`, `epochs`, `accuracy`, and the training options of the run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array1, Array2};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::network::{Layer, LayerSizes, Parameters};
+
+/// The `format` metadata value of the files this module writes.
+pub const FORMAT: &str = "mlp-core model 1";
+
+/// Everything that can be wrong with a model file; each message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot read the model file {}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the model file {}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{} is not a model file that mlp-cli can load: {problem}. Train one with \
+         `mlp-cli --save FILE`", path.display()
+    )]
+    Format { path: PathBuf, problem: String },
+    #[error("{} has a tensor of the wrong shape: {problem}", path.display())]
+    Shape { path: PathBuf, problem: String },
+    #[error(
+        "{} holds a weight that is not a finite number: {tensor}[{index}] = {value}; \
+         the run that saved it diverged (try a smaller --lr)", path.display()
+    )]
+    NonFinite {
+        path: PathBuf,
+        tensor: String,
+        index: usize,
+        value: f32,
+    },
+}
+
+/// What a model file says about itself besides its weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    /// The hidden layers' activation function, "sigmoid" for the seed network.
+    pub activation: String,
+    /// The output layer and its loss, "sigmoid-mse" for the seed network.
+    pub output: String,
+    /// The seed the initial weights were drawn from.
+    pub seed: u64,
+    /// Epochs trained, counting those of any model training started from.
+    pub epochs: usize,
+    /// Validation accuracy (0..1) after the last epoch, if the run measured one.
+    pub accuracy: Option<f64>,
+    /// The other training options of the run, recorded as given ("lr" → "0.01").
+    pub options: BTreeMap<String, String>,
+}
+
+impl ModelInfo {
+    /// The seed network's description: sigmoid layers, sigmoid output with squared error.
+    pub fn seed(seed: u64) -> Self {
+        Self {
+            activation: "sigmoid".into(),
+            output: "sigmoid-mse".into(),
+            seed,
+            epochs: 0,
+            accuracy: None,
+            options: BTreeMap::new(),
+        }
+    }
+}
+
+/// Parameters with their description: what `--save` writes and `--init`, `eval` and
+/// `predict` read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    pub parameters: Parameters,
+    pub info: ModelInfo,
+}
+
+/// Keys of the metadata that [`ModelInfo`]'s own fields use.
+const RESERVED: [&str; 7] = [
+    "format",
+    "layers",
+    "activation",
+    "output",
+    "seed",
+    "epochs",
+    "accuracy",
+];
+
+fn weights_name(layer: usize) -> String {
+    format!("layer{layer}.weights")
+}
+
+fn bias_name(layer: usize) -> String {
+    format!("layer{layer}.bias")
+}
+
+fn f32_bytes(values: impl Iterator<Item = f32>) -> Vec<u8> {
+    values.flat_map(f32::to_le_bytes).collect()
+}
+
+impl Model {
+    /// The model as safetensors bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let info = &self.info;
+        let mut metadata: HashMap<String, String> = info
+            .options
+            .iter()
+            .filter(|(key, _)| !RESERVED.contains(&key.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let sizes = self.parameters.sizes();
+        let layers = sizes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        for (key, value) in [
+            ("format", FORMAT.to_string()),
+            ("layers", layers),
+            ("activation", info.activation.clone()),
+            ("output", info.output.clone()),
+            ("seed", info.seed.to_string()),
+            ("epochs", info.epochs.to_string()),
+        ] {
+            metadata.insert(key.into(), value);
+        }
+        if let Some(accuracy) = info.accuracy {
+            metadata.insert("accuracy".into(), accuracy.to_string());
+        }
+        let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        for (k, layer) in self.parameters.layers.iter().enumerate() {
+            let (inputs, outputs) = layer.weights.dim();
+            tensors.push((
+                weights_name(k + 1),
+                vec![inputs, outputs],
+                f32_bytes(layer.weights.iter().copied()),
+            ));
+            tensors.push((
+                bias_name(k + 1),
+                vec![outputs],
+                f32_bytes(layer.bias.iter().copied()),
+            ));
+        }
+        let views = tensors.iter().map(|(name, shape, bytes)| {
+            let view = TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .expect("the byte count is the shape's product times 4");
+            (name.clone(), view)
+        });
+        safetensors::serialize(views, Some(metadata))
+            .expect("f32 tensors with distinct names always serialise")
+    }
+
+    /// Writes the model to `path` through a temporary file beside it, so that a failed write
+    /// never leaves a half-written model where a good one was.
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        let write_error = |source| ModelError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        fs::write(&partial, self.to_bytes()).map_err(write_error)?;
+        fs::rename(&partial, path).map_err(|e| {
+            let _ = fs::remove_file(&partial);
+            write_error(e)
+        })
+    }
+
+    /// Reads and checks the model at `path`.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let bytes = fs::read(path).map_err(|source| ModelError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses safetensors `bytes`; `path` names the file in errors. Checks the format, that
+    /// every layer's tensors are f32 of the shapes the layer sizes give, and that every value
+    /// is finite.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, ModelError> {
+        let format = |problem: String| ModelError::Format {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let shape = |problem: String| ModelError::Shape {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let (_, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| format(format!("not safetensors, or truncated ({e})")))?;
+        let tensors = SafeTensors::deserialize(bytes)
+            .map_err(|e| format(format!("not safetensors, or truncated ({e})")))?;
+        let metadata = header.metadata().clone().unwrap_or_default();
+        let field = |key: &str| {
+            metadata
+                .get(key)
+                .ok_or_else(|| format(format!("its metadata has no \"{key}\"")))
+        };
+        let found_format = field("format")?;
+        if found_format != FORMAT {
+            return Err(format(format!(
+                "its format is \"{found_format}\", expected \"{FORMAT}\""
+            )));
+        }
+        let layers_text = field("layers")?;
+        let sizes: LayerSizes = layers_text
+            .parse()
+            .map_err(|e| format(format!("bad \"layers\": {e}")))?;
+        if sizes.as_slice().len() < 2 || sizes.as_slice().contains(&0) {
+            return Err(format(format!(
+                "\"layers\" = \"{layers_text}\" needs at least two non-empty layers"
+            )));
+        }
+        let number = |key: &str| -> Result<u64, ModelError> {
+            let text = field(key)?;
+            text.parse()
+                .map_err(|e| format(format!("\"{key}\" = \"{text}\" is not a number ({e})")))
+        };
+        let accuracy =
+            match metadata.get("accuracy") {
+                None => None,
+                Some(text) => Some(text.parse::<f64>().map_err(|e| {
+                    format(format!("\"accuracy\" = \"{text}\" is not a number ({e})"))
+                })?),
+            };
+        let info = ModelInfo {
+            activation: field("activation")?.clone(),
+            output: field("output")?.clone(),
+            seed: number("seed")?,
+            epochs: number("epochs")? as usize,
+            accuracy,
+            options: metadata
+                .iter()
+                .filter(|(key, _)| !RESERVED.contains(&key.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+
+        let expected_names = 2 * sizes.depth();
+        if tensors.len() != expected_names {
+            return Err(shape(format!(
+                "layers {layers_text} need {expected_names} tensors, the file has {} ({})",
+                tensors.len(),
+                tensors.names().join(", ")
+            )));
+        }
+        let read = |name: &str, dims: &[usize]| -> Result<Vec<f32>, ModelError> {
+            let view = tensors
+                .tensor(name)
+                .map_err(|_| shape(format!("no tensor \"{name}\" for layers {layers_text}")))?;
+            if view.dtype() != Dtype::F32 {
+                return Err(shape(format!(
+                    "\"{name}\" is {:?}, expected F32",
+                    view.dtype()
+                )));
+            }
+            if view.shape() != dims {
+                return Err(shape(format!(
+                    "\"{name}\" is {:?}, expected {dims:?} for layers {layers_text}",
+                    view.shape()
+                )));
+            }
+            let values: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(ModelError::NonFinite {
+                    path: path.to_path_buf(),
+                    tensor: name.to_string(),
+                    index,
+                    value,
+                });
+            }
+            Ok(values)
+        };
+        let mut layers = Vec::with_capacity(sizes.depth());
+        for (k, (inputs, outputs)) in sizes.shapes().enumerate() {
+            let weights = read(&weights_name(k + 1), &[inputs, outputs])?;
+            let bias = read(&bias_name(k + 1), &[outputs])?;
+            layers.push(Layer {
+                weights: Array2::from_shape_vec((inputs, outputs), weights)
+                    .expect("the shape was checked"),
+                bias: Array1::from(bias),
+            });
+        }
+        Ok(Self {
+            parameters: Parameters { layers },
+            info,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> Model {
+        let mut info = ModelInfo::seed(7);
+        info.epochs = 3;
+        info.accuracy = Some(0.9);
+        info.options.insert("lr".into(), "0.01".into());
+        Model {
+            parameters: Parameters::seed_init(&"784,5,10".parse().unwrap(), 7),
+            info,
+        }
+    }
+
+    #[test]
+    fn bytes_round_trip_exactly() {
+        let model = model();
+        let back = Model::from_bytes(&model.to_bytes(), Path::new("m.safetensors")).unwrap();
+        assert_eq!(back, model);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let bytes = model().to_bytes();
+        for cut in (0..bytes.len()).step_by(97) {
+            let err = Model::from_bytes(&bytes[..cut], Path::new("cut.safetensors")).unwrap_err();
+            assert!(err.to_string().contains("cut.safetensors"), "{err}");
+        }
+    }
+}
