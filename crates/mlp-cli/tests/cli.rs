@@ -126,3 +126,206 @@ fn short_run_on_real_mnist_learns_and_writes_json_lines() {
     );
     assert!(lines[2]["train_loss"].as_f64() < lines[0]["train_loss"].as_f64());
 }
+
+/// A scratch directory for one test, removed when the test ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("mlp-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn succeeds(args: &[&str]) -> String {
+    let out = mlp_cli(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?} failed:\n{stderr}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The line of `text` that starts with `start`.
+fn line_starting<'a>(text: &'a str, start: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.starts_with(start))
+        .unwrap_or_else(|| panic!("no line starting {start:?} in:\n{text}"))
+}
+
+#[test]
+fn saved_model_evaluates_predicts_and_restarts_on_both_backends() {
+    let scratch = Scratch::new("model");
+    let data = mnist_dir();
+    let model = scratch.file("seed.safetensors");
+    let plots = scratch.file("plots");
+    let quiet = succeeds(&[
+        "--data-dir",
+        &data,
+        "--limit",
+        "10000",
+        "--epochs",
+        "3",
+        "--quiet",
+        "--save",
+        &model,
+        "--plots",
+        &plots,
+    ]);
+    assert!(
+        !quiet.contains("epoch   1/3"),
+        "--quiet printed epochs:\n{quiet}"
+    );
+    let summary = line_starting(&quiet, "summary");
+    for name in ["loss.png", "accuracy.png", "digits.png", "confusion.png"] {
+        let picture = image::open(scratch.0.join("plots").join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            picture.width() >= 600 && picture.height() >= 400,
+            "{name} is tiny"
+        );
+    }
+
+    // The final accuracy of the run is what eval measures, on either backend.
+    let final_accuracy = summary
+        .split("final val accuracy ")
+        .nth(1)
+        .and_then(|rest| rest.split('%').next())
+        .unwrap();
+    for backend in ["cpu", "gpu"] {
+        let eval = succeeds(&[
+            "eval",
+            "--model",
+            &model,
+            "--data-dir",
+            &data,
+            "--backend",
+            backend,
+        ]);
+        let line = line_starting(&eval, "test set");
+        assert!(
+            line.contains(&format!("accuracy {final_accuracy}%")),
+            "{backend}: {line} vs {summary}"
+        );
+    }
+
+    // The seed's demo: the first test image is a 7.
+    let predicted = succeeds(&[
+        "predict",
+        "--model",
+        &model,
+        "--index",
+        "0",
+        "--data-dir",
+        &data,
+    ]);
+    assert!(
+        line_starting(&predicted, "test image 0").contains("label 7"),
+        "{predicted}"
+    );
+    assert!(predicted.contains("top 3:"), "{predicted}");
+
+    // A picture on disk: a bar, drawn dark on white, is read and gets a digit.
+    let picture = scratch.file("bar.png");
+    let mut page = image::GrayImage::from_pixel(60, 90, image::Luma([255]));
+    for y in 10..80 {
+        for x in 27..33 {
+            page.put_pixel(x, y, image::Luma([0]));
+        }
+    }
+    page.save(&picture).unwrap();
+    let gpu_prediction = succeeds(&["predict", "--model", &model, &picture, "--backend", "gpu"]);
+    let cpu_prediction = succeeds(&["predict", "--model", &model, &picture]);
+    let digit = |text: &str| line_starting(text, &picture).to_string();
+    assert_eq!(digit(&gpu_prediction), digit(&cpu_prediction));
+
+    // Training goes on from the saved parameters, on the GPU.
+    let resumed = succeeds(&[
+        "--backend",
+        "gpu",
+        "--init",
+        &model,
+        "--data-dir",
+        &data,
+        "--limit",
+        "10000",
+        "--epochs",
+        "1",
+    ]);
+    assert!(resumed.contains("starting from"), "{resumed}");
+}
+
+#[test]
+fn bad_models_and_pictures_are_refused_with_the_file_named() {
+    let scratch = Scratch::new("bad-model");
+    let not_a_model = scratch.file("notes.safetensors");
+    std::fs::write(&not_a_model, "not weights").unwrap();
+    assert_refused(
+        &["eval", "--model", &not_a_model],
+        &["notes.safetensors", "--save"],
+    );
+    assert_refused(
+        &[
+            "predict",
+            "--model",
+            &scratch.file("absent.safetensors"),
+            "--index",
+            "0",
+        ],
+        &["absent.safetensors"],
+    );
+    assert_refused(
+        &["--init", &not_a_model, "--epochs", "1"],
+        &["notes.safetensors"],
+    );
+    assert_refused(&["predict", "--model", &not_a_model], &["IMAGE", "--index"]);
+
+    let model = scratch.file("small.safetensors");
+    succeeds(&[
+        "--data-dir",
+        &mnist_dir(),
+        "--limit",
+        "1000",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--save",
+        &model,
+    ]);
+    let scribble = scratch.file("scribble.png");
+    std::fs::write(&scribble, "this is text").unwrap();
+    assert_refused(
+        &["predict", "--model", &model, &scribble],
+        &["scribble.png", "PNG or JPEG"],
+    );
+    let blank = scratch.file("blank.png");
+    image::GrayImage::from_pixel(40, 40, image::Luma([255]))
+        .save(&blank)
+        .unwrap();
+    assert_refused(
+        &["predict", "--model", &model, &blank],
+        &["blank.png", "no digit"],
+    );
+    assert_refused(
+        &[
+            "predict",
+            "--model",
+            &model,
+            "--index",
+            "10000",
+            "--data-dir",
+            &mnist_dir(),
+        ],
+        &["--index 10000", "0 to 9999"],
+    );
+}

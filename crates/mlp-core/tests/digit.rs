@@ -88,7 +88,10 @@ fn pictures_of_test_digits_are_predicted_as_the_originals() {
     }
     let parameters = cpu.parameters().unwrap();
     let evaluation = cpu.evaluate().unwrap();
-    println!("the model gets {:.1}% of these digits right", 100.0 * evaluation.accuracy());
+    println!(
+        "the model gets {:.1}% of these digits right",
+        100.0 * evaluation.accuracy()
+    );
     let original = evaluation.predictions;
 
     let scratch = Scratch::new("digit-pictures");
