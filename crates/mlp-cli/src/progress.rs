@@ -31,7 +31,7 @@ impl Progress {
         let bar = ProgressBar::new(batches as u64);
         bar.set_style(
             ProgressStyle::with_template(
-                "epoch {prefix} [{bar:40.cyan/blue}] {pos}/{len} batches  {per_sec}  ETA {eta}",
+                "epoch {prefix} [{bar:40.cyan/blue}] {pos}/{len} batches  {elapsed} elapsed, ETA {eta}  {msg}",
             )
             .expect("the template is valid")
             .progress_chars("=> "),
@@ -44,6 +44,10 @@ impl Progress {
     pub fn batch_done(&self) {
         if let Some(bar) = &self.bar {
             bar.inc(1);
+            if Some(bar.position()) == bar.length() {
+                // A GPU backend only queues its steps: the bar fills before the device is done.
+                bar.set_message("waiting for the last steps and the validation pass");
+            }
         }
     }
 
