@@ -1,30 +1,76 @@
-// Shared by every kernel (prepended at compile time): the per-step and per-layer uniforms and
-// the sigmoid, written as SEED.md and mlp-core's cpu.rs write them.
+// Shared by every kernel (prepended at compile time): the per-step and per-layer uniforms, the
+// activation functions and their derivatives, written as mlp-core's cpu.rs writes them.
 //
 // Layer parameters live in one buffer per layer, (inputs + 1) x outputs, row-major: rows
 // 0..inputs are the weights Wk, row `inputs` is the bias bk. The bias is then the weight of a
 // constant input 1, and one kernel updates both.
 
-// Which rows of the data set this dispatch works on; bound with a dynamic offset per step.
+// Which rows this dispatch works on and how the step moves the parameters; bound with a
+// dynamic offset per step.
 struct Step {
-    row_start: u32,  // first image of the batch in its data set
-    rows: u32,       // B, the images in the batch
-    loss_slot: u32,  // where output_delta writes this batch's loss
+    row_start: u32,      // first row of the batch in the data set's order
+    rows: u32,           // B, the images in the batch
+    loss_slot: u32,      // where output_delta writes this batch's loss
     pad: u32,
+    learning_rate: f32,
+    gradient_scale: f32, // 1 when gradients are summed over the batch (the seed), 1/B for the mean
+    correction1: f32,    // Adam's 1 / (1 - beta1^t) for this step t
+    correction2: f32,    // Adam's 1 / (1 - beta2^t)
 }
 
+// Values of Layer.activation and Layer.input_activation.
+const SIGMOID: u32 = 0u;
+const RELU: u32 = 1u;
+const TANH: u32 = 2u;
+// Output layer only: linear_forward writes the logits S_L; output_delta and evaluate turn each
+// row into softmax probabilities in place.
+const SOFTMAX: u32 = 3u;
+
+// Values of Layer.optimiser.
+const GRADIENT_DESCENT: u32 = 0u;
+const MOMENTUM: u32 = 1u;
+const ADAM: u32 = 2u;
+
 struct Layer {
-    inputs: u32,         // in
-    outputs: u32,        // out
-    learning_rate: f32,
-    pad: u32,
+    inputs: u32,           // in
+    outputs: u32,          // out
+    activation: u32,       // f of this layer's output Ak
+    input_activation: u32, // f that made A(k-1) (hidden_delta of layer k-1 reads it here)
+    optimiser: u32,
+    beta1: f32,            // Adam's beta1, or the momentum mu
+    beta2: f32,
+    epsilon: f32,
 }
+
+// The smallest probability the cross-entropy takes the logarithm of (PROBABILITY_FLOOR of cpu.rs).
+const PROBABILITY_FLOOR: f32 = 1e-30;
 
 fn sigmoid(s: f32) -> f32 {
     return 1.0 / (1.0 + exp(-s));
 }
 
-// f'(s) through the activation a = f(s).
-fn sigmoid_derivative(a: f32) -> f32 {
-    return a * (1.0 - a);
+// tanh written through exp(-2|s|) <= 1, which cannot overflow: a driver's built-in tanh may
+// compute (e^s - e^-s) / (e^s + e^-s) and return NaN for large |s|.
+fn bounded_tanh(s: f32) -> f32 {
+    let e = exp(-2.0 * abs(s));
+    return sign(s) * (1.0 - e) / (1.0 + e);
+}
+
+fn activate(s: f32, kind: u32) -> f32 {
+    switch kind {
+        case SIGMOID: { return sigmoid(s); }
+        case RELU: { return max(s, 0.0); }
+        case TANH: { return bounded_tanh(s); }
+        default: { return s; }
+    }
+}
+
+// f'(s) through the activation a = f(s) that the forward pass kept.
+fn activation_derivative(a: f32, kind: u32) -> f32 {
+    switch kind {
+        case SIGMOID: { return a * (1.0 - a); }
+        case RELU: { return select(0.0, 1.0, a > 0.0); }
+        case TANH: { return 1.0 - a * a; }
+        default: { return 1.0; }
+    }
 }

@@ -1,14 +1,16 @@
 // Per image of a validation chunk: the predicted digit (argmax of A_L, the first on ties, as
-// argmax_rows of cpu.rs) and the squared error sum (Y - A_L)^2 of its row. The host adds the
-// rows up in f64 after the one read-back per evaluation.
+// argmax_rows of cpu.rs) and the image's loss: the squared error sum (Y - A_L)^2 of its row for
+// a sigmoid output, or -ln A_L[label] for a softmax output, whose row is first turned into
+// probabilities in place (so that a read-back of A_L gets them). The host adds the rows up in
+// f64 after the one read-back per evaluation.
 //
-// bindings: step (chunk rows, row_start in the validation set), layer (outputs = classes),
-//           activation: A_L, (B, classes); labels: u32 per validation image;
+// bindings: step (chunk rows, row_start in the validation set), layer (outputs = classes,
+//           activation), activation: A_L, (B, classes); labels: u32 per validation image;
 //           predictions: u32 per validation image; errors: f32 per validation image
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> layer: Layer;
-@group(0) @binding(2) var<storage, read> activation: array<f32>;
+@group(0) @binding(2) var<storage, read_write> activation: array<f32>;
 @group(0) @binding(3) var<storage, read> labels: array<u32>;
 @group(0) @binding(4) var<storage, read_write> predictions: array<u32>;
 @group(0) @binding(5) var<storage, read_write> errors: array<f32>;
@@ -21,16 +23,39 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let classes = layer.outputs;
     let image = step.row_start + row;
+    let first = row * classes;
+    if (layer.activation == SOFTMAX) {
+        var largest = activation[first];
+        for (var c = 1u; c < classes; c = c + 1u) {
+            largest = max(largest, activation[first + c]);
+        }
+        var total = 0.0;
+        for (var c = 0u; c < classes; c = c + 1u) {
+            let e = exp(activation[first + c] - largest);
+            activation[first + c] = e;
+            total = total + e;
+        }
+        for (var c = 0u; c < classes; c = c + 1u) {
+            activation[first + c] = activation[first + c] / total;
+        }
+    }
+    // The argmax of the probabilities, as the CPU takes it, so that ties agree.
     var best = 0u;
-    var squared_error = 0.0;
-    for (var c = 0u; c < classes; c = c + 1u) {
-        let a = activation[row * classes + c];
-        if (a > activation[row * classes + best]) {
+    for (var c = 1u; c < classes; c = c + 1u) {
+        if (activation[first + c] > activation[first + best]) {
             best = c;
         }
-        let y = select(0.0, 1.0, labels[image] == c);
-        squared_error = squared_error + (a - y) * (a - y);
     }
     predictions[image] = best;
-    errors[image] = squared_error;
+    var loss = 0.0;
+    if (layer.activation == SOFTMAX) {
+        loss = -log(max(activation[first + labels[image]], PROBABILITY_FLOOR));
+    } else {
+        for (var c = 0u; c < classes; c = c + 1u) {
+            let y = select(0.0, 1.0, labels[image] == c);
+            let a = activation[first + c];
+            loss = loss + (a - y) * (a - y);
+        }
+    }
+    errors[image] = loss;
 }

@@ -1,6 +1,7 @@
 // Dk = (D(k+1) W(k+1)^T) ⊙ f'(Sk): hidden_delta of cpu.rs.
 //
-// bindings: step (B rows), layer: layer k+1's sizes (inputs = out_k, outputs = next),
+// bindings: step (B rows), layer: layer k+1's sizes (inputs = out_k, outputs = next) and
+//           input_activation, the f that made Ak,
 //           next_delta: D(k+1), (B, next); next_parameters: [W(k+1); b(k+1)], (out_k + 1, next),
 //           of which only the weights are read; activation: Ak, (B, out_k); delta: Dk, (B, out_k)
 // Each invocation computes a 4 x 4 block of Dk, as linear_forward does.
@@ -45,7 +46,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             let n = n0 + c;
             if (n < width) {
                 let index = m * width + n;
-                delta[index] = products[i][c] * sigmoid_derivative(activation[index]);
+                delta[index] = products[i][c]
+                    * activation_derivative(activation[index], layer.input_activation);
             }
         }
     }

@@ -1,7 +1,8 @@
-// Ak = sigmoid(A(k-1) Wk + bk): linear_forward and sigmoid_forward of cpu.rs, fused so that Sk
-// never goes to memory.
+// Ak = f(A(k-1) Wk + bk): linear_forward and activation_forward of cpu.rs, fused so that Sk
+// never goes to memory. For a softmax output layer f is the identity here: output_delta and
+// evaluate normalise the logits, which needs the whole row.
 //
-// bindings: step (B rows), layer (in, out),
+// bindings: step (B rows), layer (in, out, activation f),
 //           input: A(k-1), (B, in); parameters: [Wk; bk], (in + 1, out); output: Ak, (B, out)
 // Each invocation computes a 4 x 4 block of Ak in registers (4 rows, 4 columns), reading its
 // operands straight from memory with no workgroup barriers: on a CPU-hosted Vulkan (lavapipe)
@@ -53,7 +54,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var j = 0u; j < 4u; j = j + 1u) {
             let n = n0 + j;
             if (n < n_out) {
-                output[m * n_out + n] = sigmoid(sums[i][j]);
+                output[m * n_out + n] = activate(sums[i][j], layer.activation);
             }
         }
     }

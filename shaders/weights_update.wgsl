@@ -1,17 +1,46 @@
-// [Wk; bk] -= lr * [A(k-1), 1]^T Dk: weights_gradient, bias_gradient and
-// gradient_descent_update of cpu.rs, fused. The gradient is never stored: each invocation sums
-// its 4 x 4 block over the batch in registers and applies it. Row `in` of the parameters is
-// the bias, whose "input" is the constant 1, so its gradient is the column sum of Dk.
+// [Wk; bk] moves by the gradient scale * [A(k-1), 1]^T Dk: weights_gradient, bias_gradient and
+// the optimiser update of cpu.rs (gradient_descent_update, momentum_update or adam_update),
+// fused. The gradient is never stored: each invocation sums its 4 x 4 block over the batch in
+// registers and applies it. Row `in` of the parameters is the bias, whose "input" is the
+// constant 1, so its gradient is the column sum of Dk.
 //
-// bindings: step (B rows), layer (in, out, lr),
+// bindings: step (B rows, learning rate, gradient scale, Adam's corrections),
+//           layer (in, out, optimiser and its constants),
 //           input: A(k-1), (B, in); delta: Dk, (B, out);
-//           parameters: [Wk; bk], (in + 1, out), updated in place
+//           parameters: [Wk; bk], (in + 1, out), updated in place;
+//           state: the optimiser's, shaped like the parameters: the velocity (momentum), or
+//           the first moments then the second moments (Adam); unused by gradient descent
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> layer: Layer;
 @group(0) @binding(2) var<storage, read> input: array<f32>;
 @group(0) @binding(3) var<storage, read> delta: array<f32>;
 @group(0) @binding(4) var<storage, read_write> parameters: array<f32>;
+@group(0) @binding(5) var<storage, read_write> state: array<f32>;
+
+// Moves parameters[index] by gradient g as the layer's optimiser says.
+fn update(index: u32, g: f32) {
+    let lr = step.learning_rate;
+    switch layer.optimiser {
+        case MOMENTUM: {
+            let velocity = layer.beta1 * state[index] + g;
+            state[index] = velocity;
+            parameters[index] = parameters[index] - lr * velocity;
+        }
+        case ADAM: {
+            let second = (layer.inputs + 1u) * layer.outputs + index;
+            let m = layer.beta1 * state[index] + (1.0 - layer.beta1) * g;
+            let v = layer.beta2 * state[second] + (1.0 - layer.beta2) * g * g;
+            state[index] = m;
+            state[second] = v;
+            parameters[index] = parameters[index]
+                - lr * (m * step.correction1) / (sqrt(v * step.correction2) + layer.epsilon);
+        }
+        default: {
+            parameters[index] = parameters[index] - lr * g;
+        }
+    }
+}
 
 @compute @workgroup_size(8, 8)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -56,8 +85,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var j = 0u; j < 4u; j = j + 1u) {
             let n = n0 + j;
             if (n < n_out) {
-                let index = row * n_out + n;
-                parameters[index] = parameters[index] - layer.learning_rate * gradients[i][j];
+                update(row * n_out + n, step.gradient_scale * gradients[i][j]);
             }
         }
     }

@@ -16,6 +16,8 @@ pub enum BackendError {
         end: usize,
         len: usize,
     },
+    #[error("a training order must hold each of the {len} training rows exactly once")]
+    BadOrder { len: usize },
     #[error(transparent)]
     Network(#[from] NetworkError),
     /// A failure of the device itself (out of memory, device lost, a limit exceeded).
@@ -26,20 +28,25 @@ pub enum BackendError {
 /// What a backend measured on the validation set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
-    /// Σ (Y − A_L)² over every image and class.
-    pub squared_error_sum: f64,
+    /// The loss summed over every image: Σ (Y − A_L)² over images and classes for a sigmoid
+    /// output, Σ −ln A_L[label] for a softmax output.
+    pub loss_sum: f64,
+    /// What [`Evaluation::loss`] divides the sum by: images x classes for the squared error
+    /// (SEED.md's mean), images for the cross-entropy.
+    pub loss_terms: usize,
     /// Images whose argmax of A_L equals the label.
     pub correct: usize,
     /// argmax of A_L per image (the first index on ties, as NumPy's argmax).
     pub predictions: Vec<u8>,
-    /// Output classes per image, to turn the sum into a mean.
+    /// Output classes per image.
     pub classes: usize,
 }
 
 impl Evaluation {
-    /// SEED.md's validation loss: mean((Y − A_L)²) over all images x classes.
+    /// The validation loss: SEED.md's mean((Y − A_L)²) over all images x classes, or the mean
+    /// cross-entropy per image.
     pub fn loss(&self) -> f64 {
-        self.squared_error_sum / (self.predictions.len() * self.classes).max(1) as f64
+        self.loss_sum / self.loss_terms.max(1) as f64
     }
 
     /// How many images `other` predicts differently.
@@ -89,6 +96,14 @@ pub trait Backend {
 
     /// Reads every weight and bias back.
     fn parameters(&mut self) -> Result<Parameters, BackendError>;
+
+    /// The learning rate of the steps after this call (a schedule changes it between epochs).
+    fn set_learning_rate(&mut self, learning_rate: f32) -> Result<(), BackendError>;
+
+    /// The order the training set is read in from now on: row r of [`Backend::train_batch`]'s
+    /// rows is image `order[r]`. It must hold every training row once; at the start it is the
+    /// file's order (the seed's).
+    fn set_order(&mut self, order: &[u32]) -> Result<(), BackendError>;
 
     /// One gradient-descent step on the training images `rows`, in the order SEED.md gives.
     /// The batch loss is added to a running sum read by [`Backend::take_train_loss`]: a GPU

@@ -18,6 +18,7 @@ use num_traits::Float;
 use crate::backend::{Backend, BackendError, Evaluation, StepTrace, TrainLoss};
 use crate::data::Dataset;
 use crate::network::{Layer, NetworkError, Parameters};
+use crate::options::{Activation, Hyperparameters, Optimiser, Output, Reduction};
 
 /// f32 or f64.
 pub trait Real: Float + LinalgScalar {}
@@ -42,6 +43,43 @@ pub fn sigmoid_derivative<F: Real>(activation: F) -> F {
     activation * (F::one() - activation)
 }
 
+/// f(s) = max(0, s).
+pub fn relu<F: Real>(s: F) -> F {
+    s.max(F::zero())
+}
+
+/// f'(s) = 1 where s > 0, else 0 (0 at s = 0 itself), through a = f(s): a > 0 exactly when s > 0.
+pub fn relu_derivative<F: Real>(activation: F) -> F {
+    if activation > F::zero() {
+        F::one()
+    } else {
+        F::zero()
+    }
+}
+
+/// f'(s) = 1 − tanh²(s), through a = tanh(s).
+pub fn tanh_derivative<F: Real>(activation: F) -> F {
+    F::one() - activation * activation
+}
+
+/// f(s) for the chosen hidden activation.
+pub fn activate<F: Real>(s: F, kind: Activation) -> F {
+    match kind {
+        Activation::Sigmoid => sigmoid(s),
+        Activation::Relu => relu(s),
+        Activation::Tanh => s.tanh(),
+    }
+}
+
+/// f'(s) through a = f(s), for the chosen hidden activation.
+pub fn activation_derivative<F: Real>(activation: F, kind: Activation) -> F {
+    match kind {
+        Activation::Sigmoid => sigmoid_derivative(activation),
+        Activation::Relu => relu_derivative(activation),
+        Activation::Tanh => tanh_derivative(activation),
+    }
+}
+
 /// Sk = A(k−1) Wk + bk.
 ///
 /// - `input` A(k−1): (B, in)
@@ -64,8 +102,26 @@ pub fn linear_forward<F: Real>(
 }
 
 /// Ak = sigmoid(Sk), in place: `values` holds Sk (B, out) on entry and Ak on return.
-pub fn sigmoid_forward<F: Real>(mut values: ArrayViewMut2<F>) {
-    values.mapv_inplace(sigmoid);
+pub fn sigmoid_forward<F: Real>(values: ArrayViewMut2<F>) {
+    activation_forward(values, Activation::Sigmoid);
+}
+
+/// Ak = f(Sk), in place: `values` holds Sk (B, out) on entry and Ak on return.
+pub fn activation_forward<F: Real>(mut values: ArrayViewMut2<F>, kind: Activation) {
+    values.mapv_inplace(|s| activate(s, kind));
+}
+
+/// A_L = softmax(S_L) row by row, in place: exp(s − max) / Σ exp(s − max). Subtracting the
+/// row's largest value first keeps every exp in (0, 1], so nothing overflows.
+///
+/// - `values`: (B, classes), S_L on entry and A_L on return
+pub fn softmax_forward<F: Real>(mut values: ArrayViewMut2<F>) {
+    for mut row in values.outer_iter_mut() {
+        let largest = row.iter().copied().fold(F::neg_infinity(), F::max);
+        row.mapv_inplace(|s| (s - largest).exp());
+        let total = row.iter().copied().fold(F::zero(), |sum, e| sum + e);
+        row.mapv_inplace(|e| e / total);
+    }
 }
 
 /// D_L = (A_L − Y) ⊙ f'(S_L), the derivative of ½ Σ (A_L − Y)² with respect to S_L.
@@ -89,16 +145,38 @@ pub fn output_delta<F: Real>(
     }
 }
 
+/// D_L = A_L − Y: the derivative of the cross-entropy −Σ Y ln softmax(S_L) with respect to S_L.
+///
+/// - `probabilities` A_L: (B, classes), softmax outputs
+/// - `labels`: (B) digits
+/// - `delta` D_L: (B, classes), overwritten
+pub fn softmax_cross_entropy_delta<F: Real>(
+    probabilities: ArrayView2<F>,
+    labels: &[u8],
+    mut delta: ArrayViewMut2<F>,
+) {
+    for ((row, p_row), &label) in delta
+        .outer_iter_mut()
+        .zip(probabilities.outer_iter())
+        .zip(labels)
+    {
+        for (class, (d, &p)) in row.into_iter().zip(p_row).enumerate() {
+            *d = p - one_hot(class, label);
+        }
+    }
+}
+
 /// Dk = (D(k+1) W(k+1)ᵀ) ⊙ f'(Sk).
 ///
 /// - `next_delta` D(k+1): (B, next)
 /// - `next_weights` W(k+1): (out, next)
-/// - `activation` Ak: (B, out)
+/// - `activation` Ak: (B, out), with `kind` the f that made it
 /// - `delta` Dk: (B, out), overwritten
 pub fn hidden_delta<F: Real>(
     next_delta: ArrayView2<F>,
     next_weights: ArrayView2<F>,
     activation: ArrayView2<F>,
+    kind: Activation,
     mut delta: ArrayViewMut2<F>,
 ) {
     general_mat_mul(
@@ -110,10 +188,18 @@ pub fn hidden_delta<F: Real>(
     );
     Zip::from(&mut delta)
         .and(&activation)
-        .for_each(|d, &a| *d = *d * sigmoid_derivative(a));
+        .for_each(|d, &a| *d = *d * activation_derivative(a, kind));
 }
 
-/// grad Wk = A(k−1)ᵀ Dk, summed over the batch (not averaged).
+/// How much of the batch's summed gradient a step uses: 1 (summed, the seed) or 1/B (mean).
+pub fn reduction_scale<F: Real>(reduction: Reduction, rows: usize) -> F {
+    match reduction {
+        Reduction::Sum => F::one(),
+        Reduction::Mean => F::one() / F::from(rows).expect("a row count is a float"),
+    }
+}
+
+/// grad Wk = scale · A(k−1)ᵀ Dk: summed over the batch when `scale` is 1 (the seed).
 ///
 /// - `input` A(k−1): (B, in)
 /// - `delta` Dk: (B, out)
@@ -121,22 +207,24 @@ pub fn hidden_delta<F: Real>(
 pub fn weights_gradient<F: Real>(
     input: ArrayView2<F>,
     delta: ArrayView2<F>,
+    scale: F,
     mut gradient: ArrayViewMut2<F>,
 ) {
-    general_mat_mul(F::one(), &input.t(), &delta, F::zero(), &mut gradient);
+    general_mat_mul(scale, &input.t(), &delta, F::zero(), &mut gradient);
 }
 
-/// grad bk = the column sums of Dk.
+/// grad bk = scale · the column sums of Dk.
 ///
 /// - `delta` Dk: (B, out)
 /// - `gradient`: (out), overwritten
-pub fn bias_gradient<F: Real>(delta: ArrayView2<F>, mut gradient: ArrayViewMut1<F>) {
+pub fn bias_gradient<F: Real>(delta: ArrayView2<F>, scale: F, mut gradient: ArrayViewMut1<F>) {
     gradient.fill(F::zero());
     for row in delta.outer_iter() {
         Zip::from(&mut gradient)
             .and(&row)
             .for_each(|g, &d| *g = *g + d);
     }
+    gradient.mapv_inplace(|g| g * scale);
 }
 
 /// P −= lr · grad P, for a weight matrix or a bias row alike.
@@ -148,6 +236,67 @@ pub fn gradient_descent_update<F: Real, D: Dimension>(
     Zip::from(&mut parameter)
         .and(&gradient)
         .for_each(|p, &g| *p = *p - learning_rate * g);
+}
+
+/// V = μ V + grad P; P −= lr · V.
+pub fn momentum_update<F: Real, D: Dimension>(
+    mut parameter: ArrayViewMut<'_, F, D>,
+    mut velocity: ArrayViewMut<'_, F, D>,
+    gradient: ArrayView<'_, F, D>,
+    learning_rate: F,
+    momentum: F,
+) {
+    Zip::from(&mut parameter)
+        .and(&mut velocity)
+        .and(&gradient)
+        .for_each(|p, v, &g| {
+            *v = momentum * *v + g;
+            *p = *p - learning_rate * *v;
+        });
+}
+
+/// Adam's constants and the step t (from 1) whose bias corrections apply.
+#[derive(Debug, Clone, Copy)]
+pub struct AdamStep<F> {
+    pub beta1: F,
+    pub beta2: F,
+    pub epsilon: F,
+    pub t: u64,
+}
+
+impl<F: Real> AdamStep<F> {
+    /// 1 / (1 − β1^t) and 1 / (1 − β2^t).
+    pub fn corrections(&self) -> (F, F) {
+        let t = i32::try_from(self.t).unwrap_or(i32::MAX);
+        (
+            F::one() / (F::one() - self.beta1.powi(t)),
+            F::one() / (F::one() - self.beta2.powi(t)),
+        )
+    }
+}
+
+/// M = β1 M + (1 − β1) g; V = β2 V + (1 − β2) g²;
+/// P −= lr · (M / (1 − β1^t)) / (√(V / (1 − β2^t)) + ε).
+pub fn adam_update<F: Real, D: Dimension>(
+    mut parameter: ArrayViewMut<'_, F, D>,
+    mut first_moment: ArrayViewMut<'_, F, D>,
+    mut second_moment: ArrayViewMut<'_, F, D>,
+    gradient: ArrayView<'_, F, D>,
+    learning_rate: F,
+    step: AdamStep<F>,
+) {
+    let (correction1, correction2) = step.corrections();
+    let one = F::one();
+    Zip::from(&mut parameter)
+        .and(&mut first_moment)
+        .and(&mut second_moment)
+        .and(&gradient)
+        .for_each(|p, m, v, &g| {
+            *m = step.beta1 * *m + (one - step.beta1) * g;
+            *v = step.beta2 * *v + (one - step.beta2) * g * g;
+            *p = *p
+                - learning_rate * (*m * correction1) / ((*v * correction2).sqrt() + step.epsilon);
+        });
 }
 
 /// Σ (Y − A_L)² over the batch: (B, classes) activations against B labels. Summed in f64 so
@@ -165,6 +314,40 @@ pub fn squared_error_sum<F: Real>(activation: ArrayView2<F>, labels: &[u8]) -> f
                 .sum::<f64>()
         })
         .sum()
+}
+
+/// The smallest probability the cross-entropy takes the logarithm of: a softmax output that
+/// rounded to 0 costs −ln(1e-30) ≈ 69 instead of infinity.
+pub const PROBABILITY_FLOOR: f64 = 1e-30;
+
+/// Σ −ln A_L[label] over the batch, in f64: the cross-entropy of softmax outputs
+/// `probabilities` (B, classes) against B labels.
+pub fn cross_entropy_sum<F: Real>(probabilities: ArrayView2<F>, labels: &[u8]) -> f64 {
+    probabilities
+        .outer_iter()
+        .zip(labels)
+        .map(|(row, &label)| {
+            let p = row[usize::from(label)].to_f64().unwrap_or(f64::NAN);
+            -p.max(PROBABILITY_FLOOR).ln()
+        })
+        .sum()
+}
+
+/// The batch's loss summed over its images: squared error or cross-entropy.
+pub fn loss_sum<F: Real>(output: Output, activation: ArrayView2<F>, labels: &[u8]) -> f64 {
+    match output {
+        Output::SigmoidMse => squared_error_sum(activation, labels),
+        Output::SoftmaxCrossEntropy => cross_entropy_sum(activation, labels),
+    }
+}
+
+/// What a loss sum is divided by to give the loss SEED.md reports: every value of A_L for the
+/// squared error (its mean over images x classes), every image for the cross-entropy.
+pub fn loss_terms(output: Output, rows: usize, classes: usize) -> usize {
+    match output {
+        Output::SigmoidMse => rows * classes,
+        Output::SoftmaxCrossEntropy => rows,
+    }
 }
 
 /// The index of the largest value of each row, the first one on ties.
@@ -211,6 +394,9 @@ pub fn check_input_width(parameters: &Parameters, set: &Dataset) -> Result<(), B
 /// The buffers of one training step: activations A1..AL, deltas D1..DL and the gradients.
 struct Workspace {
     rows: usize,
+    /// The batch's images when the training set is read in a shuffled order.
+    input: Array2<f32>,
+    labels: Vec<u8>,
     activations: Vec<Array2<f32>>,
     deltas: Vec<Array2<f32>>,
     weight_gradients: Vec<Array2<f32>>,
@@ -220,23 +406,21 @@ struct Workspace {
 impl Workspace {
     fn new(parameters: &Parameters, rows: usize) -> Self {
         let outputs = |l: &Layer| l.weights.ncols();
+        let per_layer = |shape: &dyn Fn(&Layer) -> (usize, usize)| -> Vec<Array2<f32>> {
+            parameters
+                .layers
+                .iter()
+                .map(|l| Array2::zeros(shape(l)))
+                .collect()
+        };
+        let inputs = parameters.layers.first().map_or(0, |l| l.weights.nrows());
         Self {
             rows,
-            activations: parameters
-                .layers
-                .iter()
-                .map(|l| Array2::zeros((rows, outputs(l))))
-                .collect(),
-            deltas: parameters
-                .layers
-                .iter()
-                .map(|l| Array2::zeros((rows, outputs(l))))
-                .collect(),
-            weight_gradients: parameters
-                .layers
-                .iter()
-                .map(|l| Array2::zeros(l.weights.dim()))
-                .collect(),
+            input: Array2::zeros((rows, inputs)),
+            labels: vec![0; rows],
+            activations: per_layer(&|l| (rows, outputs(l))),
+            deltas: per_layer(&|l| (rows, outputs(l))),
+            weight_gradients: per_layer(&|l| l.weights.dim()),
             bias_gradients: parameters
                 .layers
                 .iter()
@@ -246,15 +430,85 @@ impl Workspace {
     }
 }
 
-/// The reference backend: SEED.md on the CPU, in f32, with ndarray's matrix products.
+/// What an optimiser keeps per layer: a velocity (momentum), or first and second moments
+/// (Adam), each shaped like the layer's parameters and starting at 0.
+struct OptimiserState {
+    first: Vec<Layer>,
+    second: Vec<Layer>,
+    /// Steps taken, for Adam's bias corrections.
+    steps: u64,
+}
+
+impl OptimiserState {
+    fn new(optimiser: Optimiser, parameters: &Parameters) -> Self {
+        let zeros = || -> Vec<Layer> {
+            parameters
+                .layers
+                .iter()
+                .map(|l| Layer {
+                    weights: Array2::zeros(l.weights.dim()),
+                    bias: Array1::zeros(l.bias.len()),
+                })
+                .collect()
+        };
+        let slots = optimiser.state_per_parameter();
+        Self {
+            first: if slots >= 1 { zeros() } else { Vec::new() },
+            second: if slots >= 2 { zeros() } else { Vec::new() },
+            steps: 0,
+        }
+    }
+}
+
+/// Moves one parameter tensor by its gradient, as `optimiser` says; `first` and `second` are
+/// the tensor's optimiser state (unused by plain gradient descent).
+fn optimiser_update<D: Dimension>(
+    optimiser: Optimiser,
+    parameter: ArrayViewMut<'_, f32, D>,
+    first: Option<ArrayViewMut<'_, f32, D>>,
+    second: Option<ArrayViewMut<'_, f32, D>>,
+    gradient: ArrayView<'_, f32, D>,
+    learning_rate: f32,
+    t: u64,
+) {
+    match (optimiser, first, second) {
+        (Optimiser::Momentum { momentum }, Some(velocity), _) => {
+            momentum_update(parameter, velocity, gradient, learning_rate, momentum);
+        }
+        (
+            Optimiser::Adam {
+                beta1,
+                beta2,
+                epsilon,
+            },
+            Some(m),
+            Some(v),
+        ) => {
+            let step = AdamStep {
+                beta1,
+                beta2,
+                epsilon,
+                t,
+            };
+            adam_update(parameter, m, v, gradient, learning_rate, step);
+        }
+        _ => gradient_descent_update(parameter, gradient, learning_rate),
+    }
+}
+
+/// The reference backend: SEED.md on the CPU, in f32, with ndarray's matrix products, and the
+/// options of [`Hyperparameters`] beyond it.
 pub struct CpuBackend {
     parameters: Parameters,
-    learning_rate: f32,
+    hyper: Hyperparameters,
     train_images: Array2<f32>,
     train_labels: Vec<u8>,
+    /// The order the training set is read in; `None` is the file's order (the seed's).
+    order: Option<Vec<u32>>,
     validation_images: Array2<f32>,
     validation_labels: Vec<u8>,
     workspace: Workspace,
+    state: OptimiserState,
     loss: TrainLoss,
 }
 
@@ -262,28 +516,39 @@ impl CpuBackend {
     /// Holds `parameters` and both data sets, normalised once.
     pub fn new(
         parameters: Parameters,
-        learning_rate: f32,
+        hyper: &Hyperparameters,
         train: &Dataset,
         validation: &Dataset,
     ) -> Result<Self, BackendError> {
         check_input_width(&parameters, train)?;
         check_input_width(&parameters, validation)?;
+        check_output_width(&parameters, hyper.output)?;
         let workspace = Workspace::new(&parameters, 0);
+        let state = OptimiserState::new(hyper.optimiser, &parameters);
         Ok(Self {
             parameters,
-            learning_rate,
+            hyper: *hyper,
             train_images: normalised_images(train),
             train_labels: train.labels.clone(),
+            order: None,
             validation_images: normalised_images(validation),
             validation_labels: validation.labels.clone(),
             workspace,
+            state,
             loss: TrainLoss::default(),
         })
     }
 
     /// The forward pass of `input` (B, in): fills A1..AL of `activations` (first B rows).
-    fn forward(layers: &[Layer], input: ArrayView2<f32>, activations: &mut [Array2<f32>]) {
+    /// Hidden layers use the chosen activation, the output layer sigmoid or softmax.
+    fn forward(
+        layers: &[Layer],
+        hyper: &Hyperparameters,
+        input: ArrayView2<f32>,
+        activations: &mut [Array2<f32>],
+    ) {
         let rows = input.nrows();
+        let last = layers.len() - 1;
         for (k, layer) in layers.iter().enumerate() {
             let (before, rest) = activations.split_at_mut(k);
             let layer_input = if k == 0 {
@@ -298,12 +563,16 @@ impl CpuBackend {
                 layer.bias.view(),
                 sum.view_mut(),
             );
-            sigmoid_forward(sum);
+            match (k == last, hyper.output) {
+                (false, _) => activation_forward(sum, hyper.activation),
+                (true, Output::SigmoidMse) => sigmoid_forward(sum),
+                (true, Output::SoftmaxCrossEntropy) => softmax_forward(sum),
+            }
         }
     }
 
-    /// One training step on `rows`: forward, every delta, then every update (SEED.md's order).
-    /// Returns the batch loss mean((Y − A_L)²) from the forward pass before the update.
+    /// One training step on `rows` of the training order: forward, every delta, then every
+    /// update (SEED.md's order). Returns the batch loss, from the forward pass before the update.
     fn step(&mut self, rows: Range<usize>) -> Result<f64, BackendError> {
         let len = self.train_labels.len();
         if rows.start >= rows.end || rows.end > len {
@@ -317,26 +586,51 @@ impl CpuBackend {
         if self.workspace.rows < b {
             self.workspace = Workspace::new(&self.parameters, b);
         }
-        let input = self.train_images.slice(s![rows.clone(), ..]);
-        let labels = &self.train_labels[rows];
         let ws = &mut self.workspace;
+        let (input, labels) = match &self.order {
+            None => (
+                self.train_images.slice(s![rows.clone(), ..]),
+                &self.train_labels[rows],
+            ),
+            Some(order) => {
+                for (r, &image) in order[rows].iter().enumerate() {
+                    ws.input
+                        .row_mut(r)
+                        .assign(&self.train_images.row(image as usize));
+                    ws.labels[r] = self.train_labels[image as usize];
+                }
+                (ws.input.slice(s![..b, ..]), &ws.labels[..b])
+            }
+        };
+        let hyper = &self.hyper;
         let layers = &mut self.parameters.layers;
         let last = layers.len() - 1;
 
-        Self::forward(layers, input, &mut ws.activations);
+        Self::forward(layers, hyper, input, &mut ws.activations);
         let output = ws.activations[last].slice(s![..b, ..]);
-        let loss = squared_error_sum(output, labels) / (b * output.ncols()) as f64;
+        let loss = loss_sum(hyper.output, output, labels)
+            / loss_terms(hyper.output, b, output.ncols()) as f64;
 
-        output_delta(output, labels, ws.deltas[last].slice_mut(s![..b, ..]));
+        let output_deltas = ws.deltas[last].slice_mut(s![..b, ..]);
+        match hyper.output {
+            Output::SigmoidMse => output_delta(output, labels, output_deltas),
+            Output::SoftmaxCrossEntropy => {
+                softmax_cross_entropy_delta(output, labels, output_deltas);
+            }
+        }
         for k in (0..last).rev() {
             let (lower, upper) = ws.deltas.split_at_mut(k + 1);
             hidden_delta(
                 upper[0].slice(s![..b, ..]),
                 layers[k + 1].weights.view(),
                 ws.activations[k].slice(s![..b, ..]),
+                hyper.activation,
                 lower[k].slice_mut(s![..b, ..]),
             );
         }
+        let scale = reduction_scale(hyper.reduction, b);
+        let state = &mut self.state;
+        state.steps += 1;
         for (k, layer) in layers.iter_mut().enumerate() {
             let layer_input = if k == 0 {
                 input
@@ -344,20 +638,59 @@ impl CpuBackend {
                 ws.activations[k - 1].slice(s![..b, ..])
             };
             let delta = ws.deltas[k].slice(s![..b, ..]);
-            weights_gradient(layer_input, delta, ws.weight_gradients[k].view_mut());
-            bias_gradient(delta, ws.bias_gradients[k].view_mut());
-            gradient_descent_update(
+            weights_gradient(layer_input, delta, scale, ws.weight_gradients[k].view_mut());
+            bias_gradient(delta, scale, ws.bias_gradients[k].view_mut());
+            optimiser_update(
+                hyper.optimiser,
                 layer.weights.view_mut(),
+                state.first.get_mut(k).map(|s| s.weights.view_mut()),
+                state.second.get_mut(k).map(|s| s.weights.view_mut()),
                 ws.weight_gradients[k].view(),
-                self.learning_rate,
+                hyper.learning_rate,
+                state.steps,
             );
-            gradient_descent_update(
+            optimiser_update(
+                hyper.optimiser,
                 layer.bias.view_mut(),
+                state.first.get_mut(k).map(|s| s.bias.view_mut()),
+                state.second.get_mut(k).map(|s| s.bias.view_mut()),
                 ws.bias_gradients[k].view(),
-                self.learning_rate,
+                hyper.learning_rate,
+                state.steps,
             );
         }
         Ok(loss)
+    }
+}
+
+/// Softmax needs at least two classes: over one it is always 1 and nothing can be learned.
+pub fn check_output_width(parameters: &Parameters, output: Output) -> Result<(), BackendError> {
+    let classes = parameters.layers.last().map_or(0, |l| l.weights.ncols());
+    if output == Output::SoftmaxCrossEntropy && classes < 2 {
+        return Err(NetworkError::ShapeMismatch {
+            sizes: parameters.layer_sizes(),
+            problem: format!(
+                "a softmax output needs at least 2 classes, this network has {classes} \
+                 (its output would always be 1)"
+            ),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Checks that `order` holds each row of a training set of `len` images exactly once.
+pub fn check_order(order: &[u32], len: usize) -> Result<(), BackendError> {
+    let mut seen = vec![false; len];
+    let is_permutation = order.len() == len
+        && order.iter().all(|&row| {
+            let row = row as usize;
+            row < len && !std::mem::replace(&mut seen[row], true)
+        });
+    if is_permutation {
+        Ok(())
+    } else {
+        Err(BackendError::BadOrder { len })
     }
 }
 
@@ -374,6 +707,18 @@ impl Backend for CpuBackend {
 
     fn parameters(&mut self) -> Result<Parameters, BackendError> {
         Ok(self.parameters.clone())
+    }
+
+    fn set_learning_rate(&mut self, learning_rate: f32) -> Result<(), BackendError> {
+        self.hyper.learning_rate = learning_rate;
+        Ok(())
+    }
+
+    fn set_order(&mut self, order: &[u32]) -> Result<(), BackendError> {
+        check_order(order, self.train_labels.len())?;
+        let in_file_order = order.iter().enumerate().all(|(i, &row)| i == row as usize);
+        self.order = (!in_file_order).then(|| order.to_vec());
+        Ok(())
     }
 
     fn train_batch(&mut self, rows: Range<usize>) -> Result<(), BackendError> {
@@ -406,7 +751,8 @@ impl Backend for CpuBackend {
         let labels = &self.validation_labels;
         let predictions = argmax_rows(outputs.view());
         Ok(Evaluation {
-            squared_error_sum: squared_error_sum(outputs.view(), labels),
+            loss_sum: loss_sum(self.hyper.output, outputs.view(), labels),
+            loss_terms: loss_terms(self.hyper.output, labels.len(), outputs.ncols()),
             correct: predictions
                 .iter()
                 .zip(labels)
@@ -433,6 +779,7 @@ impl Backend for CpuBackend {
             let end = (start + CHUNK).min(count);
             Self::forward(
                 &self.parameters.layers,
+                &self.hyper,
                 self.validation_images.slice(s![start..end, ..]),
                 &mut activations,
             );

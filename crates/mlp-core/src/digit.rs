@@ -211,15 +211,21 @@ mod tests {
         page.slice_mut(s![5..15, 70..80]).fill(0.0);
         let digit = mnist_like(page.view()).unwrap();
         let field = Array2::from_shape_vec((28, 28), digit).unwrap();
-        assert_eq!(
-            field
-                .slice(s![4..24, 4..24])
-                .iter()
-                .filter(|&&v| v == 255)
-                .count(),
-            400
-        );
+        // 20 x 20 full ink and nothing else, its centre of mass (index 9.5 of the square)
+        // within a pixel of index 14.
+        assert_eq!(field.iter().filter(|&&v| v == 255).count(), 400);
         assert_eq!(field.iter().filter(|&&v| v > 0).count(), 400);
+        let inked: Vec<(usize, usize)> = field
+            .indexed_iter()
+            .filter(|(_, v)| **v > 0)
+            .map(|(at, _)| at)
+            .collect();
+        let top = inked.iter().map(|p| p.0).min().unwrap();
+        let left = inked.iter().map(|p| p.1).min().unwrap();
+        assert!(
+            (4..=5).contains(&top) && (4..=5).contains(&left),
+            "{top} {left}"
+        );
     }
 
     #[test]

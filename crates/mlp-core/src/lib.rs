@@ -12,6 +12,7 @@ pub mod digit;
 pub mod metrics;
 pub mod model;
 pub mod network;
+pub mod options;
 pub mod rng;
 pub mod train;
 
@@ -20,4 +21,7 @@ pub use cpu::CpuBackend;
 pub use data::{DataError, Dataset};
 pub use model::{Model, ModelError, ModelInfo};
 pub use network::{LayerSizes, NetworkError, Parameters};
+pub use options::{
+    Activation, Hyperparameters, Init, Optimiser, OptimiserKind, Output, Reduction, Schedule,
+};
 pub use train::{EpochMetrics, TrainConfig};

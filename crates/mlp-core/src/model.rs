@@ -16,6 +16,7 @@ use ndarray::{Array1, Array2};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::network::{Layer, LayerSizes, Parameters};
+use crate::options::{Activation, Output};
 
 /// The `format` metadata value of the files this module writes.
 pub const FORMAT: &str = "mlp-core model 1";
@@ -55,10 +56,10 @@ pub enum ModelError {
 /// What a model file says about itself besides its weights.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelInfo {
-    /// The hidden layers' activation function, "sigmoid" for the seed network.
-    pub activation: String,
-    /// The output layer and its loss, "sigmoid-mse" for the seed network.
-    pub output: String,
+    /// The hidden layers' activation function (sigmoid for the seed network).
+    pub activation: Activation,
+    /// The output layer and its loss (sigmoid with squared error for the seed network).
+    pub output: Output,
     /// The seed the initial weights were drawn from.
     pub seed: u64,
     /// Epochs trained, counting those of any model training started from.
@@ -73,8 +74,8 @@ impl ModelInfo {
     /// The seed network's description: sigmoid layers, sigmoid output with squared error.
     pub fn seed(seed: u64) -> Self {
         Self {
-            activation: "sigmoid".into(),
-            output: "sigmoid-mse".into(),
+            activation: Activation::Sigmoid,
+            output: Output::SigmoidMse,
             seed,
             epochs: 0,
             accuracy: None,
@@ -133,8 +134,8 @@ impl Model {
         for (key, value) in [
             ("format", FORMAT.to_string()),
             ("layers", layers),
-            ("activation", info.activation.clone()),
-            ("output", info.output.clone()),
+            ("activation", info.activation.to_string()),
+            ("output", info.output.to_string()),
             ("seed", info.seed.to_string()),
             ("epochs", info.epochs.to_string()),
         ] {
@@ -242,8 +243,12 @@ impl Model {
                 })?),
             };
         let info = ModelInfo {
-            activation: field("activation")?.clone(),
-            output: field("output")?.clone(),
+            activation: field("activation")?
+                .parse()
+                .map_err(|e| format(format!("{e}")))?,
+            output: field("output")?
+                .parse()
+                .map_err(|e| format(format!("{e}")))?,
             seed: number("seed")?,
             epochs: number("epochs")? as usize,
             accuracy,

@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use ndarray::{Array1, Array2};
 
+use crate::options::Init;
 use crate::rng::Rng;
 
 /// MNIST images are 28 x 28 pixels, flattened row-major.
@@ -131,16 +132,24 @@ pub struct Parameters {
 
 impl Parameters {
     /// The seed's initialisation: every weight from N(0, 1) with no scaling, every bias 0.
-    /// Weights are drawn layer by layer, row by row, from one [`Rng`] seeded with `seed`.
     pub fn seed_init(sizes: &LayerSizes, seed: u64) -> Self {
+        Self::init(sizes, Init::Normal, seed)
+    }
+
+    /// Weights from N(0, σ²) with σ as `init` gives it for each layer's shape, biases 0.
+    /// Weights are drawn layer by layer, row by row, from one [`Rng`] seeded with `seed`.
+    pub fn init(sizes: &LayerSizes, init: Init, seed: u64) -> Self {
         let mut rng = Rng::new(seed);
         let layers = sizes
             .shapes()
-            .map(|(inputs, outputs)| Layer {
-                weights: Array2::from_shape_simple_fn((inputs, outputs), || {
-                    rng.standard_normal() as f32
-                }),
-                bias: Array1::zeros(outputs),
+            .map(|(inputs, outputs)| {
+                let deviation = init.standard_deviation(inputs, outputs);
+                Layer {
+                    weights: Array2::from_shape_simple_fn((inputs, outputs), || {
+                        (deviation * rng.standard_normal()) as f32
+                    }),
+                    bias: Array1::zeros(outputs),
+                }
             })
             .collect();
         Self { layers }

@@ -1,17 +1,24 @@
-//! The training loop: epochs of consecutive batches in the file's order, driven through the
-//! [`Backend`] interface only.
+//! The training loop: epochs of consecutive batches, in the file's order (the seed's) or
+//! shuffled each epoch, driven through the [`Backend`] interface only.
 
 use std::ops::Range;
 use std::time::Instant;
 
 use crate::backend::{Backend, BackendError, Evaluation};
+use crate::options::Schedule;
+use crate::rng::Rng;
 
-/// The run's hyper-parameters. [`TrainConfig::seed`] is SEED.md's configuration.
+/// How the epochs of a run go. [`TrainConfig::seed`] is SEED.md's configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
     pub epochs: usize,
     pub batch_size: usize,
+    /// The rate of the first epoch; the schedule takes it from there.
     pub learning_rate: f32,
+    pub schedule: Schedule,
+    /// Read the training set in a new order each epoch, drawn from `seed`.
+    pub shuffle: bool,
+    pub seed: u64,
 }
 
 impl TrainConfig {
@@ -20,8 +27,25 @@ impl TrainConfig {
             epochs: 30,
             batch_size: 100,
             learning_rate: 0.01,
+            schedule: Schedule::Constant,
+            shuffle: false,
+            seed: 0,
         }
     }
+}
+
+/// The order of the `rows` training images in `epoch` (from 1) of a run seeded with `seed`:
+/// a Fisher–Yates shuffle from a generator of its own, so that the order depends on the seed
+/// and the epoch only, not on the weights drawn before it.
+pub fn epoch_order(seed: u64, epoch: usize, rows: usize) -> Vec<u32> {
+    const SHUFFLE_STREAM: u64 = 0x5348_5546_464c_4521;
+    let mut rng = Rng::new(seed ^ SHUFFLE_STREAM.wrapping_mul(epoch as u64 + 1));
+    let mut order: Vec<u32> = (0..rows as u32).collect();
+    for i in (1..rows).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
 }
 
 /// One epoch's numbers, as SEED.md defines them.
@@ -44,17 +68,27 @@ pub fn batches(rows: usize, batch_size: usize) -> impl Iterator<Item = Range<usi
         .map(move |start| start..(start + batch_size).min(rows))
 }
 
-/// Trains one epoch, calling `on_batch` after each batch is handed to the backend (a GPU
-/// backend may still be running it), then evaluates the validation set.
+/// Trains `epoch` (from 1) of `config`: sets the epoch's learning rate and order, calls
+/// `on_batch` after each batch is handed to the backend (a GPU backend may still be running
+/// it), then evaluates the validation set.
 pub fn run_epoch(
     backend: &mut dyn Backend,
     train_rows: usize,
-    batch_size: usize,
+    config: &TrainConfig,
     epoch: usize,
     on_batch: &mut dyn FnMut(),
 ) -> Result<(EpochMetrics, Evaluation), BackendError> {
     let started = Instant::now();
-    for rows in batches(train_rows, batch_size) {
+    if config.schedule != Schedule::Constant {
+        let rate = config
+            .schedule
+            .learning_rate(config.learning_rate, epoch, config.epochs);
+        backend.set_learning_rate(rate)?;
+    }
+    if config.shuffle {
+        backend.set_order(&epoch_order(config.seed, epoch, train_rows))?;
+    }
+    for rows in batches(train_rows, config.batch_size) {
         backend.train_batch(rows)?;
         on_batch();
     }
@@ -79,8 +113,7 @@ pub fn train(
 ) -> Result<Vec<EpochMetrics>, BackendError> {
     (1..=config.epochs)
         .map(|epoch| {
-            let (metrics, evaluation) =
-                run_epoch(backend, train_rows, config.batch_size, epoch, &mut || {})?;
+            let (metrics, evaluation) = run_epoch(backend, train_rows, config, epoch, &mut || {})?;
             on_epoch(&metrics, &evaluation);
             Ok(metrics)
         })
@@ -96,5 +129,16 @@ mod tests {
         let all: Vec<_> = batches(250, 100).collect();
         assert_eq!(all, vec![0..100, 100..200, 200..250]);
         assert_eq!(batches(60_000, 100).count(), 600);
+    }
+
+    #[test]
+    fn epoch_orders_are_permutations_that_change_with_epoch_and_seed() {
+        let order = epoch_order(7, 1, 1000);
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..1000).collect::<Vec<u32>>());
+        assert_eq!(order, epoch_order(7, 1, 1000));
+        assert_ne!(order, epoch_order(7, 2, 1000));
+        assert_ne!(order, epoch_order(8, 1, 1000));
     }
 }

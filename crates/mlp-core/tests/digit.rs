@@ -15,7 +15,7 @@ use mlp_core::backend::Backend;
 use mlp_core::data::{self, DataFormat};
 use mlp_core::digit::{DigitError, load_digit};
 use mlp_core::train::batches;
-use mlp_core::{CpuBackend, Dataset, LayerSizes, Parameters};
+use mlp_core::{CpuBackend, Dataset, Hyperparameters, LayerSizes, Parameters};
 
 /// Test digits turned into pictures.
 const DIGITS: usize = 200;
@@ -56,7 +56,13 @@ fn off_centre(digit: &GrayImage) -> GrayImage {
 
 /// The predictions of `parameters` for `images`.
 fn predict(parameters: &Parameters, images: Dataset) -> Vec<u8> {
-    let mut backend = CpuBackend::new(parameters.clone(), 0.01, &images, &images).unwrap();
+    let mut backend = CpuBackend::new(
+        parameters.clone(),
+        &Hyperparameters::seed_with_rate(0.01),
+        &images,
+        &images,
+    )
+    .unwrap();
     backend.evaluate().unwrap().predictions
 }
 
@@ -76,7 +82,7 @@ fn pictures_of_test_digits_are_predicted_as_the_originals() {
     let test = mnist.test.first(DIGITS);
     let mut cpu = CpuBackend::new(
         Parameters::seed_init(&LayerSizes::seed(), 0),
-        0.01,
+        &Hyperparameters::seed(),
         &train,
         &test,
     )

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use common::Scratch;
 use mlp_core::backend::Backend;
-use mlp_core::{CpuBackend, Dataset, Model, ModelError, ModelInfo, Parameters};
+use mlp_core::{CpuBackend, Dataset, Hyperparameters, Model, ModelError, ModelInfo, Parameters};
 use safetensors::tensor::{Dtype, TensorView};
 
 fn model() -> Model {
@@ -74,7 +74,13 @@ fn save_then_load_is_exact_after_training() {
         cols: 28,
     };
     let start = model();
-    let mut cpu = CpuBackend::new(start.parameters.clone(), 0.05, &images, &images).unwrap();
+    let mut cpu = CpuBackend::new(
+        start.parameters.clone(),
+        &Hyperparameters::seed_with_rate(0.05),
+        &images,
+        &images,
+    )
+    .unwrap();
     for rows in [0..20, 20..40, 0..40] {
         cpu.train_batch(rows).unwrap();
     }
@@ -89,7 +95,13 @@ fn save_then_load_is_exact_after_training() {
     assert_eq!(loaded, trained, "the round trip must be bit-exact");
     assert!(!scratch.path().join("trained.safetensors.partial").exists());
 
-    let mut again = CpuBackend::new(loaded.parameters.clone(), 0.05, &images, &images).unwrap();
+    let mut again = CpuBackend::new(
+        loaded.parameters.clone(),
+        &Hyperparameters::seed_with_rate(0.05),
+        &images,
+        &images,
+    )
+    .unwrap();
     assert_eq!(again.evaluate().unwrap(), cpu.evaluate().unwrap());
 }
 

@@ -3,8 +3,9 @@
 
 use mlp_core::backend::Backend;
 use mlp_core::compare::{Difference, Tolerance};
+use mlp_core::cpu::{AdamStep, adam_update, momentum_update};
 use mlp_core::network::{Layer, Parameters};
-use mlp_core::{CpuBackend, Dataset};
+use mlp_core::{CpuBackend, Dataset, Hyperparameters, Output};
 use ndarray::{Array2, array};
 
 /// The network is f32; the expectations are float64. Values are O(1), so f32 rounding stays
@@ -46,7 +47,13 @@ fn assert_close(name: &str, values: &Array2<f32>, expected: &[f64]) {
 #[test]
 fn one_step_matches_independent_float64_values() {
     let data = hand_batch();
-    let mut cpu = CpuBackend::new(hand_network(), 0.5, &data, &data).unwrap();
+    let mut cpu = CpuBackend::new(
+        hand_network(),
+        &Hyperparameters::seed_with_rate(0.5),
+        &data,
+        &data,
+    )
+    .unwrap();
     let trace = cpu.trace_batch(0..2).unwrap();
 
     assert_close(
@@ -132,7 +139,13 @@ fn one_step_matches_independent_float64_values() {
 #[test]
 fn rows_outside_the_training_set_are_an_error_not_a_panic() {
     let data = hand_batch();
-    let mut cpu = CpuBackend::new(hand_network(), 0.5, &data, &data).unwrap();
+    let mut cpu = CpuBackend::new(
+        hand_network(),
+        &Hyperparameters::seed_with_rate(0.5),
+        &data,
+        &data,
+    )
+    .unwrap();
     let err = cpu.train_batch(1..3).unwrap_err().to_string();
     assert!(err.contains("outside the training set of 2"), "{err}");
 }
@@ -140,7 +153,13 @@ fn rows_outside_the_training_set_are_an_error_not_a_panic() {
 #[test]
 fn parameters_of_another_shape_are_rejected() {
     let data = hand_batch();
-    let mut cpu = CpuBackend::new(hand_network(), 0.5, &data, &data).unwrap();
+    let mut cpu = CpuBackend::new(
+        hand_network(),
+        &Hyperparameters::seed_with_rate(0.5),
+        &data,
+        &data,
+    )
+    .unwrap();
     let mut wrong = hand_network();
     wrong.layers.pop();
     assert!(cpu.set_parameters(&wrong).is_err());
@@ -150,12 +169,103 @@ fn parameters_of_another_shape_are_rejected() {
         rows: 1,
         cols: 3,
     };
-    let err = CpuBackend::new(hand_network(), 0.5, &wide, &wide)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = CpuBackend::new(
+        hand_network(),
+        &Hyperparameters::seed_with_rate(0.5),
+        &wide,
+        &wide,
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(
         err.contains("takes 2 values but images have 3 pixels"),
+        "{err}"
+    );
+}
+
+/// Three steps of a two-value parameter under fixed gradients, against a plain-Python float64
+/// transcription of the update rules (Kingma & Ba's Algorithm 1 for Adam).
+const GRADIENTS: [[f32; 2]; 3] = [[0.2, -0.1], [0.1, 0.4], [-0.3, 0.05]];
+
+#[test]
+fn adam_first_steps_match_independent_float64_values() {
+    let expected = [
+        [0.4900000005, -0.2900000009999999],
+        [0.4806782047015366, -0.2955950357485128],
+        [0.48149797264210353, -0.3006579687146649],
+    ];
+    let mut parameter = array![0.5f32, -0.3];
+    let (mut m, mut v) = (array![0.0f32, 0.0], array![0.0f32, 0.0]);
+    for (t, (gradient, after)) in GRADIENTS.iter().zip(expected).enumerate() {
+        let step = AdamStep {
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            t: t as u64 + 1,
+        };
+        let g = ndarray::arr1(gradient);
+        adam_update(
+            parameter.view_mut(),
+            m.view_mut(),
+            v.view_mut(),
+            g.view(),
+            0.01,
+            step,
+        );
+        for (got, want) in parameter.iter().zip(after) {
+            assert!(
+                (f64::from(*got) - want).abs() < 1e-6,
+                "step {}: {got} vs {want}",
+                t + 1
+            );
+        }
+    }
+}
+
+#[test]
+fn momentum_first_steps_match_independent_float64_values() {
+    let expected = [[0.498, -0.299], [0.4952, -0.3021], [0.49568, -0.30539]];
+    let mut parameter = array![0.5f32, -0.3];
+    let mut velocity = array![0.0f32, 0.0];
+    for (t, (gradient, after)) in GRADIENTS.iter().zip(expected).enumerate() {
+        let g = ndarray::arr1(gradient);
+        momentum_update(
+            parameter.view_mut(),
+            velocity.view_mut(),
+            g.view(),
+            0.01,
+            0.9,
+        );
+        for (got, want) in parameter.iter().zip(after) {
+            assert!(
+                (f64::from(*got) - want).abs() < 1e-6,
+                "step {}: {got} vs {want}",
+                t + 1
+            );
+        }
+    }
+}
+
+#[test]
+fn softmax_with_a_single_output_unit_is_refused() {
+    let data = hand_batch();
+    let one_output = Parameters {
+        layers: vec![Layer {
+            weights: array![[0.1], [0.2]],
+            bias: array![0.0],
+        }],
+    };
+    let hyper = Hyperparameters {
+        output: Output::SoftmaxCrossEntropy,
+        ..Hyperparameters::seed()
+    };
+    let err = CpuBackend::new(one_output, &hyper, &data, &data)
+        .err()
+        .expect("a 1-unit softmax must be refused")
+        .to_string();
+    assert!(
+        err.contains("softmax output needs at least 2 classes"),
         "{err}"
     );
 }

@@ -7,7 +7,9 @@ use std::ops::Range;
 
 use mlp_core::Dataset;
 use mlp_core::backend::{Backend, BackendError, Evaluation, StepTrace, TrainLoss};
+use mlp_core::cpu::{AdamStep, check_order, check_output_width, reduction_scale};
 use mlp_core::network::{Layer, Parameters};
+use mlp_core::options::{Activation, Hyperparameters, Optimiser, Output};
 use ndarray::{Array2, s};
 use wgpu::util::DeviceExt;
 
@@ -26,23 +28,43 @@ const EVAL_CHUNK: usize = 1000;
 const BLOCK: u32 = 4;
 const GROUP: u32 = 8;
 
+/// `Step` of common.wgsl.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
 struct StepUniform {
     row_start: u32,
     rows: u32,
     loss_slot: u32,
     pad: u32,
+    learning_rate: f32,
+    gradient_scale: f32,
+    correction1: f32,
+    correction2: f32,
 }
 
+/// `Layer` of common.wgsl.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct LayerUniform {
     inputs: u32,
     outputs: u32,
-    learning_rate: f32,
-    pad: u32,
+    activation: u32,
+    input_activation: u32,
+    optimiser: u32,
+    beta1: f32,
+    beta2: f32,
+    epsilon: f32,
 }
+
+/// The activation codes of common.wgsl.
+fn activation_code(activation: Activation) -> u32 {
+    match activation {
+        Activation::Sigmoid => 0,
+        Activation::Relu => 1,
+        Activation::Tanh => 2,
+    }
+}
+const SOFTMAX: u32 = 3;
 
 /// A queued unit of GPU work.
 #[derive(Debug, Clone)]
@@ -50,6 +72,9 @@ enum Work {
     Train {
         rows: Range<usize>,
         loss_slot: usize,
+        learning_rate: f32,
+        /// The step's number from 1, for Adam's bias corrections.
+        t: u64,
     },
     Evaluate {
         rows: Range<usize>,
@@ -57,16 +82,44 @@ enum Work {
 }
 
 impl Work {
-    fn uniform(&self) -> StepUniform {
-        let (rows, loss_slot) = match self {
-            Work::Train { rows, loss_slot } => (rows, *loss_slot),
-            Work::Evaluate { rows } => (rows, 0),
-        };
-        StepUniform {
-            row_start: rows.start as u32,
-            rows: rows.len() as u32,
-            loss_slot: loss_slot as u32,
-            pad: 0,
+    fn uniform(&self, hyper: &Hyperparameters) -> StepUniform {
+        match self {
+            Work::Train {
+                rows,
+                loss_slot,
+                learning_rate,
+                t,
+            } => {
+                let (correction1, correction2) = match hyper.optimiser {
+                    Optimiser::Adam {
+                        beta1,
+                        beta2,
+                        epsilon,
+                    } => AdamStep {
+                        beta1,
+                        beta2,
+                        epsilon,
+                        t: *t,
+                    }
+                    .corrections(),
+                    _ => (1.0, 1.0),
+                };
+                StepUniform {
+                    row_start: rows.start as u32,
+                    rows: rows.len() as u32,
+                    loss_slot: *loss_slot as u32,
+                    pad: 0,
+                    learning_rate: *learning_rate,
+                    gradient_scale: reduction_scale(hyper.reduction, rows.len()),
+                    correction1,
+                    correction2,
+                }
+            }
+            Work::Evaluate { rows } => StepUniform {
+                row_start: rows.start as u32,
+                rows: rows.len() as u32,
+                ..StepUniform::default()
+            },
         }
     }
 }
@@ -87,6 +140,11 @@ struct BindGroups {
 pub struct GpuBackend {
     context: GpuContext,
     kernels: Kernels,
+    hyper: Hyperparameters,
+    /// Training steps queued so far, for Adam's bias corrections.
+    steps: u64,
+    /// The training set's current order, u32 per image.
+    train_order: wgpu::Buffer,
     /// Units per layer, input first.
     sizes: Vec<usize>,
     max_batch: usize,
@@ -139,13 +197,14 @@ impl GpuBackend {
     pub fn new(
         context: GpuContext,
         parameters: &Parameters,
-        learning_rate: f32,
+        hyper: &Hyperparameters,
         max_batch: usize,
         train: &Dataset,
         validation: &Dataset,
     ) -> Result<Self, BackendError> {
         mlp_core::cpu::check_input_width(parameters, train)?;
         mlp_core::cpu::check_input_width(parameters, validation)?;
+        check_output_width(parameters, hyper.output)?;
         let sizes = parameters.sizes();
         let device = &context.device;
         let capacity = max_batch.max(EVAL_CHUNK);
@@ -198,6 +257,28 @@ impl GpuBackend {
             storage,
         );
         let validation_labels = init("validation labels", &labels_u32(validation), storage);
+        let in_file_order = |count: usize| {
+            let rows: Vec<u32> = (0..count as u32).collect();
+            pack_bytes(bytemuck::cast_slice(&rows))
+        };
+        let train_order = init("train order", &in_file_order(train.len()), storage);
+        let validation_order = init(
+            "validation order",
+            &in_file_order(validation.len()),
+            storage,
+        );
+        // The optimiser's state per layer, zero at the start; a 4-byte stand-in for plain
+        // gradient descent, whose kernel never touches it.
+        let optimiser_state: Vec<wgpu::Buffer> = parameters
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(k, layer)| {
+                let values = (layer.weights.len() + layer.bias.len())
+                    * hyper.optimiser.state_per_parameter();
+                zeroed(&format!("optimiser state {}", k + 1), values * 4)
+            })
+            .collect();
         let parameter_buffers: Vec<wgpu::Buffer> = parameters
             .layers
             .iter()
@@ -232,12 +313,32 @@ impl GpuBackend {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let layer_uniform = |inputs: usize, outputs: usize| {
+        let (optimiser, beta1, beta2, epsilon) = match hyper.optimiser {
+            Optimiser::GradientDescent => (0, 0.0, 0.0, 0.0),
+            Optimiser::Momentum { momentum } => (1, momentum, 0.0, 0.0),
+            Optimiser::Adam {
+                beta1,
+                beta2,
+                epsilon,
+            } => (2, beta1, beta2, epsilon),
+        };
+        let depth = sizes.len() - 1;
+        let hidden = activation_code(hyper.activation);
+        let output_code = match hyper.output {
+            Output::SigmoidMse => activation_code(Activation::Sigmoid),
+            Output::SoftmaxCrossEntropy => SOFTMAX,
+        };
+        // Layer k (from 0): its output's f, and the f of its input (none for the images).
+        let layer_uniform = |k: usize, inputs: usize, outputs: usize| {
             let uniform = LayerUniform {
                 inputs: inputs as u32,
                 outputs: outputs as u32,
-                learning_rate,
-                pad: 0,
+                activation: if k + 1 == depth { output_code } else { hidden },
+                input_activation: hidden,
+                optimiser,
+                beta1,
+                beta2,
+                epsilon,
             };
             init(
                 "layer",
@@ -245,10 +346,11 @@ impl GpuBackend {
                 wgpu::BufferUsages::UNIFORM,
             )
         };
-        let pixels_uniform = layer_uniform(train.pixels(), train.pixels());
+        let pixels_uniform = layer_uniform(0, train.pixels(), train.pixels());
         let layer_uniforms: Vec<wgpu::Buffer> = sizes
             .windows(2)
-            .map(|w| layer_uniform(w[0], w[1]))
+            .enumerate()
+            .map(|(k, w)| layer_uniform(k, w[0], w[1]))
             .collect();
 
         let kernels = Kernels::new(device);
@@ -277,15 +379,24 @@ impl GpuBackend {
                 entries: &entries,
             })
         };
-        let depth = sizes.len() - 1;
         let bind = BindGroups {
             normalise_train: group(
                 &kernels.normalise_images,
-                &[&pixels_uniform, &train_images, &activations[0]],
+                &[
+                    &pixels_uniform,
+                    &train_images,
+                    &train_order,
+                    &activations[0],
+                ],
             ),
             normalise_validation: group(
                 &kernels.normalise_images,
-                &[&pixels_uniform, &validation_images, &activations[0]],
+                &[
+                    &pixels_uniform,
+                    &validation_images,
+                    &validation_order,
+                    &activations[0],
+                ],
             ),
             forward: (0..depth)
                 .map(|k| {
@@ -306,6 +417,7 @@ impl GpuBackend {
                     &layer_uniforms[depth - 1],
                     &activations[depth],
                     &train_labels,
+                    &train_order,
                     &deltas[depth - 1],
                     &losses,
                 ],
@@ -333,6 +445,7 @@ impl GpuBackend {
                             &activations[k],
                             &deltas[k],
                             &parameter_buffers[k],
+                            &optimiser_state[k],
                         ],
                     )
                 })
@@ -352,6 +465,9 @@ impl GpuBackend {
         Ok(Self {
             context,
             kernels,
+            hyper: *hyper,
+            steps: 0,
+            train_order,
             sizes,
             max_batch,
             train_count: train.len(),
@@ -392,7 +508,7 @@ impl GpuBackend {
             for (slot, work) in chunk.iter().enumerate() {
                 let at = slot * self.step_stride as usize;
                 uniforms[at..at + std::mem::size_of::<StepUniform>()]
-                    .copy_from_slice(bytemuck::bytes_of(&work.uniform()));
+                    .copy_from_slice(bytemuck::bytes_of(&work.uniform(&self.hyper)));
             }
             self.context
                 .queue
@@ -525,6 +641,22 @@ impl Backend for GpuBackend {
         Ok(Parameters { layers })
     }
 
+    fn set_learning_rate(&mut self, learning_rate: f32) -> Result<(), BackendError> {
+        // Each queued step keeps the rate it was queued with.
+        self.hyper.learning_rate = learning_rate;
+        Ok(())
+    }
+
+    fn set_order(&mut self, order: &[u32]) -> Result<(), BackendError> {
+        check_order(order, self.train_count)?;
+        // Steps queued before this call must still read the old order.
+        self.flush()?;
+        self.context
+            .queue
+            .write_buffer(&self.train_order, 0, bytemuck::cast_slice(order));
+        Ok(())
+    }
+
     fn train_batch(&mut self, rows: Range<usize>) -> Result<(), BackendError> {
         if rows.start >= rows.end || rows.end > self.train_count {
             return Err(BackendError::RowsOutOfRange {
@@ -546,9 +678,12 @@ impl Backend for GpuBackend {
         if self.losses_used == LOSS_SLOTS {
             self.collect_losses()?;
         }
+        self.steps += 1;
         self.queued.push(Work::Train {
             rows,
             loss_slot: self.losses_used,
+            learning_rate: self.hyper.learning_rate,
+            t: self.steps,
         });
         self.losses_used += 1;
         if self.queued.len() >= STEP_SLOTS {
@@ -609,11 +744,13 @@ impl Backend for GpuBackend {
             .zip(&self.validation_labels)
             .filter(|(p, l)| p == l)
             .count();
+        let classes = *self.sizes.last().unwrap_or(&0);
         Ok(Evaluation {
-            squared_error_sum: errors.iter().map(|&e| f64::from(e)).sum(),
+            loss_sum: errors.iter().map(|&e| f64::from(e)).sum(),
+            loss_terms: mlp_core::cpu::loss_terms(self.hyper.output, predictions.len(), classes),
             correct,
             predictions,
-            classes: *self.sizes.last().unwrap_or(&0),
+            classes,
         })
     }
 

@@ -42,7 +42,7 @@ impl Kernels {
                 device,
                 "normalise_images",
                 shader!("normalise_images.wgsl"),
-                &[Step, Uniform, Read, Write],
+                &[Step, Uniform, Read, Read, Write],
             ),
             linear_forward: build(
                 device,
@@ -54,7 +54,7 @@ impl Kernels {
                 device,
                 "output_delta",
                 shader!("output_delta.wgsl"),
-                &[Step, Uniform, Read, Read, Write, Write],
+                &[Step, Uniform, Write, Read, Read, Write, Write],
             ),
             hidden_delta: build(
                 device,
@@ -66,13 +66,13 @@ impl Kernels {
                 device,
                 "weights_update",
                 shader!("weights_update.wgsl"),
-                &[Step, Uniform, Read, Read, Write],
+                &[Step, Uniform, Read, Read, Write, Write],
             ),
             evaluate: build(
                 device,
                 "evaluate",
                 shader!("evaluate.wgsl"),
-                &[Step, Uniform, Read, Read, Write, Write],
+                &[Step, Uniform, Write, Read, Write, Write],
             ),
         }
     }

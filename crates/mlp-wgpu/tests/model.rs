@@ -3,7 +3,7 @@
 
 use mlp_core::backend::Backend;
 use mlp_core::rng::Rng;
-use mlp_core::{Dataset, Model, ModelInfo, Parameters};
+use mlp_core::{Dataset, Hyperparameters, Model, ModelInfo, Parameters};
 use mlp_wgpu::{GpuBackend, GpuContext};
 
 fn context() -> GpuContext {
@@ -22,7 +22,15 @@ fn gpu_model_save_load_round_trip_is_exact() {
         cols: 28,
     };
     let start = Parameters::seed_init(&"784,24,12,10".parse().unwrap(), 4);
-    let mut gpu = GpuBackend::new(context(), &start, 0.02, 32, &images, &images).unwrap();
+    let mut gpu = GpuBackend::new(
+        context(),
+        &start,
+        &Hyperparameters::seed_with_rate(0.02),
+        32,
+        &images,
+        &images,
+    )
+    .unwrap();
     for rows in [0..32, 32..64, 0..32] {
         gpu.train_batch(rows).unwrap();
     }
@@ -45,8 +53,15 @@ fn gpu_model_save_load_round_trip_is_exact() {
         "the file must hold the GPU's parameters exactly"
     );
 
-    let mut restarted =
-        GpuBackend::new(context(), &loaded.parameters, 0.02, 32, &images, &images).unwrap();
+    let mut restarted = GpuBackend::new(
+        context(),
+        &loaded.parameters,
+        &Hyperparameters::seed_with_rate(0.02),
+        32,
+        &images,
+        &images,
+    )
+    .unwrap();
     assert_eq!(restarted.parameters().unwrap(), trained);
     assert_eq!(restarted.evaluate().unwrap(), gpu.evaluate().unwrap());
 }

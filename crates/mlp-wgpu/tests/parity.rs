@@ -10,7 +10,10 @@ use mlp_core::data::{self, DataFormat};
 use mlp_core::network::Parameters;
 use mlp_core::rng::Rng;
 use mlp_core::train::batches;
-use mlp_core::{CpuBackend, Dataset, LayerSizes};
+use mlp_core::{
+    Activation, CpuBackend, Dataset, Hyperparameters, Init, LayerSizes, Optimiser, OptimiserKind,
+    Output, Reduction,
+};
 use mlp_wgpu::{GpuBackend, GpuContext, PARITY};
 
 fn context() -> GpuContext {
@@ -31,17 +34,34 @@ fn random_set(count: usize, pixels: usize, classes: usize, rng: &mut Rng) -> Dat
     }
 }
 
-/// Both backends from the same parameters, on `train` and `validation`.
+/// Both backends from the same parameters, on `train` and `validation`, with the seed's
+/// options.
 fn backends(
     sizes: &[usize],
     batch: usize,
     train: &Dataset,
     validation: &Dataset,
 ) -> (CpuBackend, GpuBackend) {
-    let parameters = Parameters::seed_init(&Parameters::layer_sizes_of(sizes), 5);
-    let lr = 0.01;
-    let cpu = CpuBackend::new(parameters.clone(), lr, train, validation).unwrap();
-    let gpu = GpuBackend::new(context(), &parameters, lr, batch, train, validation).unwrap();
+    backends_with(sizes, batch, train, validation, &Hyperparameters::seed())
+}
+
+/// Both backends from the same parameters, on `train` and `validation`, with `hyper`. The
+/// initialisation suits the activation, as a user would choose it.
+fn backends_with(
+    sizes: &[usize],
+    batch: usize,
+    train: &Dataset,
+    validation: &Dataset,
+    hyper: &Hyperparameters,
+) -> (CpuBackend, GpuBackend) {
+    let init = match hyper.activation {
+        Activation::Sigmoid => Init::Normal,
+        Activation::Tanh => Init::Xavier,
+        Activation::Relu => Init::He,
+    };
+    let parameters = Parameters::init(&Parameters::layer_sizes_of(sizes), init, 5);
+    let cpu = CpuBackend::new(parameters.clone(), hyper, train, validation).unwrap();
+    let gpu = GpuBackend::new(context(), &parameters, hyper, batch, train, validation).unwrap();
     (cpu, gpu)
 }
 
@@ -62,11 +82,16 @@ fn assert_rows_pass(what: &str, rows: &[Row]) {
 
 /// One traced step of a network of `sizes` on a batch of `batch` random images.
 fn one_step_rows(sizes: &[usize], batch: usize) -> Vec<Row> {
+    one_step_rows_with(sizes, batch, &Hyperparameters::seed())
+}
+
+/// One traced step of a network of `sizes` with `hyper` on a batch of `batch` random images.
+fn one_step_rows_with(sizes: &[usize], batch: usize, hyper: &Hyperparameters) -> Vec<Row> {
     let mut rng = Rng::new(sizes.iter().sum::<usize>() as u64 + batch as u64);
     let classes = *sizes.last().unwrap();
     let train = random_set(batch, sizes[0], classes, &mut rng);
     let validation = random_set(3, sizes[0], classes, &mut rng);
-    let (mut cpu, mut gpu) = backends(sizes, batch, &train, &validation);
+    let (mut cpu, mut gpu) = backends_with(sizes, batch, &train, &validation, hyper);
     let cpu_trace = cpu.trace_batch(0..batch).unwrap();
     let gpu_trace = gpu.trace_batch(0..batch).unwrap();
     compare_step(
@@ -217,10 +242,17 @@ fn a_batch_beyond_the_device_limits_is_a_clear_error() {
     let mut rng = Rng::new(9);
     let set = random_set(4, 784, 10, &mut rng);
     let parameters = Parameters::seed_init(&LayerSizes::seed(), 1);
-    let err = GpuBackend::new(context(), &parameters, 0.01, 1 << 28, &set, &set)
-        .err()
-        .expect("too large")
-        .to_string();
+    let err = GpuBackend::new(
+        context(),
+        &parameters,
+        &Hyperparameters::seed(),
+        1 << 28,
+        &set,
+        &set,
+    )
+    .err()
+    .expect("too large")
+    .to_string();
     assert!(
         err.contains("max_storage_buffer_binding_size")
             || err.contains("max_compute_workgroups_per_dimension"),
@@ -239,4 +271,138 @@ fn an_unknown_adapter_name_is_a_clear_error() {
         err.contains("no-such-adapter-xyz") && err.contains("mesa-vulkan-drivers"),
         "{err}"
     );
+}
+
+/// The seed's options with `change` applied.
+fn options(change: impl FnOnce(&mut Hyperparameters)) -> Hyperparameters {
+    let mut hyper = Hyperparameters::seed();
+    change(&mut hyper);
+    hyper
+}
+
+/// Awkward shapes: 33 rows and widths that are multiples of neither the 4 x 4 block nor the
+/// 32 x 32 workgroup.
+const AWKWARD: [usize; 5] = [37, 45, 7, 3, 5];
+
+#[test]
+fn relu_step_awkward_should_match_reference() {
+    let hyper = options(|h| h.activation = Activation::Relu);
+    assert_rows_pass(
+        "relu 33 x 37-45-7-3-5",
+        &one_step_rows_with(&AWKWARD, 33, &hyper),
+    );
+}
+
+#[test]
+fn tanh_step_awkward_should_match_reference() {
+    let hyper = options(|h| h.activation = Activation::Tanh);
+    assert_rows_pass(
+        "tanh 33 x 37-45-7-3-5",
+        &one_step_rows_with(&AWKWARD, 33, &hyper),
+    );
+}
+
+#[test]
+fn softmax_cross_entropy_step_awkward_should_match_reference() {
+    let hyper = options(|h| {
+        h.activation = Activation::Relu;
+        h.output = Output::SoftmaxCrossEntropy;
+    });
+    assert_rows_pass(
+        "softmax 33 x 37-45-7-3-5",
+        &one_step_rows_with(&AWKWARD, 33, &hyper),
+    );
+    // Two classes, the fewest a softmax takes, and one row.
+    assert_rows_pass("softmax 1 x 3-2", &one_step_rows_with(&[3, 2], 1, &hyper));
+}
+
+#[test]
+fn mean_reduction_step_should_match_reference() {
+    let hyper = options(|h| {
+        h.reduction = Reduction::Mean;
+        h.learning_rate = 0.5;
+    });
+    assert_rows_pass(
+        "mean 33 x 37-45-7-3-5",
+        &one_step_rows_with(&AWKWARD, 33, &hyper),
+    );
+}
+
+/// `steps` lockstep steps with `hyper` on random data, in batches of 30 over 100 rows (a short
+/// last batch), shuffled each epoch and with the learning rate halved each epoch: every step
+/// is traced and compared.
+fn lockstep(what: &str, hyper: &Hyperparameters, steps: usize) {
+    let mut rng = Rng::new(21);
+    let train = random_set(100, 37, 5, &mut rng);
+    let validation = random_set(40, 37, 5, &mut rng);
+    let (mut cpu, mut gpu) = backends_with(&AWKWARD, 30, &train, &validation, hyper);
+    let schedule: Vec<_> = batches(train.len(), 30).collect();
+    let mut rate = hyper.learning_rate;
+    for step in 0..steps {
+        let batch = step % schedule.len();
+        if batch == 0 {
+            let order = mlp_core::train::epoch_order(9, step / schedule.len() + 1, train.len());
+            cpu.set_order(&order).unwrap();
+            gpu.set_order(&order).unwrap();
+            cpu.set_learning_rate(rate).unwrap();
+            gpu.set_learning_rate(rate).unwrap();
+            rate /= 2.0;
+        }
+        let rows = schedule[batch].clone();
+        let cpu_trace = cpu.trace_batch(rows.clone()).unwrap();
+        let gpu_trace = gpu.trace_batch(rows).unwrap();
+        let compared = compare_step(
+            (&cpu_trace, &cpu.parameters().unwrap()),
+            (&gpu_trace, &gpu.parameters().unwrap()),
+            PARITY,
+        );
+        assert_rows_pass(&format!("{what} step {}", step + 1), &compared);
+    }
+    let (cpu_eval, gpu_eval) = (cpu.evaluate().unwrap(), gpu.evaluate().unwrap());
+    assert_eq!(cpu_eval.predictions, gpu_eval.predictions, "{what}");
+    assert!(
+        PARITY.accepts(gpu_eval.loss(), cpu_eval.loss()),
+        "{what}: validation loss {} vs {}",
+        gpu_eval.loss(),
+        cpu_eval.loss()
+    );
+}
+
+#[test]
+fn momentum_steps_should_match_reference() {
+    let hyper = options(|h| {
+        h.optimiser = Optimiser::with_defaults(OptimiserKind::Momentum);
+        h.activation = Activation::Tanh;
+    });
+    lockstep("momentum", &hyper, 12);
+}
+
+#[test]
+fn adam_steps_should_match_reference() {
+    let hyper = options(|h| {
+        h.optimiser = Optimiser::with_defaults(OptimiserKind::Adam);
+        h.activation = Activation::Relu;
+        h.output = Output::SoftmaxCrossEntropy;
+        h.reduction = Reduction::Mean;
+        h.learning_rate = 1e-3;
+    });
+    lockstep("adam", &hyper, 12);
+}
+
+#[test]
+fn shuffled_seed_steps_should_match_reference() {
+    lockstep("seed, shuffled", &Hyperparameters::seed(), 12);
+}
+
+#[test]
+fn a_single_softmax_output_is_refused_on_the_gpu_too() {
+    let mut rng = Rng::new(1);
+    let set = random_set(4, 3, 1, &mut rng);
+    let parameters = Parameters::seed_init(&Parameters::layer_sizes_of(&[3, 1]), 0);
+    let hyper = options(|h| h.output = Output::SoftmaxCrossEntropy);
+    let err = GpuBackend::new(context(), &parameters, &hyper, 4, &set, &set)
+        .err()
+        .expect("a 1-unit softmax must be refused")
+        .to_string();
+    assert!(err.contains("at least 2 classes"), "{err}");
 }
