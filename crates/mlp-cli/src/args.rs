@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mlp_core::LayerSizes;
 use mlp_core::network::{CLASSES, INPUT_SIZE};
+use mlp_core::options::{
+    Activation, Init, OptimiserKind, Output, Reduction, Schedule, UnknownChoice,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,22 +71,65 @@ pub struct NetworkArgs {
     /// Where to compute.
     #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
     pub backend: BackendKind,
-    /// Images per gradient-descent step.
-    #[arg(long, default_value_t = 100, value_parser = positive_usize)]
-    pub batch_size: usize,
-    /// Learning rate; gradients are summed over the batch, as in the seed.
-    #[arg(long, default_value_t = 0.01, value_parser = learning_rate, allow_negative_numbers = true)]
-    pub lr: f32,
-    /// Units per layer, input first; must start at 784 and end at 10.
-    #[arg(long, default_value = "784,64,32,16,10", value_parser = layer_sizes)]
-    pub layers: LayerSizes,
-    /// Start from the parameters of this saved model instead of random ones; its layer sizes
-    /// must match --layers.
-    #[arg(long, value_name = "FILE")]
-    pub init: Option<PathBuf>,
-    /// Seed of the portable generator that draws the initial weights.
+    /// A whole configuration: `seed` is SEED.md exactly (784-64-32-16-10 sigmoid, MSE,
+    /// summed gradients, N(0,1) weights, gradient descent at 0.01, batch 100, 30 epochs, file
+    /// order); `modern` is 784-256-128-10 ReLU, softmax + cross-entropy, mean gradients, He
+    /// weights, Adam at 1e-3 with a cosine schedule, batch 100, 20 epochs, shuffled. Every
+    /// option below overrides the preset's value.
+    #[arg(long, value_enum, default_value_t = PresetName::Seed)]
+    pub preset: PresetName,
+    /// Images per step [seed: 100, modern: 100].
+    #[arg(long, value_parser = positive_usize)]
+    pub batch_size: Option<usize>,
+    /// Learning rate of the first epoch [seed: 0.01, modern: 0.001].
+    #[arg(long, value_parser = learning_rate, allow_negative_numbers = true)]
+    pub lr: Option<f32>,
+    /// Units per layer, input first; must start at 784 and end at 10
+    /// [seed: 784,64,32,16,10, modern: 784,256,128,10].
+    #[arg(long, value_parser = layer_sizes)]
+    pub layers: Option<LayerSizes>,
+    /// Hidden layers' activation: sigmoid, relu or tanh [seed: sigmoid, modern: relu].
+    #[arg(long, value_parser = choice::<Activation>)]
+    pub activation: Option<Activation>,
+    /// Output and loss: sigmoid-mse (sigmoid outputs, squared error) or softmax-ce (softmax,
+    /// cross-entropy) [seed: sigmoid-mse, modern: softmax-ce].
+    #[arg(long, value_parser = choice::<Output>)]
+    pub output: Option<Output>,
+    /// How a batch's gradients combine: sum or mean [seed: sum, modern: mean].
+    #[arg(long, value_parser = choice::<Reduction>)]
+    pub reduction: Option<Reduction>,
+    /// Initial weights: normal (N(0,1)), xavier (N(0, 2/(in+out))) or he (N(0, 2/in))
+    /// [seed: normal, modern: he].
+    #[arg(long, value_parser = choice::<Init>)]
+    pub weight_init: Option<Init>,
+    /// gd (plain gradient descent), momentum or adam [seed: gd, modern: adam].
+    #[arg(long, value_parser = choice::<OptimiserKind>)]
+    pub optimiser: Option<OptimiserKind>,
+    /// Momentum μ, with --optimiser momentum (default 0.9).
+    #[arg(long, value_parser = unit_interval)]
+    pub momentum: Option<f32>,
+    /// Adam's β1 and β2, with --optimiser adam (defaults 0.9 and 0.999).
+    #[arg(long, value_parser = unit_interval)]
+    pub beta1: Option<f32>,
+    #[arg(long, value_parser = unit_interval)]
+    pub beta2: Option<f32>,
+    /// Learning rate over the epochs: constant, step (halved each quarter of the run) or
+    /// cosine (down to 0 after the last epoch) [seed: constant, modern: cosine].
+    #[arg(long, value_parser = choice::<Schedule>)]
+    pub schedule: Option<Schedule>,
+    /// Read the training set in a new order each epoch, drawn from --seed [modern's choice].
+    #[arg(long, conflicts_with = "no_shuffle")]
+    pub shuffle: bool,
+    /// Read the training set in the file's order every epoch [the seed's choice].
+    #[arg(long)]
+    pub no_shuffle: bool,
+    /// Seed of the portable generator that draws the initial weights and the shuffles.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Start from the parameters of this saved model instead of random ones; its layer sizes,
+    /// activation and output must match this run's.
+    #[arg(long, value_name = "FILE", conflicts_with = "weight_init")]
+    pub init: Option<PathBuf>,
     /// With --backend gpu: the adapter whose name contains this text (see `mlp-cli devices`).
     #[arg(long)]
     pub adapter: Option<String>,
@@ -94,11 +140,19 @@ pub struct NetworkArgs {
     pub data: DataArgs,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PresetName {
+    /// SEED.md exactly.
+    Seed,
+    /// A plain MLP trained the way people train one today.
+    Modern,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
-    /// Passes over the training set.
-    #[arg(long, default_value_t = 30, value_parser = positive_usize)]
-    pub epochs: usize,
+    /// Passes over the training set [seed: 30, modern: 20].
+    #[arg(long, value_parser = positive_usize)]
+    pub epochs: Option<usize>,
     /// Write one JSON object per epoch, one per line, to this file.
     #[arg(long)]
     pub metrics: Option<PathBuf>,
@@ -182,6 +236,20 @@ fn positive_usize(text: &str) -> Result<usize, String> {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
         Err(e) => Err(format!("not a whole number ({e})")),
+    }
+}
+
+fn choice<T: std::str::FromStr<Err = UnknownChoice>>(text: &str) -> Result<T, String> {
+    text.parse().map_err(|e: UnknownChoice| e.to_string())
+}
+
+/// A decay rate such as μ or β: at least 0 and below 1.
+fn unit_interval(text: &str) -> Result<f32, String> {
+    let value: f32 = text.parse().map_err(|e| format!("not a number ({e})"))?;
+    if (0.0..1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{value} is not in [0, 1)"))
     }
 }
 

@@ -8,22 +8,23 @@ use mlp_core::train::batches;
 
 use crate::args::BenchArgs;
 use crate::session::Session;
+use crate::settings::Settings;
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     let net = &args.network;
-    let mut session = Session::new(net)?;
+    let settings = Settings::resolve(net, None)?;
+    let mut session = Session::new(net, &settings)?;
     let rows = session.train_rows;
-    let flop_per_sample = 2.0 * multiply_adds_per_sample(net.layers.as_slice()) as f64;
+    let flop_per_sample = 2.0 * multiply_adds_per_sample(settings.layers.as_slice()) as f64;
     println!(
-        "backend: {}\nnetwork: {}  batch {}  training images {rows}",
+        "backend: {}\n{}\ntraining images {rows} (timed in the file's order, at the first epoch's rate)",
         session.backend.name(),
-        net.layers,
-        net.batch_size
+        settings.describe(),
     );
     let mut seconds = Vec::with_capacity(args.epochs);
     for epoch in 0..=args.epochs {
         let started = Instant::now();
-        for batch in batches(rows, net.batch_size) {
+        for batch in batches(rows, settings.batch_size) {
             session.backend.train_batch(batch)?;
         }
         // Reading the loss waits for every queued step: on a GPU this is what ends the epoch.

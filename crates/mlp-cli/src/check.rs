@@ -3,25 +3,27 @@
 
 use anyhow::{Result, bail};
 use mlp_core::compare::compare_step;
-use mlp_core::train::batches;
+use mlp_core::train::{batches, epoch_order};
 use mlp_wgpu::PARITY;
 
 use crate::args::{BackendKind, CheckArgs};
 use crate::data;
 use crate::session::{build_backend, initial_parameters};
+use crate::settings::Settings;
 
 pub fn run(args: &CheckArgs) -> Result<()> {
     let net = &args.network;
+    let settings = Settings::resolve(net, None)?;
     let mnist = data::load_limited(net)?;
     let train = &mnist.train;
-    let (parameters, _) = initial_parameters(net)?;
+    let (parameters, _) = initial_parameters(net, &settings)?;
     let build = |kind, parameters| {
         build_backend(
             kind,
             net.adapter.as_deref(),
             parameters,
-            net.lr,
-            net.batch_size,
+            &settings.hyper,
+            settings.batch_size,
             train,
             &mnist.test,
         )
@@ -30,21 +32,34 @@ pub fn run(args: &CheckArgs) -> Result<()> {
     let mut gpu = build(BackendKind::Gpu, parameters)?;
     println!("reference: {}\nchecked:   {}", cpu.name(), gpu.name());
     println!(
-        "network {}  batch {}  lr {}  seed {}  {} steps, compared every {}  tolerance: abs {:e} + rel {:e}",
-        net.layers,
-        net.batch_size,
-        net.lr,
-        net.seed,
+        "{}\n{} steps, compared every {}  tolerance: abs {:e} + rel {:e}",
+        settings.describe(),
         args.steps,
         args.every,
         PARITY.absolute,
         PARITY.relative
     );
-    let schedule: Vec<_> = batches(train.len(), net.batch_size).collect();
+    let schedule: Vec<_> = batches(train.len(), settings.batch_size).collect();
+    let config = settings.train_config();
     let mut failures = 0;
     let mut worst = 0.0f64;
     for step in 1..=args.steps {
-        let rows = schedule[(step - 1) % schedule.len()].clone();
+        let batch = (step - 1) % schedule.len();
+        if batch == 0 {
+            // A new epoch: its order and its learning rate, on both backends alike.
+            let epoch = (step - 1) / schedule.len() + 1;
+            if config.shuffle {
+                let order = epoch_order(config.seed, epoch, train.len());
+                cpu.set_order(&order)?;
+                gpu.set_order(&order)?;
+            }
+            let rate = config
+                .schedule
+                .learning_rate(config.learning_rate, epoch, config.epochs);
+            cpu.set_learning_rate(rate)?;
+            gpu.set_learning_rate(rate)?;
+        }
+        let rows = schedule[batch].clone();
         if step % args.every != 0 && step != args.steps {
             cpu.train_batch(rows.clone())?;
             gpu.train_batch(rows)?;

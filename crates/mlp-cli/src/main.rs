@@ -9,6 +9,7 @@ mod plots;
 mod predict;
 mod progress;
 mod session;
+mod settings;
 mod train;
 
 use std::process::ExitCode;

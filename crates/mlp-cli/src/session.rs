@@ -4,11 +4,12 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use mlp_core::{Backend, CpuBackend, Dataset, Model, ModelInfo, Parameters};
+use mlp_core::{Backend, CpuBackend, Dataset, Hyperparameters, Model, Parameters};
 use mlp_wgpu::{GpuBackend, GpuContext};
 
 use crate::args::{BackendKind, NetworkArgs};
 use crate::data;
+use crate::settings::Settings;
 
 pub struct Session {
     pub backend: Box<dyn Backend>,
@@ -20,16 +21,16 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(args: &NetworkArgs) -> Result<Self> {
-        let (parameters, epochs_before) = initial_parameters(args)?;
+    pub fn new(args: &NetworkArgs, settings: &Settings) -> Result<Self> {
+        let (parameters, epochs_before) = initial_parameters(args, settings)?;
         let mnist = data::load_limited(args)?;
         let train = mnist.train;
         let backend = build_backend(
             args.backend,
             args.adapter.as_deref(),
             parameters,
-            args.lr,
-            args.batch_size,
+            &settings.hyper,
+            settings.batch_size,
             &train,
             &mnist.test,
         )?;
@@ -42,19 +43,21 @@ impl Session {
     }
 }
 
-/// The seed's random parameters, or those of the --init model (with its epochs so far).
-pub fn initial_parameters(args: &NetworkArgs) -> Result<(Parameters, usize)> {
+/// Random parameters as the settings draw them, or those of the --init model (with its epochs
+/// so far), which must be the network the settings describe.
+pub fn initial_parameters(args: &NetworkArgs, settings: &Settings) -> Result<(Parameters, usize)> {
     let Some(path) = &args.init else {
-        return Ok((Parameters::seed_init(&args.layers, args.seed), 0));
+        let parameters = Parameters::init(&settings.layers, settings.weight_init, settings.seed);
+        return Ok((parameters, 0));
     };
     let model = load_model(path)?;
-    if let Err(problem) = model.parameters.check_shapes(&args.layers) {
+    if let Err(problem) = model.parameters.check_shapes(&settings.layers) {
         bail!(
-            "--init {} has layers {}, but this run has --layers {}: pass --layers {} \
-             ({problem})",
+            "--init {} has layers {}, but this run has layers {}: pass --layers {} or the \
+             model's --preset ({problem})",
             path.display(),
             model.parameters.layer_sizes(),
-            args.layers,
+            settings.layers,
             model
                 .parameters
                 .sizes()
@@ -64,23 +67,26 @@ pub fn initial_parameters(args: &NetworkArgs) -> Result<(Parameters, usize)> {
                 .join(","),
         );
     }
+    let (info, hyper) = (&model.info, &settings.hyper);
+    if info.activation != hyper.activation || info.output != hyper.output {
+        bail!(
+            "--init {} is a {} network with {} output, but this run trains {} with {}: pass \
+             --activation {} --output {}",
+            path.display(),
+            info.activation,
+            info.output,
+            hyper.activation,
+            hyper.output,
+            info.activation,
+            info.output
+        );
+    }
     Ok((model.parameters, model.info.epochs))
 }
 
-/// Loads a saved model and checks that this build can run the network it describes.
+/// Loads a saved model and checks that it maps MNIST's images to its classes.
 pub fn load_model(path: &Path) -> Result<Model> {
     let model = Model::load(path)?;
-    let seed = ModelInfo::seed(0);
-    if model.info.activation != seed.activation || model.info.output != seed.output {
-        bail!(
-            "{} is a {} network with {} output; this build runs {} networks with {} output",
-            path.display(),
-            model.info.activation,
-            model.info.output,
-            seed.activation,
-            seed.output
-        );
-    }
     let sizes = model.parameters.sizes();
     if sizes.first() != Some(&mlp_core::network::INPUT_SIZE)
         || sizes.last() != Some(&mlp_core::network::CLASSES)
@@ -101,24 +107,19 @@ pub fn build_backend(
     kind: BackendKind,
     adapter: Option<&str>,
     parameters: Parameters,
-    learning_rate: f32,
+    hyper: &Hyperparameters,
     max_batch: usize,
     train: &Dataset,
     validation: &Dataset,
 ) -> Result<Box<dyn Backend>> {
     Ok(match kind {
-        BackendKind::Cpu => Box::new(CpuBackend::new(
-            parameters,
-            learning_rate,
-            train,
-            validation,
-        )?),
+        BackendKind::Cpu => Box::new(CpuBackend::new(parameters, hyper, train, validation)?),
         BackendKind::Gpu => {
             let context = GpuContext::new(adapter)?;
             Box::new(GpuBackend::new(
                 context,
                 &parameters,
-                learning_rate,
+                hyper,
                 max_batch,
                 train,
                 validation,
@@ -127,7 +128,8 @@ pub fn build_backend(
     })
 }
 
-/// A backend that only runs a saved model forward over `images`: its training set is empty.
+/// A backend that only runs a saved model forward over `images`, as its activation and output
+/// say: its training set is empty.
 pub fn inference_backend(
     kind: BackendKind,
     adapter: Option<&str>,
@@ -140,12 +142,17 @@ pub fn inference_backend(
         rows: images.rows,
         cols: images.cols,
     };
+    // The training options are never used: nothing is trained.
+    let hyper = Hyperparameters {
+        activation: model.info.activation,
+        output: model.info.output,
+        ..Hyperparameters::seed()
+    };
     build_backend(
         kind,
         adapter,
         model.parameters.clone(),
-        // Never used: nothing is trained.
-        1.0,
+        &hyper,
         1,
         &no_training,
         images,

@@ -5,14 +5,15 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 
 use anyhow::{Context, Result};
+use mlp_core::Model;
 use mlp_core::metrics::ConfusionMatrix;
 use mlp_core::train::{EpochMetrics, batches, run_epoch};
-use mlp_core::{Model, ModelInfo};
 
 use crate::args::TrainArgs;
 use crate::plots::Plots;
 use crate::progress::Progress;
 use crate::session::Session;
+use crate::settings::Settings;
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     let net = &args.network;
@@ -22,37 +23,36 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         })?)),
         None => None,
     };
-    let mut session = Session::new(net)?;
+    let settings = Settings::resolve(net, args.epochs)?;
+    let mut session = Session::new(net, &settings)?;
     let backend_name = session.backend.name();
-    let mut progress = Progress::new(args.quiet, args.epochs);
+    let mut progress = Progress::new(args.quiet, settings.epochs);
     progress.say(&format!(
-        "backend: {backend_name}\nnetwork: {}  batch {}  lr {}  seed {}  training images {}{}",
-        net.layers,
-        net.batch_size,
-        net.lr,
-        net.seed,
+        "backend: {backend_name}\n{}\ntraining images {}{}",
+        settings.describe(),
         session.train_rows,
         match &net.init {
-            Some(path) => format!("  starting from {}", path.display()),
+            Some(path) => format!(", starting from {}", path.display()),
             None => String::new(),
         }
     ));
-    let batch_count = batches(session.train_rows, net.batch_size).count();
+    let config = settings.train_config();
+    let batch_count = batches(session.train_rows, config.batch_size).count();
     let mut history: Vec<EpochMetrics> = Vec::new();
     let mut last_evaluation = None;
-    for epoch in 1..=args.epochs {
+    for epoch in 1..=config.epochs {
         progress.start_epoch(epoch, batch_count);
         let (m, evaluation) = run_epoch(
             session.backend.as_mut(),
             session.train_rows,
-            net.batch_size,
+            &config,
             epoch,
             &mut || progress.batch_done(),
         )?;
         progress.end_epoch(&format!(
             "epoch {:>3}/{}  train loss {:.5}  val loss {:.5}  val accuracy {:6.2}%  {:.2} s",
             m.epoch,
-            args.epochs,
+            config.epochs,
             m.train_loss,
             m.val_loss,
             100.0 * m.val_accuracy,
@@ -89,7 +89,19 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if let Some(path) = &args.save {
         let model = Model {
             parameters: session.backend.parameters()?,
-            info: model_info(args, session.epochs_before, evaluation.accuracy()),
+            info: {
+                let mut info = settings.model_info();
+                info.epochs = session.epochs_before + config.epochs;
+                info.accuracy = Some(evaluation.accuracy());
+                if let Some(limit) = net.limit {
+                    info.options.insert("limit".into(), limit.to_string());
+                }
+                if let Some(path) = &net.init {
+                    info.options
+                        .insert("init_from".into(), path.display().to_string());
+                }
+                info
+            },
         };
         model.save(path)?;
         println!("saved the model to {}", path.display());
@@ -111,27 +123,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// What the saved model records of this run.
-fn model_info(args: &TrainArgs, epochs_before: usize, accuracy: f64) -> ModelInfo {
-    let net = &args.network;
-    let mut info = ModelInfo::seed(net.seed);
-    info.epochs = epochs_before + args.epochs;
-    info.accuracy = Some(accuracy);
-    let mut record = |key: &str, value: String| info.options.insert(key.into(), value);
-    record("lr", net.lr.to_string());
-    record("batch_size", net.batch_size.to_string());
-    record("reduction", "sum".into());
-    record("optimiser", "gradient-descent".into());
-    record("init", "normal(0,1)".into());
-    if let Some(limit) = net.limit {
-        record("limit", limit.to_string());
-    }
-    if let Some(path) = &net.init {
-        record("init_from", path.display().to_string());
-    }
-    info
 }
 
 fn print_summary(history: &[EpochMetrics]) {

@@ -7,19 +7,19 @@ use std::str::FromStr;
 
 /// A choice given as text that is none of the known names.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("unknown {what} \"{given}\": choose one of {choices}")]
+#[error("unknown {what} \"{given}\": choose one of {}", choices.join(", "))]
 pub struct UnknownChoice {
     pub what: &'static str,
     pub given: String,
-    pub choices: &'static str,
+    pub choices: &'static [&'static str],
 }
 
 /// Names and values of a choice, in one table, so that parsing and printing agree.
 macro_rules! named_choice {
     ($type:ident, $what:literal, $($variant:ident = $name:literal),+ $(,)?) => {
         impl $type {
-            /// Every name, as `--help` and the error for a wrong one list them.
-            pub const NAMES: &'static str = concat!($($name, " "),+);
+            /// Every name, as the error for a wrong one lists them.
+            pub const NAMES: &'static [&'static str] = &[$($name),+];
 
             pub fn name(self) -> &'static str {
                 match self {

@@ -1,0 +1,173 @@
+//! The settings of a run: the preset's values with every option the user gave laid over them,
+//! checked as a whole.
+
+use anyhow::{Result, bail};
+use mlp_core::network::{CLASSES, INPUT_SIZE};
+use mlp_core::options::{
+    Activation, Hyperparameters, Init, Optimiser, OptimiserKind, Output, Reduction, Schedule,
+};
+use mlp_core::train::TrainConfig;
+use mlp_core::{LayerSizes, ModelInfo};
+
+use crate::args::{NetworkArgs, PresetName};
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub preset: PresetName,
+    pub layers: LayerSizes,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub hyper: Hyperparameters,
+    pub weight_init: Init,
+    pub schedule: Schedule,
+    pub shuffle: bool,
+    pub seed: u64,
+}
+
+impl Settings {
+    /// A preset's values, before any option is laid over them.
+    pub fn preset(name: PresetName) -> Self {
+        match name {
+            PresetName::Seed => Self {
+                preset: name,
+                layers: LayerSizes::seed(),
+                epochs: 30,
+                batch_size: 100,
+                hyper: Hyperparameters::seed(),
+                weight_init: Init::Normal,
+                schedule: Schedule::Constant,
+                shuffle: false,
+                seed: 0,
+            },
+            PresetName::Modern => Self {
+                preset: name,
+                layers: LayerSizes::new(vec![INPUT_SIZE, 256, 128, CLASSES], INPUT_SIZE, CLASSES)
+                    .expect("784-256-128-10 is a valid network"),
+                epochs: 20,
+                batch_size: 100,
+                hyper: Hyperparameters {
+                    activation: Activation::Relu,
+                    output: Output::SoftmaxCrossEntropy,
+                    reduction: Reduction::Mean,
+                    optimiser: Optimiser::with_defaults(OptimiserKind::Adam),
+                    learning_rate: 1e-3,
+                },
+                weight_init: Init::He,
+                schedule: Schedule::Cosine,
+                shuffle: true,
+                seed: 0,
+            },
+        }
+    }
+
+    /// The preset of `args` with every option given in `args` (and `epochs`) laid over it.
+    /// Options that make no sense together are refused with the reason.
+    pub fn resolve(args: &NetworkArgs, epochs: Option<usize>) -> Result<Self> {
+        let mut settings = Self::preset(args.preset);
+        let hyper = &mut settings.hyper;
+        if let Some(layers) = &args.layers {
+            settings.layers = layers.clone();
+        }
+        settings.epochs = epochs.unwrap_or(settings.epochs);
+        settings.batch_size = args.batch_size.unwrap_or(settings.batch_size);
+        hyper.learning_rate = args.lr.unwrap_or(hyper.learning_rate);
+        hyper.activation = args.activation.unwrap_or(hyper.activation);
+        hyper.output = args.output.unwrap_or(hyper.output);
+        hyper.reduction = args.reduction.unwrap_or(hyper.reduction);
+        settings.weight_init = args.weight_init.unwrap_or(settings.weight_init);
+        settings.schedule = args.schedule.unwrap_or(settings.schedule);
+        settings.seed = args.seed;
+        if args.shuffle {
+            settings.shuffle = true;
+        }
+        if args.no_shuffle {
+            settings.shuffle = false;
+        }
+        let kind = args.optimiser.unwrap_or(hyper.optimiser.kind());
+        if kind != hyper.optimiser.kind() {
+            hyper.optimiser = Optimiser::with_defaults(kind);
+        }
+        match (&mut hyper.optimiser, args.momentum, args.beta1, args.beta2) {
+            (Optimiser::Momentum { momentum }, given, None, None) => {
+                *momentum = given.unwrap_or(*momentum);
+            }
+            (Optimiser::Adam { beta1, beta2, .. }, None, given1, given2) => {
+                *beta1 = given1.unwrap_or(*beta1);
+                *beta2 = given2.unwrap_or(*beta2);
+            }
+            (Optimiser::GradientDescent, None, None, None) => {}
+            (optimiser, momentum, _, _) => {
+                let given = if momentum.is_some() {
+                    "--momentum belongs to --optimiser momentum"
+                } else {
+                    "--beta1 and --beta2 belong to --optimiser adam"
+                };
+                bail!(
+                    "{given}, but this run's optimiser is {}: choose that optimiser or drop the option",
+                    optimiser.kind()
+                );
+            }
+        }
+        Ok(settings)
+    }
+
+    /// How the epochs go.
+    pub fn train_config(&self) -> TrainConfig {
+        TrainConfig {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.hyper.learning_rate,
+            schedule: self.schedule,
+            shuffle: self.shuffle,
+            seed: self.seed,
+        }
+    }
+
+    /// One line that says everything the run does.
+    pub fn describe(&self) -> String {
+        let h = &self.hyper;
+        format!(
+            "network: {} {} layers, {} output, {} weights  training: {} at lr {} ({} schedule), \
+             batch {} ({} of gradients), {}, seed {}",
+            self.layers,
+            h.activation,
+            h.output,
+            self.weight_init,
+            h.optimiser,
+            h.learning_rate,
+            self.schedule,
+            self.batch_size,
+            h.reduction,
+            if self.shuffle {
+                "shuffled each epoch"
+            } else {
+                "file order"
+            },
+            self.seed
+        )
+    }
+
+    /// What a saved model records of these settings, for `eval`, `predict` and `--init` to
+    /// rebuild the network and for a reader to know how it was trained.
+    pub fn model_info(&self) -> ModelInfo {
+        let mut info = ModelInfo::seed(self.seed);
+        info.activation = self.hyper.activation;
+        info.output = self.hyper.output;
+        let mut record = |key: &str, value: String| info.options.insert(key.into(), value);
+        record(
+            "preset",
+            match self.preset {
+                PresetName::Seed => "seed".into(),
+                PresetName::Modern => "modern".into(),
+            },
+        );
+        record("lr", self.hyper.learning_rate.to_string());
+        record("batch_size", self.batch_size.to_string());
+        record("reduction", self.hyper.reduction.to_string());
+        record("optimiser", self.hyper.optimiser.to_string());
+        record("weight_init", self.weight_init.to_string());
+        record("schedule", self.schedule.to_string());
+        record("shuffle", self.shuffle.to_string());
+        info
+    }
+}
