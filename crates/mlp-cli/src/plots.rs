@@ -9,6 +9,8 @@ use std::sync::Once;
 use anyhow::{Context, Result, anyhow};
 use mlp_core::metrics::ConfusionMatrix;
 use mlp_core::{Dataset, EpochMetrics};
+use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontTransform;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -37,10 +39,12 @@ impl Plots {
         }
     }
 
-    /// Draws all four; `predictions` are the last epoch's, one per validation image.
+    /// Draws all four; `loss` names the loss, `predictions` are the last epoch's, one per
+    /// validation image.
     pub fn draw(
         &self,
         history: &[EpochMetrics],
+        loss: &str,
         validation: &Dataset,
         predictions: &[u8],
         confusion: &ConfusionMatrix,
@@ -50,7 +54,7 @@ impl Plots {
                 .with_context(|| format!("cannot create the plots directory {}", dir.display()))?;
         }
         register_font();
-        loss_curves(history, &self.loss).with_context(|| cannot_draw(&self.loss))?;
+        loss_curves(history, loss, &self.loss).with_context(|| cannot_draw(&self.loss))?;
         accuracy_curve(history, &self.accuracy).with_context(|| cannot_draw(&self.accuracy))?;
         digit_grid(validation, predictions, &self.digits)
             .with_context(|| cannot_draw(&self.digits))?;
@@ -82,10 +86,9 @@ fn drawing<T, E: std::fmt::Display>(result: std::result::Result<T, E>) -> Result
     result.map_err(|e| anyhow!("{e}"))
 }
 
-/// The x range of a curve over `epochs` epochs, with room on both sides.
-fn epoch_range(epochs: usize) -> std::ops::Range<f64> {
-    0.5..epochs as f64 + 0.5
-}
+/// A chart with epochs along x (whole numbers only) and an f64 quantity along y.
+type EpochChart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// Epochs are whole: a tick between two gets no label.
 fn whole_epochs(x: &f64) -> String {
@@ -96,59 +99,98 @@ fn whole_epochs(x: &f64) -> String {
     }
 }
 
-/// Training and validation loss per epoch.
-fn loss_curves(history: &[EpochMetrics], path: &Path) -> Result<()> {
-    let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
-    drawing(root.fill(&WHITE))?;
-    let highest = history
-        .iter()
-        .flat_map(|m| [m.train_loss, m.val_loss])
-        .fold(0.0f64, f64::max);
+/// The axes, grid and labels of a chart of `epochs` epochs against `y_desc` over `y_range`.
+fn epoch_chart<'a, 'b>(
+    root: &'a DrawingArea<BitMapBackend<'b>, Shift>,
+    caption: &str,
+    y_desc: &str,
+    y_range: std::ops::Range<f64>,
+    epochs: usize,
+) -> Result<EpochChart<'a, 'b>> {
+    let y_decimals = if y_range.end - y_range.start < 0.1 {
+        3
+    } else {
+        2
+    };
     let mut chart = drawing(
-        ChartBuilder::on(&root)
-            .caption("Loss per epoch (mean squared error)", (FONT, 26))
+        ChartBuilder::on(root)
+            .caption(caption, (FONT, 26))
             .margin(20)
             .x_label_area_size(50)
             .y_label_area_size(80)
-            .build_cartesian_2d(epoch_range(history.len()), 0.0..highest * 1.08),
+            .build_cartesian_2d(0.5..epochs as f64 + 0.5, y_range),
     )?;
     drawing(
         chart
             .configure_mesh()
             .x_desc("epoch")
-            .y_desc("loss")
-            .x_labels(history.len().min(15) + 2)
+            .y_desc(y_desc)
+            .x_labels(epochs.min(15) + 2)
             .x_label_formatter(&whole_epochs)
-            .y_label_formatter(&|y| format!("{y:.3}"))
+            .y_label_formatter(&|y| format!("{y:.y_decimals$}"))
             .label_style((FONT, 16))
             .axis_desc_style((FONT, 18))
             .draw(),
     )?;
-    for (name, colour, values) in [
-        (
-            "training (mean over the epoch's batches)",
-            TRAIN_COLOUR,
-            history.iter().map(|m| m.train_loss).collect::<Vec<_>>(),
-        ),
-        (
-            "validation (after the epoch)",
-            VALIDATION_COLOUR,
-            history.iter().map(|m| m.val_loss).collect(),
-        ),
-    ] {
-        let points: Vec<(f64, f64)> = values
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| ((i + 1) as f64, v))
-            .collect();
-        drawing(chart.draw_series(LineSeries::new(
-            points.iter().copied(),
-            colour.stroke_width(2),
-        )))?
-        .label(name)
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3)));
-        drawing(chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled()))))?;
+    Ok(chart)
+}
+
+/// One value per epoch as a line with a dot at each epoch, named in the legend when `name`
+/// is given. Returns the last point.
+fn draw_curve(
+    chart: &mut EpochChart,
+    values: &[f64],
+    colour: RGBColor,
+    name: Option<&str>,
+) -> Result<Option<(f64, f64)>> {
+    let points: Vec<(f64, f64)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| ((i + 1) as f64, v))
+        .collect();
+    let line = drawing(chart.draw_series(LineSeries::new(
+        points.iter().copied(),
+        colour.stroke_width(2),
+    )))?;
+    if let Some(name) = name {
+        line.label(name).legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3))
+        });
     }
+    drawing(chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled()))))?;
+    Ok(points.last().copied())
+}
+
+/// Training and validation loss per epoch; `loss` names it.
+fn loss_curves(history: &[EpochMetrics], loss: &str, path: &Path) -> Result<()> {
+    let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
+    drawing(root.fill(&WHITE))?;
+    let train: Vec<f64> = history.iter().map(|m| m.train_loss).collect();
+    let validation: Vec<f64> = history.iter().map(|m| m.val_loss).collect();
+    let highest = train
+        .iter()
+        .chain(&validation)
+        .copied()
+        .fold(0.0f64, f64::max);
+    let mut chart = epoch_chart(
+        &root,
+        &format!("Loss per epoch ({loss})"),
+        "loss",
+        0.0..highest * 1.08,
+        history.len(),
+    )?;
+    draw_curve(
+        &mut chart,
+        &train,
+        TRAIN_COLOUR,
+        Some("training (mean over the epoch's batches)"),
+    )?;
+    draw_curve(
+        &mut chart,
+        &validation,
+        VALIDATION_COLOUR,
+        Some("validation (after the epoch)"),
+    )?;
     drawing(
         chart
             .configure_series_labels()
@@ -169,46 +211,14 @@ fn accuracy_curve(history: &[EpochMetrics], path: &Path) -> Result<()> {
     let lowest = percent.iter().copied().fold(100.0f64, f64::min);
     let highest = percent.iter().copied().fold(0.0f64, f64::max);
     let margin = ((highest - lowest) * 0.1).max(0.5);
-    let mut chart = drawing(
-        ChartBuilder::on(&root)
-            .caption("Validation accuracy per epoch", (FONT, 26))
-            .margin(20)
-            .x_label_area_size(50)
-            .y_label_area_size(80)
-            .build_cartesian_2d(
-                epoch_range(history.len()),
-                (lowest - margin).max(0.0)..(highest + margin).min(100.0),
-            ),
+    let mut chart = epoch_chart(
+        &root,
+        "Validation accuracy per epoch",
+        "accuracy on the 10,000 test images (%)",
+        (lowest - margin).max(0.0)..(highest + margin).min(100.0),
+        history.len(),
     )?;
-    drawing(
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .y_desc("accuracy on the 10,000 test images (%)")
-            .x_labels(history.len().min(15) + 2)
-            .x_label_formatter(&whole_epochs)
-            .y_label_formatter(&|y| format!("{y:.1}"))
-            .label_style((FONT, 16))
-            .axis_desc_style((FONT, 18))
-            .draw(),
-    )?;
-    let points: Vec<(f64, f64)> = percent
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| ((i + 1) as f64, v))
-        .collect();
-    drawing(chart.draw_series(LineSeries::new(
-        points.iter().copied(),
-        VALIDATION_COLOUR.stroke_width(2),
-    )))?;
-    drawing(
-        chart.draw_series(
-            points
-                .iter()
-                .map(|&p| Circle::new(p, 3, VALIDATION_COLOUR.filled())),
-        ),
-    )?;
-    if let Some(&(epoch, last)) = points.last() {
+    if let Some((epoch, last)) = draw_curve(&mut chart, &percent, VALIDATION_COLOUR, None)? {
         drawing(chart.draw_series(std::iter::once(Text::new(
             format!("final {last:.2}%"),
             (epoch, last),

@@ -2,9 +2,9 @@
 //! with the three most likely classes; or `--index N`, the N-th test image and its label.
 
 use anyhow::{Result, bail};
-use mlp_core::Dataset;
 use mlp_core::data::IMAGE_SIDE;
 use mlp_core::digit::load_digit;
+use mlp_core::{Dataset, Output};
 use ndarray::ArrayView1;
 
 use crate::args::PredictArgs;
@@ -57,8 +57,12 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         &images,
     )?;
     let outputs = backend.validation_outputs()?;
+    let meaning = match model.info.output {
+        Output::SoftmaxCrossEntropy => "the numbers are softmax probabilities",
+        Output::SigmoidMse => "the numbers are the sigmoid outputs scaled to sum to 1",
+    };
     println!(
-        "model: {} ({} output; shares are the outputs scaled to sum to 1)\nbackend: {}",
+        "model: {} ({} output; {meaning})\nbackend: {}",
         args.model.display(),
         model.info.output,
         backend.name()
@@ -81,8 +85,9 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     Ok(())
 }
 
-/// Classes by decreasing output, each with its share of the summed outputs. The seed's
-/// sigmoid outputs are not probabilities; scaled to sum to 1 they rank the same way.
+/// Classes by decreasing output, each with its share of the summed outputs: the probability
+/// itself for a softmax output; the seed's sigmoid outputs are not probabilities, and scaled
+/// to sum to 1 they rank the same way.
 fn ranked_classes(output: ArrayView1<f32>) -> Vec<(usize, f64)> {
     let total: f64 = output.iter().map(|&a| f64::from(a.max(0.0))).sum();
     let mut ranked: Vec<(usize, f64)> = output

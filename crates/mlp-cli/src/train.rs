@@ -5,9 +5,9 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 
 use anyhow::{Context, Result};
-use mlp_core::Model;
 use mlp_core::metrics::ConfusionMatrix;
 use mlp_core::train::{EpochMetrics, batches, run_epoch};
+use mlp_core::{Model, Output};
 
 use crate::args::TrainArgs;
 use crate::plots::Plots;
@@ -108,8 +108,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     if let Some(dir) = &args.plots {
         let plots = Plots::in_dir(dir);
+        let loss = match settings.hyper.output {
+            Output::SigmoidMse => "mean squared error",
+            Output::SoftmaxCrossEntropy => "cross-entropy",
+        };
         plots.draw(
             &history,
+            loss,
             &session.validation,
             &evaluation.predictions,
             &confusion,
