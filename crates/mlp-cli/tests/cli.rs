@@ -166,6 +166,31 @@ fn final_accuracy(summary: &str) -> f64 {
         .unwrap_or_else(|| panic!("no final accuracy in {summary}"))
 }
 
+/// `mlp-cli eval` of `model` on the CPU and on the GPU, each of which must report the test
+/// accuracy `final_accuracy` (percent) that training ended with; returns both outputs.
+fn eval_on_both_backends(model: &str, data: &str, final_accuracy: f64) -> Vec<String> {
+    ["cpu", "gpu"]
+        .into_iter()
+        .map(|backend| {
+            let eval = succeeds(&[
+                "eval",
+                "--model",
+                model,
+                "--data-dir",
+                data,
+                "--backend",
+                backend,
+            ]);
+            let line = line_starting(&eval, "test set");
+            assert!(
+                line.contains(&format!("accuracy {final_accuracy:.2}%")),
+                "{backend}: {line}, but training ended at {final_accuracy:.2}%"
+            );
+            eval
+        })
+        .collect()
+}
+
 /// The line of `text` that starts with `start`.
 fn line_starting<'a>(text: &'a str, start: &str) -> &'a str {
     text.lines()
@@ -208,22 +233,7 @@ fn saved_model_evaluates_predicts_and_restarts_on_both_backends() {
 
     // The final accuracy of the run is what eval measures, on either backend.
     let final_accuracy = final_accuracy(summary);
-    for backend in ["cpu", "gpu"] {
-        let eval = succeeds(&[
-            "eval",
-            "--model",
-            &model,
-            "--data-dir",
-            &data,
-            "--backend",
-            backend,
-        ]);
-        let line = line_starting(&eval, "test set");
-        assert!(
-            line.contains(&format!("accuracy {final_accuracy:.2}%")),
-            "{backend}: {line} vs {summary}"
-        );
-    }
+    eval_on_both_backends(&model, &data, final_accuracy);
 
     // The seed's demo: the first test image is a 7.
     let predicted = succeeds(&[
@@ -391,22 +401,8 @@ fn modern_preset_trains_saves_and_is_rebuilt_by_eval_and_predict_on_both_backend
     // Two epochs over 5,000 images reached 91.5 % here; the seed network got 18.9 %.
     assert!(final_accuracy > 85.0, "{summary}");
 
-    for backend in ["cpu", "gpu"] {
-        let eval = succeeds(&[
-            "eval",
-            "--model",
-            &model,
-            "--data-dir",
-            &data,
-            "--backend",
-            backend,
-        ]);
+    for eval in eval_on_both_backends(&model, &data, final_accuracy) {
         assert!(eval.contains("relu layers"), "{eval}");
-        let line = line_starting(&eval, "test set");
-        assert!(
-            line.contains(&format!("accuracy {final_accuracy:.2}%")),
-            "{backend}: {line}"
-        );
     }
     let predicted = succeeds(&[
         "predict",
