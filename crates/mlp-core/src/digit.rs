@@ -33,21 +33,15 @@ pub enum DigitError {
 /// Reads the picture at `path` and returns its 28 x 28 MNIST-like pixels, row-major,
 /// 0 = background, 255 = full ink.
 pub fn load_digit(path: &Path) -> Result<Vec<u8>, DigitError> {
+    let unreadable = |source: image::ImageError| DigitError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
     let picture = image::ImageReader::open(path)
-        .map_err(|e| DigitError::Read {
-            path: path.to_path_buf(),
-            source: image::ImageError::IoError(e),
-        })?
-        .with_guessed_format()
-        .map_err(|e| DigitError::Read {
-            path: path.to_path_buf(),
-            source: image::ImageError::IoError(e),
-        })?
+        .and_then(|reader| reader.with_guessed_format())
+        .map_err(|e| unreadable(image::ImageError::IoError(e)))?
         .decode()
-        .map_err(|source| DigitError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        .map_err(unreadable)?;
     mnist_like(luminance(&picture).view()).ok_or_else(|| DigitError::Empty {
         path: path.to_path_buf(),
     })
