@@ -3,7 +3,7 @@
 
 use anyhow::{Result, bail};
 use mlp_core::compare::compare_step;
-use mlp_core::train::{batches, epoch_order};
+use mlp_core::train::{batches, start_epoch};
 use mlp_wgpu::PARITY;
 
 use crate::args::{BackendKind, CheckArgs};
@@ -48,16 +48,8 @@ pub fn run(args: &CheckArgs) -> Result<()> {
         if batch == 0 {
             // A new epoch: its order and its learning rate, on both backends alike.
             let epoch = (step - 1) / schedule.len() + 1;
-            if config.shuffle {
-                let order = epoch_order(config.seed, epoch, train.len());
-                cpu.set_order(&order)?;
-                gpu.set_order(&order)?;
-            }
-            let rate = config
-                .schedule
-                .learning_rate(config.learning_rate, epoch, config.epochs);
-            cpu.set_learning_rate(rate)?;
-            gpu.set_learning_rate(rate)?;
+            start_epoch(cpu.as_mut(), train.len(), &config, epoch)?;
+            start_epoch(gpu.as_mut(), train.len(), &config, epoch)?;
         }
         let rows = schedule[batch].clone();
         if step % args.every != 0 && step != args.steps {

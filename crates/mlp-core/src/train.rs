@@ -68,6 +68,25 @@ pub fn batches(rows: usize, batch_size: usize) -> impl Iterator<Item = Range<usi
         .map(move |start| start..(start + batch_size).min(rows))
 }
 
+/// Gives `backend` the learning rate and training order of `epoch` (from 1) of `config`.
+pub fn start_epoch(
+    backend: &mut dyn Backend,
+    train_rows: usize,
+    config: &TrainConfig,
+    epoch: usize,
+) -> Result<(), BackendError> {
+    if config.schedule != Schedule::Constant {
+        let rate = config
+            .schedule
+            .learning_rate(config.learning_rate, epoch, config.epochs);
+        backend.set_learning_rate(rate)?;
+    }
+    if config.shuffle {
+        backend.set_order(&epoch_order(config.seed, epoch, train_rows))?;
+    }
+    Ok(())
+}
+
 /// Trains `epoch` (from 1) of `config`: sets the epoch's learning rate and order, calls
 /// `on_batch` after each batch is handed to the backend (a GPU backend may still be running
 /// it), then evaluates the validation set.
@@ -79,15 +98,7 @@ pub fn run_epoch(
     on_batch: &mut dyn FnMut(),
 ) -> Result<(EpochMetrics, Evaluation), BackendError> {
     let started = Instant::now();
-    if config.schedule != Schedule::Constant {
-        let rate = config
-            .schedule
-            .learning_rate(config.learning_rate, epoch, config.epochs);
-        backend.set_learning_rate(rate)?;
-    }
-    if config.shuffle {
-        backend.set_order(&epoch_order(config.seed, epoch, train_rows))?;
-    }
+    start_epoch(backend, train_rows, config, epoch)?;
     for rows in batches(train_rows, config.batch_size) {
         backend.train_batch(rows)?;
         on_batch();
