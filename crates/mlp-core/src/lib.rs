@@ -14,6 +14,7 @@ pub mod model;
 pub mod network;
 pub mod options;
 pub mod rng;
+pub mod sparse;
 pub mod train;
 
 pub use backend::{Backend, BackendError, Evaluation, StepTrace};

@@ -1,0 +1,174 @@
+//! The first layer's sparse products against the dense reference functions of `cpu.rs`, on
+//! random images that are mostly 0 (as MNIST's are), in a shuffled batch order, for widths
+//! that fill whole vector registers, part of one, and neither.
+
+use mlp_core::Dataset;
+use mlp_core::compare::{Difference, Tolerance};
+use mlp_core::cpu::{linear_forward, weights_gradient};
+use mlp_core::rng::Rng;
+use mlp_core::sparse::{
+    PixelColumns, SparseImages, sparse_linear_forward, sparse_weights_gradient,
+};
+use ndarray::{Array1, Array2};
+
+/// Both sides are f32 sums of the same terms in another order. With up to ~160 lit pixels of
+/// O(1) terms, the sums reach ~10 and their rounding (f32 epsilon 6e-8 per addition, growing
+/// with the number of terms) reaches ~1e-5: 1e-5 absolute plus 1e-4 relative.
+const SUMMATION_ORDER: Tolerance = Tolerance::new(1e-5, 1e-4);
+
+/// `count` images of `pixels` bytes, about `lit` of them non-zero, the rest 0.
+fn mostly_dark_images(count: usize, pixels: usize, lit: f64, rng: &mut Rng) -> Dataset {
+    let images = (0..count * pixels)
+        .map(|_| {
+            if rng.next_f64() < lit {
+                1 + (rng.next_u64() % 255) as u8
+            } else {
+                0
+            }
+        })
+        .collect();
+    Dataset {
+        images,
+        labels: vec![0; count],
+        rows: 1,
+        cols: pixels,
+    }
+}
+
+fn random_matrix(rows: usize, cols: usize, rng: &mut Rng) -> Array2<f32> {
+    Array2::from_shape_fn((rows, cols), |_| rng.standard_normal() as f32)
+}
+
+/// A0 as the dense reference sees it: rows `batch` of the set, each byte over 255.
+fn dense_rows(set: &Dataset, batch: &[u32]) -> Array2<f32> {
+    let pixels = set.pixels();
+    Array2::from_shape_fn((batch.len(), pixels), |(r, p)| {
+        f32::from(set.images[batch[r] as usize * pixels + p]) / 255.0
+    })
+}
+
+/// A shuffled batch of `rows` of the set's images, some of them twice.
+fn batch_of(rows: usize, count: usize, rng: &mut Rng) -> Vec<u32> {
+    (0..rows)
+        .map(|_| (rng.next_u64() % count as u64) as u32)
+        .collect()
+}
+
+fn assert_passes(name: &str, values: &Array2<f32>, reference: &Array2<f32>) {
+    let difference = Difference::between(
+        values.as_slice().expect("standard layout"),
+        reference.as_slice().expect("standard layout"),
+        SUMMATION_ORDER,
+    );
+    println!("{name}: {difference}");
+    assert!(difference.passes(), "{name}: {difference}");
+}
+
+/// (images, pixels, outputs): 64 outputs fill eight AVX registers; 70 leaves a partial
+/// register; 13 is under two; 1 is a lone column; 3 pixels is a tiny image.
+const SHAPES: [(usize, usize, usize); 5] = [
+    (100, 784, 64),
+    (37, 50, 70),
+    (20, 29, 13),
+    (7, 11, 1),
+    (5, 3, 9),
+];
+
+#[test]
+fn sparse_linear_forward_should_match_reference() {
+    let mut rng = Rng::new(11);
+    for (count, pixels, outputs) in SHAPES {
+        let set = mostly_dark_images(count, pixels, 0.2, &mut rng);
+        let images = SparseImages::new(&set);
+        let batch = batch_of(count, count, &mut rng);
+        let weights = random_matrix(pixels, outputs, &mut rng);
+        let bias = Array1::from_shape_fn(outputs, |_| rng.standard_normal() as f32);
+
+        let mut sum = Array2::from_elem((batch.len(), outputs), f32::NAN);
+        sparse_linear_forward(&images, &batch, weights.view(), bias.view(), sum.view_mut());
+        let mut reference = Array2::zeros((batch.len(), outputs));
+        linear_forward(
+            dense_rows(&set, &batch).view(),
+            weights.view(),
+            bias.view(),
+            reference.view_mut(),
+        );
+        assert_passes(&format!("S1 {count}x{pixels}x{outputs}"), &sum, &reference);
+    }
+}
+
+#[test]
+fn sparse_weights_gradient_should_match_reference() {
+    let mut rng = Rng::new(12);
+    let mut by_pixel = PixelColumns::default();
+    for (count, pixels, outputs) in SHAPES {
+        let set = mostly_dark_images(count, pixels, 0.2, &mut rng);
+        let images = SparseImages::new(&set);
+        let batch = batch_of(count, count, &mut rng);
+        let delta = random_matrix(batch.len(), outputs, &mut rng);
+        for scale in [1.0, 1.0 / batch.len() as f32] {
+            let mut gradient = Array2::from_elem((pixels, outputs), f32::NAN);
+            sparse_weights_gradient(
+                &images,
+                &batch,
+                delta.view(),
+                scale,
+                gradient.view_mut(),
+                &mut by_pixel,
+            );
+            let mut reference = Array2::zeros((pixels, outputs));
+            weights_gradient(
+                dense_rows(&set, &batch).view(),
+                delta.view(),
+                scale,
+                reference.view_mut(),
+            );
+            assert_passes(
+                &format!("grad W1 {count}x{pixels}x{outputs} scale {scale}"),
+                &gradient,
+                &reference,
+            );
+        }
+    }
+}
+
+#[test]
+fn sparse_images_keep_only_lit_pixels() {
+    let set = Dataset {
+        images: vec![0, 255, 0, 51, 0, 0, 0, 0, 102, 0, 0, 0],
+        labels: vec![0; 3],
+        rows: 2,
+        cols: 2,
+    };
+    let images = SparseImages::new(&set);
+    assert_eq!(images.len(), 3);
+    assert_eq!(images.pixels(), 4);
+    assert_eq!(images.image(0), (&[1u32, 3][..], &[1.0f32, 0.2][..]));
+    assert_eq!(images.image(1), (&[][..], &[][..]));
+    assert_eq!(images.image(2), (&[0u32][..], &[0.4f32][..]));
+    assert!((images.density() - 3.0 / 12.0).abs() < 1e-12);
+}
+
+/// An all-dark batch has no entries at all: the gradient must still be written (as 0), not
+/// left as whatever the buffer held.
+#[test]
+fn sparse_weights_gradient_of_dark_images_is_zero() {
+    let set = Dataset {
+        images: vec![0; 2 * 9],
+        labels: vec![0; 2],
+        rows: 3,
+        cols: 3,
+    };
+    let images = SparseImages::new(&set);
+    let delta = Array2::from_elem((2, 5), 1.5f32);
+    let mut gradient = Array2::from_elem((9, 5), f32::NAN);
+    sparse_weights_gradient(
+        &images,
+        &[1, 0],
+        delta.view(),
+        1.0,
+        gradient.view_mut(),
+        &mut PixelColumns::default(),
+    );
+    assert!(gradient.iter().all(|&g| g == 0.0), "{gradient}");
+}
