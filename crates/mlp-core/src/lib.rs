@@ -16,6 +16,7 @@ pub mod options;
 pub mod rng;
 pub mod sparse;
 pub mod train;
+pub mod vectorised;
 
 pub use backend::{Backend, BackendError, Evaluation, StepTrace};
 pub use cpu::CpuBackend;

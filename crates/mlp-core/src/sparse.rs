@@ -98,8 +98,7 @@ pub fn sparse_linear_forward(
         matrix: weights
             .as_slice()
             .expect("the first layer's weights are stored row by row"),
-        start: Start::Row(bias.as_slice().expect("b1 is contiguous")),
-        scale: 1.0,
+        finish: Finish::Bias(bias.as_slice().expect("b1 is contiguous")),
         out: sum.as_slice_mut().expect("S1 is stored row by row"),
         width: bias.len(),
     });
@@ -127,8 +126,7 @@ pub fn sparse_weights_gradient(
     Arch::new().dispatch(ScaledRowSums {
         entries: |p: usize| by_pixel.pixel(p),
         matrix: delta.as_slice().expect("D1 is stored row by row"),
-        start: Start::Zero,
-        scale,
+        finish: Finish::Scale(scale),
         out: gradient
             .as_slice_mut()
             .expect("the gradient is stored row by row"),
@@ -136,21 +134,55 @@ pub fn sparse_weights_gradient(
     });
 }
 
-/// What each output row starts from before the scaled rows are added.
-#[derive(Clone, Copy)]
-enum Start<'a> {
-    Zero,
-    /// The same row (a bias) for every output row.
-    Row(&'a [f32]),
+/// W1 −= lr · grad W1, with grad W1 = scale · A0ᵀ D1 as [`sparse_weights_gradient`] computes
+/// it, row by row, without storing it: the same numbers as that function followed by
+/// [`crate::cpu::gradient_descent_update`]. Rows of pixels lit nowhere in the batch have a zero
+/// gradient and are left as they are.
+///
+/// - `weights` W1: (in, out), standard layout, updated in place
+/// - the rest as [`sparse_weights_gradient`]
+pub fn sparse_gradient_descent(
+    images: &SparseImages,
+    batch: &[u32],
+    delta: ArrayView2<f32>,
+    scale: f32,
+    learning_rate: f32,
+    mut weights: ArrayViewMut2<f32>,
+    by_pixel: &mut PixelColumns,
+) {
+    by_pixel.fill(images, batch);
+    let width = weights.ncols();
+    Arch::new().dispatch(ScaledRowSums {
+        entries: |p: usize| by_pixel.pixel(p),
+        matrix: delta.as_slice().expect("D1 is stored row by row"),
+        finish: Finish::Descend {
+            scale,
+            learning_rate,
+        },
+        out: weights
+            .as_slice_mut()
+            .expect("the first layer's weights are stored row by row"),
+        width,
+    });
 }
 
-/// The kernel both products share: output row o = start + scale · Σ x · matrix row i, over
-/// the (i, x) that `entries(o)` lists.
+/// How an output row is made from the sum Σ x · matrix row i of its entries.
+#[derive(Clone, Copy)]
+enum Finish<'a> {
+    /// bias + sum
+    Bias(&'a [f32]),
+    /// scale · sum
+    Scale(f32),
+    /// out − learning_rate · (scale · sum); rows without entries are left alone.
+    Descend { scale: f32, learning_rate: f32 },
+}
+
+/// The kernel every sparse product here shares: output row o is made (see [`Finish`]) from
+/// the sum Σ x · matrix row i over the (i, x) that `entries(o)` lists.
 struct ScaledRowSums<'a, E> {
     entries: E,
     matrix: &'a [f32],
-    start: Start<'a>,
-    scale: f32,
+    finish: Finish<'a>,
     out: &'a mut [f32],
     /// The width of an output row and of a matrix row.
     width: usize,
@@ -165,30 +197,26 @@ impl<'a, E: Fn(usize) -> (&'a [u32], &'a [f32])> WithSimd for ScaledRowSums<'a, 
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        let width = self.width;
-        let matrix = self.matrix;
+        let (width, matrix, finish) = (self.width, self.matrix, self.finish);
         for (o, out_row) in self.out.chunks_exact_mut(width).enumerate() {
             let (indices, values) = (self.entries)(o);
-            match self.start {
-                Start::Zero => out_row.fill(0.0),
-                Start::Row(row) => out_row.copy_from_slice(row),
+            if indices.is_empty() && matches!(finish, Finish::Descend { .. }) {
+                continue;
             }
             let (out_vectors, out_tail) = S::as_mut_simd_f32s(out_row);
             let mut first = 0;
             let mut blocks = out_vectors.chunks_exact_mut(BLOCK);
             for block in &mut blocks {
                 let block: &mut [S::f32s; BLOCK] = block.try_into().expect("BLOCK vectors");
-                add_scaled_rows(
-                    simd, indices, values, matrix, width, first, self.scale, block,
-                );
+                let sums = row_sums(simd, indices, values, matrix, width, first);
+                finish_block(simd, finish, first * S::F32_LANES, sums, block);
                 first += BLOCK;
             }
             for vector in blocks.into_remainder() {
                 let block: &mut [S::f32s; 1] =
                     std::slice::from_mut(vector).try_into().expect("one vector");
-                add_scaled_rows(
-                    simd, indices, values, matrix, width, first, self.scale, block,
-                );
+                let sums = row_sums(simd, indices, values, matrix, width, first);
+                finish_block(simd, finish, first * S::F32_LANES, sums, block);
                 first += 1;
             }
             let tail_start = width - out_tail.len();
@@ -198,26 +226,29 @@ impl<'a, E: Fn(usize) -> (&'a [u32], &'a [f32])> WithSimd for ScaledRowSums<'a, 
                     .zip(values)
                     .map(|(&i, &x)| x * matrix[i as usize * width + tail_start + column])
                     .sum();
-                *out += self.scale * sum;
+                *out = match finish {
+                    Finish::Bias(bias) => bias[tail_start + column] + sum,
+                    Finish::Scale(scale) => scale * sum,
+                    Finish::Descend {
+                        scale,
+                        learning_rate,
+                    } => *out - learning_rate * (scale * sum),
+                };
             }
         }
     }
 }
 
-/// block += scale · Σ x · (vectors first..first + N of matrix row i), the sum held in
-/// registers.
+/// Σ x · (vectors first..first + N of matrix row i) over the entries, in registers.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn add_scaled_rows<S: Simd, const N: usize>(
+fn row_sums<S: Simd, const N: usize>(
     simd: S,
     indices: &[u32],
     values: &[f32],
     matrix: &[f32],
     width: usize,
     first: usize,
-    scale: f32,
-    block: &mut [S::f32s; N],
-) {
+) -> [S::f32s; N] {
     let mut sums = [simd.splat_f32s(0.0); N];
     for (&i, &x) in indices.iter().zip(values) {
         let start = i as usize * width;
@@ -227,9 +258,41 @@ fn add_scaled_rows<S: Simd, const N: usize>(
             *sum = simd.mul_add_e_f32s(x, m, *sum);
         }
     }
-    let scale = simd.splat_f32s(scale);
-    for (b, sum) in block.iter_mut().zip(sums) {
-        *b = simd.mul_add_e_f32s(scale, sum, *b);
+    sums
+}
+
+/// Writes a block of an output row, starting at column `column`, from its sums.
+#[inline(always)]
+fn finish_block<S: Simd, const N: usize>(
+    simd: S,
+    finish: Finish<'_>,
+    column: usize,
+    sums: [S::f32s; N],
+    block: &mut [S::f32s; N],
+) {
+    match finish {
+        Finish::Bias(bias) => {
+            let bias = &S::as_simd_f32s(&bias[column..]).0[..N];
+            for ((out, sum), &b) in block.iter_mut().zip(sums).zip(bias) {
+                *out = simd.add_f32s(b, sum);
+            }
+        }
+        Finish::Scale(scale) => {
+            let scale = simd.splat_f32s(scale);
+            for (out, sum) in block.iter_mut().zip(sums) {
+                *out = simd.mul_f32s(scale, sum);
+            }
+        }
+        Finish::Descend {
+            scale,
+            learning_rate,
+        } => {
+            let (scale, rate) = (simd.splat_f32s(scale), simd.splat_f32s(learning_rate));
+            for (out, sum) in block.iter_mut().zip(sums) {
+                let gradient = simd.mul_f32s(scale, sum);
+                *out = simd.sub_f32s(*out, simd.mul_f32s(rate, gradient));
+            }
+        }
     }
 }
 

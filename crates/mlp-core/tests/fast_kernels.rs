@@ -1,14 +1,17 @@
-//! The first layer's sparse products against the dense reference functions of `cpu.rs`, on
-//! random images that are mostly 0 (as MNIST's are), in a shuffled batch order, for widths
-//! that fill whole vector registers, part of one, and neither.
+//! The CPU backend's fast kernels against the reference functions of `cpu.rs`: the first
+//! layer's sparse products on random images that are mostly 0 (as MNIST's are), in a shuffled
+//! batch order, for widths that fill whole vector registers, part of one, and neither; and the
+//! vectorised sigmoid.
 
 use mlp_core::Dataset;
 use mlp_core::compare::{Difference, Tolerance};
-use mlp_core::cpu::{linear_forward, weights_gradient};
+use mlp_core::cpu::{gradient_descent_update, linear_forward, sigmoid_forward, weights_gradient};
 use mlp_core::rng::Rng;
 use mlp_core::sparse::{
-    PixelColumns, SparseImages, sparse_linear_forward, sparse_weights_gradient,
+    PixelColumns, SparseImages, sparse_gradient_descent, sparse_linear_forward,
+    sparse_weights_gradient,
 };
+use mlp_core::vectorised::sigmoid_forward_vectorised;
 use ndarray::{Array1, Array2};
 
 /// Both sides are f32 sums of the same terms in another order. With up to ~160 lit pixels of
@@ -171,4 +174,72 @@ fn sparse_weights_gradient_of_dark_images_is_zero() {
         &mut PixelColumns::default(),
     );
     assert!(gradient.iter().all(|&g| g == 0.0), "{gradient}");
+}
+
+/// The vectorised sigmoid against the reference's, and both against float64, over the whole
+/// range a pre-activation can take (tails included, where exp overflows or the result
+/// underflows), on a length that leaves a partial vector.
+#[test]
+fn sigmoid_forward_vectorised_should_match_reference() {
+    let count = 20_003;
+    let sums: Vec<f32> = (0..count)
+        .map(|i| -100.0 + 200.0 * i as f32 / (count - 1) as f32)
+        .collect();
+    let mut vectorised = Array2::from_shape_vec((1, count), sums.clone()).expect("one row");
+    sigmoid_forward_vectorised(vectorised.view_mut());
+    let mut reference = Array2::from_shape_vec((1, count), sums.clone()).expect("one row");
+    sigmoid_forward(reference.view_mut());
+    let exact: Vec<f32> = sums
+        .iter()
+        .map(|&s| (1.0 / (1.0 + (-f64::from(s)).exp())) as f32)
+        .collect();
+    // A few ulp of the result (f32 epsilon is 1.2e-7), and nothing absolute beyond the
+    // smallest normal floats where exp's argument is clamped.
+    let ulps = Tolerance::new(1e-37, 5e-7);
+    for (name, values) in [("vectorised", &vectorised), ("reference", &reference)] {
+        let difference =
+            Difference::between(values.as_slice().expect("standard layout"), &exact, ulps);
+        println!("sigmoid {name} vs float64: {difference}");
+        assert!(difference.passes(), "sigmoid {name}: {difference}");
+    }
+}
+
+/// The fused first-layer descent step against the reference's gradient then update.
+#[test]
+fn sparse_gradient_descent_should_match_reference() {
+    let mut rng = Rng::new(13);
+    let mut by_pixel = PixelColumns::default();
+    for (count, pixels, outputs) in SHAPES {
+        let set = mostly_dark_images(count, pixels, 0.2, &mut rng);
+        let images = SparseImages::new(&set);
+        let batch = batch_of(count, count, &mut rng);
+        let delta = random_matrix(batch.len(), outputs, &mut rng);
+        let weights = random_matrix(pixels, outputs, &mut rng);
+        let (scale, rate) = (1.0 / batch.len() as f32, 0.3);
+
+        let mut descended = weights.clone();
+        sparse_gradient_descent(
+            &images,
+            &batch,
+            delta.view(),
+            scale,
+            rate,
+            descended.view_mut(),
+            &mut by_pixel,
+        );
+        let mut gradient = Array2::zeros((pixels, outputs));
+        weights_gradient(
+            dense_rows(&set, &batch).view(),
+            delta.view(),
+            scale,
+            gradient.view_mut(),
+        );
+        let mut reference = weights.clone();
+        gradient_descent_update(reference.view_mut(), gradient.view(), rate);
+        assert_passes(
+            &format!("W1 after descent {count}x{pixels}x{outputs}"),
+            &descended,
+            &reference,
+        );
+    }
 }

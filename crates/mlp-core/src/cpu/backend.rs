@@ -1,0 +1,518 @@
+//! The CPU backend: a training step built from the reference functions of [`super`], run on
+//! the machine's cores.
+
+use std::ops::Range;
+
+use ndarray::{Array1, Array2, ArrayView, ArrayView2, ArrayViewMut, ArrayViewMut2, Dimension, s};
+
+use super::{
+    AdamStep, activation_forward, adam_update, argmax_rows, bias_gradient, check_input_width,
+    check_order, check_output_width, gradient_descent_update, hidden_delta, linear_forward,
+    loss_sum, loss_terms, momentum_update, output_delta, reduction_scale,
+    softmax_cross_entropy_delta, softmax_forward, weights_gradient,
+};
+use crate::backend::{Backend, BackendError, Evaluation, StepTrace, TrainLoss};
+use crate::data::Dataset;
+use crate::network::{Layer, Parameters};
+use crate::options::{Activation, Hyperparameters, Optimiser, Output};
+use crate::sparse::{
+    PixelColumns, SparseImages, sparse_gradient_descent, sparse_linear_forward,
+    sparse_weights_gradient,
+};
+use crate::vectorised::sigmoid_forward_vectorised;
+
+/// The buffers of one training step: activations A1..AL, deltas D1..DL and the gradients.
+struct Workspace {
+    rows: usize,
+    /// The batch's image indices and labels, in the training order.
+    batch: Vec<u32>,
+    labels: Vec<u8>,
+    activations: Vec<Array2<f32>>,
+    deltas: Vec<Array2<f32>>,
+    weight_gradients: Vec<Array2<f32>>,
+    bias_gradients: Vec<Array1<f32>>,
+    /// The batch's images regrouped by pixel, for the first layer's weight gradient.
+    by_pixel: PixelColumns,
+}
+
+impl Workspace {
+    fn new(parameters: &Parameters, rows: usize) -> Self {
+        let outputs = |l: &Layer| l.weights.ncols();
+        let per_layer = |shape: &dyn Fn(&Layer) -> (usize, usize)| -> Vec<Array2<f32>> {
+            parameters
+                .layers
+                .iter()
+                .map(|l| Array2::zeros(shape(l)))
+                .collect()
+        };
+        Self {
+            rows,
+            batch: vec![0; rows],
+            labels: vec![0; rows],
+            activations: per_layer(&|l| (rows, outputs(l))),
+            deltas: per_layer(&|l| (rows, outputs(l))),
+            weight_gradients: per_layer(&|l| l.weights.dim()),
+            bias_gradients: parameters
+                .layers
+                .iter()
+                .map(|l| Array1::zeros(outputs(l)))
+                .collect(),
+            by_pixel: Default::default(),
+        }
+    }
+}
+
+/// What an optimiser keeps per layer: a velocity (momentum), or first and second moments
+/// (Adam), each shaped like the layer's parameters and starting at 0.
+struct OptimiserState {
+    first: Vec<Layer>,
+    second: Vec<Layer>,
+    /// Steps taken, for Adam's bias corrections.
+    steps: u64,
+}
+
+impl OptimiserState {
+    fn new(optimiser: Optimiser, parameters: &Parameters) -> Self {
+        let zeros = || -> Vec<Layer> {
+            parameters
+                .layers
+                .iter()
+                .map(|l| Layer {
+                    weights: Array2::zeros(l.weights.dim()),
+                    bias: Array1::zeros(l.bias.len()),
+                })
+                .collect()
+        };
+        let slots = optimiser.state_per_parameter();
+        Self {
+            first: if slots >= 1 { zeros() } else { Vec::new() },
+            second: if slots >= 2 { zeros() } else { Vec::new() },
+            steps: 0,
+        }
+    }
+}
+
+/// Moves one parameter tensor by its gradient, as `optimiser` says; `first` and `second` are
+/// the tensor's optimiser state (unused by plain gradient descent).
+fn optimiser_update<D: Dimension>(
+    optimiser: Optimiser,
+    parameter: ArrayViewMut<'_, f32, D>,
+    first: Option<ArrayViewMut<'_, f32, D>>,
+    second: Option<ArrayViewMut<'_, f32, D>>,
+    gradient: ArrayView<'_, f32, D>,
+    learning_rate: f32,
+    t: u64,
+) {
+    match (optimiser, first, second) {
+        (Optimiser::Momentum { momentum }, Some(velocity), _) => {
+            momentum_update(parameter, velocity, gradient, learning_rate, momentum);
+        }
+        (
+            Optimiser::Adam {
+                beta1,
+                beta2,
+                epsilon,
+            },
+            Some(m),
+            Some(v),
+        ) => {
+            let step = AdamStep {
+                beta1,
+                beta2,
+                epsilon,
+                t,
+            };
+            adam_update(parameter, m, v, gradient, learning_rate, step);
+        }
+        _ => gradient_descent_update(parameter, gradient, learning_rate),
+    }
+}
+
+/// The forward pass of images `batch` (B) of `images`: fills A1..AL, each `activations[k]`
+/// (B, out). Hidden layers use the chosen activation, the output layer sigmoid or softmax;
+/// sigmoids are computed eight at a time ([`crate::vectorised`]).
+fn forward(
+    layers: &[Layer],
+    hyper: &Hyperparameters,
+    images: &SparseImages,
+    batch: &[u32],
+    activations: &mut [ArrayViewMut2<f32>],
+) {
+    let last = layers.len() - 1;
+    for (k, layer) in layers.iter().enumerate() {
+        let (before, rest) = activations.split_at_mut(k);
+        let sum = &mut rest[0];
+        if k == 0 {
+            let (weights, bias) = (layer.weights.view(), layer.bias.view());
+            sparse_linear_forward(images, batch, weights, bias, sum.view_mut());
+        } else {
+            let input = before[k - 1].view();
+            linear_forward(
+                input,
+                layer.weights.view(),
+                layer.bias.view(),
+                sum.view_mut(),
+            );
+        }
+        match (k == last, hyper.output, hyper.activation) {
+            (false, _, Activation::Sigmoid) | (true, Output::SigmoidMse, _) => {
+                sigmoid_forward_vectorised(sum.view_mut());
+            }
+            (false, _, activation) => activation_forward(sum.view_mut(), activation),
+            (true, Output::SoftmaxCrossEntropy, _) => softmax_forward(sum.view_mut()),
+        }
+    }
+}
+
+/// The row-wise half of a step for images `batch` (B) labelled `labels`: the forward pass,
+/// then D_L and every hidden delta (SEED.md's order). Returns the loss summed over the rows.
+fn forward_and_deltas(
+    layers: &[Layer],
+    hyper: &Hyperparameters,
+    images: &SparseImages,
+    (batch, labels): (&[u32], &[u8]),
+    activations: &mut [ArrayViewMut2<f32>],
+    deltas: &mut [ArrayViewMut2<f32>],
+) -> f64 {
+    forward(layers, hyper, images, batch, activations);
+    let last = layers.len() - 1;
+    let output = activations[last].view();
+    let loss = loss_sum(hyper.output, output, labels);
+    match hyper.output {
+        Output::SigmoidMse => output_delta(output, labels, deltas[last].view_mut()),
+        Output::SoftmaxCrossEntropy => {
+            softmax_cross_entropy_delta(output, labels, deltas[last].view_mut());
+        }
+    }
+    for k in (0..last).rev() {
+        let (lower, upper) = deltas.split_at_mut(k + 1);
+        hidden_delta(
+            upper[0].view(),
+            layers[k + 1].weights.view(),
+            activations[k].view(),
+            hyper.activation,
+            lower[k].view_mut(),
+        );
+    }
+    loss
+}
+
+/// The first `rows` rows of each array, to write.
+fn first_rows_mut(arrays: &mut [Array2<f32>], rows: usize) -> Vec<ArrayViewMut2<'_, f32>> {
+    arrays
+        .iter_mut()
+        .map(|a| a.slice_mut(s![..rows, ..]))
+        .collect()
+}
+
+/// The first `rows` rows of each array.
+fn first_rows(arrays: &[Array2<f32>], rows: usize) -> Vec<ArrayView2<'_, f32>> {
+    arrays.iter().map(|a| a.slice(s![..rows, ..])).collect()
+}
+
+/// What every part of a step's update shares.
+#[derive(Clone, Copy)]
+struct Update<'a> {
+    hyper: &'a Hyperparameters,
+    images: &'a SparseImages,
+    batch: &'a [u32],
+    scale: f32,
+    t: u64,
+}
+
+/// W1: its gradient scale · A0ᵀ D1 (D1 is (B, out)) and its update, with the zero pixels of
+/// A0 skipped; b1 as in any layer. Plain gradient descent touches only the rows of pixels lit
+/// somewhere in the batch: every other row's gradient is 0 and its update would change nothing.
+fn update_first_layer(
+    update: Update<'_>,
+    delta: ArrayView2<f32>,
+    layer: &mut Layer,
+    (first, second): (Option<&mut Layer>, Option<&mut Layer>),
+    (weights_gradient_1, bias_gradient_1): (&mut Array2<f32>, &mut Array1<f32>),
+    by_pixel: &mut PixelColumns,
+) {
+    let Update {
+        hyper,
+        images,
+        batch,
+        scale,
+        t,
+    } = update;
+    let rate = hyper.learning_rate;
+    let (first_weights, first_bias) = first.map(|l| (&mut l.weights, &mut l.bias)).unzip();
+    let (second_weights, second_bias) = second.map(|l| (&mut l.weights, &mut l.bias)).unzip();
+    if hyper.optimiser == Optimiser::GradientDescent {
+        let weights = layer.weights.view_mut();
+        sparse_gradient_descent(images, batch, delta, scale, rate, weights, by_pixel);
+    } else {
+        let gradient = weights_gradient_1.view_mut();
+        sparse_weights_gradient(images, batch, delta, scale, gradient, by_pixel);
+        optimiser_update(
+            hyper.optimiser,
+            layer.weights.view_mut(),
+            first_weights.map(|m| m.view_mut()),
+            second_weights.map(|m| m.view_mut()),
+            weights_gradient_1.view(),
+            rate,
+            t,
+        );
+    }
+    let bias_state = (first_bias, second_bias);
+    update_bias(update, delta, &mut layer.bias, bias_state, bias_gradient_1);
+}
+
+/// bk: its gradient scale · the column sums of Dk (B, out), and its update.
+fn update_bias(
+    update: Update<'_>,
+    delta: ArrayView2<f32>,
+    bias: &mut Array1<f32>,
+    (first, second): (Option<&mut Array1<f32>>, Option<&mut Array1<f32>>),
+    gradient: &mut Array1<f32>,
+) {
+    let Update {
+        hyper, scale, t, ..
+    } = update;
+    bias_gradient(delta, scale, gradient.view_mut());
+    optimiser_update(
+        hyper.optimiser,
+        bias.view_mut(),
+        first.map(|m| m.view_mut()),
+        second.map(|m| m.view_mut()),
+        gradient.view(),
+        hyper.learning_rate,
+        t,
+    );
+}
+
+/// A layer after the first, whose input A(k−1) (B, in) is dense: the gradients
+/// scale · A(k−1)ᵀ Dk and scale · column sums of Dk (B, out), and the updates.
+fn update_layer(
+    update: Update<'_>,
+    input: ArrayView2<f32>,
+    delta: ArrayView2<f32>,
+    layer: &mut Layer,
+    (first, second): (Option<&mut Layer>, Option<&mut Layer>),
+    (weights_gradient_k, bias_gradient_k): (&mut Array2<f32>, &mut Array1<f32>),
+) {
+    let Update {
+        hyper, scale, t, ..
+    } = update;
+    weights_gradient(input, delta, scale, weights_gradient_k.view_mut());
+    let (first_weights, first_bias) = first.map(|l| (&mut l.weights, &mut l.bias)).unzip();
+    let (second_weights, second_bias) = second.map(|l| (&mut l.weights, &mut l.bias)).unzip();
+    optimiser_update(
+        hyper.optimiser,
+        layer.weights.view_mut(),
+        first_weights.map(|m| m.view_mut()),
+        second_weights.map(|m| m.view_mut()),
+        weights_gradient_k.view(),
+        hyper.learning_rate,
+        t,
+    );
+    let bias_state = (first_bias, second_bias);
+    update_bias(update, delta, &mut layer.bias, bias_state, bias_gradient_k);
+}
+
+/// The reference backend: SEED.md on the CPU, in f32, with ndarray's matrix products, and the
+/// options of [`Hyperparameters`] beyond it. The images are kept sparse (their zero pixels left
+/// out), and the first layer's two products skip those zeros ([`crate::sparse`]): the same
+/// sums with a fifth of the arithmetic.
+pub struct CpuBackend {
+    parameters: Parameters,
+    hyper: Hyperparameters,
+    train_images: SparseImages,
+    train_labels: Vec<u8>,
+    /// The order the training set is read in; `None` is the file's order (the seed's).
+    order: Option<Vec<u32>>,
+    validation_images: SparseImages,
+    validation_labels: Vec<u8>,
+    workspace: Workspace,
+    state: OptimiserState,
+    loss: TrainLoss,
+}
+
+impl CpuBackend {
+    /// Holds `parameters` and both data sets, normalised once.
+    pub fn new(
+        parameters: Parameters,
+        hyper: &Hyperparameters,
+        train: &Dataset,
+        validation: &Dataset,
+    ) -> Result<Self, BackendError> {
+        check_input_width(&parameters, train)?;
+        check_input_width(&parameters, validation)?;
+        check_output_width(&parameters, hyper.output)?;
+        let workspace = Workspace::new(&parameters, 0);
+        let state = OptimiserState::new(hyper.optimiser, &parameters);
+        Ok(Self {
+            parameters,
+            hyper: *hyper,
+            train_images: SparseImages::new(train),
+            train_labels: train.labels.clone(),
+            order: None,
+            validation_images: SparseImages::new(validation),
+            validation_labels: validation.labels.clone(),
+            workspace,
+            state,
+            loss: TrainLoss::default(),
+        })
+    }
+
+    /// One training step on `rows` of the training order: forward, every delta, then every
+    /// update (SEED.md's order). Returns the batch loss, from the forward pass before the update.
+    fn step(&mut self, rows: Range<usize>) -> Result<f64, BackendError> {
+        let len = self.train_labels.len();
+        if rows.start >= rows.end || rows.end > len {
+            return Err(BackendError::RowsOutOfRange {
+                start: rows.start,
+                end: rows.end,
+                len,
+            });
+        }
+        let b = rows.len();
+        if self.workspace.rows < b {
+            self.workspace = Workspace::new(&self.parameters, b);
+        }
+        let ws = &mut self.workspace;
+        for (r, row) in rows.enumerate() {
+            let image = self.order.as_ref().map_or(row as u32, |order| order[row]);
+            ws.batch[r] = image;
+            ws.labels[r] = self.train_labels[image as usize];
+        }
+        let hyper = &self.hyper;
+        let images = &self.train_images;
+        let layers = &mut self.parameters.layers;
+        let last = layers.len() - 1;
+        let rows = (&ws.batch[..b], &ws.labels[..b]);
+        let mut activations = first_rows_mut(&mut ws.activations, b);
+        let mut deltas = first_rows_mut(&mut ws.deltas, b);
+        let loss_sum =
+            forward_and_deltas(layers, hyper, images, rows, &mut activations, &mut deltas);
+        let classes = ws.activations[last].ncols();
+        let loss = loss_sum / loss_terms(hyper.output, b, classes) as f64;
+
+        let state = &mut self.state;
+        state.steps += 1;
+        let update = Update {
+            hyper,
+            images,
+            batch: &ws.batch[..b],
+            scale: reduction_scale(hyper.reduction, b),
+            t: state.steps,
+        };
+        let (activations, deltas) = (first_rows(&ws.activations, b), first_rows(&ws.deltas, b));
+        for (k, layer) in layers.iter_mut().enumerate() {
+            let state = (state.first.get_mut(k), state.second.get_mut(k));
+            let gradients = (&mut ws.weight_gradients[k], &mut ws.bias_gradients[k]);
+            if k == 0 {
+                update_first_layer(update, deltas[0], layer, state, gradients, &mut ws.by_pixel);
+            } else {
+                update_layer(
+                    update,
+                    activations[k - 1],
+                    deltas[k],
+                    layer,
+                    state,
+                    gradients,
+                );
+            }
+        }
+        Ok(loss)
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> String {
+        "cpu (ndarray, f32)".to_string()
+    }
+
+    fn set_parameters(&mut self, parameters: &Parameters) -> Result<(), BackendError> {
+        parameters.check_shapes(&self.parameters.layer_sizes())?;
+        self.parameters = parameters.clone();
+        Ok(())
+    }
+
+    fn parameters(&mut self) -> Result<Parameters, BackendError> {
+        Ok(self.parameters.clone())
+    }
+
+    fn set_learning_rate(&mut self, learning_rate: f32) -> Result<(), BackendError> {
+        self.hyper.learning_rate = learning_rate;
+        Ok(())
+    }
+
+    fn set_order(&mut self, order: &[u32]) -> Result<(), BackendError> {
+        check_order(order, self.train_labels.len())?;
+        let in_file_order = order.iter().enumerate().all(|(i, &row)| i == row as usize);
+        self.order = (!in_file_order).then(|| order.to_vec());
+        Ok(())
+    }
+
+    fn train_batch(&mut self, rows: Range<usize>) -> Result<(), BackendError> {
+        let loss = self.step(rows)?;
+        self.loss.batch_loss_sum += loss;
+        self.loss.batches += 1;
+        Ok(())
+    }
+
+    fn take_train_loss(&mut self) -> Result<TrainLoss, BackendError> {
+        Ok(std::mem::take(&mut self.loss))
+    }
+
+    fn trace_batch(&mut self, rows: Range<usize>) -> Result<StepTrace, BackendError> {
+        let b = rows.len();
+        self.train_batch(rows)?;
+        let rows_of = |all: &[Array2<f32>]| {
+            all.iter()
+                .map(|a| a.slice(s![..b, ..]).to_owned())
+                .collect()
+        };
+        Ok(StepTrace {
+            activations: rows_of(&self.workspace.activations),
+            deltas: rows_of(&self.workspace.deltas),
+        })
+    }
+
+    fn evaluate(&mut self) -> Result<Evaluation, BackendError> {
+        let outputs = self.validation_outputs()?;
+        let labels = &self.validation_labels;
+        let predictions = argmax_rows(outputs.view());
+        Ok(Evaluation {
+            loss_sum: loss_sum(self.hyper.output, outputs.view(), labels),
+            loss_terms: loss_terms(self.hyper.output, labels.len(), outputs.ncols()),
+            correct: predictions
+                .iter()
+                .zip(labels)
+                .filter(|(p, l)| p == l)
+                .count(),
+            predictions,
+            classes: outputs.ncols(),
+        })
+    }
+
+    fn validation_outputs(&mut self) -> Result<Array2<f32>, BackendError> {
+        // In chunks, so that the hidden activations of the whole set are never held at once.
+        const CHUNK: usize = 1000;
+        let count = self.validation_labels.len();
+        let images: Vec<u32> = (0..count as u32).collect();
+        let mut activations: Vec<Array2<f32>> = self
+            .parameters
+            .layers
+            .iter()
+            .map(|l| Array2::zeros((CHUNK.min(count), l.weights.ncols())))
+            .collect();
+        let classes = activations.last().map_or(0, Array2::ncols);
+        let mut outputs = Array2::zeros((count, classes));
+        let (layers, hyper) = (&self.parameters.layers, &self.hyper);
+        let set = &self.validation_images;
+        for start in (0..count).step_by(CHUNK) {
+            let end = (start + CHUNK).min(count);
+            let mut rows = first_rows_mut(&mut activations, end - start);
+            forward(layers, hyper, set, &images[start..end], &mut rows);
+            outputs
+                .slice_mut(s![start..end, ..])
+                .assign(&activations[activations.len() - 1].slice(s![..end - start, ..]));
+        }
+        Ok(outputs)
+    }
+}
