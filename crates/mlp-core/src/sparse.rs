@@ -7,6 +7,8 @@
 //! of a seed training step's multiply-adds. The tests in this file check both against the
 //! dense functions.
 
+use std::ops::Range;
+
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
 use pulp::{Arch, Simd, WithSimd};
 
@@ -104,24 +106,27 @@ pub fn sparse_linear_forward(
     });
 }
 
-/// grad W1 = scale · A0ᵀ D1, where row r of A0 is image `batch[r]` of `images`.
+/// Rows `first_pixel..first_pixel + P` of grad W1 = scale · A0ᵀ D1, where row r of A0 is
+/// image `batch[r]` of `images`. Each row of grad W1 belongs to one pixel, so the rows can be
+/// shared out between threads.
 ///
 /// - `images`: A0's rows, sparse, each `in` pixels wide
 /// - `batch`: (B) image indices
 /// - `delta` D1: (B, out), standard layout
-/// - `gradient`: (in, out), standard layout, overwritten
+/// - `gradient`: (P, out), standard layout, overwritten
 /// - `by_pixel`: room for the batch's pixels regrouped, reused from step to step
 pub fn sparse_weights_gradient(
     images: &SparseImages,
     batch: &[u32],
     delta: ArrayView2<f32>,
     scale: f32,
+    first_pixel: usize,
     mut gradient: ArrayViewMut2<f32>,
     by_pixel: &mut PixelColumns,
 ) {
     // Row p of the gradient is scale times, for each batch row r where pixel p is lit,
     // x · row r of D1.
-    by_pixel.fill(images, batch);
+    by_pixel.fill(images, batch, first_pixel..first_pixel + gradient.nrows());
     let width = gradient.ncols();
     Arch::new().dispatch(ScaledRowSums {
         entries: |p: usize| by_pixel.pixel(p),
@@ -139,18 +144,21 @@ pub fn sparse_weights_gradient(
 /// [`crate::cpu::gradient_descent_update`]. Rows of pixels lit nowhere in the batch have a zero
 /// gradient and are left as they are.
 ///
-/// - `weights` W1: (in, out), standard layout, updated in place
+/// - `weights`: rows `first_pixel..first_pixel + P` of W1, (P, out), standard layout,
+///   updated in place
 /// - the rest as [`sparse_weights_gradient`]
+#[allow(clippy::too_many_arguments)]
 pub fn sparse_gradient_descent(
     images: &SparseImages,
     batch: &[u32],
     delta: ArrayView2<f32>,
     scale: f32,
     learning_rate: f32,
+    first_pixel: usize,
     mut weights: ArrayViewMut2<f32>,
     by_pixel: &mut PixelColumns,
 ) {
-    by_pixel.fill(images, batch);
+    by_pixel.fill(images, batch, first_pixel..first_pixel + weights.nrows());
     let width = weights.ncols();
     Arch::new().dispatch(ScaledRowSums {
         entries: |p: usize| by_pixel.pixel(p),
@@ -300,46 +308,52 @@ fn finish_block<S: Simd, const N: usize>(
 /// a pixel's gradient row can be summed in registers and stored once.
 #[derive(Debug, Clone, Default)]
 pub struct PixelColumns {
-    /// Pixel p's entries are `starts[p]..starts[p + 1]` of `rows` and `values`.
-    starts: Vec<usize>,
+    /// Room per pixel: the batch's rows, as a pixel is lit at most once per image.
+    capacity: usize,
+    /// How many entries pixel p has; they are at `p * capacity..` of `rows` and `values`.
+    counts: Vec<u32>,
     /// The batch row of each entry, increasing within a pixel.
     rows: Vec<u32>,
     values: Vec<f32>,
 }
 
 impl PixelColumns {
-    /// Regroups the non-zero pixels of images `batch` of `images` by pixel (a counting sort).
-    pub fn fill(&mut self, images: &SparseImages, batch: &[u32]) {
-        let pixels = images.pixels();
-        self.starts.clear();
-        self.starts.resize(pixels + 2, 0);
-        // Counts at p + 2, so that after the prefix sum starts[p + 1] is where pixel p's
-        // entries go; placing them then moves starts[p + 1] to the end of pixel p.
-        for &image in batch {
-            for &column in images.image(image as usize).0 {
-                self.starts[column as usize + 2] += 1;
-            }
-        }
-        for p in 2..self.starts.len() {
-            self.starts[p] += self.starts[p - 1];
-        }
-        let total = self.starts[pixels + 1];
-        self.rows.resize(total, 0);
-        self.values.resize(total, 0.0);
-        for (row, &image) in batch.iter().enumerate() {
+    /// Regroups the non-zero entries of pixels `pixels` of images `batch` of `images` by
+    /// pixel: each goes straight to the next free slot of its pixel, in one pass. Entry p is
+    /// then pixel `pixels.start + p`.
+    pub fn fill(&mut self, images: &SparseImages, batch: &[u32], pixels: Range<usize>) {
+        let first = pixels.start;
+        let within = |image: u32| {
             let (columns, values) = images.image(image as usize);
+            let from = columns.partition_point(|&c| (c as usize) < pixels.start);
+            let to = columns.partition_point(|&c| (c as usize) < pixels.end);
+            (&columns[from..to], &values[from..to])
+        };
+        let pixels = pixels.len();
+        self.capacity = batch.len();
+        self.counts.clear();
+        self.counts.resize(pixels, 0);
+        let room = pixels * batch.len();
+        if self.rows.len() < room {
+            self.rows.resize(room, 0);
+            self.values.resize(room, 0.0);
+        }
+        for (row, &image) in batch.iter().enumerate() {
+            let (columns, values) = within(image);
             for (&column, &x) in columns.iter().zip(values) {
-                let slot = &mut self.starts[column as usize + 1];
-                self.rows[*slot] = row as u32;
-                self.values[*slot] = x;
-                *slot += 1;
+                let pixel = column as usize - first;
+                let count = &mut self.counts[pixel];
+                let slot = pixel * self.capacity + *count as usize;
+                self.rows[slot] = row as u32;
+                self.values[slot] = x;
+                *count += 1;
             }
         }
-        self.starts.pop();
     }
 
     fn pixel(&self, pixel: usize) -> (&[u32], &[f32]) {
-        let range = self.starts[pixel]..self.starts[pixel + 1];
+        let start = pixel * self.capacity;
+        let range = start..start + self.counts[pixel] as usize;
         (&self.rows[range.clone()], &self.values[range])
     }
 }

@@ -12,7 +12,7 @@ use mlp_core::sparse::{
     sparse_weights_gradient,
 };
 use mlp_core::vectorised::sigmoid_forward_vectorised;
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, Axis};
 
 /// Both sides are f32 sums of the same terms in another order. With up to ~160 lit pixels of
 /// O(1) terms, the sums reach ~10 and their rounding (f32 epsilon 6e-8 per addition, growing
@@ -116,6 +116,7 @@ fn sparse_weights_gradient_should_match_reference() {
                 &batch,
                 delta.view(),
                 scale,
+                0,
                 gradient.view_mut(),
                 &mut by_pixel,
             );
@@ -131,6 +132,24 @@ fn sparse_weights_gradient_should_match_reference() {
                 &gradient,
                 &reference,
             );
+
+            // The same rows computed in two parts, as two threads share them.
+            let mut halves = Array2::from_elem((pixels, outputs), f32::NAN);
+            let half = pixels / 2;
+            let (top, bottom) = halves.view_mut().split_at(Axis(0), half);
+            for (first_pixel, rows) in [(0, top), (half, bottom)] {
+                let delta = delta.view();
+                sparse_weights_gradient(
+                    &images,
+                    &batch,
+                    delta,
+                    scale,
+                    first_pixel,
+                    rows,
+                    &mut by_pixel,
+                );
+            }
+            assert_eq!(halves, gradient, "grad W1 in two parts");
         }
     }
 }
@@ -170,6 +189,7 @@ fn sparse_weights_gradient_of_dark_images_is_zero() {
         &[1, 0],
         delta.view(),
         1.0,
+        0,
         gradient.view_mut(),
         &mut PixelColumns::default(),
     );
@@ -224,6 +244,7 @@ fn sparse_gradient_descent_should_match_reference() {
             delta.view(),
             scale,
             rate,
+            0,
             descended.view_mut(),
             &mut by_pixel,
         );

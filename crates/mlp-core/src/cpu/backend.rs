@@ -3,7 +3,9 @@
 
 use std::ops::Range;
 
-use ndarray::{Array1, Array2, ArrayView, ArrayView2, ArrayViewMut, ArrayViewMut2, Dimension, s};
+use ndarray::{
+    Array1, Array2, ArrayView, ArrayView2, ArrayViewMut, ArrayViewMut2, Axis, Dimension, s,
+};
 
 use super::{
     AdamStep, activation_forward, adam_update, argmax_rows, bias_gradient, check_input_width,
@@ -31,8 +33,9 @@ struct Workspace {
     deltas: Vec<Array2<f32>>,
     weight_gradients: Vec<Array2<f32>>,
     bias_gradients: Vec<Array1<f32>>,
-    /// The batch's images regrouped by pixel, for the first layer's weight gradient.
-    by_pixel: PixelColumns,
+    /// The batch's images regrouped by pixel, for the first layer's weight gradient: one
+    /// per half of W1's rows.
+    by_pixel: [PixelColumns; 2],
 }
 
 impl Workspace {
@@ -197,12 +200,38 @@ fn forward_and_deltas(
     loss
 }
 
-/// The first `rows` rows of each array, to write.
-fn first_rows_mut(arrays: &mut [Array2<f32>], rows: usize) -> Vec<ArrayViewMut2<'_, f32>> {
+/// The first `rows` rows of each array, cut at row `mid` into two views.
+fn split_rows(
+    arrays: &mut [Array2<f32>],
+    rows: usize,
+    mid: usize,
+) -> (Vec<ArrayViewMut2<'_, f32>>, Vec<ArrayViewMut2<'_, f32>>) {
     arrays
         .iter_mut()
-        .map(|a| a.slice_mut(s![..rows, ..]))
-        .collect()
+        .map(|a| a.slice_mut(s![..rows, ..]).split_at(Axis(0), mid))
+        .unzip()
+}
+
+/// An optional optimiser-state matrix cut at row `mid` into two views.
+fn split_state(
+    state: Option<&mut Array2<f32>>,
+    mid: usize,
+) -> (
+    Option<ArrayViewMut2<'_, f32>>,
+    Option<ArrayViewMut2<'_, f32>>,
+) {
+    state.map(|m| m.view_mut().split_at(Axis(0), mid)).unzip()
+}
+
+/// One layer's optimiser state for its weights and its bias, borrowed apart.
+type LayerState<'a> = (&'a mut Array2<f32>, &'a mut Array1<f32>);
+
+/// The first layer's optimiser state, if the optimiser keeps any, and the later layers'.
+fn split_first_layer(state: &mut [Layer]) -> (Option<LayerState<'_>>, &mut [Layer]) {
+    match state {
+        [Layer { weights, bias }, later @ ..] => (Some((weights, bias)), later),
+        [] => (None, &mut []),
+    }
 }
 
 /// The first `rows` rows of each array.
@@ -220,15 +249,23 @@ struct Update<'a> {
     t: u64,
 }
 
-/// W1: its gradient scale · A0ᵀ D1 (D1 is (B, out)) and its update, with the zero pixels of
-/// A0 skipped; b1 as in any layer. Plain gradient descent touches only the rows of pixels lit
+/// Some rows of W1, as views: the weights, their optimiser state (first, second) and their
+/// gradient.
+type FirstLayerRows<'a> = (
+    ArrayViewMut2<'a, f32>,
+    Option<ArrayViewMut2<'a, f32>>,
+    Option<ArrayViewMut2<'a, f32>>,
+    ArrayViewMut2<'a, f32>,
+);
+
+/// Rows `pixels` of W1: their gradient scale · A0ᵀ D1 (D1 is (B, out)) and their update, with
+/// the zero pixels of A0 skipped. Plain gradient descent touches only the rows of pixels lit
 /// somewhere in the batch: every other row's gradient is 0 and its update would change nothing.
-fn update_first_layer(
+fn update_first_layer_rows(
     update: Update<'_>,
+    pixels: Range<usize>,
     delta: ArrayView2<f32>,
-    layer: &mut Layer,
-    (first, second): (Option<&mut Layer>, Option<&mut Layer>),
-    (weights_gradient_1, bias_gradient_1): (&mut Array2<f32>, &mut Array1<f32>),
+    (weights, first, second, mut gradient): FirstLayerRows<'_>,
     by_pixel: &mut PixelColumns,
 ) {
     let Update {
@@ -238,27 +275,22 @@ fn update_first_layer(
         scale,
         t,
     } = update;
-    let rate = hyper.learning_rate;
-    let (first_weights, first_bias) = first.map(|l| (&mut l.weights, &mut l.bias)).unzip();
-    let (second_weights, second_bias) = second.map(|l| (&mut l.weights, &mut l.bias)).unzip();
+    let (rate, start) = (hyper.learning_rate, pixels.start);
     if hyper.optimiser == Optimiser::GradientDescent {
-        let weights = layer.weights.view_mut();
-        sparse_gradient_descent(images, batch, delta, scale, rate, weights, by_pixel);
+        sparse_gradient_descent(images, batch, delta, scale, rate, start, weights, by_pixel);
     } else {
-        let gradient = weights_gradient_1.view_mut();
-        sparse_weights_gradient(images, batch, delta, scale, gradient, by_pixel);
+        let rows = gradient.view_mut();
+        sparse_weights_gradient(images, batch, delta, scale, start, rows, by_pixel);
         optimiser_update(
             hyper.optimiser,
-            layer.weights.view_mut(),
-            first_weights.map(|m| m.view_mut()),
-            second_weights.map(|m| m.view_mut()),
-            weights_gradient_1.view(),
+            weights,
+            first,
+            second,
+            gradient.view(),
             rate,
             t,
         );
     }
-    let bias_state = (first_bias, second_bias);
-    update_bias(update, delta, &mut layer.bias, bias_state, bias_gradient_1);
 }
 
 /// bk: its gradient scale · the column sums of Dk (B, out), and its update.
@@ -383,40 +415,87 @@ impl CpuBackend {
         let images = &self.train_images;
         let layers = &mut self.parameters.layers;
         let last = layers.len() - 1;
-        let rows = (&ws.batch[..b], &ws.labels[..b]);
-        let mut activations = first_rows_mut(&mut ws.activations, b);
-        let mut deltas = first_rows_mut(&mut ws.deltas, b);
-        let loss_sum =
-            forward_and_deltas(layers, hyper, images, rows, &mut activations, &mut deltas);
-        let classes = ws.activations[last].ncols();
-        let loss = loss_sum / loss_terms(hyper.output, b, classes) as f64;
+        let (batch, labels) = (&ws.batch[..b], &ws.labels[..b]);
 
+        // The forward pass and the deltas, by rows: half the batch each.
+        let mid = b / 2;
+        let (mut activations_top, mut activations_bottom) = split_rows(&mut ws.activations, b, mid);
+        let (mut deltas_top, mut deltas_bottom) = split_rows(&mut ws.deltas, b, mid);
+        let (loss_top, loss_bottom) = rayon::join(
+            || {
+                let rows = (&batch[..mid], &labels[..mid]);
+                let (a, d) = (&mut activations_top, &mut deltas_top);
+                forward_and_deltas(layers, hyper, images, rows, a, d)
+            },
+            || {
+                let rows = (&batch[mid..], &labels[mid..]);
+                let (a, d) = (&mut activations_bottom, &mut deltas_bottom);
+                forward_and_deltas(layers, hyper, images, rows, a, d)
+            },
+        );
+        let classes = ws.activations[last].ncols();
+        let loss = (loss_top + loss_bottom) / loss_terms(hyper.output, b, classes) as f64;
+
+        // The gradients and updates, by parameters: half of W1's rows (pixels) each, and b1
+        // and the later layers with the second half.
         let state = &mut self.state;
         state.steps += 1;
         let update = Update {
             hyper,
             images,
-            batch: &ws.batch[..b],
+            batch,
             scale: reduction_scale(hyper.reduction, b),
             t: state.steps,
         };
         let (activations, deltas) = (first_rows(&ws.activations, b), first_rows(&ws.deltas, b));
-        for (k, layer) in layers.iter_mut().enumerate() {
-            let state = (state.first.get_mut(k), state.second.get_mut(k));
-            let gradients = (&mut ws.weight_gradients[k], &mut ws.bias_gradients[k]);
-            if k == 0 {
-                update_first_layer(update, deltas[0], layer, state, gradients, &mut ws.by_pixel);
-            } else {
-                update_layer(
+        let (first_layer, later_layers) = layers.split_first_mut().expect("a network has layers");
+        let (first_state, later_first) = split_first_layer(&mut state.first);
+        let (second_state, later_second) = split_first_layer(&mut state.second);
+        let (first_weights_state, first_bias_state) = first_state.unzip();
+        let (second_weights_state, second_bias_state) = second_state.unzip();
+        let (first_gradient, later_gradients) = ws
+            .weight_gradients
+            .split_first_mut()
+            .expect("a network has layers");
+        let pixels = first_layer.weights.nrows();
+        let half = pixels / 2;
+        let (weights_top, weights_bottom) = first_layer.weights.view_mut().split_at(Axis(0), half);
+        let (gradient_top, gradient_bottom) = first_gradient.view_mut().split_at(Axis(0), half);
+        let (first_top, first_bottom) = split_state(first_weights_state, half);
+        let (second_top, second_bottom) = split_state(second_weights_state, half);
+        let [by_pixel_top, by_pixel_bottom] = &mut ws.by_pixel;
+        let first_bias = &mut first_layer.bias;
+        let bias_gradients = &mut ws.bias_gradients;
+        rayon::join(
+            || {
+                let rows = (weights_top, first_top, second_top, gradient_top);
+                update_first_layer_rows(update, 0..half, deltas[0], rows, by_pixel_top);
+            },
+            || {
+                let rows = (weights_bottom, first_bottom, second_bottom, gradient_bottom);
+                update_first_layer_rows(update, half..pixels, deltas[0], rows, by_pixel_bottom);
+                let bias_state = (first_bias_state, second_bias_state);
+                update_bias(
                     update,
-                    activations[k - 1],
-                    deltas[k],
-                    layer,
-                    state,
-                    gradients,
+                    deltas[0],
+                    first_bias,
+                    bias_state,
+                    &mut bias_gradients[0],
                 );
-            }
-        }
+                for (k, layer) in later_layers.iter_mut().enumerate() {
+                    let state = (later_first.get_mut(k), later_second.get_mut(k));
+                    let gradients = (&mut later_gradients[k], &mut bias_gradients[k + 1]);
+                    update_layer(
+                        update,
+                        activations[k],
+                        deltas[k + 1],
+                        layer,
+                        state,
+                        gradients,
+                    );
+                }
+            },
+        );
         Ok(loss)
     }
 }
@@ -507,8 +586,13 @@ impl Backend for CpuBackend {
         let set = &self.validation_images;
         for start in (0..count).step_by(CHUNK) {
             let end = (start + CHUNK).min(count);
-            let mut rows = first_rows_mut(&mut activations, end - start);
-            forward(layers, hyper, set, &images[start..end], &mut rows);
+            let chunk = &images[start..end];
+            let mid = chunk.len() / 2;
+            let (mut top, mut bottom) = split_rows(&mut activations, chunk.len(), mid);
+            rayon::join(
+                || forward(layers, hyper, set, &chunk[..mid], &mut top),
+                || forward(layers, hyper, set, &chunk[mid..], &mut bottom),
+            );
             outputs
                 .slice_mut(s![start..end, ..])
                 .assign(&activations[activations.len() - 1].slice(s![..end - start, ..]));
