@@ -14,6 +14,8 @@ use crate::settings::Settings;
 pub struct Session {
     pub backend: Box<dyn Backend>,
     pub train_rows: usize,
+    /// The fraction of training pixels that are not 0.
+    pub train_density: f64,
     /// The validation set, for the confusion matrix and the digit grid.
     pub validation: Dataset,
     /// Epochs the --init model had been trained for (0 from random parameters).
@@ -37,6 +39,8 @@ impl Session {
         Ok(Self {
             backend,
             train_rows: train.len(),
+            train_density: train.images.iter().filter(|&&p| p != 0).count() as f64
+                / train.images.len().max(1) as f64,
             validation: mnist.test,
             epochs_before,
         })
