@@ -175,6 +175,10 @@ pub struct BenchArgs {
     /// Epochs to time; the first one also runs, untimed, as a warm-up.
     #[arg(long, default_value_t = 3, value_parser = positive_usize)]
     pub epochs: usize,
+    /// Then time each kernel of every step of one more epoch on the device (GPU timestamps,
+    /// where the adapter has them): where a step's time goes.
+    #[arg(long)]
+    pub profile: bool,
     #[command(flatten)]
     pub network: NetworkArgs,
 }

@@ -63,6 +63,44 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         lit_flop / 1e9,
         lit_flop / median / 1e9
     );
+    if args.profile {
+        profile(&mut session, settings.batch_size)?;
+    }
+    Ok(())
+}
+
+/// `--profile`: each kernel's mean time over the batches of one more epoch, timed on the device
+/// one step at a time (so without the overlap of queued steps), where the backend can.
+fn profile(session: &mut Session, batch_size: usize) -> Result<()> {
+    let mut totals: Vec<(String, f64)> = Vec::new();
+    let mut steps = 0;
+    for batch in batches(session.train_rows, batch_size) {
+        let times = session.backend.kernel_times(batch)?;
+        if times.is_empty() {
+            println!("profile: this backend cannot time its kernels");
+            return Ok(());
+        }
+        if totals.is_empty() {
+            totals = times.iter().map(|t| (t.kernel.clone(), 0.0)).collect();
+        }
+        for (total, time) in totals.iter_mut().zip(&times) {
+            total.1 += time.seconds;
+        }
+        steps += 1;
+    }
+    let step: f64 = totals.iter().map(|t| t.1).sum::<f64>() / f64::from(steps.max(1));
+    println!(
+        "profile: mean per step over {steps} steps, {:.1} µs in kernels",
+        step * 1e6
+    );
+    for (kernel, total) in totals {
+        let mean = total / f64::from(steps.max(1));
+        println!(
+            "  {kernel:<28} {:>9.1} µs  {:>5.1} %",
+            mean * 1e6,
+            100.0 * mean / step
+        );
+    }
     Ok(())
 }
 

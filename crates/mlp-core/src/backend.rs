@@ -25,6 +25,14 @@ pub enum BackendError {
     Device { backend: String, message: String },
 }
 
+/// How long one kernel of a training step ran on the device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelTime {
+    /// The kernel and what it worked on, e.g. "linear_forward A1 -> A2".
+    pub kernel: String,
+    pub seconds: f64,
+}
+
 /// What a backend measured on the validation set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
@@ -115,6 +123,13 @@ pub trait Backend {
 
     /// Like [`Backend::train_batch`], and also returns the step's activations and deltas.
     fn trace_batch(&mut self, rows: Range<usize>) -> Result<StepTrace, BackendError>;
+
+    /// Like [`Backend::train_batch`], and also returns how long each kernel of the step took,
+    /// in order, where the backend can time its kernels (empty where it cannot).
+    fn kernel_times(&mut self, rows: Range<usize>) -> Result<Vec<KernelTime>, BackendError> {
+        self.train_batch(rows)?;
+        Ok(Vec::new())
+    }
 
     /// Forward pass over the whole validation set with the current parameters.
     fn evaluate(&mut self) -> Result<Evaluation, BackendError>;

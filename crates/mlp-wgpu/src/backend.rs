@@ -6,7 +6,7 @@
 use std::ops::Range;
 
 use mlp_core::Dataset;
-use mlp_core::backend::{Backend, BackendError, Evaluation, StepTrace, TrainLoss};
+use mlp_core::backend::{Backend, BackendError, Evaluation, KernelTime, StepTrace, TrainLoss};
 use mlp_core::cpu::{AdamStep, check_order, check_output_width, reduction_scale};
 use mlp_core::network::{Layer, Parameters};
 use mlp_core::options::{Activation, Hyperparameters, Optimiser, Output};
@@ -27,6 +27,8 @@ const EVAL_CHUNK: usize = 1000;
 /// workgroup along each axis: a workgroup covers a 32 x 32 block.
 const BLOCK: u32 = 4;
 const GROUP: u32 = 8;
+/// Invocations per workgroup of normalise_images.wgsl, each unpacking four pixels.
+const UNPACK_GROUP: u32 = 64;
 
 /// `Step` of common.wgsl.
 #[repr(C)]
@@ -126,8 +128,10 @@ impl Work {
 
 struct BindGroups {
     normalise_train: wgpu::BindGroup,
-    normalise_validation: wgpu::BindGroup,
-    /// Per layer k: A(k-1) -> Ak.
+    /// The first layer from the lit pixels of the training and the validation images.
+    sparse_forward_train: wgpu::BindGroup,
+    sparse_forward_validation: wgpu::BindGroup,
+    /// Per layer k: A(k-1) -> Ak (the first unused: the sparse kernel does it).
     forward: Vec<wgpu::BindGroup>,
     output_delta: wgpu::BindGroup,
     /// Per hidden layer k (all but the last): D(k+1) -> Dk.
@@ -182,6 +186,40 @@ fn pack_bytes(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// [Wk; bk] as the shaders read it: the weights row by row, then the bias row.
+/// Each image's lit (non-zero) pixels, as sparse_forward.wgsl reads them: one u32 per pixel,
+/// its byte in the top 8 bits and its index in the low 24; and where each image's start
+/// (one more than there are images). Fails where an image has 2²⁴ pixels or more.
+fn lit_pixels(set: &Dataset, name: &str) -> Result<(Vec<u32>, Vec<u32>), GpuError> {
+    const INDEX_BITS: u32 = 24;
+    let pixels = set.pixels();
+    if pixels >= 1 << INDEX_BITS {
+        return Err(GpuError::ImagesTooLarge {
+            set: name.to_string(),
+            problem: format!(
+                "{pixels} pixels per image, where pixel indices have {INDEX_BITS} bits \
+                 (at most {} pixels)",
+                (1u32 << INDEX_BITS) - 1
+            ),
+        });
+    }
+    let mut entries = Vec::new();
+    let mut starts = Vec::with_capacity(set.len() + 1);
+    starts.push(0);
+    for image in set.images.chunks_exact(pixels.max(1)).take(set.len()) {
+        for (pixel, &byte) in image.iter().enumerate() {
+            if byte != 0 {
+                entries.push(u32::from(byte) << INDEX_BITS | pixel as u32);
+            }
+        }
+        let count = u32::try_from(entries.len()).map_err(|_| GpuError::ImagesTooLarge {
+            set: name.to_string(),
+            problem: format!("over {} lit pixels in all (32-bit indices)", u32::MAX),
+        })?;
+        starts.push(count);
+    }
+    Ok((entries, starts))
+}
+
 fn pack_layer(layer: &Layer) -> Vec<f32> {
     layer
         .weights
@@ -215,7 +253,8 @@ impl GpuBackend {
             &format!("a batch of {capacity} rows of {widest} activations"),
             (capacity * widest * 4) as u64,
         )?;
-        let groups_needed = div_ceil(capacity * train.pixels(), 4 * 256);
+        // normalise_images.wgsl runs a row of workgroups per image of the batch.
+        let groups_needed = u32::try_from(capacity).unwrap_or(u32::MAX);
         if groups_needed > context.limits.max_compute_workgroups_per_dimension {
             return Err(GpuError::LimitExceeded {
                 what: format!("unpacking a batch of {capacity} images"),
@@ -251,11 +290,19 @@ impl GpuBackend {
         };
         let train_images = init("train images", &pack_bytes(&train.images), storage);
         let train_labels = init("train labels", &labels_u32(train), storage);
-        let validation_images = init(
-            "validation images",
-            &pack_bytes(&validation.images),
-            storage,
-        );
+        let lit = |set: &Dataset, name: &str| -> Result<[wgpu::Buffer; 2], GpuError> {
+            let (entries, starts) = lit_pixels(set, name)?;
+            context.check_storage_size(
+                &format!("the lit pixels of the {name}"),
+                entries.len() as u64 * 4,
+            )?;
+            Ok([
+                init(name, &pack_bytes(bytemuck::cast_slice(&entries)), storage),
+                init(name, bytemuck::cast_slice(&starts), storage),
+            ])
+        };
+        let [train_entries, train_starts] = lit(train, "training images")?;
+        let [validation_entries, validation_starts] = lit(validation, "validation images")?;
         let validation_labels = init("validation labels", &labels_u32(validation), storage);
         let in_file_order = |count: usize| {
             let rows: Vec<u32> = (0..count as u32).collect();
@@ -389,13 +436,26 @@ impl GpuBackend {
                     &activations[0],
                 ],
             ),
-            normalise_validation: group(
-                &kernels.normalise_images,
+            sparse_forward_train: group(
+                &kernels.sparse_forward,
                 &[
-                    &pixels_uniform,
-                    &validation_images,
+                    &layer_uniforms[0],
+                    &train_entries,
+                    &train_starts,
+                    &train_order,
+                    &parameter_buffers[0],
+                    &activations[1],
+                ],
+            ),
+            sparse_forward_validation: group(
+                &kernels.sparse_forward,
+                &[
+                    &layer_uniforms[0],
+                    &validation_entries,
+                    &validation_starts,
                     &validation_order,
-                    &activations[0],
+                    &parameter_buffers[0],
+                    &activations[1],
                 ],
             ),
             forward: (0..depth)
@@ -502,7 +562,14 @@ impl GpuBackend {
 
     /// Records and submits everything queued, STEP_SLOTS units per submission.
     fn flush(&mut self) -> Result<(), GpuError> {
+        self.flush_timed(None).map(|_| ())
+    }
+
+    /// [`Self::flush`], with a timestamp before each dispatch of the last queued unit and after
+    /// it written to `timer`, where given. Returns those dispatches' names.
+    fn flush_timed(&mut self, timer: Option<&wgpu::QuerySet>) -> Result<Vec<String>, GpuError> {
         let queued = std::mem::take(&mut self.queued);
+        let mut timed = Vec::new();
         for chunk in queued.chunks(STEP_SLOTS) {
             let mut uniforms = vec![0u8; self.step_stride as usize * chunk.len()];
             for (slot, work) in chunk.iter().enumerate() {
@@ -526,51 +593,86 @@ impl GpuBackend {
                 });
                 for (slot, work) in chunk.iter().enumerate() {
                     let offset = (slot as u64 * self.step_stride) as u32;
-                    self.record(&mut pass, work, offset);
+                    let last = slot + 1 == chunk.len();
+                    timed = self.record(&mut pass, work, offset, timer.filter(|_| last));
                 }
             }
             self.context.queue.submit([encoder.finish()]);
         }
-        self.context.check()
+        self.context.check()?;
+        Ok(timed)
     }
 
-    fn record(&self, pass: &mut wgpu::ComputePass<'_>, work: &Work, offset: u32) {
+    /// Records one unit's dispatches; with a `timer`, a timestamp before each and one after
+    /// the last, and returns their names.
+    fn record(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        work: &Work,
+        offset: u32,
+        timer: Option<&wgpu::QuerySet>,
+    ) -> Vec<String> {
         let k = &self.kernels;
         let b = &self.bind;
         let sizes = &self.sizes;
         let depth = sizes.len() - 1;
-        let mut dispatch = |kernel: &Kernel, group: &wgpu::BindGroup, x: u32, y: u32| {
+        let mut names = Vec::new();
+        // `what` names the dispatch by the layer k it works on, only when it is timed.
+        let mut dispatch = |kernel: &Kernel, group: &wgpu::BindGroup, what: (&str, usize), x, y| {
+            if let Some(timer) = timer {
+                pass.write_timestamp(timer, names.len() as u32);
+                names.push(format!("{} {}", what.0, what.1));
+            }
             pass.set_pipeline(&kernel.pipeline);
             pass.set_bind_group(0, group, &[offset]);
             pass.dispatch_workgroups(x, y, 1);
         };
-        let (rows, unpack) = match work {
-            Work::Train { rows, .. } => (rows.len(), &b.normalise_train),
-            Work::Evaluate { rows } => (rows.len(), &b.normalise_validation),
+        let (rows, first_layer) = match work {
+            Work::Train { rows, .. } => (rows.len(), &b.sparse_forward_train),
+            Work::Evaluate { rows } => (rows.len(), &b.sparse_forward_validation),
         };
         let blocks = |n: usize| div_ceil(n, BLOCK * GROUP);
+        if let Work::Train { .. } = work {
+            // A0, for the first layer's weight update only.
+            let groups = div_ceil(sizes[0], 4 * UNPACK_GROUP);
+            let what = ("normalise_images A0", 0);
+            dispatch(
+                &k.normalise_images,
+                &b.normalise_train,
+                what,
+                groups,
+                rows as u32,
+            );
+        }
         dispatch(
-            &k.normalise_images,
-            unpack,
-            div_ceil(rows * sizes[0], 4 * 256),
-            1,
+            &k.sparse_forward,
+            first_layer,
+            ("sparse_forward layer", 1),
+            blocks(sizes[1]),
+            div_ceil(rows, GROUP),
         );
-        for layer in 0..depth {
+        for layer in 1..depth {
             dispatch(
                 &k.linear_forward,
                 &b.forward[layer],
+                ("linear_forward layer", layer + 1),
                 blocks(sizes[layer + 1]),
                 blocks(rows),
             );
         }
         match work {
-            Work::Evaluate { .. } => dispatch(&k.evaluate, &b.evaluate, div_ceil(rows, 64), 1),
+            Work::Evaluate { .. } => {
+                let what = ("evaluate layer", depth);
+                dispatch(&k.evaluate, &b.evaluate, what, div_ceil(rows, 64), 1);
+            }
             Work::Train { .. } => {
-                dispatch(&k.output_delta, &b.output_delta, 1, 1);
+                let what = ("output_delta layer", depth);
+                dispatch(&k.output_delta, &b.output_delta, what, 1, 1);
                 for layer in (0..depth - 1).rev() {
                     dispatch(
                         &k.hidden_delta,
                         &b.hidden_delta[layer],
+                        ("hidden_delta layer", layer + 1),
                         blocks(sizes[layer + 1]),
                         blocks(rows),
                     );
@@ -579,12 +681,17 @@ impl GpuBackend {
                     dispatch(
                         &k.weights_update,
                         &b.weights_update[layer],
+                        ("weights_update layer", layer + 1),
                         blocks(sizes[layer + 1]),
                         blocks(sizes[layer] + 1),
                     );
                 }
             }
         }
+        if let Some(timer) = timer {
+            pass.write_timestamp(timer, names.len() as u32);
+        }
+        names
     }
 
     /// Reads `count` f32 values from the start of `buffer`.
@@ -690,6 +797,41 @@ impl Backend for GpuBackend {
             self.flush()?;
         }
         Ok(())
+    }
+
+    fn kernel_times(&mut self, rows: Range<usize>) -> Result<Vec<KernelTime>, BackendError> {
+        self.train_batch(rows)?;
+        let Some(period) = self.context.timestamp_period else {
+            return Ok(Vec::new());
+        };
+        let device = &self.context.device;
+        let count = self.dispatches_per_step() as u32 + 1;
+        let timer = device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("kernel times"),
+            ty: wgpu::QueryType::Timestamp,
+            count,
+        });
+        let names = self.flush_timed(Some(&timer))?;
+        let device = &self.context.device;
+        let resolved = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("kernel times"),
+            size: u64::from(count) * 8,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let mut encoder = device.create_command_encoder(&Default::default());
+        encoder.resolve_query_set(&timer, 0..count, &resolved, 0);
+        self.context.queue.submit([encoder.finish()]);
+        let bytes = self.context.read_buffer(&resolved, u64::from(count) * 8)?;
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&bytes);
+        Ok(names
+            .into_iter()
+            .zip(ticks.windows(2))
+            .map(|(kernel, pair)| KernelTime {
+                kernel,
+                seconds: pair[1].saturating_sub(pair[0]) as f64 * f64::from(period) * 1e-9,
+            })
+            .collect())
     }
 
     fn take_train_loss(&mut self) -> Result<TrainLoss, BackendError> {

@@ -45,6 +45,8 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     pub adapter: AdapterSummary,
     pub limits: wgpu::Limits,
+    /// Nanoseconds per timestamp tick, where timestamps can be written inside compute passes.
+    pub timestamp_period: Option<f32>,
     error: Arc<Mutex<Option<String>>>,
 }
 
@@ -74,9 +76,14 @@ impl GpuContext {
         let info = summary(&adapter.get_info());
         // Ask for what the adapter has, so that large batches fit where the hardware allows.
         let limits = adapter.limits();
+        // Timestamps between dispatches, where the adapter has them, for `bench --profile`.
+        let timestamps =
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
+        let features = adapter.features() & timestamps;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("mlp"),
             required_limits: limits.clone(),
+            required_features: features,
             ..Default::default()
         }))
         .map_err(|e| GpuError::RequestDevice {
@@ -90,6 +97,7 @@ impl GpuContext {
             first.get_or_insert_with(|| e.to_string());
         }));
         Ok(Self {
+            timestamp_period: (features == timestamps).then(|| queue.get_timestamp_period()),
             device,
             queue,
             adapter: info,

@@ -20,6 +20,8 @@ pub enum GpuError {
         allowed: u64,
         adapter: String,
     },
+    #[error("the {set} are too large for the GPU backend: {problem}")]
+    ImagesTooLarge { set: String, problem: String },
     #[error("the GPU reported an error ({adapter}): {message}")]
     Device { adapter: String, message: String },
 }

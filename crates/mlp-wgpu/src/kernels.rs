@@ -17,6 +17,7 @@ pub struct Kernel {
 
 pub struct Kernels {
     pub normalise_images: Kernel,
+    pub sparse_forward: Kernel,
     pub linear_forward: Kernel,
     pub output_delta: Kernel,
     pub hidden_delta: Kernel,
@@ -43,6 +44,12 @@ impl Kernels {
                 "normalise_images",
                 shader!("normalise_images.wgsl"),
                 &[Step, Uniform, Read, Read, Write],
+            ),
+            sparse_forward: build(
+                device,
+                "sparse_forward",
+                shader!("sparse_forward.wgsl"),
+                &[Step, Uniform, Read, Read, Read, Read, Write],
             ),
             linear_forward: build(
                 device,
