@@ -8,8 +8,7 @@
 //           layer (in, out, optimiser and its constants),
 //           input: A(k-1), (B, in); delta: Dk, (B, out);
 //           parameters: [Wk; bk], (in + 1, out), updated in place;
-//           state: the optimiser's, shaped like the parameters: the velocity (momentum), or
-//           the first moments then the second moments (Adam); unused by gradient descent
+//           state: the optimiser's, shaped like the parameters (optimiser_update.wgsl)
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> layer: Layer;
@@ -17,30 +16,6 @@
 @group(0) @binding(3) var<storage, read> delta: array<f32>;
 @group(0) @binding(4) var<storage, read_write> parameters: array<f32>;
 @group(0) @binding(5) var<storage, read_write> state: array<f32>;
-
-// Moves parameters[index] by gradient g as the layer's optimiser says.
-fn update(index: u32, g: f32) {
-    let lr = step.learning_rate;
-    switch layer.optimiser {
-        case MOMENTUM: {
-            let velocity = layer.beta1 * state[index] + g;
-            state[index] = velocity;
-            parameters[index] = parameters[index] - lr * velocity;
-        }
-        case ADAM: {
-            let second = (layer.inputs + 1u) * layer.outputs + index;
-            let m = layer.beta1 * state[index] + (1.0 - layer.beta1) * g;
-            let v = layer.beta2 * state[second] + (1.0 - layer.beta2) * g * g;
-            state[index] = m;
-            state[second] = v;
-            parameters[index] = parameters[index]
-                - lr * (m * step.correction1) / (sqrt(v * step.correction2) + layer.epsilon);
-        }
-        default: {
-            parameters[index] = parameters[index] - lr * g;
-        }
-    }
-}
 
 @compute @workgroup_size(8, 8)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

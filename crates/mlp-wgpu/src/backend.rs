@@ -27,8 +27,8 @@ const EVAL_CHUNK: usize = 1000;
 /// workgroup along each axis: a workgroup covers a 32 x 32 block.
 const BLOCK: u32 = 4;
 const GROUP: u32 = 8;
-/// Invocations per workgroup of normalise_images.wgsl, each unpacking four pixels.
-const UNPACK_GROUP: u32 = 64;
+/// Invocations per workgroup of pixel_columns.wgsl, one per pixel.
+const PIXEL_GROUP: u32 = 64;
 
 /// `Step` of common.wgsl.
 #[repr(C)]
@@ -127,7 +127,9 @@ impl Work {
 }
 
 struct BindGroups {
-    normalise_train: wgpu::BindGroup,
+    /// The training batch's lit pixels regrouped by pixel, and W1's update from them.
+    pixel_columns: wgpu::BindGroup,
+    sparse_weights_update: wgpu::BindGroup,
     /// The first layer from the lit pixels of the training and the validation images.
     sparse_forward_train: wgpu::BindGroup,
     sparse_forward_validation: wgpu::BindGroup,
@@ -136,7 +138,7 @@ struct BindGroups {
     output_delta: wgpu::BindGroup,
     /// Per hidden layer k (all but the last): D(k+1) -> Dk.
     hidden_delta: Vec<wgpu::BindGroup>,
-    /// Per layer k.
+    /// Per layer k (the first unused: the sparse kernel does it).
     weights_update: Vec<wgpu::BindGroup>,
     evaluate: wgpu::BindGroup,
 }
@@ -220,6 +222,32 @@ fn lit_pixels(set: &Dataset, name: &str) -> Result<(Vec<u32>, Vec<u32>), GpuErro
     Ok((entries, starts))
 }
 
+/// Which pixels of each image are lit, as pixel_columns.wgsl reads them: per image,
+/// ceil(pixels / 32) words with bit p % 32 of word p / 32 set where pixel p is lit; and per
+/// image and word, how many pixels are lit in the image's words before it.
+fn pixel_masks(set: &Dataset) -> (Vec<u32>, Vec<u32>) {
+    let pixels = set.pixels();
+    let words = pixels.div_ceil(32);
+    let mut masks = vec![0u32; set.len() * words];
+    let mut ranks = vec![0u32; set.len() * words];
+    for (i, image) in set
+        .images
+        .chunks_exact(pixels.max(1))
+        .take(set.len())
+        .enumerate()
+    {
+        for (p, _) in image.iter().enumerate().filter(|(_, byte)| **byte != 0) {
+            masks[i * words + p / 32] |= 1 << (p % 32);
+        }
+        let mut lit = 0;
+        for w in 0..words {
+            ranks[i * words + w] = lit;
+            lit += masks[i * words + w].count_ones();
+        }
+    }
+    (masks, ranks)
+}
+
 fn pack_layer(layer: &Layer) -> Vec<f32> {
     layer
         .weights
@@ -246,18 +274,20 @@ impl GpuBackend {
         let sizes = parameters.sizes();
         let device = &context.device;
         let capacity = max_batch.max(EVAL_CHUNK);
-        let widest = sizes.iter().copied().max().unwrap_or(1);
-        context.check_storage_size("the training images", train.images.len() as u64)?;
-        context.check_storage_size("the validation images", validation.images.len() as u64)?;
+        // A0 is never stored: the first layer reads the images' lit pixels.
+        let widest = sizes[1..].iter().copied().max().unwrap_or(1);
         context.check_storage_size(
             &format!("a batch of {capacity} rows of {widest} activations"),
             (capacity * widest * 4) as u64,
         )?;
-        // normalise_images.wgsl runs a row of workgroups per image of the batch.
-        let groups_needed = u32::try_from(capacity).unwrap_or(u32::MAX);
+        context.check_storage_size(
+            &format!("the lit pixels of a batch of {max_batch} images, by pixel"),
+            (max_batch * train.pixels() * 8) as u64,
+        )?;
+        let groups_needed = div_ceil(capacity.max(train.pixels() + 1), GROUP);
         if groups_needed > context.limits.max_compute_workgroups_per_dimension {
             return Err(GpuError::LimitExceeded {
-                what: format!("unpacking a batch of {capacity} images"),
+                what: format!("a batch of {capacity} images of {} pixels", train.pixels()),
                 needed: u64::from(groups_needed),
                 limit: "max_compute_workgroups_per_dimension",
                 allowed: u64::from(context.limits.max_compute_workgroups_per_dimension),
@@ -288,7 +318,15 @@ impl GpuBackend {
             let words: Vec<u32> = set.labels.iter().map(|&l| u32::from(l)).collect();
             pack_bytes(bytemuck::cast_slice(&words))
         };
-        let train_images = init("train images", &pack_bytes(&train.images), storage);
+        let (masks, ranks) = pixel_masks(train);
+        context.check_storage_size(
+            "the lit-pixel masks of the training images",
+            masks.len() as u64 * 4,
+        )?;
+        let train_masks = init("train masks", bytemuck::cast_slice(&masks), storage);
+        let train_ranks = init("train ranks", bytemuck::cast_slice(&ranks), storage);
+        let pixel_columns = zeroed("pixel columns", max_batch * train.pixels() * 8);
+        let pixel_lengths = zeroed("pixel lengths", train.pixels() * 4);
         let train_labels = init("train labels", &labels_u32(train), storage);
         let lit = |set: &Dataset, name: &str| -> Result<[wgpu::Buffer; 2], GpuError> {
             let (entries, starts) = lit_pixels(set, name)?;
@@ -341,7 +379,7 @@ impl GpuBackend {
         let activations: Vec<wgpu::Buffer> = sizes
             .iter()
             .enumerate()
-            .map(|(k, &n)| zeroed(&format!("A{k}"), capacity * n * 4))
+            .map(|(k, &n)| zeroed(&format!("A{k}"), if k == 0 { 0 } else { capacity * n * 4 }))
             .collect();
         let deltas: Vec<wgpu::Buffer> = sizes[1..]
             .iter()
@@ -393,7 +431,6 @@ impl GpuBackend {
                 wgpu::BufferUsages::UNIFORM,
             )
         };
-        let pixels_uniform = layer_uniform(0, train.pixels(), train.pixels());
         let layer_uniforms: Vec<wgpu::Buffer> = sizes
             .windows(2)
             .enumerate()
@@ -427,13 +464,28 @@ impl GpuBackend {
             })
         };
         let bind = BindGroups {
-            normalise_train: group(
-                &kernels.normalise_images,
+            pixel_columns: group(
+                &kernels.pixel_columns,
                 &[
-                    &pixels_uniform,
-                    &train_images,
+                    &layer_uniforms[0],
+                    &train_masks,
+                    &train_ranks,
+                    &train_entries,
+                    &train_starts,
                     &train_order,
-                    &activations[0],
+                    &pixel_columns,
+                    &pixel_lengths,
+                ],
+            ),
+            sparse_weights_update: group(
+                &kernels.sparse_weights_update,
+                &[
+                    &layer_uniforms[0],
+                    &pixel_columns,
+                    &pixel_lengths,
+                    &deltas[0],
+                    &parameter_buffers[0],
+                    &optimiser_state[0],
                 ],
             ),
             sparse_forward_train: group(
@@ -633,16 +685,10 @@ impl GpuBackend {
         };
         let blocks = |n: usize| div_ceil(n, BLOCK * GROUP);
         if let Work::Train { .. } = work {
-            // A0, for the first layer's weight update only.
-            let groups = div_ceil(sizes[0], 4 * UNPACK_GROUP);
-            let what = ("normalise_images A0", 0);
-            dispatch(
-                &k.normalise_images,
-                &b.normalise_train,
-                what,
-                groups,
-                rows as u32,
-            );
+            // The batch by pixel, for the first layer's weight update.
+            let what = ("pixel_columns layer", 1);
+            let groups = div_ceil(sizes[0], PIXEL_GROUP);
+            dispatch(&k.pixel_columns, &b.pixel_columns, what, groups, 1);
         }
         dispatch(
             &k.sparse_forward,
@@ -677,7 +723,14 @@ impl GpuBackend {
                         blocks(rows),
                     );
                 }
-                for layer in 0..depth {
+                dispatch(
+                    &k.sparse_weights_update,
+                    &b.sparse_weights_update,
+                    ("sparse_weights_update layer", 1),
+                    blocks(sizes[1]),
+                    div_ceil(sizes[0] + 1, GROUP),
+                );
+                for layer in 1..depth {
                     dispatch(
                         &k.weights_update,
                         &b.weights_update[layer],

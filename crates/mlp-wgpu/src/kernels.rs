@@ -1,4 +1,5 @@
-//! One compute pipeline per shader file of `shaders/`, each with `common.wgsl` prepended.
+//! One compute pipeline per kernel file of `shaders/`, each with `common.wgsl` (and, where it
+//! updates parameters, `optimiser_update.wgsl`) prepended.
 
 /// How a kernel binds each of its buffers, in binding order.
 #[derive(Clone, Copy)]
@@ -16,8 +17,9 @@ pub struct Kernel {
 }
 
 pub struct Kernels {
-    pub normalise_images: Kernel,
     pub sparse_forward: Kernel,
+    pub pixel_columns: Kernel,
+    pub sparse_weights_update: Kernel,
     pub linear_forward: Kernel,
     pub output_delta: Kernel,
     pub hidden_delta: Kernel,
@@ -26,10 +28,10 @@ pub struct Kernels {
 }
 
 macro_rules! shader {
-    ($file:literal) => {
+    ($($file:literal),+) => {
         concat!(
             include_str!("../../../shaders/common.wgsl"),
-            include_str!(concat!("../../../shaders/", $file))
+            $(include_str!(concat!("../../../shaders/", $file))),+
         )
     };
 }
@@ -39,17 +41,23 @@ use Slot::{Read, Step, Uniform, Write};
 impl Kernels {
     pub fn new(device: &wgpu::Device) -> Self {
         Self {
-            normalise_images: build(
-                device,
-                "normalise_images",
-                shader!("normalise_images.wgsl"),
-                &[Step, Uniform, Read, Read, Write],
-            ),
             sparse_forward: build(
                 device,
                 "sparse_forward",
                 shader!("sparse_forward.wgsl"),
                 &[Step, Uniform, Read, Read, Read, Read, Write],
+            ),
+            pixel_columns: build(
+                device,
+                "pixel_columns",
+                shader!("pixel_columns.wgsl"),
+                &[Step, Uniform, Read, Read, Read, Read, Read, Write, Write],
+            ),
+            sparse_weights_update: build(
+                device,
+                "sparse_weights_update",
+                shader!("optimiser_update.wgsl", "sparse_weights_update.wgsl"),
+                &[Step, Uniform, Read, Read, Read, Write, Write],
             ),
             linear_forward: build(
                 device,
@@ -72,7 +80,7 @@ impl Kernels {
             weights_update: build(
                 device,
                 "weights_update",
-                shader!("weights_update.wgsl"),
+                shader!("optimiser_update.wgsl", "weights_update.wgsl"),
                 &[Step, Uniform, Read, Read, Write, Write],
             ),
             evaluate: build(

@@ -1,0 +1,49 @@
+// The batch's lit pixels regrouped by pixel (the compressed sparse columns of A0): for each
+// pixel, the batch rows where it is lit, in increasing order, with its byte there. The first
+// layer's weight update (sparse_weights_update.wgsl) then sums only the rows where a pixel is
+// lit, as mlp-core's sparse.rs does on the CPU. No atomics: each invocation owns one pixel and
+// walks the batch in order, so the result is the same on every run.
+//
+// bindings: step (B rows from row_start), layer (inputs = pixels per image),
+//           masks: per image, ceil(pixels / 32) words; bit p % 32 of word p / 32 is set where
+//           pixel p is lit;
+//           ranks: per image and word, how many pixels are lit in the words before it;
+//           entries, starts: each image's lit pixels (as sparse_forward.wgsl reads them);
+//           order: row r of the data set's order is image order[r];
+//           columns: pixel p's pairs (batch row, byte) at p * B..p * B + lengths[p];
+//           lengths: per pixel, how many rows light it
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<uniform> layer: Layer;
+@group(0) @binding(2) var<storage, read> masks: array<u32>;
+@group(0) @binding(3) var<storage, read> ranks: array<u32>;
+@group(0) @binding(4) var<storage, read> entries: array<u32>;
+@group(0) @binding(5) var<storage, read> starts: array<u32>;
+@group(0) @binding(6) var<storage, read> order: array<u32>;
+@group(0) @binding(7) var<storage, read_write> columns: array<vec2<u32>>;
+@group(0) @binding(8) var<storage, read_write> lengths: array<u32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let pixels = layer.inputs;
+    let p = gid.x;
+    if (p >= pixels) {
+        return;
+    }
+    let words = (pixels + 31u) / 32u;
+    let word_index = p / 32u;
+    let bit = 1u << (p % 32u);
+    var length = 0u;
+    for (var r = 0u; r < step.rows; r = r + 1u) {
+        let image = order[step.row_start + r];
+        let word = masks[image * words + word_index];
+        if ((word & bit) != 0u) {
+            // The lit pixels of the image before p: those of the earlier words, then those
+            // below p's bit in its own word.
+            let rank = ranks[image * words + word_index] + countOneBits(word & (bit - 1u));
+            columns[p * step.rows + length] = vec2<u32>(r, entries[starts[image] + rank] >> 24u);
+            length = length + 1u;
+        }
+    }
+    lengths[p] = length;
+}

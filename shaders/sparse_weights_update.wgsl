@@ -1,0 +1,53 @@
+// [W1; b1] moves by the gradient scale * [A0, 1]^T D1, as weights_update.wgsl moves any layer,
+// with A0's zero pixels skipped: row p of W1 sums only the batch rows where pixel p is lit
+// (pixel_columns.wgsl lists them). Row `in` is the bias, whose input is 1 on every row.
+//
+// bindings: step (B rows, learning rate, gradient scale, Adam's corrections),
+//           layer (in = pixels, out, optimiser and its constants),
+//           columns, lengths: the batch's lit pixels by pixel (pixel_columns.wgsl);
+//           delta: D1, (B, out); parameters and state: as optimiser_update.wgsl
+// Each invocation sums one row's 4 columns in registers; the invocations side by side along
+// x share the row, so they run the same loop.
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<uniform> layer: Layer;
+@group(0) @binding(2) var<storage, read> columns: array<vec2<u32>>;
+@group(0) @binding(3) var<storage, read> lengths: array<u32>;
+@group(0) @binding(4) var<storage, read> delta: array<f32>;
+@group(0) @binding(5) var<storage, read_write> parameters: array<f32>;
+@group(0) @binding(6) var<storage, read_write> state: array<f32>;
+
+@compute @workgroup_size(8, 8)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n0 = gid.x * 4u;
+    let p = gid.y;
+    let n_in = layer.inputs;
+    let n_out = layer.outputs;
+    if (n0 >= n_out || p > n_in) {
+        return;
+    }
+    let cols = min(vec4<u32>(n0, n0 + 1u, n0 + 2u, n0 + 3u), vec4<u32>(n_out - 1u));
+    var g = vec4<f32>(0.0);
+    if (p == n_in) {
+        for (var r = 0u; r < step.rows; r = r + 1u) {
+            let d_row = r * n_out;
+            g = g + vec4<f32>(delta[d_row + cols.x], delta[d_row + cols.y],
+                              delta[d_row + cols.z], delta[d_row + cols.w]);
+        }
+    } else {
+        let first = p * step.rows;
+        for (var e = first; e < first + lengths[p]; e = e + 1u) {
+            let lit = columns[e];
+            let x = f32(lit.y) / 255.0;
+            let d_row = lit.x * n_out;
+            g = g + x * vec4<f32>(delta[d_row + cols.x], delta[d_row + cols.y],
+                                  delta[d_row + cols.z], delta[d_row + cols.w]);
+        }
+    }
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        let n = n0 + j;
+        if (n < n_out) {
+            update(p * n_out + n, step.gradient_scale * g[j]);
+        }
+    }
+}
