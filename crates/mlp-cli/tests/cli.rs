@@ -491,3 +491,40 @@ fn check_holds_the_backends_in_lockstep_with_adam_and_shuffling() {
         "{out}"
     );
 }
+
+#[test]
+fn bench_profile_names_each_gpu_kernel_and_says_when_a_backend_cannot() {
+    let data = mnist_dir();
+    let common = [
+        "--data-dir",
+        data.as_str(),
+        "--limit",
+        "300",
+        "--epochs",
+        "1",
+    ];
+    let gpu = succeeds(&[&["bench", "--backend", "gpu", "--profile"], &common[..]].concat());
+    assert!(gpu.contains("dense-equivalent"), "{gpu}");
+    assert!(gpu.contains("% of training pixels are lit"), "{gpu}");
+    let profile = line_starting(&gpu, "profile: ");
+    // lavapipe writes timestamps inside compute passes; an adapter that cannot must say so.
+    if !profile.contains("cannot time its kernels") {
+        assert!(profile.contains("mean per step over 3 steps"), "{gpu}");
+        for kernel in [
+            "pixel_columns",
+            "sparse_forward",
+            "sparse_weights_update",
+            "output_delta",
+        ] {
+            assert!(
+                gpu.contains(&format!("  {kernel} layer")),
+                "{kernel} missing: {gpu}"
+            );
+        }
+    }
+    let cpu = succeeds(&[&["bench", "--backend", "cpu", "--profile"], &common[..]].concat());
+    assert!(
+        cpu.contains("profile: this backend cannot time its kernels"),
+        "{cpu}"
+    );
+}

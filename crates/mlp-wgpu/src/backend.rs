@@ -187,7 +187,6 @@ fn pack_bytes(bytes: &[u8]) -> Vec<u8> {
     padded
 }
 
-/// [Wk; bk] as the shaders read it: the weights row by row, then the bias row.
 /// Each image's lit (non-zero) pixels, as sparse_forward.wgsl reads them: one u32 per pixel,
 /// its byte in the top 8 bits and its index in the low 24; and where each image's start
 /// (one more than there are images). Fails where an image has 2²⁴ pixels or more.
@@ -248,6 +247,7 @@ fn pixel_masks(set: &Dataset) -> (Vec<u32>, Vec<u32>) {
     (masks, ranks)
 }
 
+/// [Wk; bk] as the shaders read it: the weights row by row, then the bias row.
 fn pack_layer(layer: &Layer) -> Vec<f32> {
     layer
         .weights
@@ -323,8 +323,16 @@ impl GpuBackend {
             "the lit-pixel masks of the training images",
             masks.len() as u64 * 4,
         )?;
-        let train_masks = init("train masks", bytemuck::cast_slice(&masks), storage);
-        let train_ranks = init("train ranks", bytemuck::cast_slice(&ranks), storage);
+        let train_masks = init(
+            "train masks",
+            &pack_bytes(bytemuck::cast_slice(&masks)),
+            storage,
+        );
+        let train_ranks = init(
+            "train ranks",
+            &pack_bytes(bytemuck::cast_slice(&ranks)),
+            storage,
+        );
         let pixel_columns = zeroed("pixel columns", max_batch * train.pixels() * 8);
         let pixel_lengths = zeroed("pixel lengths", train.pixels() * 4);
         let train_labels = init("train labels", &labels_u32(train), storage);
@@ -605,8 +613,8 @@ impl GpuBackend {
         &self.context.adapter.name
     }
 
-    /// Dispatches per training step: unpack, forward per layer, output delta, hidden deltas,
-    /// updates per layer.
+    /// Dispatches per training step: the batch by pixel, forward per layer, output delta,
+    /// hidden deltas, updates per layer.
     pub fn dispatches_per_step(&self) -> usize {
         let depth = self.sizes.len() - 1;
         1 + depth + 1 + (depth - 1) + depth

@@ -411,3 +411,34 @@ fn a_single_softmax_output_is_refused_on_the_gpu_too() {
         .to_string();
     assert!(err.contains("at least 2 classes"), "{err}");
 }
+
+/// `kernel_times` trains the step it times (the parameters move exactly as `train_batch`
+/// moves them), and where the adapter writes timestamps inside passes it names every dispatch
+/// of the step with a finite, non-negative time.
+#[test]
+fn kernel_times_time_a_real_step() {
+    let mut rng = Rng::new(31);
+    let set = random_set(40, 37, 5, &mut rng);
+    let (_, mut timed) = backends(&[37, 45, 7, 5], 20, &set, &set);
+    let (_, mut plain) = backends(&[37, 45, 7, 5], 20, &set, &set);
+    let times = timed.kernel_times(0..20).unwrap();
+    plain.train_batch(0..20).unwrap();
+    assert_eq!(timed.parameters().unwrap(), plain.parameters().unwrap());
+    if context().timestamp_period.is_some() {
+        let names: Vec<&str> = times.iter().map(|t| t.kernel.as_str()).collect();
+        println!("{times:?}");
+        assert_eq!(times.len(), timed.dispatches_per_step(), "{names:?}");
+        assert_eq!(names[0], "pixel_columns layer 1");
+        assert!(
+            names.contains(&"sparse_weights_update layer 1"),
+            "{names:?}"
+        );
+        assert!(
+            times
+                .iter()
+                .all(|t| t.seconds.is_finite() && t.seconds >= 0.0)
+        );
+    } else {
+        assert!(times.is_empty(), "no timestamps, so no times: {times:?}");
+    }
+}
