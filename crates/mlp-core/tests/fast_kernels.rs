@@ -50,6 +50,19 @@ fn dense_rows(set: &Dataset, batch: &[u32]) -> Array2<f32> {
     })
 }
 
+/// grad W1 = scale · A0ᵀ D1 by the dense reference function.
+fn reference_gradient(
+    set: &Dataset,
+    batch: &[u32],
+    delta: &Array2<f32>,
+    scale: f32,
+) -> Array2<f32> {
+    let mut gradient = Array2::zeros((set.pixels(), delta.ncols()));
+    let input = dense_rows(set, batch);
+    weights_gradient(input.view(), delta.view(), scale, gradient.view_mut());
+    gradient
+}
+
 /// A shuffled batch of `rows` of the set's images, some of them twice.
 fn batch_of(rows: usize, count: usize, rng: &mut Rng) -> Vec<u32> {
     (0..rows)
@@ -120,13 +133,7 @@ fn sparse_weights_gradient_should_match_reference() {
                 gradient.view_mut(),
                 &mut by_pixel,
             );
-            let mut reference = Array2::zeros((pixels, outputs));
-            weights_gradient(
-                dense_rows(&set, &batch).view(),
-                delta.view(),
-                scale,
-                reference.view_mut(),
-            );
+            let reference = reference_gradient(&set, &batch, &delta, scale);
             assert_passes(
                 &format!("grad W1 {count}x{pixels}x{outputs} scale {scale}"),
                 &gradient,
@@ -248,13 +255,7 @@ fn sparse_gradient_descent_should_match_reference() {
             descended.view_mut(),
             &mut by_pixel,
         );
-        let mut gradient = Array2::zeros((pixels, outputs));
-        weights_gradient(
-            dense_rows(&set, &batch).view(),
-            delta.view(),
-            scale,
-            gradient.view_mut(),
-        );
+        let gradient = reference_gradient(&set, &batch, &delta, scale);
         let mut reference = weights.clone();
         gradient_descent_update(reference.view_mut(), gradient.view(), rate);
         assert_passes(
