@@ -16,6 +16,8 @@
 @group(0) @binding(4) var<storage, read> delta: array<f32>;
 @group(0) @binding(5) var<storage, read_write> parameters: array<f32>;
 @group(0) @binding(6) var<storage, read_write> state: array<f32>;
+// D1 read four at a time, where `out` is a multiple of 4 so that every row starts on a vec4.
+@group(0) @binding(7) var<storage, read> delta4: array<vec4<f32>>;
 
 @compute @workgroup_size(8, 8)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -36,12 +38,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     } else {
         let first = p * step.rows;
-        for (var e = first; e < first + lengths[p]; e = e + 1u) {
-            let lit = columns[e];
-            let x = f32(lit.y) / 255.0;
-            let d_row = lit.x * n_out;
-            g = g + x * vec4<f32>(delta[d_row + cols.x], delta[d_row + cols.y],
-                                  delta[d_row + cols.z], delta[d_row + cols.w]);
+        if (n_out % 4u == 0u) {
+            for (var e = first; e < first + lengths[p]; e = e + 1u) {
+                let lit = columns[e];
+                g = g + f32(lit.y) / 255.0 * delta4[(lit.x * n_out + n0) / 4u];
+            }
+        } else {
+            for (var e = first; e < first + lengths[p]; e = e + 1u) {
+                let lit = columns[e];
+                let x = f32(lit.y) / 255.0;
+                let d_row = lit.x * n_out;
+                g = g + x * vec4<f32>(delta[d_row + cols.x], delta[d_row + cols.y],
+                                      delta[d_row + cols.z], delta[d_row + cols.w]);
+            }
         }
     }
     for (var j = 0u; j < 4u; j = j + 1u) {

@@ -377,9 +377,12 @@ impl GpuBackend {
             .iter()
             .enumerate()
             .map(|(k, layer)| {
+                // Whole vec4s, for sparse_forward.wgsl's four-at-a-time view.
+                let mut values = pack_layer(layer);
+                values.resize(values.len().div_ceil(4) * 4, 0.0);
                 init(
                     &format!("parameters {}", k + 1),
-                    bytemuck::cast_slice(&pack_layer(layer)),
+                    bytemuck::cast_slice(&values),
                     storage,
                 )
             })
@@ -494,6 +497,7 @@ impl GpuBackend {
                     &deltas[0],
                     &parameter_buffers[0],
                     &optimiser_state[0],
+                    &deltas[0],
                 ],
             ),
             sparse_forward_train: group(
@@ -505,6 +509,7 @@ impl GpuBackend {
                     &train_order,
                     &parameter_buffers[0],
                     &activations[1],
+                    &parameter_buffers[0],
                 ],
             ),
             sparse_forward_validation: group(
@@ -516,6 +521,7 @@ impl GpuBackend {
                     &validation_order,
                     &parameter_buffers[0],
                     &activations[1],
+                    &parameter_buffers[0],
                 ],
             ),
             forward: (0..depth)

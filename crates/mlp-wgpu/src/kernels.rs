@@ -45,7 +45,7 @@ impl Kernels {
                 device,
                 "sparse_forward",
                 shader!("sparse_forward.wgsl"),
-                &[Step, Uniform, Read, Read, Read, Read, Write],
+                &[Step, Uniform, Read, Read, Read, Read, Write, Read],
             ),
             pixel_columns: build(
                 device,
@@ -57,7 +57,7 @@ impl Kernels {
                 device,
                 "sparse_weights_update",
                 shader!("optimiser_update.wgsl", "sparse_weights_update.wgsl"),
-                &[Step, Uniform, Read, Read, Read, Write, Write],
+                &[Step, Uniform, Read, Read, Read, Write, Write, Read],
             ),
             linear_forward: build(
                 device,
