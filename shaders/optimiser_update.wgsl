@@ -5,10 +5,15 @@
 //           state: the optimiser's, shaped like the parameters: the velocity (momentum), or
 //           the first moments then the second moments (Adam); unused by gradient descent
 
-// Moves parameters[index] by gradient g as the layer's optimiser says.
+// The optimiser, fixed when the pipeline is built (one of the codes of Layer.optimiser): the
+// branches of the others are then compiled out. On lavapipe a switch on the uniform instead
+// cost a third of the first layer's update.
+override OPTIMISER: u32 = 0u;
+
+// Moves parameters[index] by gradient g as the optimiser says.
 fn update(index: u32, g: f32) {
     let lr = step.learning_rate;
-    switch layer.optimiser {
+    switch OPTIMISER {
         case MOMENTUM: {
             let velocity = layer.beta1 * state[index] + g;
             state[index] = velocity;

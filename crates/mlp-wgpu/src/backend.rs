@@ -448,7 +448,7 @@ impl GpuBackend {
             .map(|(k, w)| layer_uniform(k, w[0], w[1]))
             .collect();
 
-        let kernels = Kernels::new(device);
+        let kernels = Kernels::new(device, optimiser);
         let step_binding = wgpu::BufferBinding {
             buffer: &step_uniforms,
             offset: 0,

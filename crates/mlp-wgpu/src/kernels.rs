@@ -39,61 +39,80 @@ macro_rules! shader {
 use Slot::{Read, Step, Uniform, Write};
 
 impl Kernels {
-    pub fn new(device: &wgpu::Device) -> Self {
+    /// `optimiser_code` is the optimiser's code in common.wgsl (Layer.optimiser), which the
+    /// update kernels are built for.
+    pub fn new(device: &wgpu::Device, optimiser_code: u32) -> Self {
+        let optimiser = &[("OPTIMISER", f64::from(optimiser_code))];
         Self {
             sparse_forward: build(
                 device,
                 "sparse_forward",
                 shader!("sparse_forward.wgsl"),
                 &[Step, Uniform, Read, Read, Read, Read, Write, Read],
+                &[],
             ),
             pixel_columns: build(
                 device,
                 "pixel_columns",
                 shader!("pixel_columns.wgsl"),
                 &[Step, Uniform, Read, Read, Read, Read, Read, Write, Write],
+                &[],
             ),
             sparse_weights_update: build(
                 device,
                 "sparse_weights_update",
                 shader!("optimiser_update.wgsl", "sparse_weights_update.wgsl"),
                 &[Step, Uniform, Read, Read, Read, Write, Write, Read],
+                optimiser,
             ),
             linear_forward: build(
                 device,
                 "linear_forward",
                 shader!("linear_forward.wgsl"),
                 &[Step, Uniform, Read, Read, Write],
+                &[],
             ),
             output_delta: build(
                 device,
                 "output_delta",
                 shader!("output_delta.wgsl"),
                 &[Step, Uniform, Write, Read, Read, Write, Write],
+                &[],
             ),
             hidden_delta: build(
                 device,
                 "hidden_delta",
                 shader!("hidden_delta.wgsl"),
                 &[Step, Uniform, Read, Read, Read, Write],
+                &[],
             ),
             weights_update: build(
                 device,
                 "weights_update",
                 shader!("optimiser_update.wgsl", "weights_update.wgsl"),
                 &[Step, Uniform, Read, Read, Write, Write],
+                optimiser,
             ),
             evaluate: build(
                 device,
                 "evaluate",
                 shader!("evaluate.wgsl"),
                 &[Step, Uniform, Write, Read, Write, Write],
+                &[],
             ),
         }
     }
 }
 
-fn build(device: &wgpu::Device, name: &str, source: &str, slots: &[Slot]) -> Kernel {
+/// The pipeline of kernel `name`, its buffers bound as `slots` say, with the values of its
+/// pipeline-overridable `constants`.
+fn build(
+    device: &wgpu::Device,
+    name: &str,
+    source: &str,
+    slots: &[Slot],
+    constants: &[(&str, f64)],
+) -> Kernel {
     let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
         .iter()
         .enumerate()
@@ -130,7 +149,10 @@ fn build(device: &wgpu::Device, name: &str, source: &str, slots: &[Slot]) -> Ker
         layout: Some(&pipeline_layout),
         module: &module,
         entry_point: Some("main"),
-        compilation_options: Default::default(),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants,
+            ..Default::default()
+        },
         cache: None,
     });
     Kernel { pipeline, layout }
