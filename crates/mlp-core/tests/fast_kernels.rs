@@ -70,6 +70,27 @@ fn batch_of(rows: usize, count: usize, rng: &mut Rng) -> Vec<u32> {
         .collect()
 }
 
+/// A first-layer case: mostly-dark images, a shuffled batch of them and a random D1 for it.
+struct Case {
+    set: Dataset,
+    images: SparseImages,
+    batch: Vec<u32>,
+    delta: Array2<f32>,
+}
+
+impl Case {
+    fn new(count: usize, pixels: usize, outputs: usize, rng: &mut Rng) -> Self {
+        let set = mostly_dark_images(count, pixels, 0.2, rng);
+        let batch = batch_of(count, count, rng);
+        Self {
+            images: SparseImages::new(&set),
+            delta: random_matrix(batch.len(), outputs, rng),
+            set,
+            batch,
+        }
+    }
+}
+
 fn assert_passes(name: &str, values: &Array2<f32>, reference: &Array2<f32>) {
     let difference = Difference::between(
         values.as_slice().expect("standard layout"),
@@ -118,10 +139,12 @@ fn sparse_weights_gradient_should_match_reference() {
     let mut rng = Rng::new(12);
     let mut by_pixel = PixelColumns::default();
     for (count, pixels, outputs) in SHAPES {
-        let set = mostly_dark_images(count, pixels, 0.2, &mut rng);
-        let images = SparseImages::new(&set);
-        let batch = batch_of(count, count, &mut rng);
-        let delta = random_matrix(batch.len(), outputs, &mut rng);
+        let Case {
+            set,
+            images,
+            batch,
+            delta,
+        } = Case::new(count, pixels, outputs, &mut rng);
         for scale in [1.0, 1.0 / batch.len() as f32] {
             let mut gradient = Array2::from_elem((pixels, outputs), f32::NAN);
             sparse_weights_gradient(
@@ -237,10 +260,12 @@ fn sparse_gradient_descent_should_match_reference() {
     let mut rng = Rng::new(13);
     let mut by_pixel = PixelColumns::default();
     for (count, pixels, outputs) in SHAPES {
-        let set = mostly_dark_images(count, pixels, 0.2, &mut rng);
-        let images = SparseImages::new(&set);
-        let batch = batch_of(count, count, &mut rng);
-        let delta = random_matrix(batch.len(), outputs, &mut rng);
+        let Case {
+            set,
+            images,
+            batch,
+            delta,
+        } = Case::new(count, pixels, outputs, &mut rng);
         let weights = random_matrix(pixels, outputs, &mut rng);
         let (scale, rate) = (1.0 / batch.len() as f32, 0.3);
 
