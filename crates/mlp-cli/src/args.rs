@@ -8,6 +8,7 @@ use mlp_core::network::{CLASSES, INPUT_SIZE};
 use mlp_core::options::{
     Activation, Init, OptimiserKind, Output, Reduction, Schedule, UnknownChoice,
 };
+use mlp_wgpu::Matmul;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -130,9 +131,8 @@ pub struct NetworkArgs {
     /// activation and output must match this run's.
     #[arg(long, value_name = "FILE", conflicts_with = "weight_init")]
     pub init: Option<PathBuf>,
-    /// With --backend gpu: the adapter whose name contains this text (see `mlp-cli devices`).
-    #[arg(long)]
-    pub adapter: Option<String>,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
     /// Train on the first N training images only (quick runs).
     #[arg(long, value_parser = positive_usize)]
     pub limit: Option<usize>,
@@ -201,9 +201,21 @@ pub struct DeviceArgs {
     /// Where to compute.
     #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
     pub backend: BackendKind,
+    #[command(flatten)]
+    pub gpu: GpuArgs,
+}
+
+/// Which GPU, and which of its kernels, with --backend gpu.
+#[derive(Debug, Clone, Args)]
+pub struct GpuArgs {
     /// With --backend gpu: the adapter whose name contains this text (see `mlp-cli devices`).
     #[arg(long)]
     pub adapter: Option<String>,
+    /// With --backend gpu: the dense layers' forward kernel, registers (4 x 4 blocks in
+    /// registers, the faster on lavapipe) or tiled (16 x 16 tiles in workgroup memory, for
+    /// real GPUs; not yet measured on one).
+    #[arg(long, default_value = "registers", value_parser = matmul)]
+    pub matmul: Matmul,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -245,6 +257,10 @@ fn positive_usize(text: &str) -> Result<usize, String> {
 
 fn choice<T: std::str::FromStr<Err = UnknownChoice>>(text: &str) -> Result<T, String> {
     text.parse().map_err(|e: UnknownChoice| e.to_string())
+}
+
+fn matmul(text: &str) -> Result<Matmul, String> {
+    text.parse()
 }
 
 /// A decay rate such as μ or β: at least 0 and below 1.

@@ -20,7 +20,7 @@ pub fn run(args: &CheckArgs) -> Result<()> {
     let build = |kind, parameters| {
         build_backend(
             kind,
-            net.adapter.as_deref(),
+            &net.gpu,
             parameters,
             &settings.hyper,
             settings.batch_size,

@@ -11,12 +11,7 @@ use crate::session::{inference_backend, load_model};
 pub fn run(args: &EvalArgs) -> Result<()> {
     let model = load_model(&args.model)?;
     let test = data::load(&args.data)?.test;
-    let mut backend = inference_backend(
-        args.device.backend,
-        args.device.adapter.as_deref(),
-        &model,
-        &test,
-    )?;
+    let mut backend = inference_backend(args.device.backend, &args.device.gpu, &model, &test)?;
     let evaluation = backend.evaluate()?;
     let info = &model.info;
     println!(

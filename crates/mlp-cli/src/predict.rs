@@ -50,12 +50,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         rows: IMAGE_SIDE,
         cols: IMAGE_SIDE,
     };
-    let mut backend = inference_backend(
-        args.device.backend,
-        args.device.adapter.as_deref(),
-        &model,
-        &images,
-    )?;
+    let mut backend = inference_backend(args.device.backend, &args.device.gpu, &model, &images)?;
     let outputs = backend.validation_outputs()?;
     let meaning = match model.info.output {
         Output::SoftmaxCrossEntropy => "the numbers are softmax probabilities",

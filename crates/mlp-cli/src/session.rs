@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use mlp_core::{Backend, CpuBackend, Dataset, Hyperparameters, Model, Parameters};
 use mlp_wgpu::{GpuBackend, GpuContext};
 
-use crate::args::{BackendKind, NetworkArgs};
+use crate::args::{BackendKind, GpuArgs, NetworkArgs};
 use crate::data;
 use crate::settings::Settings;
 
@@ -29,7 +29,7 @@ impl Session {
         let train = mnist.train;
         let backend = build_backend(
             args.backend,
-            args.adapter.as_deref(),
+            &args.gpu,
             parameters,
             &settings.hyper,
             settings.batch_size,
@@ -109,7 +109,7 @@ pub fn load_model(path: &Path) -> Result<Model> {
 /// for batches of up to `max_batch` rows.
 pub fn build_backend(
     kind: BackendKind,
-    adapter: Option<&str>,
+    gpu: &GpuArgs,
     parameters: Parameters,
     hyper: &Hyperparameters,
     max_batch: usize,
@@ -119,15 +119,11 @@ pub fn build_backend(
     Ok(match kind {
         BackendKind::Cpu => Box::new(CpuBackend::new(parameters, hyper, train, validation)?),
         BackendKind::Gpu => {
-            let context = GpuContext::new(adapter)?;
-            Box::new(GpuBackend::new(
-                context,
-                &parameters,
-                hyper,
-                max_batch,
-                train,
-                validation,
-            )?)
+            let context = GpuContext::new(gpu.adapter.as_deref())?;
+            let mut backend =
+                GpuBackend::new(context, &parameters, hyper, max_batch, train, validation)?;
+            backend.set_matmul(gpu.matmul);
+            Box::new(backend)
         }
     })
 }
@@ -136,7 +132,7 @@ pub fn build_backend(
 /// say: its training set is empty.
 pub fn inference_backend(
     kind: BackendKind,
-    adapter: Option<&str>,
+    gpu: &GpuArgs,
     model: &Model,
     images: &Dataset,
 ) -> Result<Box<dyn Backend>> {
@@ -154,7 +150,7 @@ pub fn inference_backend(
     };
     build_backend(
         kind,
-        adapter,
+        gpu,
         model.parameters.clone(),
         &hyper,
         1,

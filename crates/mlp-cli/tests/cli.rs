@@ -54,6 +54,10 @@ fn bad_option_values_are_refused_with_the_reason() {
     assert_refused(&["--layers", "784,32,9"], &["classes 10"]);
     assert_refused(&["--layers", "784,x,10"], &["whole numbers"]);
     assert_refused(&["--backend", "tpu"], &["--backend"]);
+    assert_refused(
+        &["--backend", "gpu", "--matmul", "tile"],
+        &["--matmul", "registers or tiled"],
+    );
 }
 
 #[test]

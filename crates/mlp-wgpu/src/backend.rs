@@ -30,6 +30,40 @@ const GROUP: u32 = 8;
 /// Invocations per workgroup of pixel_columns.wgsl, one per pixel.
 const PIXEL_GROUP: u32 = 64;
 
+/// How the dense layers' forward products are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Matmul {
+    /// A 4 x 4 block per invocation in registers, no workgroup memory (linear_forward.wgsl):
+    /// the faster on lavapipe, the only device measured so far.
+    #[default]
+    Registers,
+    /// 16 x 16 tiles staged in workgroup memory (linear_forward_tiled.wgsl): what real GPUs are
+    /// expected to favour; not yet measured on one.
+    Tiled,
+}
+
+impl Matmul {
+    pub const NAMES: [&'static str; 2] = ["registers", "tiled"];
+}
+
+impl std::str::FromStr for Matmul {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "registers" => Ok(Self::Registers),
+            "tiled" => Ok(Self::Tiled),
+            _ => Err(format!(
+                "unknown matmul kernel {name:?}: choose {}",
+                Self::NAMES.join(" or ")
+            )),
+        }
+    }
+}
+
+/// Rows and columns of the output block of a workgroup of linear_forward_tiled.wgsl.
+const TILE: u32 = 16;
+
 /// `Step` of common.wgsl.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -170,6 +204,8 @@ pub struct GpuBackend {
     errors: wgpu::Buffer,
     bind: BindGroups,
     queued: Vec<Work>,
+    /// The kernel of the dense layers' forward products.
+    matmul: Matmul,
     /// Loss slots written since the last read.
     losses_used: usize,
     /// Batch losses already read back early (only when more than LOSS_SLOTS batches are
@@ -609,9 +645,15 @@ impl GpuBackend {
             errors,
             bind,
             queued: Vec::new(),
+            matmul: Matmul::default(),
             losses_used: 0,
             loss_carry: TrainLoss::default(),
         })
+    }
+
+    /// Chooses the kernel of the dense layers' forward products from the next step on.
+    pub fn set_matmul(&mut self, matmul: Matmul) {
+        self.matmul = matmul;
     }
 
     /// The adapter's name.
@@ -712,13 +754,16 @@ impl GpuBackend {
             div_ceil(rows, GROUP),
         );
         for layer in 1..depth {
-            dispatch(
-                &k.linear_forward,
-                &b.forward[layer],
-                ("linear_forward layer", layer + 1),
-                blocks(sizes[layer + 1]),
-                blocks(rows),
-            );
+            let (kernel, x, y) = match self.matmul {
+                Matmul::Registers => (&k.linear_forward, blocks(sizes[layer + 1]), blocks(rows)),
+                Matmul::Tiled => (
+                    &k.linear_forward_tiled,
+                    div_ceil(sizes[layer + 1], TILE),
+                    div_ceil(rows, TILE),
+                ),
+            };
+            let what = ("linear_forward layer", layer + 1);
+            dispatch(kernel, &b.forward[layer], what, x, y);
         }
         match work {
             Work::Evaluate { .. } => {

@@ -7,7 +7,7 @@ mod context;
 mod error;
 mod kernels;
 
-pub use backend::GpuBackend;
+pub use backend::{GpuBackend, Matmul};
 pub use context::{AdapterSummary, GpuContext, list_adapters};
 pub use error::GpuError;
 

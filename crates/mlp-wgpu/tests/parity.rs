@@ -14,7 +14,7 @@ use mlp_core::{
     Activation, CpuBackend, Dataset, Hyperparameters, Init, LayerSizes, Optimiser, OptimiserKind,
     Output, Reduction,
 };
-use mlp_wgpu::{GpuBackend, GpuContext, PARITY};
+use mlp_wgpu::{GpuBackend, GpuContext, Matmul, PARITY};
 
 fn context() -> GpuContext {
     GpuContext::new(None).unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
@@ -92,11 +92,22 @@ fn one_step_rows(sizes: &[usize], batch: usize) -> Vec<Row> {
 
 /// One traced step of a network of `sizes` with `hyper` on a batch of `batch` random images.
 fn one_step_rows_with(sizes: &[usize], batch: usize, hyper: &Hyperparameters) -> Vec<Row> {
+    one_step_rows_on(sizes, batch, hyper, Matmul::Registers)
+}
+
+/// [`one_step_rows_with`], the GPU's dense forward products computed by `matmul`.
+fn one_step_rows_on(
+    sizes: &[usize],
+    batch: usize,
+    hyper: &Hyperparameters,
+    matmul: Matmul,
+) -> Vec<Row> {
     let mut rng = Rng::new(sizes.iter().sum::<usize>() as u64 + batch as u64);
     let classes = *sizes.last().unwrap();
     let train = random_set(batch, sizes[0], classes, &mut rng);
     let validation = random_set(3, sizes[0], classes, &mut rng);
     let (mut cpu, mut gpu) = backends_with(sizes, batch, &train, &validation, hyper);
+    gpu.set_matmul(matmul);
     let cpu_trace = cpu.trace_batch(0..batch).unwrap();
     let gpu_trace = gpu.trace_batch(0..batch).unwrap();
     compare_step(
@@ -144,6 +155,23 @@ fn hidden_delta_uneven_layers_should_match_reference() {
     let rows = one_step_rows(&[37, 45, 7, 3, 5], 33);
     assert_rows_pass("33 x 37-45-7-3-5", &rows_named(&rows, "hidden_delta"));
     assert_rows_pass("33 x 37-45-7-3-5", &rows);
+}
+
+/// The workgroup-memory forward kernel, on sizes that are multiples of neither its 16 x 16
+/// tile nor anything else, on a 1-wide layer, and on the seed's shapes.
+#[test]
+fn linear_forward_tiled_should_match_reference() {
+    let seed = Hyperparameters::seed();
+    for (sizes, batch) in [
+        (&[37, 45, 7, 3, 5][..], 33),
+        (&[9, 17, 1, 2][..], 5),
+        (LayerSizes::seed().as_slice(), 100),
+    ] {
+        let rows = one_step_rows_on(sizes, batch, &seed, Matmul::Tiled);
+        let what = format!("tiled {batch} x {sizes:?}");
+        assert_rows_pass(&what, &rows_named(&rows, "linear_forward"));
+        assert_rows_pass(&what, &rows);
+    }
 }
 
 #[test]
