@@ -37,7 +37,7 @@ pub struct KernelTime {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
     /// The loss summed over every image: Σ (Y − A_L)² over images and classes for a sigmoid
-    /// output, Σ −ln A_L[label] for a softmax output.
+    /// output, Σ −ln A_L\[label\] for a softmax output.
     pub loss_sum: f64,
     /// What [`Evaluation::loss`] divides the sum by: images x classes for the squared error
     /// (SEED.md's mean), images for the cross-entropy.

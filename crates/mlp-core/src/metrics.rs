@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// counts[label][prediction]: row = the true digit, column = the network's answer.
+/// counts\[label\]\[prediction\]: row = the true digit, column = the network's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfusionMatrix {
     pub counts: Vec<Vec<usize>>,

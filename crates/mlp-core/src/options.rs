@@ -76,7 +76,7 @@ pub enum Output {
     /// Sigmoid outputs and ½ Σ (A − Y)² per image (the seed's; reported as the mean).
     #[default]
     SigmoidMse,
-    /// Softmax outputs and the cross-entropy −ln A[label] per image.
+    /// Softmax outputs and the cross-entropy −ln A\[label\] per image.
     SoftmaxCrossEntropy,
 }
 named_choice!(

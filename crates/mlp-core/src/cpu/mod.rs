@@ -322,7 +322,7 @@ pub fn squared_error_sum<F: Real>(activation: ArrayView2<F>, labels: &[u8]) -> f
 /// rounded to 0 costs −ln(1e-30) ≈ 69 instead of infinity.
 pub const PROBABILITY_FLOOR: f64 = 1e-30;
 
-/// Σ −ln A_L[label] over the batch, in f64: the cross-entropy of softmax outputs
+/// Σ −ln A_L\[label\] over the batch, in f64: the cross-entropy of softmax outputs
 /// `probabilities` (B, classes) against B labels.
 pub fn cross_entropy_sum<F: Real>(probabilities: ArrayView2<F>, labels: &[u8]) -> f64 {
     probabilities
