@@ -25,6 +25,10 @@ run-gpu *ARGS:
 bench-gpu *ARGS:
     cargo run --release -p mlp-cli -- bench --backend gpu {{ARGS}}
 
+# Seconds per GPU epoch, then each kernel's time per step from GPU timestamps
+profile-gpu *ARGS:
+    cargo run --release -p mlp-cli -- bench --backend gpu --profile {{ARGS}}
+
 # Run the CPU reference and the GPU in lockstep and compare every tensor
 check *ARGS:
     cargo run --release -p mlp-cli -- check {{ARGS}}
