@@ -1,8 +1,12 @@
 //! The command line as a user meets it: bad options and missing data give a clear message
 //! and a non-zero exit; a short run on real MNIST learns and writes its metrics.
 
-use std::path::PathBuf;
+#[path = "../../mlp-core/tests/common/mod.rs"]
+mod common;
+
 use std::process::{Command, Output};
+
+use common::Scratch;
 
 fn mlp_cli(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mlp-cli"))
@@ -13,16 +17,9 @@ fn mlp_cli(args: &[&str]) -> Output {
         .expect("mlp-cli runs")
 }
 
+/// The shared MNIST copy, as a command-line argument.
 fn mnist_dir() -> String {
-    let dir = std::env::var_os("MNIST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist"));
-    assert!(
-        dir.is_dir(),
-        "this test needs MNIST in {} (set MNIST_DIR)",
-        dir.display()
-    );
-    dir.to_string_lossy().into_owned()
+    common::mnist_dir().to_string_lossy().into_owned()
 }
 
 /// Fails with a non-zero exit and a message on stderr that contains every one of `words`.
@@ -129,28 +126,6 @@ fn short_run_on_real_mnist_learns_and_writes_json_lines() {
         "accuracy {accuracy} after 3 epochs on 20,000 images"
     );
     assert!(lines[2]["train_loss"].as_f64() < lines[0]["train_loss"].as_f64());
-}
-
-/// A scratch directory for one test, removed when the test ends.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("mlp-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.0.join(name).to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn succeeds(args: &[&str]) -> String {

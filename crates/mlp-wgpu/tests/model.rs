@@ -1,10 +1,15 @@
 //! A model trained on the GPU, saved and loaded again, is bit-for-bit the model the GPU
 //! holds, and a GPU backend started from a saved model holds exactly its parameters.
 
+#[path = "../../mlp-core/tests/common/mod.rs"]
+mod common;
+
 use mlp_core::backend::Backend;
 use mlp_core::rng::Rng;
 use mlp_core::{Dataset, Hyperparameters, Model, ModelInfo, Parameters};
 use mlp_wgpu::{GpuBackend, GpuContext};
+
+use common::Scratch;
 
 fn context() -> GpuContext {
     GpuContext::new(None).unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
@@ -37,9 +42,8 @@ fn gpu_model_save_load_round_trip_is_exact() {
     let trained = gpu.parameters().unwrap();
     assert_ne!(trained, start);
 
-    let dir = std::env::temp_dir().join(format!("mlp-gpu-model-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("gpu.safetensors");
+    let scratch = Scratch::new("gpu-model");
+    let path = scratch.path().join("gpu.safetensors");
     Model {
         parameters: trained.clone(),
         info: ModelInfo::seed(4),
@@ -47,7 +51,6 @@ fn gpu_model_save_load_round_trip_is_exact() {
     .save(&path)
     .unwrap();
     let loaded = Model::load(&path).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(
         loaded.parameters, trained,
         "the file must hold the GPU's parameters exactly"

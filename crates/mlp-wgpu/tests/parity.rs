@@ -2,7 +2,8 @@
 //! a short run on real MNIST. Every test opens a real adapter and fails loudly when there is
 //! none: install a GPU driver or Mesa's lavapipe (`mesa-vulkan-drivers`).
 
-use std::path::PathBuf;
+#[path = "../../mlp-core/tests/common/mod.rs"]
+mod common;
 
 use mlp_core::backend::Backend;
 use mlp_core::compare::{Difference, Row, compare_step};
@@ -221,21 +222,9 @@ fn forty_whole_steps_with_a_short_last_batch_should_match_reference() {
     assert!(PARITY.accepts(gpu_eval.loss(), cpu_eval.loss()));
 }
 
-fn mnist_dir() -> PathBuf {
-    let dir = std::env::var_os("MNIST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist"));
-    assert!(
-        dir.is_dir(),
-        "this test needs MNIST in {} (set MNIST_DIR)",
-        dir.display()
-    );
-    dir
-}
-
 #[test]
 fn short_mnist_run_should_match_reference() {
-    let mnist = data::load(&mnist_dir(), DataFormat::Mnist).unwrap();
+    let mnist = data::load(&common::mnist_dir(), DataFormat::Mnist).unwrap();
     let train = mnist.train.first(10_000);
     let (mut cpu, mut gpu) = backends(LayerSizes::seed().as_slice(), 100, &train, &mnist.test);
     for _epoch in 0..3 {

@@ -1,4 +1,5 @@
 //! What several test files share: where the real MNIST copy is, and scratch directories.
+//! The test files of mlp-wgpu and mlp-cli include this file too (`#[path]`).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,11 @@ impl Scratch {
 
     pub fn path(&self) -> &Path {
         &self.0
+    }
+
+    /// The path of `name` inside, as a command-line argument.
+    pub fn file(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
     }
 }
 
