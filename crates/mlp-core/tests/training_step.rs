@@ -6,7 +6,7 @@ use mlp_core::compare::{Difference, Tolerance};
 use mlp_core::cpu::{AdamStep, adam_update, momentum_update};
 use mlp_core::network::{Layer, Parameters};
 use mlp_core::{CpuBackend, Dataset, Hyperparameters, Output};
-use ndarray::{Array2, array};
+use ndarray::{Array1, Array2, array};
 
 /// The network is f32; the expectations are float64. Values are O(1), so f32 rounding stays
 /// a few ulps (1e-7 each) per operation: 1e-6 is far above that and far below any real error.
@@ -188,6 +188,16 @@ fn parameters_of_another_shape_are_rejected() {
 /// transcription of the update rules (Kingma & Ba's Algorithm 1 for Adam).
 const GRADIENTS: [[f32; 2]; 3] = [[0.2, -0.1], [0.1, 0.4], [-0.3, 0.05]];
 
+/// Fails unless the parameter after step `step` is within 1e-6 of the float64 values.
+fn assert_after_step(step: usize, parameter: &Array1<f32>, expected: [f64; 2]) {
+    for (got, want) in parameter.iter().zip(expected) {
+        assert!(
+            (f64::from(*got) - want).abs() < 1e-6,
+            "step {step}: {got} vs {want}"
+        );
+    }
+}
+
 #[test]
 fn adam_first_steps_match_independent_float64_values() {
     let expected = [
@@ -213,13 +223,7 @@ fn adam_first_steps_match_independent_float64_values() {
             0.01,
             step,
         );
-        for (got, want) in parameter.iter().zip(after) {
-            assert!(
-                (f64::from(*got) - want).abs() < 1e-6,
-                "step {}: {got} vs {want}",
-                t + 1
-            );
-        }
+        assert_after_step(t + 1, &parameter, after);
     }
 }
 
@@ -237,13 +241,7 @@ fn momentum_first_steps_match_independent_float64_values() {
             0.01,
             0.9,
         );
-        for (got, want) in parameter.iter().zip(after) {
-            assert!(
-                (f64::from(*got) - want).abs() < 1e-6,
-                "step {}: {got} vs {want}",
-                t + 1
-            );
-        }
+        assert_after_step(t + 1, &parameter, after);
     }
 }
 
