@@ -25,8 +25,8 @@ use crate::vectorised::sigmoid_forward_vectorised;
 
 /// The buffers of one training step: activations A1..AL, deltas D1..DL and the gradients.
 struct Workspace {
-    rows: usize,
-    /// The batch's image indices and labels, in the training order.
+    /// The batch's image indices and labels, in the training order; their length is the
+    /// most rows the buffers hold.
     batch: Vec<u32>,
     labels: Vec<u8>,
     activations: Vec<Array2<f32>>,
@@ -49,7 +49,6 @@ impl Workspace {
                 .collect()
         };
         Self {
-            rows,
             batch: vec![0; rows],
             labels: vec![0; rows],
             activations: per_layer(&|l| (rows, outputs(l))),
@@ -258,12 +257,12 @@ type FirstLayerRows<'a> = (
     ArrayViewMut2<'a, f32>,
 );
 
-/// Rows `pixels` of W1: their gradient scale · A0ᵀ D1 (D1 is (B, out)) and their update, with
+/// Rows `first_pixel..` of W1 (as many as the views hold): their gradient scale · A0ᵀ D1 (D1 is (B, out)) and their update, with
 /// the zero pixels of A0 skipped. Plain gradient descent touches only the rows of pixels lit
 /// somewhere in the batch: every other row's gradient is 0 and its update would change nothing.
 fn update_first_layer_rows(
     update: Update<'_>,
-    pixels: Range<usize>,
+    first_pixel: usize,
     delta: ArrayView2<f32>,
     (weights, first, second, mut gradient): FirstLayerRows<'_>,
     by_pixel: &mut PixelColumns,
@@ -275,7 +274,7 @@ fn update_first_layer_rows(
         scale,
         t,
     } = update;
-    let (rate, start) = (hyper.learning_rate, pixels.start);
+    let (rate, start) = (hyper.learning_rate, first_pixel);
     if hyper.optimiser == Optimiser::GradientDescent {
         sparse_gradient_descent(images, batch, delta, scale, rate, start, weights, by_pixel);
     } else {
@@ -402,7 +401,7 @@ impl CpuBackend {
             });
         }
         let b = rows.len();
-        if self.workspace.rows < b {
+        if self.workspace.batch.len() < b {
             self.workspace = Workspace::new(&self.parameters, b);
         }
         let ws = &mut self.workspace;
@@ -469,11 +468,11 @@ impl CpuBackend {
         rayon::join(
             || {
                 let rows = (weights_top, first_top, second_top, gradient_top);
-                update_first_layer_rows(update, 0..half, deltas[0], rows, by_pixel_top);
+                update_first_layer_rows(update, 0, deltas[0], rows, by_pixel_top);
             },
             || {
                 let rows = (weights_bottom, first_bottom, second_bottom, gradient_bottom);
-                update_first_layer_rows(update, half..pixels, deltas[0], rows, by_pixel_bottom);
+                update_first_layer_rows(update, half, deltas[0], rows, by_pixel_bottom);
                 let bias_state = (first_bias_state, second_bias_state);
                 update_bias(
                     update,
@@ -542,8 +541,9 @@ impl Backend for CpuBackend {
         let b = rows.len();
         self.train_batch(rows)?;
         let rows_of = |all: &[Array2<f32>]| {
-            all.iter()
-                .map(|a| a.slice(s![..b, ..]).to_owned())
+            first_rows(all, b)
+                .into_iter()
+                .map(|a| a.to_owned())
                 .collect()
         };
         Ok(StepTrace {
