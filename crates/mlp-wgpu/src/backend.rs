@@ -223,19 +223,25 @@ fn pack_bytes(bytes: &[u8]) -> Vec<u8> {
     padded
 }
 
+/// Bits of a lit pixel's entry that hold its index; the byte is above them.
+const PIXEL_INDEX_BITS: u32 = 24;
+
+/// Each image's lit pixels as `lit_pixels` makes them: the entries, and where each image's
+/// start.
+type LitPixels = (Vec<u32>, Vec<u32>);
+
 /// Each image's lit (non-zero) pixels, as sparse_forward.wgsl reads them: one u32 per pixel,
 /// its byte in the top 8 bits and its index in the low 24; and where each image's start
 /// (one more than there are images). Fails where an image has 2²⁴ pixels or more.
-fn lit_pixels(set: &Dataset, name: &str) -> Result<(Vec<u32>, Vec<u32>), GpuError> {
-    const INDEX_BITS: u32 = 24;
+fn lit_pixels(set: &Dataset, name: &str) -> Result<LitPixels, GpuError> {
     let pixels = set.pixels();
-    if pixels >= 1 << INDEX_BITS {
+    if pixels >= 1 << PIXEL_INDEX_BITS {
         return Err(GpuError::ImagesTooLarge {
             set: name.to_string(),
             problem: format!(
-                "{pixels} pixels per image, where pixel indices have {INDEX_BITS} bits \
+                "{pixels} pixels per image, where pixel indices have {PIXEL_INDEX_BITS} bits \
                  (at most {} pixels)",
-                (1u32 << INDEX_BITS) - 1
+                (1u32 << PIXEL_INDEX_BITS) - 1
             ),
         });
     }
@@ -245,7 +251,7 @@ fn lit_pixels(set: &Dataset, name: &str) -> Result<(Vec<u32>, Vec<u32>), GpuErro
     for image in set.images.chunks_exact(pixels.max(1)).take(set.len()) {
         for (pixel, &byte) in image.iter().enumerate() {
             if byte != 0 {
-                entries.push(u32::from(byte) << INDEX_BITS | pixel as u32);
+                entries.push(u32::from(byte) << PIXEL_INDEX_BITS | pixel as u32);
             }
         }
         let count = u32::try_from(entries.len()).map_err(|_| GpuError::ImagesTooLarge {
@@ -257,21 +263,18 @@ fn lit_pixels(set: &Dataset, name: &str) -> Result<(Vec<u32>, Vec<u32>), GpuErro
     Ok((entries, starts))
 }
 
-/// Which pixels of each image are lit, as pixel_columns.wgsl reads them: per image,
-/// ceil(pixels / 32) words with bit p % 32 of word p / 32 set where pixel p is lit; and per
-/// image and word, how many pixels are lit in the image's words before it.
-fn pixel_masks(set: &Dataset) -> (Vec<u32>, Vec<u32>) {
-    let pixels = set.pixels();
+/// Which pixels of each image are lit, as pixel_columns.wgsl reads them, from the images'
+/// lit pixels (`lit_pixels`): per image, ceil(pixels / 32) words with bit p % 32 of word p / 32
+/// set where pixel p is lit; and per image and word, how many pixels are lit in the image's
+/// words before it.
+fn pixel_masks(pixels: usize, (entries, starts): &LitPixels) -> (Vec<u32>, Vec<u32>) {
     let words = pixels.div_ceil(32);
-    let mut masks = vec![0u32; set.len() * words];
-    let mut ranks = vec![0u32; set.len() * words];
-    for (i, image) in set
-        .images
-        .chunks_exact(pixels.max(1))
-        .take(set.len())
-        .enumerate()
-    {
-        for (p, _) in image.iter().enumerate().filter(|(_, byte)| **byte != 0) {
+    let images = starts.len() - 1;
+    let mut masks = vec![0u32; images * words];
+    let mut ranks = vec![0u32; images * words];
+    for (i, range) in starts.windows(2).enumerate() {
+        for &entry in &entries[range[0] as usize..range[1] as usize] {
+            let p = (entry & ((1 << PIXEL_INDEX_BITS) - 1)) as usize;
             masks[i * words + p / 32] |= 1 << (p % 32);
         }
         let mut lit = 0;
@@ -354,7 +357,23 @@ impl GpuBackend {
             let words: Vec<u32> = set.labels.iter().map(|&l| u32::from(l)).collect();
             pack_bytes(bytemuck::cast_slice(&words))
         };
-        let (masks, ranks) = pixel_masks(train);
+        let upload_lit = |name: &str, lit: &LitPixels| -> Result<[wgpu::Buffer; 2], GpuError> {
+            let (entries, starts) = lit;
+            context.check_storage_size(
+                &format!("the lit pixels of the {name}"),
+                entries.len() as u64 * 4,
+            )?;
+            Ok([
+                init(name, &pack_bytes(bytemuck::cast_slice(entries)), storage),
+                init(name, bytemuck::cast_slice(starts), storage),
+            ])
+        };
+        let train_lit = lit_pixels(train, "training images")?;
+        let [train_entries, train_starts] = upload_lit("training images", &train_lit)?;
+        let validation_lit = lit_pixels(validation, "validation images")?;
+        let [validation_entries, validation_starts] =
+            upload_lit("validation images", &validation_lit)?;
+        let (masks, ranks) = pixel_masks(train.pixels(), &train_lit);
         context.check_storage_size(
             "the lit-pixel masks of the training images",
             masks.len() as u64 * 4,
@@ -372,19 +391,6 @@ impl GpuBackend {
         let pixel_columns = zeroed("pixel columns", max_batch * train.pixels() * 8);
         let pixel_lengths = zeroed("pixel lengths", train.pixels() * 4);
         let train_labels = init("train labels", &labels_u32(train), storage);
-        let lit = |set: &Dataset, name: &str| -> Result<[wgpu::Buffer; 2], GpuError> {
-            let (entries, starts) = lit_pixels(set, name)?;
-            context.check_storage_size(
-                &format!("the lit pixels of the {name}"),
-                entries.len() as u64 * 4,
-            )?;
-            Ok([
-                init(name, &pack_bytes(bytemuck::cast_slice(&entries)), storage),
-                init(name, bytemuck::cast_slice(&starts), storage),
-            ])
-        };
-        let [train_entries, train_starts] = lit(train, "training images")?;
-        let [validation_entries, validation_starts] = lit(validation, "validation images")?;
         let validation_labels = init("validation labels", &labels_u32(validation), storage);
         let in_file_order = |count: usize| {
             let rows: Vec<u32> = (0..count as u32).collect();
