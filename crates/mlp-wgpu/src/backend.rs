@@ -167,12 +167,12 @@ struct BindGroups {
     /// The first layer from the lit pixels of the training and the validation images.
     sparse_forward_train: wgpu::BindGroup,
     sparse_forward_validation: wgpu::BindGroup,
-    /// Per layer k: A(k-1) -> Ak (the first unused: the sparse kernel does it).
+    /// Per dense layer k ≥ 2, at index k − 2: A(k-1) -> Ak.
     forward: Vec<wgpu::BindGroup>,
     output_delta: wgpu::BindGroup,
     /// Per hidden layer k (all but the last): D(k+1) -> Dk.
     hidden_delta: Vec<wgpu::BindGroup>,
-    /// Per layer k (the first unused: the sparse kernel does it).
+    /// Per dense layer k ≥ 2, at index k − 2.
     weights_update: Vec<wgpu::BindGroup>,
     evaluate: wgpu::BindGroup,
 }
@@ -195,7 +195,7 @@ pub struct GpuBackend {
     step_uniforms: wgpu::Buffer,
     /// Per weight layer k: [Wk; bk], (in + 1, out).
     parameters: Vec<wgpu::Buffer>,
-    /// A0 .. AL, each (rows, units).
+    /// A1 .. AL at index k − 1, each (rows, units); A0 is never built.
     activations: Vec<wgpu::Buffer>,
     /// D1 .. DL.
     deltas: Vec<wgpu::Buffer>,
@@ -429,10 +429,11 @@ impl GpuBackend {
                 )
             })
             .collect();
-        let activations: Vec<wgpu::Buffer> = sizes
+        // A1..AL (A0 is never built: the first layer reads the images' lit pixels).
+        let activations: Vec<wgpu::Buffer> = sizes[1..]
             .iter()
             .enumerate()
-            .map(|(k, &n)| zeroed(&format!("A{k}"), if k == 0 { 0 } else { capacity * n * 4 }))
+            .map(|(k, &n)| zeroed(&format!("A{}", k + 1), capacity * n * 4))
             .collect();
         let deltas: Vec<wgpu::Buffer> = sizes[1..]
             .iter()
@@ -550,7 +551,7 @@ impl GpuBackend {
                     &train_starts,
                     &train_order,
                     &parameter_buffers[0],
-                    &activations[1],
+                    &activations[0],
                     &parameter_buffers[0],
                 ],
             ),
@@ -562,19 +563,19 @@ impl GpuBackend {
                     &validation_starts,
                     &validation_order,
                     &parameter_buffers[0],
-                    &activations[1],
+                    &activations[0],
                     &parameter_buffers[0],
                 ],
             ),
-            forward: (0..depth)
+            forward: (1..depth)
                 .map(|k| {
                     group(
                         &kernels.linear_forward,
                         &[
                             &layer_uniforms[k],
-                            &activations[k],
+                            &activations[k - 1],
                             &parameter_buffers[k],
-                            &activations[k + 1],
+                            &activations[k],
                         ],
                     )
                 })
@@ -583,7 +584,7 @@ impl GpuBackend {
                 &kernels.output_delta,
                 &[
                     &layer_uniforms[depth - 1],
-                    &activations[depth],
+                    &activations[depth - 1],
                     &train_labels,
                     &train_order,
                     &deltas[depth - 1],
@@ -598,19 +599,19 @@ impl GpuBackend {
                             &layer_uniforms[k + 1],
                             &deltas[k + 1],
                             &parameter_buffers[k + 1],
-                            &activations[k + 1],
+                            &activations[k],
                             &deltas[k],
                         ],
                     )
                 })
                 .collect(),
-            weights_update: (0..depth)
+            weights_update: (1..depth)
                 .map(|k| {
                     group(
                         &kernels.weights_update,
                         &[
                             &layer_uniforms[k],
-                            &activations[k],
+                            &activations[k - 1],
                             &deltas[k],
                             &parameter_buffers[k],
                             &optimiser_state[k],
@@ -622,7 +623,7 @@ impl GpuBackend {
                 &kernels.evaluate,
                 &[
                     &layer_uniforms[depth - 1],
-                    &activations[depth],
+                    &activations[depth - 1],
                     &validation_labels,
                     &predictions,
                     &errors,
@@ -769,7 +770,7 @@ impl GpuBackend {
                 ),
             };
             let what = ("linear_forward layer", layer + 1);
-            dispatch(kernel, &b.forward[layer], what, x, y);
+            dispatch(kernel, &b.forward[layer - 1], what, x, y);
         }
         match work {
             Work::Evaluate { .. } => {
@@ -798,7 +799,7 @@ impl GpuBackend {
                 for layer in 1..depth {
                     dispatch(
                         &k.weights_update,
-                        &b.weights_update[layer],
+                        &b.weights_update[layer - 1],
                         ("weights_update layer", layer + 1),
                         blocks(sizes[layer + 1]),
                         blocks(sizes[layer] + 1),
@@ -975,7 +976,7 @@ impl Backend for GpuBackend {
                     .collect()
             };
         Ok(StepTrace {
-            activations: read(&self.activations[1..], &self.sizes[1..])?,
+            activations: read(&self.activations, &self.sizes[1..])?,
             deltas: read(&self.deltas, &self.sizes[1..])?,
         })
     }
@@ -1023,7 +1024,7 @@ impl Backend for GpuBackend {
             let count = rows.len();
             self.queued.push(Work::Evaluate { rows });
             self.flush()?;
-            outputs.extend(self.read_f32(&self.activations[depth], count * classes)?);
+            outputs.extend(self.read_f32(&self.activations[depth - 1], count * classes)?);
         }
         Ok(
             Array2::from_shape_vec((self.validation_count, classes), outputs)
