@@ -26,7 +26,7 @@ const TANH: u32 = 2u;
 // row into softmax probabilities in place.
 const SOFTMAX: u32 = 3u;
 
-// Values of Layer.optimiser.
+// The optimisers, as optimiser_update.wgsl's OPTIMISER (fixed when a pipeline is built).
 const GRADIENT_DESCENT: u32 = 0u;
 const MOMENTUM: u32 = 1u;
 const ADAM: u32 = 2u;
@@ -36,7 +36,6 @@ struct Layer {
     outputs: u32,          // out
     activation: u32,       // f of this layer's output Ak
     input_activation: u32, // f that made A(k-1) (hidden_delta of layer k-1 reads it here)
-    optimiser: u32,
     beta1: f32,            // Adam's beta1, or the momentum mu
     beta2: f32,
     epsilon: f32,

@@ -5,7 +5,7 @@
 //           state: the optimiser's, shaped like the parameters: the velocity (momentum), or
 //           the first moments then the second moments (Adam); unused by gradient descent
 
-// The optimiser, fixed when the pipeline is built (one of the codes of Layer.optimiser): the
+// The optimiser, fixed when the pipeline is built (one of the codes of common.wgsl): the
 // branches of the others are then compiled out. On lavapipe a switch on the uniform instead
 // cost a third of the first layer's update.
 override OPTIMISER: u32 = 0u;

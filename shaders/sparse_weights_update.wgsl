@@ -3,7 +3,7 @@
 // (pixel_columns.wgsl lists them). Row `in` is the bias, whose input is 1 on every row.
 //
 // bindings: step (B rows, learning rate, gradient scale, Adam's corrections),
-//           layer (in = pixels, out, optimiser and its constants),
+//           layer (in = pixels, out, the optimiser's constants),
 //           columns, lengths: the batch's lit pixels by pixel (pixel_columns.wgsl);
 //           delta: D1, (B, out); parameters and state: as optimiser_update.wgsl
 // Each invocation sums one row's 4 columns in registers; the invocations side by side along

@@ -5,7 +5,7 @@
 // constant 1, so its gradient is the column sum of Dk.
 //
 // bindings: step (B rows, learning rate, gradient scale, Adam's corrections),
-//           layer (in, out, optimiser and its constants),
+//           layer (in, out, the optimiser's constants),
 //           input: A(k-1), (B, in); delta: Dk, (B, out);
 //           parameters: [Wk; bk], (in + 1, out), updated in place;
 //           state: the optimiser's, shaped like the parameters (optimiser_update.wgsl)

@@ -40,8 +40,8 @@ macro_rules! shader {
 use Slot::{Read, Step, Uniform, Write};
 
 impl Kernels {
-    /// `optimiser_code` is the optimiser's code in common.wgsl (Layer.optimiser), which the
-    /// update kernels are built for.
+    /// The kernels, the update kernels built for the optimiser of `optimiser_code` (one of
+    /// common.wgsl's GRADIENT_DESCENT, MOMENTUM, ADAM).
     pub fn new(device: &wgpu::Device, optimiser_code: u32) -> Self {
         let optimiser = &[("OPTIMISER", f64::from(optimiser_code))];
         Self {
