@@ -41,6 +41,20 @@ struct Layer {
     epsilon: f32,
 }
 
+// One layer k of the whole network, for the kernels that work on several layers in one
+// dispatch: its sizes and f, and where its tensors start (in f32s) in the buffers that hold
+// every layer's.
+struct DenseLayer {
+    inputs: u32,
+    outputs: u32,
+    activation: u32,  // f of Ak (SOFTMAX for a softmax output layer)
+    parameters: u32,  // [Wk; bk], (in + 1, out)
+    state: u32,       // the optimiser's state, shaped as in optimiser_update.wgsl
+    activations: u32, // Ak, (B, out)
+    deltas: u32,      // Dk, (B, out)
+    pad: u32,
+}
+
 // The smallest probability the cross-entropy takes the logarithm of (PROBABILITY_FLOOR of cpu.rs).
 const PROBABILITY_FLOOR: f32 = 1e-30;
 

@@ -8,7 +8,7 @@
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> layer: Layer;
-@group(0) @binding(2) var<storage, read> next_delta: array<f32>;
+@group(0) @binding(2) var<storage, read_write> next_delta: array<f32>;
 @group(0) @binding(3) var<storage, read> next_parameters: array<f32>;
 @group(0) @binding(4) var<storage, read> activation: array<f32>;
 @group(0) @binding(5) var<storage, read_write> delta: array<f32>;

@@ -12,7 +12,7 @@
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> layer: Layer;
-@group(0) @binding(2) var<storage, read> input: array<f32>;
+@group(0) @binding(2) var<storage, read_write> input: array<f32>;
 @group(0) @binding(3) var<storage, read> parameters: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;
 

@@ -10,26 +10,32 @@
 // cost a third of the first layer's update.
 override OPTIMISER: u32 = 0u;
 
-// Moves parameters[index] by gradient g as the optimiser says.
-fn update(index: u32, g: f32) {
+// Moves parameters[parameter] by gradient g as the optimiser says; its state is at
+// state[moment] (and, for Adam, the second moment `moments` further on).
+fn update_at(parameter: u32, moment: u32, moments: u32, g: f32) {
     let lr = step.learning_rate;
     switch OPTIMISER {
         case MOMENTUM: {
-            let velocity = layer.beta1 * state[index] + g;
-            state[index] = velocity;
-            parameters[index] = parameters[index] - lr * velocity;
+            let velocity = layer.beta1 * state[moment] + g;
+            state[moment] = velocity;
+            parameters[parameter] = parameters[parameter] - lr * velocity;
         }
         case ADAM: {
-            let second = (layer.inputs + 1u) * layer.outputs + index;
-            let m = layer.beta1 * state[index] + (1.0 - layer.beta1) * g;
+            let second = moment + moments;
+            let m = layer.beta1 * state[moment] + (1.0 - layer.beta1) * g;
             let v = layer.beta2 * state[second] + (1.0 - layer.beta2) * g * g;
-            state[index] = m;
+            state[moment] = m;
             state[second] = v;
-            parameters[index] = parameters[index]
+            parameters[parameter] = parameters[parameter]
                 - lr * (m * step.correction1) / (sqrt(v * step.correction2) + layer.epsilon);
         }
         default: {
-            parameters[index] = parameters[index] - lr * g;
+            parameters[parameter] = parameters[parameter] - lr * g;
         }
     }
+}
+
+// Moves parameters[index] of the one layer bound (`layer`), whose state is bound likewise.
+fn update(index: u32, g: f32) {
+    update_at(index, index, (layer.inputs + 1u) * layer.outputs, g);
 }

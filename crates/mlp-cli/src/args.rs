@@ -211,10 +211,11 @@ pub struct GpuArgs {
     /// With --backend gpu: the adapter whose name contains this text (see `mlp-cli devices`).
     #[arg(long)]
     pub adapter: Option<String>,
-    /// With --backend gpu: the dense layers' forward kernel, registers (4 x 4 blocks in
-    /// registers, the faster on lavapipe) or tiled (16 x 16 tiles in workgroup memory, for
-    /// real GPUs; not yet measured on one).
-    #[arg(long, default_value = "registers", value_parser = matmul)]
+    /// With --backend gpu: how the layers after the first are computed: fused (two
+    /// dispatches per step for all of them, one invocation per batch row), registers (kernels
+    /// per layer, 4 x 4 blocks in registers) or tiled (kernels per layer, forward products in
+    /// 16 x 16 workgroup-memory tiles).
+    #[arg(long, default_value = "fused", value_parser = matmul)]
     pub matmul: Matmul,
 }
 

@@ -53,7 +53,7 @@ fn bad_option_values_are_refused_with_the_reason() {
     assert_refused(&["--backend", "tpu"], &["--backend"]);
     assert_refused(
         &["--backend", "gpu", "--matmul", "tile"],
-        &["--matmul", "registers or tiled"],
+        &["--matmul", "fused, registers, tiled"],
     );
 }
 
@@ -493,7 +493,8 @@ fn bench_profile_names_each_gpu_kernel_and_says_when_a_backend_cannot() {
             "pixel_columns",
             "sparse_forward",
             "sparse_weights_update",
-            "output_delta",
+            "row_forward_backward",
+            "layers_weights_update",
         ] {
             assert!(
                 gpu.contains(&format!("  {kernel} layer")),

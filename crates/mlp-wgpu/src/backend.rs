@@ -27,23 +27,32 @@ const EVAL_CHUNK: usize = 1000;
 /// workgroup along each axis: a workgroup covers a 32 x 32 block.
 const BLOCK: u32 = 4;
 const GROUP: u32 = 8;
+/// Invocations per workgroup of row_forward_backward.wgsl, one per batch row.
+const ROW_GROUP: u32 = 16;
+/// Invocations per workgroup of layers_weights_update.wgsl, one per 4 x 4 block.
+const BLOCK_GROUP: u32 = 64;
 /// Invocations per workgroup of pixel_columns.wgsl, one per pixel.
 const PIXEL_GROUP: u32 = 64;
 
-/// How the dense layers' forward products are computed.
+/// How the dense layers 2..L of a training step are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Matmul {
-    /// A 4 x 4 block per invocation in registers, no workgroup memory (linear_forward.wgsl):
-    /// the faster on lavapipe, the only device measured so far.
+    /// Two dispatches for all of them: one invocation per batch row runs the row through
+    /// every layer's forward pass and back through every delta (row_forward_backward.wgsl),
+    /// then one dispatch updates every layer (layers_weights_update.wgsl). For a network this
+    /// small the dispatches, not the arithmetic, set the pace.
     #[default]
+    Fused,
+    /// Dispatches per layer, each product a 4 x 4 block per invocation in registers, no
+    /// workgroup memory (linear_forward.wgsl).
     Registers,
-    /// 16 x 16 tiles staged in workgroup memory (linear_forward_tiled.wgsl): what real GPUs are
-    /// expected to favour; not yet measured on one.
+    /// Dispatches per layer, the forward products in 16 x 16 tiles staged in workgroup memory
+    /// (linear_forward_tiled.wgsl): what real GPUs are expected to favour for large layers.
     Tiled,
 }
 
 impl Matmul {
-    pub const NAMES: [&'static str; 2] = ["registers", "tiled"];
+    pub const NAMES: [&'static str; 3] = ["fused", "registers", "tiled"];
 }
 
 impl std::str::FromStr for Matmul {
@@ -51,11 +60,12 @@ impl std::str::FromStr for Matmul {
 
     fn from_str(name: &str) -> Result<Self, String> {
         match name {
+            "fused" => Ok(Self::Fused),
             "registers" => Ok(Self::Registers),
             "tiled" => Ok(Self::Tiled),
             _ => Err(format!(
                 "unknown matmul kernel {name:?}: choose {}",
-                Self::NAMES.join(" or ")
+                Self::NAMES.join(", ")
             )),
         }
     }
@@ -89,6 +99,64 @@ struct LayerUniform {
     beta1: f32,
     beta2: f32,
     epsilon: f32,
+}
+
+/// `DenseLayer` of common.wgsl: offsets in f32s.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct DenseLayerEntry {
+    inputs: u32,
+    outputs: u32,
+    activation: u32,
+    parameters: u32,
+    state: u32,
+    activations: u32,
+    deltas: u32,
+    pad: u32,
+}
+
+/// One buffer that holds a tensor per layer, layer k's bytes at `regions[k]`; each region
+/// starts where the device allows a binding to start, so that a kernel of one layer binds
+/// just its region, and a kernel of every layer binds the whole buffer.
+struct PerLayer {
+    buffer: wgpu::Buffer,
+    regions: Vec<Range<u64>>,
+}
+
+impl PerLayer {
+    /// Regions of `lengths` f32s each (at least one vec4, whole vec4s), each starting at a
+    /// multiple of `align` bytes.
+    fn regions(lengths: impl IntoIterator<Item = usize>, align: u64) -> Vec<Range<u64>> {
+        let mut end = 0u64;
+        lengths
+            .into_iter()
+            .map(|length| {
+                let start = end.next_multiple_of(align);
+                end = start + (length.max(1) as u64 * 4).next_multiple_of(16);
+                start..end
+            })
+            .collect()
+    }
+
+    /// Bytes the buffer needs for `regions`.
+    fn size(regions: &[Range<u64>]) -> u64 {
+        regions.last().map_or(16, |r| r.end)
+    }
+
+    /// Layer k's region, to bind.
+    fn layer(&self, k: usize) -> wgpu::BufferBinding<'_> {
+        let region = &self.regions[k];
+        wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: region.start,
+            size: wgpu::BufferSize::new(region.end - region.start),
+        }
+    }
+
+    /// Where layer k's region starts, in f32s.
+    fn offset(&self, k: usize) -> u32 {
+        (self.regions[k].start / 4) as u32
+    }
 }
 
 /// The activation codes of common.wgsl.
@@ -173,6 +241,9 @@ struct BindGroups {
     hidden_delta: Vec<wgpu::BindGroup>,
     /// Per dense layer k ≥ 2, at index k − 2.
     weights_update: Vec<wgpu::BindGroup>,
+    /// Layers 2..L of a step, all at once (Matmul::Fused).
+    row_forward_backward: wgpu::BindGroup,
+    layers_weights_update: wgpu::BindGroup,
     evaluate: wgpu::BindGroup,
 }
 
@@ -192,12 +263,12 @@ pub struct GpuBackend {
     validation_labels: Vec<u8>,
     step_stride: u64,
     step_uniforms: wgpu::Buffer,
-    /// Per weight layer k: [Wk; bk], (in + 1, out).
-    parameters: Vec<wgpu::Buffer>,
+    /// Per weight layer k: [Wk; bk], (in + 1, out), at index k − 1.
+    parameters: PerLayer,
     /// A1 .. AL at index k − 1, each (rows, units); A0 is never built.
-    activations: Vec<wgpu::Buffer>,
+    activations: PerLayer,
     /// D1 .. DL.
-    deltas: Vec<wgpu::Buffer>,
+    deltas: PerLayer,
     losses: wgpu::Buffer,
     predictions: wgpu::Buffer,
     errors: wgpu::Buffer,
@@ -214,6 +285,10 @@ pub struct GpuBackend {
 
 fn div_ceil(value: usize, by: u32) -> u32 {
     (value as u32).div_ceil(by)
+}
+
+fn whole(buffer: &wgpu::Buffer) -> wgpu::BufferBinding<'_> {
+    buffer.as_entire_buffer_binding()
 }
 
 fn pack_bytes(bytes: &[u8]) -> Vec<u8> {
@@ -401,44 +476,46 @@ impl GpuBackend {
             &in_file_order(validation.len()),
             storage,
         );
-        // The optimiser's state per layer, zero at the start; a 4-byte stand-in for plain
-        // gradient descent, whose kernel never touches it.
-        let optimiser_state: Vec<wgpu::Buffer> = parameters
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(k, layer)| {
-                let values = (layer.weights.len() + layer.bias.len())
-                    * hyper.optimiser.state_per_parameter();
-                zeroed(&format!("optimiser state {}", k + 1), values * 4)
-            })
-            .collect();
-        let parameter_buffers: Vec<wgpu::Buffer> = parameters
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(k, layer)| {
-                // Whole vec4s, for sparse_forward.wgsl's four-at-a-time view.
-                let mut values = pack_layer(layer);
-                values.resize(values.len().div_ceil(4) * 4, 0.0);
-                init(
-                    &format!("parameters {}", k + 1),
-                    bytemuck::cast_slice(&values),
-                    storage,
-                )
-            })
-            .collect();
+        let align = u64::from(context.limits.min_storage_buffer_offset_alignment);
+        // `contents`: each layer's values, where the buffer does not start at zero.
+        let per_layer = |label: &str, lengths: Vec<usize>, contents: Option<Vec<Vec<f32>>>| {
+            let regions = PerLayer::regions(lengths, align);
+            let size = PerLayer::size(&regions);
+            context.check_storage_size(&format!("the {label} of every layer"), size)?;
+            let buffer = match contents {
+                Some(layers) => {
+                    let mut packed = vec![0f32; size as usize / 4];
+                    for (region, values) in regions.iter().zip(layers) {
+                        let start = region.start as usize / 4;
+                        packed[start..start + values.len()].copy_from_slice(&values);
+                    }
+                    init(label, bytemuck::cast_slice(&packed), storage)
+                }
+                None => zeroed(label, size as usize),
+            };
+            Ok::<_, GpuError>(PerLayer { buffer, regions })
+        };
+        let parameter_counts: Vec<usize> = sizes.windows(2).map(|w| (w[0] + 1) * w[1]).collect();
+        let parameter_buffers = per_layer(
+            "parameters",
+            parameter_counts.clone(),
+            Some(parameters.layers.iter().map(pack_layer).collect()),
+        )?;
+        // The optimiser's state, zero at the start; gradient descent has none, and its kernels
+        // never touch the stand-in regions.
+        let optimiser_state = per_layer(
+            "optimiser state",
+            parameter_counts
+                .iter()
+                .map(|&n| n * hyper.optimiser.state_per_parameter())
+                .collect(),
+            None,
+        )?;
         // A1..AL (A0 is never built: the first layer reads the images' lit pixels).
-        let activations: Vec<wgpu::Buffer> = sizes[1..]
-            .iter()
-            .enumerate()
-            .map(|(k, &n)| zeroed(&format!("A{}", k + 1), capacity * n * 4))
-            .collect();
-        let deltas: Vec<wgpu::Buffer> = sizes[1..]
-            .iter()
-            .enumerate()
-            .map(|(k, &n)| zeroed(&format!("D{}", k + 1), capacity * n * 4))
-            .collect();
+        let unit_counts = |rows: usize| sizes[1..].iter().map(|&n| rows * n).collect();
+        let activations = per_layer("activations", unit_counts(capacity), None)?;
+        let deltas = per_layer("deltas", unit_counts(capacity), None)?;
+        let row_losses = zeroed("row losses", max_batch * 4);
         let losses = zeroed("losses", LOSS_SLOTS * 4);
         let predictions = zeroed("predictions", validation.len() * 4);
         let errors = zeroed("errors", validation.len() * 4);
@@ -489,13 +566,31 @@ impl GpuBackend {
             .map(|(k, w)| layer_uniform(k, w[0], w[1]))
             .collect();
 
-        let kernels = Kernels::new(device, optimiser);
+        let network_entries: Vec<DenseLayerEntry> = (0..depth)
+            .map(|k| DenseLayerEntry {
+                inputs: sizes[k] as u32,
+                outputs: sizes[k + 1] as u32,
+                activation: if k + 1 == depth { output_code } else { hidden },
+                parameters: parameter_buffers.offset(k),
+                state: optimiser_state.offset(k),
+                activations: activations.offset(k),
+                deltas: deltas.offset(k),
+                pad: 0,
+            })
+            .collect();
+        let network = init(
+            "network",
+            bytemuck::cast_slice(&network_entries),
+            wgpu::BufferUsages::STORAGE,
+        );
+
+        let kernels = Kernels::new(device, optimiser, ROW_GROUP);
         let step_binding = wgpu::BufferBinding {
             buffer: &step_uniforms,
             offset: 0,
             size: wgpu::BufferSize::new(std::mem::size_of::<StepUniform>() as u64),
         };
-        let group = |kernel: &Kernel, buffers: &[&wgpu::Buffer]| {
+        let group = |kernel: &Kernel, buffers: &[wgpu::BufferBinding]| {
             let mut entries = vec![wgpu::BindGroupEntry {
                 binding: 0,
                 resource: wgpu::BindingResource::Buffer(step_binding.clone()),
@@ -506,7 +601,7 @@ impl GpuBackend {
                     .enumerate()
                     .map(|(i, b)| wgpu::BindGroupEntry {
                         binding: i as u32 + 1,
-                        resource: b.as_entire_binding(),
+                        resource: wgpu::BindingResource::Buffer(b.clone()),
                     }),
             );
             device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -519,50 +614,50 @@ impl GpuBackend {
             pixel_columns: group(
                 &kernels.pixel_columns,
                 &[
-                    &layer_uniforms[0],
-                    &train_masks,
-                    &train_ranks,
-                    &train_entries,
-                    &train_starts,
-                    &train_order,
-                    &pixel_columns,
-                    &pixel_lengths,
+                    whole(&layer_uniforms[0]),
+                    whole(&train_masks),
+                    whole(&train_ranks),
+                    whole(&train_entries),
+                    whole(&train_starts),
+                    whole(&train_order),
+                    whole(&pixel_columns),
+                    whole(&pixel_lengths),
                 ],
             ),
             sparse_weights_update: group(
                 &kernels.sparse_weights_update,
                 &[
-                    &layer_uniforms[0],
-                    &pixel_columns,
-                    &pixel_lengths,
-                    &deltas[0],
-                    &parameter_buffers[0],
-                    &optimiser_state[0],
-                    &deltas[0],
+                    whole(&layer_uniforms[0]),
+                    whole(&pixel_columns),
+                    whole(&pixel_lengths),
+                    deltas.layer(0),
+                    parameter_buffers.layer(0),
+                    optimiser_state.layer(0),
+                    deltas.layer(0),
                 ],
             ),
             sparse_forward_train: group(
                 &kernels.sparse_forward,
                 &[
-                    &layer_uniforms[0],
-                    &train_entries,
-                    &train_starts,
-                    &train_order,
-                    &parameter_buffers[0],
-                    &activations[0],
-                    &parameter_buffers[0],
+                    whole(&layer_uniforms[0]),
+                    whole(&train_entries),
+                    whole(&train_starts),
+                    whole(&train_order),
+                    parameter_buffers.layer(0),
+                    activations.layer(0),
+                    parameter_buffers.layer(0),
                 ],
             ),
             sparse_forward_validation: group(
                 &kernels.sparse_forward,
                 &[
-                    &layer_uniforms[0],
-                    &validation_entries,
-                    &validation_starts,
-                    &validation_order,
-                    &parameter_buffers[0],
-                    &activations[0],
-                    &parameter_buffers[0],
+                    whole(&layer_uniforms[0]),
+                    whole(&validation_entries),
+                    whole(&validation_starts),
+                    whole(&validation_order),
+                    parameter_buffers.layer(0),
+                    activations.layer(0),
+                    parameter_buffers.layer(0),
                 ],
             ),
             forward: (1..depth)
@@ -570,10 +665,10 @@ impl GpuBackend {
                     group(
                         &kernels.linear_forward,
                         &[
-                            &layer_uniforms[k],
-                            &activations[k - 1],
-                            &parameter_buffers[k],
-                            &activations[k],
+                            whole(&layer_uniforms[k]),
+                            activations.layer(k - 1),
+                            parameter_buffers.layer(k),
+                            activations.layer(k),
                         ],
                     )
                 })
@@ -581,12 +676,12 @@ impl GpuBackend {
             output_delta: group(
                 &kernels.output_delta,
                 &[
-                    &layer_uniforms[depth - 1],
-                    &activations[depth - 1],
-                    &train_labels,
-                    &train_order,
-                    &deltas[depth - 1],
-                    &losses,
+                    whole(&layer_uniforms[depth - 1]),
+                    activations.layer(depth - 1),
+                    whole(&train_labels),
+                    whole(&train_order),
+                    deltas.layer(depth - 1),
+                    whole(&losses),
                 ],
             ),
             hidden_delta: (0..depth - 1)
@@ -594,11 +689,11 @@ impl GpuBackend {
                     group(
                         &kernels.hidden_delta,
                         &[
-                            &layer_uniforms[k + 1],
-                            &deltas[k + 1],
-                            &parameter_buffers[k + 1],
-                            &activations[k],
-                            &deltas[k],
+                            whole(&layer_uniforms[k + 1]),
+                            deltas.layer(k + 1),
+                            parameter_buffers.layer(k + 1),
+                            activations.layer(k),
+                            deltas.layer(k),
                         ],
                     )
                 })
@@ -608,23 +703,48 @@ impl GpuBackend {
                     group(
                         &kernels.weights_update,
                         &[
-                            &layer_uniforms[k],
-                            &activations[k - 1],
-                            &deltas[k],
-                            &parameter_buffers[k],
-                            &optimiser_state[k],
+                            whole(&layer_uniforms[k]),
+                            activations.layer(k - 1),
+                            deltas.layer(k),
+                            parameter_buffers.layer(k),
+                            optimiser_state.layer(k),
                         ],
                     )
                 })
                 .collect(),
+            row_forward_backward: group(
+                &kernels.row_forward_backward,
+                &[
+                    whole(&network),
+                    whole(&parameter_buffers.buffer),
+                    whole(&activations.buffer),
+                    whole(&deltas.buffer),
+                    whole(&train_labels),
+                    whole(&train_order),
+                    whole(&row_losses),
+                ],
+            ),
+            layers_weights_update: group(
+                &kernels.layers_weights_update,
+                &[
+                    whole(&layer_uniforms[0]),
+                    whole(&network),
+                    whole(&activations.buffer),
+                    whole(&deltas.buffer),
+                    whole(&parameter_buffers.buffer),
+                    whole(&optimiser_state.buffer),
+                    whole(&row_losses),
+                    whole(&losses),
+                ],
+            ),
             evaluate: group(
                 &kernels.evaluate,
                 &[
-                    &layer_uniforms[depth - 1],
-                    &activations[depth - 1],
-                    &validation_labels,
-                    &predictions,
-                    &errors,
+                    whole(&layer_uniforms[depth - 1]),
+                    activations.layer(depth - 1),
+                    whole(&validation_labels),
+                    whole(&predictions),
+                    whole(&errors),
                 ],
             ),
         };
@@ -666,11 +786,15 @@ impl GpuBackend {
         &self.context.adapter.name
     }
 
-    /// Dispatches per training step: the batch by pixel, forward per layer, output delta,
-    /// hidden deltas, updates per layer.
+    /// Dispatches per training step: the batch by pixel, the first layer's forward pass and
+    /// update, and for the layers after it either two (fused) or forward per layer, output
+    /// delta, hidden deltas and updates per layer.
     pub fn dispatches_per_step(&self) -> usize {
         let depth = self.sizes.len() - 1;
-        1 + depth + 1 + (depth - 1) + depth
+        match self.matmul {
+            Matmul::Fused => 5,
+            Matmul::Registers | Matmul::Tiled => 1 + depth + 1 + (depth - 1) + depth,
+        }
     }
 
     /// Records and submits everything queued, STEP_SLOTS units per submission.
@@ -758,9 +882,12 @@ impl GpuBackend {
             blocks(sizes[1]),
             div_ceil(rows, GROUP),
         );
-        for layer in 1..depth {
+        let fused = self.matmul == Matmul::Fused && matches!(work, Work::Train { .. });
+        for layer in (1..depth).filter(|_| !fused) {
             let (kernel, x, y) = match self.matmul {
-                Matmul::Registers => (&k.linear_forward, blocks(sizes[layer + 1]), blocks(rows)),
+                Matmul::Registers | Matmul::Fused => {
+                    (&k.linear_forward, blocks(sizes[layer + 1]), blocks(rows))
+                }
                 Matmul::Tiled => (
                     &k.linear_forward_tiled,
                     div_ceil(sizes[layer + 1], TILE),
@@ -775,6 +902,31 @@ impl GpuBackend {
                 let what = ("evaluate layer", depth);
                 dispatch(&k.evaluate, &b.evaluate, what, div_ceil(rows, 64), 1);
             }
+            Work::Train { .. } if fused => {
+                let what = ("row_forward_backward layers 2 to", depth);
+                let groups = div_ceil(rows, ROW_GROUP);
+                dispatch(
+                    &k.row_forward_backward,
+                    &b.row_forward_backward,
+                    what,
+                    groups,
+                    1,
+                );
+                let blocks: usize = sizes
+                    .windows(2)
+                    .skip(1)
+                    .map(|w| (w[0] + 1).div_ceil(4) * w[1].div_ceil(4))
+                    .sum();
+                let what = ("layers_weights_update layers 2 to", depth);
+                let groups = div_ceil(blocks.max(1), BLOCK_GROUP);
+                dispatch(
+                    &k.layers_weights_update,
+                    &b.layers_weights_update,
+                    what,
+                    groups,
+                    1,
+                );
+            }
             Work::Train { .. } => {
                 let what = ("output_delta layer", depth);
                 dispatch(&k.output_delta, &b.output_delta, what, 1, 1);
@@ -787,13 +939,6 @@ impl GpuBackend {
                         blocks(rows),
                     );
                 }
-                dispatch(
-                    &k.sparse_weights_update,
-                    &b.sparse_weights_update,
-                    ("sparse_weights_update layer", 1),
-                    blocks(sizes[1]),
-                    div_ceil(sizes[0] + 1, GROUP),
-                );
                 for layer in 1..depth {
                     dispatch(
                         &k.weights_update,
@@ -805,6 +950,15 @@ impl GpuBackend {
                 }
             }
         }
+        if let Work::Train { .. } = work {
+            dispatch(
+                &k.sparse_weights_update,
+                &b.sparse_weights_update,
+                ("sparse_weights_update layer", 1),
+                blocks(sizes[1]),
+                div_ceil(sizes[0] + 1, GROUP),
+            );
+        }
         if let Some(timer) = timer {
             pass.write_timestamp(timer, names.len() as u32);
         }
@@ -813,10 +967,22 @@ impl GpuBackend {
 
     /// Reads `count` f32 values from the start of `buffer`.
     fn read_f32(&self, buffer: &wgpu::Buffer, count: usize) -> Result<Vec<f32>, GpuError> {
+        self.read_f32_at(buffer, 0, count)
+    }
+
+    /// Reads `count` f32 values of `buffer` from byte `offset`.
+    fn read_f32_at(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        count: usize,
+    ) -> Result<Vec<f32>, GpuError> {
         if count == 0 {
             return Ok(Vec::new());
         }
-        let bytes = self.context.read_buffer(buffer, (count * 4) as u64)?;
+        let bytes = self
+            .context
+            .read_buffer(buffer, offset, (count * 4) as u64)?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
@@ -841,10 +1007,12 @@ impl Backend for GpuBackend {
         parameters.check_shapes(&Parameters::layer_sizes_of(&self.sizes))?;
         // Steps queued before this call must still see the old parameters.
         self.flush()?;
-        for (buffer, layer) in self.parameters.iter().zip(&parameters.layers) {
-            self.context
-                .queue
-                .write_buffer(buffer, 0, bytemuck::cast_slice(&pack_layer(layer)));
+        for (region, layer) in self.parameters.regions.iter().zip(&parameters.layers) {
+            self.context.queue.write_buffer(
+                &self.parameters.buffer,
+                region.start,
+                bytemuck::cast_slice(&pack_layer(layer)),
+            );
         }
         Ok(())
     }
@@ -852,9 +1020,13 @@ impl Backend for GpuBackend {
     fn parameters(&mut self) -> Result<Parameters, BackendError> {
         self.flush()?;
         let mut layers = Vec::new();
-        for (buffer, w) in self.parameters.iter().zip(self.sizes.windows(2)) {
+        for (region, w) in self.parameters.regions.iter().zip(self.sizes.windows(2)) {
             let (inputs, outputs) = (w[0], w[1]);
-            let values = self.read_f32(buffer, (inputs + 1) * outputs)?;
+            let values = self.read_f32_at(
+                &self.parameters.buffer,
+                region.start,
+                (inputs + 1) * outputs,
+            )?;
             let all = Array2::from_shape_vec((inputs + 1, outputs), values)
                 .expect("buffer holds (in + 1) x out values");
             layers.push(Layer {
@@ -939,7 +1111,9 @@ impl Backend for GpuBackend {
         let mut encoder = device.create_command_encoder(&Default::default());
         encoder.resolve_query_set(&timer, 0..count, &resolved, 0);
         self.context.queue.submit([encoder.finish()]);
-        let bytes = self.context.read_buffer(&resolved, u64::from(count) * 8)?;
+        let bytes = self
+            .context
+            .read_buffer(&resolved, 0, u64::from(count) * 8)?;
         let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&bytes);
         Ok(names
             .into_iter()
@@ -960,19 +1134,17 @@ impl Backend for GpuBackend {
         let b = rows.len();
         self.train_batch(rows)?;
         self.flush()?;
-        let read =
-            |buffers: &[wgpu::Buffer], widths: &[usize]| -> Result<Vec<Array2<f32>>, GpuError> {
-                buffers
-                    .iter()
-                    .zip(widths)
-                    .map(|(buffer, &n)| {
-                        Ok(
-                            Array2::from_shape_vec((b, n), self.read_f32(buffer, b * n)?)
-                                .expect("b x n values"),
-                        )
-                    })
-                    .collect()
-            };
+        let read = |tensors: &PerLayer, widths: &[usize]| -> Result<Vec<Array2<f32>>, GpuError> {
+            tensors
+                .regions
+                .iter()
+                .zip(widths)
+                .map(|(region, &n)| {
+                    let values = self.read_f32_at(&tensors.buffer, region.start, b * n)?;
+                    Ok(Array2::from_shape_vec((b, n), values).expect("b x n values"))
+                })
+                .collect()
+        };
         Ok(StepTrace {
             activations: read(&self.activations, &self.sizes[1..])?,
             deltas: read(&self.deltas, &self.sizes[1..])?,
@@ -990,9 +1162,11 @@ impl Backend for GpuBackend {
         let predictions: Vec<u8> = if self.validation_count == 0 {
             Vec::new()
         } else {
-            let bytes = self
-                .context
-                .read_buffer(&self.predictions, (self.validation_count * 4) as u64)?;
+            let bytes = self.context.read_buffer(
+                &self.predictions,
+                0,
+                (self.validation_count * 4) as u64,
+            )?;
             bytemuck::pod_collect_to_vec::<u8, u32>(&bytes)
                 .into_iter()
                 .map(|p| p as u8)
@@ -1022,7 +1196,12 @@ impl Backend for GpuBackend {
             let count = rows.len();
             self.queued.push(Work::Evaluate { rows });
             self.flush()?;
-            outputs.extend(self.read_f32(&self.activations[depth - 1], count * classes)?);
+            let region = &self.activations.regions[depth - 1];
+            outputs.extend(self.read_f32_at(
+                &self.activations.buffer,
+                region.start,
+                count * classes,
+            )?);
         }
         Ok(
             Array2::from_shape_vec((self.validation_count, classes), outputs)

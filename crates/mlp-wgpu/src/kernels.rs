@@ -25,6 +25,8 @@ pub struct Kernels {
     pub output_delta: Kernel,
     pub hidden_delta: Kernel,
     pub weights_update: Kernel,
+    pub row_forward_backward: Kernel,
+    pub layers_weights_update: Kernel,
     pub evaluate: Kernel,
 }
 
@@ -41,8 +43,9 @@ use Slot::{Read, Step, Uniform, Write};
 
 impl Kernels {
     /// The kernels, the update kernels built for the optimiser of `optimiser_code` (one of
-    /// common.wgsl's GRADIENT_DESCENT, MOMENTUM, ADAM).
-    pub fn new(device: &wgpu::Device, optimiser_code: u32) -> Self {
+    /// common.wgsl's GRADIENT_DESCENT, MOMENTUM, ADAM), row_forward_backward with `row_group`
+    /// rows per workgroup.
+    pub fn new(device: &wgpu::Device, optimiser_code: u32, row_group: u32) -> Self {
         let optimiser = &[("OPTIMISER", f64::from(optimiser_code))];
         Self {
             sparse_forward: build(
@@ -70,14 +73,14 @@ impl Kernels {
                 device,
                 "linear_forward",
                 shader!("linear_forward.wgsl"),
-                &[Step, Uniform, Read, Read, Write],
+                &[Step, Uniform, Write, Read, Write],
                 &[],
             ),
             linear_forward_tiled: build(
                 device,
                 "linear_forward_tiled",
                 shader!("linear_forward_tiled.wgsl"),
-                &[Step, Uniform, Read, Read, Write],
+                &[Step, Uniform, Write, Read, Write],
                 &[],
             ),
             output_delta: build(
@@ -91,7 +94,7 @@ impl Kernels {
                 device,
                 "hidden_delta",
                 shader!("hidden_delta.wgsl"),
-                &[Step, Uniform, Read, Read, Read, Write],
+                &[Step, Uniform, Write, Read, Read, Write],
                 &[],
             ),
             weights_update: build(
@@ -99,6 +102,20 @@ impl Kernels {
                 "weights_update",
                 shader!("optimiser_update.wgsl", "weights_update.wgsl"),
                 &[Step, Uniform, Read, Read, Write, Write],
+                optimiser,
+            ),
+            row_forward_backward: build(
+                device,
+                "row_forward_backward",
+                shader!("row_forward_backward.wgsl"),
+                &[Step, Read, Read, Write, Write, Read, Read, Write],
+                &[("ROW_GROUP", f64::from(row_group))],
+            ),
+            layers_weights_update: build(
+                device,
+                "layers_weights_update",
+                shader!("optimiser_update.wgsl", "layers_weights_update.wgsl"),
+                &[Step, Uniform, Read, Read, Read, Write, Write, Read, Write],
                 optimiser,
             ),
             evaluate: build(

@@ -91,9 +91,17 @@ fn one_step_rows(sizes: &[usize], batch: usize) -> Vec<Row> {
     one_step_rows_with(sizes, batch, &Hyperparameters::seed())
 }
 
-/// One traced step of a network of `sizes` with `hyper` on a batch of `batch` random images.
+/// The ways the GPU can compute the layers after the first that run with no workgroup memory:
+/// all of them in two dispatches, and per layer.
+const SCHEDULES: [Matmul; 2] = [Matmul::Fused, Matmul::Registers];
+
+/// One traced step of a network of `sizes` with `hyper` on a batch of `batch` random images,
+/// once per schedule of SCHEDULES; each row's name ends with the schedule's.
 fn one_step_rows_with(sizes: &[usize], batch: usize, hyper: &Hyperparameters) -> Vec<Row> {
-    one_step_rows_on(sizes, batch, hyper, Matmul::Registers)
+    SCHEDULES
+        .iter()
+        .flat_map(|&matmul| one_step_rows_on(sizes, batch, hyper, matmul))
+        .collect()
 }
 
 /// [`one_step_rows_with`], the GPU's dense forward products computed by `matmul`.
@@ -111,11 +119,15 @@ fn one_step_rows_on(
     gpu.set_matmul(matmul);
     let cpu_trace = cpu.trace_batch(0..batch).unwrap();
     let gpu_trace = gpu.trace_batch(0..batch).unwrap();
-    compare_step(
+    let mut rows = compare_step(
         (&cpu_trace, &cpu.parameters().unwrap()),
         (&gpu_trace, &gpu.parameters().unwrap()),
         PARITY,
-    )
+    );
+    for row in &mut rows {
+        row.name = format!("{} ({matmul:?})", row.name);
+    }
+    rows
 }
 
 fn rows_named(rows: &[Row], kernel: &str) -> Vec<Row> {
@@ -352,12 +364,19 @@ fn mean_reduction_step_should_match_reference() {
 
 /// `steps` lockstep steps with `hyper` on random data, in batches of 30 over 100 rows (a short
 /// last batch), shuffled each epoch and with the learning rate halved each epoch: every step
-/// is traced and compared.
+/// is traced and compared. Once per schedule of SCHEDULES.
 fn lockstep(what: &str, hyper: &Hyperparameters, steps: usize) {
+    for matmul in SCHEDULES {
+        lockstep_on(&format!("{what} ({matmul:?})"), hyper, steps, matmul);
+    }
+}
+
+fn lockstep_on(what: &str, hyper: &Hyperparameters, steps: usize, matmul: Matmul) {
     let mut rng = Rng::new(21);
     let train = random_set(100, 37, 5, &mut rng);
     let validation = random_set(40, 37, 5, &mut rng);
     let (mut cpu, mut gpu) = backends_with(&AWKWARD, 30, &train, &validation, hyper);
+    gpu.set_matmul(matmul);
     let schedule: Vec<_> = batches(train.len(), 30).collect();
     let mut rate = hyper.learning_rate;
     for step in 0..steps {

@@ -1,0 +1,96 @@
+// [Wk; bk] moves by the gradient scale * [A(k-1), 1]^T Dk for every layer k = 2..L in one
+// dispatch: weights_update.wgsl's 4 x 4 blocks of all those layers, numbered one layer after
+// another, so that one dispatch does the work of L - 1. The first invocation also adds up the
+// rows' losses that row_forward_backward.wgsl left, in row order, into the batch's loss slot.
+//
+// bindings: step (B rows, learning rate, gradient scale, Adam's corrections, loss slot),
+//           layer: the first layer's, for the optimiser's constants (the same for every layer),
+//           network: per layer k = 1..L its sizes and offsets (DenseLayer);
+//           activations: every Ak, (B, out); deltas: every Dk, (B, out);
+//           parameters: every [Wk; bk], (in + 1, out), updated in place;
+//           state: the optimiser's, each layer's shaped as in optimiser_update.wgsl;
+//           row_losses: per batch row; losses: one f32 per batch since the last read-back
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<uniform> layer: Layer;
+@group(0) @binding(2) var<storage, read> network: array<DenseLayer>;
+@group(0) @binding(3) var<storage, read> activations: array<f32>;
+@group(0) @binding(4) var<storage, read> deltas: array<f32>;
+@group(0) @binding(5) var<storage, read_write> parameters: array<f32>;
+@group(0) @binding(6) var<storage, read_write> state: array<f32>;
+@group(0) @binding(7) var<storage, read> row_losses: array<f32>;
+@group(0) @binding(8) var<storage, read_write> losses: array<f32>;
+
+// The batch's loss: the mean squared error over B x classes (squared_error_sum of cpu.rs over
+// its terms), or the mean cross-entropy over B.
+fn batch_loss() -> f32 {
+    let output = network[arrayLength(&network) - 1u];
+    var terms = f32(step.rows * output.outputs);
+    if (output.activation == SOFTMAX) {
+        terms = f32(step.rows);
+    }
+    var sum = 0.0;
+    for (var m = 0u; m < step.rows; m = m + 1u) {
+        sum = sum + row_losses[m];
+    }
+    return sum / terms;
+}
+
+// The 4 x 4 block at block row `by`, block column `bx` of layer k's [Wk; bk], as
+// weights_update.wgsl moves it.
+fn weights_update_block(k: u32, bx: u32, by: u32) {
+    let l = network[k];
+    let input = network[k - 1u].activations;
+    let n0 = bx * 4u;
+    let i0 = by * 4u;
+    let cols = min(vec4<u32>(n0, n0 + 1u, n0 + 2u, n0 + 3u), vec4<u32>(l.outputs - 1u));
+    let inputs = vec4<u32>(i0, i0 + 1u, i0 + 2u, i0 + 3u);
+    let safe = min(inputs, vec4<u32>(l.inputs - 1u));
+    let is_bias = inputs == vec4<u32>(l.inputs);
+    let is_past = inputs > vec4<u32>(l.inputs);
+    var g0 = vec4<f32>(0.0);
+    var g1 = vec4<f32>(0.0);
+    var g2 = vec4<f32>(0.0);
+    var g3 = vec4<f32>(0.0);
+    for (var r = 0u; r < step.rows; r = r + 1u) {
+        let a_row = input + r * l.inputs;
+        let d_row = l.deltas + r * l.outputs;
+        let d = vec4<f32>(deltas[d_row + cols.x], deltas[d_row + cols.y],
+                          deltas[d_row + cols.z], deltas[d_row + cols.w]);
+        var a = vec4<f32>(activations[a_row + safe.x], activations[a_row + safe.y],
+                          activations[a_row + safe.z], activations[a_row + safe.w]);
+        a = select(a, vec4<f32>(1.0), is_bias);
+        a = select(a, vec4<f32>(0.0), is_past);
+        g0 = g0 + a.x * d;
+        g1 = g1 + a.y * d;
+        g2 = g2 + a.z * d;
+        g3 = g3 + a.w * d;
+    }
+    let gradients = array<vec4<f32>, 4>(g0, g1, g2, g3);
+    let moments = (l.inputs + 1u) * l.outputs;
+    for (var i = 0u; i < min(4u, l.inputs + 1u - i0); i = i + 1u) {
+        for (var j = 0u; j < min(4u, l.outputs - n0); j = j + 1u) {
+            let index = (i0 + i) * l.outputs + n0 + j;
+            update_at(l.parameters + index, l.state + index, moments,
+                      step.gradient_scale * gradients[i][j]);
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x == 0u) {
+        losses[step.loss_slot] = batch_loss();
+    }
+    var block = gid.x;
+    for (var k = 1u; k < arrayLength(&network); k = k + 1u) {
+        let l = network[k];
+        let across = (l.outputs + 3u) / 4u;
+        let blocks = across * ((l.inputs + 4u) / 4u);
+        if (block < blocks) {
+            weights_update_block(k, block % across, block / across);
+            return;
+        }
+        block = block - blocks;
+    }
+}
