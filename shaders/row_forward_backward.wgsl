@@ -31,11 +31,17 @@ fn four_from(first: u32, last: u32) -> vec4<u32> {
     return min(vec4<u32>(first, first + 1u, first + 2u, first + 3u), vec4<u32>(last));
 }
 
-// Ak's row m from A(k-1)'s (linear_forward.wgsl for one row). For a softmax output f is the
-// identity here; output_delta_row normalises the logits.
-fn linear_forward_row(m: u32, k: u32) {
+// A row's values of every layer 1..L, one after another (UNITS, the sum of the layers' widths,
+// is set when the pipeline is built). An invocation keeps its row's activations and deltas in
+// two such arrays: in private memory, where every invocation reads the same index at once, a
+// CPU-hosted Vulkan (lavapipe) reads them as one vector, where a storage read of each
+// invocation's own row costs one load per invocation.
+alias Units = array<f32, UNITS>;
+
+// Ak's row m from A(k-1)'s (linear_forward.wgsl for one row); A(k-1) at `a[at..]`, Ak after it.
+// For a softmax output f is the identity here; output_delta_row normalises the logits.
+fn linear_forward_row(m: u32, k: u32, at: u32, a: ptr<function, Units>) {
     let l = network[k];
-    let input = network[k - 1u].activations + m * l.inputs;
     let output = l.activations + m * l.outputs;
     let bias_row = l.parameters + l.inputs * l.outputs;
     for (var n0 = 0u; n0 < l.outputs; n0 = n0 + 4u) {
@@ -44,18 +50,21 @@ fn linear_forward_row(m: u32, k: u32) {
                           parameters[bias_row + cols.z], parameters[bias_row + cols.w]);
         for (var i = 0u; i < l.inputs; i = i + 1u) {
             let w_row = l.parameters + i * l.outputs;
-            s = s + activations[input + i]
+            s = s + (*a)[at + i]
                 * vec4<f32>(parameters[w_row + cols.x], parameters[w_row + cols.y],
                             parameters[w_row + cols.z], parameters[w_row + cols.w]);
         }
         for (var j = 0u; j < min(4u, l.outputs - n0); j = j + 1u) {
-            activations[output + n0 + j] = activate(s[j], l.activation);
+            let value = activate(s[j], l.activation);
+            (*a)[at + l.inputs + n0 + j] = value;
+            activations[output + n0 + j] = value;
         }
     }
 }
 
-// D_L's row m and the row's loss, as output_delta.wgsl computes them for a whole batch.
-fn output_delta_row(m: u32) -> f32 {
+// D_L's row m and the row's loss, as output_delta.wgsl computes them for a whole batch; A_L
+// and D_L at `at` in `a` and `d`.
+fn output_delta_row(m: u32, at: u32, a: ptr<function, Units>, d: ptr<function, Units>) -> f32 {
     let l = network[arrayLength(&network) - 1u];
     let classes = l.outputs;
     let first = l.activations + m * classes;
@@ -63,20 +72,22 @@ fn output_delta_row(m: u32) -> f32 {
     let label = labels[order[step.row_start + m]];
     var loss = 0.0;
     if (l.activation == SOFTMAX) {
-        var largest = activations[first];
+        var largest = (*a)[at];
         for (var c = 1u; c < classes; c = c + 1u) {
-            largest = max(largest, activations[first + c]);
+            largest = max(largest, (*a)[at + c]);
         }
         var total = 0.0;
         for (var c = 0u; c < classes; c = c + 1u) {
-            let e = exp(activations[first + c] - largest);
-            activations[first + c] = e;
+            let e = exp((*a)[at + c] - largest);
+            (*a)[at + c] = e;
             total = total + e;
         }
         for (var c = 0u; c < classes; c = c + 1u) {
-            let p = activations[first + c] / total;
+            let p = (*a)[at + c] / total;
+            let value = p - select(0.0, 1.0, label == c);
             activations[first + c] = p;
-            deltas[delta + c] = p - select(0.0, 1.0, label == c);
+            (*d)[at + c] = value;
+            deltas[delta + c] = value;
             if (label == c) {
                 loss = -log(max(p, PROBABILITY_FLOOR));
             }
@@ -84,32 +95,36 @@ fn output_delta_row(m: u32) -> f32 {
     } else {
         for (var c = 0u; c < classes; c = c + 1u) {
             let y = select(0.0, 1.0, label == c);
-            let a = activations[first + c];
-            deltas[delta + c] = (a - y) * activation_derivative(a, SIGMOID);
-            loss = loss + (a - y) * (a - y);
+            let value = (*a)[at + c];
+            let error = value - y;
+            (*d)[at + c] = error * activation_derivative(value, SIGMOID);
+            deltas[delta + c] = (*d)[at + c];
+            loss = loss + error * error;
         }
     }
     return loss;
 }
 
-// D(k)'s row m (layer index k - 1) from D(k+1)'s (hidden_delta.wgsl for one row).
-fn hidden_delta_row(m: u32, k: u32) {
+// D(k)'s row m (layer index k - 1) from D(k+1)'s (hidden_delta.wgsl for one row); both layers'
+// values at `at` in `a` and `d`, layer k + 1's right after.
+fn hidden_delta_row(m: u32, k: u32, at: u32, a: ptr<function, Units>, d: ptr<function, Units>) {
     let l = network[k - 1u];
     let next = network[k];
     let width = l.outputs;
-    let next_delta = next.deltas + m * next.outputs;
-    let row = m * width;
+    let next_at = at + width;
+    let row = l.deltas + m * width;
     for (var n0 = 0u; n0 < width; n0 = n0 + 4u) {
         let cols = next.parameters + four_from(n0, width - 1u) * next.outputs;
         var p = vec4<f32>(0.0);
         for (var j = 0u; j < next.outputs; j = j + 1u) {
-            p = p + deltas[next_delta + j]
+            p = p + (*d)[next_at + j]
                 * vec4<f32>(parameters[cols.x + j], parameters[cols.y + j],
                             parameters[cols.z + j], parameters[cols.w + j]);
         }
         for (var c = 0u; c < min(4u, width - n0); c = c + 1u) {
-            let a = activations[l.activations + row + n0 + c];
-            deltas[l.deltas + row + n0 + c] = p[c] * activation_derivative(a, l.activation);
+            let value = p[c] * activation_derivative((*a)[at + n0 + c], l.activation);
+            (*d)[at + n0 + c] = value;
+            deltas[row + n0 + c] = value;
         }
     }
 }
@@ -123,12 +138,22 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (m >= step.rows) {
         return;
     }
+    var a: Units;
+    var d: Units;
     let depth = arrayLength(&network);
-    for (var k = 1u; k < depth; k = k + 1u) {
-        linear_forward_row(m, k);
+    let first = network[0];
+    for (var j = 0u; j < first.outputs; j = j + 1u) {
+        a[j] = activations[first.activations + m * first.outputs + j];
     }
-    row_losses[m] = output_delta_row(m);
+    // Where A(k-1) starts in `a`.
+    var at = 0u;
+    for (var k = 1u; k < depth; k = k + 1u) {
+        linear_forward_row(m, k, at, &a);
+        at = at + network[k].inputs;
+    }
+    row_losses[m] = output_delta_row(m, at, &a, &d);
     for (var k = depth - 1u; k > 0u; k = k - 1u) {
-        hidden_delta_row(m, k);
+        at = at - network[k - 1u].outputs;
+        hidden_delta_row(m, k, at, &a, &d);
     }
 }

@@ -584,7 +584,8 @@ impl GpuBackend {
             wgpu::BufferUsages::STORAGE,
         );
 
-        let kernels = Kernels::new(device, optimiser, ROW_GROUP);
+        let units = sizes[1..].iter().sum::<usize>() as u32;
+        let kernels = Kernels::new(device, optimiser, ROW_GROUP, units);
         let step_binding = wgpu::BufferBinding {
             buffer: &step_uniforms,
             offset: 0,

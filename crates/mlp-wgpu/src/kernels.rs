@@ -44,8 +44,8 @@ use Slot::{Read, Step, Uniform, Write};
 impl Kernels {
     /// The kernels, the update kernels built for the optimiser of `optimiser_code` (one of
     /// common.wgsl's GRADIENT_DESCENT, MOMENTUM, ADAM), row_forward_backward with `row_group`
-    /// rows per workgroup.
-    pub fn new(device: &wgpu::Device, optimiser_code: u32, row_group: u32) -> Self {
+    /// rows per workgroup and room for `units` values of a row (the widths of layers 1..L).
+    pub fn new(device: &wgpu::Device, optimiser_code: u32, row_group: u32, units: u32) -> Self {
         let optimiser = &[("OPTIMISER", f64::from(optimiser_code))];
         Self {
             sparse_forward: build(
@@ -107,7 +107,10 @@ impl Kernels {
             row_forward_backward: build(
                 device,
                 "row_forward_backward",
-                shader!("row_forward_backward.wgsl"),
+                &format!(
+                    "const UNITS: u32 = {units}u;\n{}",
+                    shader!("row_forward_backward.wgsl")
+                ),
                 &[Step, Read, Read, Write, Write, Read, Read, Write],
                 &[("ROW_GROUP", f64::from(row_group))],
             ),
