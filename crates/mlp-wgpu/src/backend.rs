@@ -723,6 +723,7 @@ impl GpuBackend {
                     whole(&train_labels),
                     whole(&train_order),
                     whole(&row_losses),
+                    whole(&parameter_buffers.buffer),
                 ],
             ),
             layers_weights_update: group(

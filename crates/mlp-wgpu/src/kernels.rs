@@ -111,7 +111,7 @@ impl Kernels {
                     "const UNITS: u32 = {units}u;\n{}",
                     shader!("row_forward_backward.wgsl")
                 ),
-                &[Step, Read, Read, Write, Write, Read, Read, Write],
+                &[Step, Read, Read, Write, Write, Read, Read, Write, Read],
                 &[("ROW_GROUP", f64::from(row_group))],
             ),
             layers_weights_update: build(
