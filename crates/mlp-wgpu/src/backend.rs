@@ -29,6 +29,9 @@ const BLOCK: u32 = 4;
 const GROUP: u32 = 8;
 /// Invocations per workgroup of row_forward_backward.wgsl, one per batch row.
 const ROW_GROUP: u32 = 16;
+/// The most values a row may have in layers 1..L for row_forward_backward.wgsl, which keeps
+/// them in private arrays; wider networks run the per-layer kernels.
+const FUSED_UNITS: u32 = 512;
 /// Invocations per workgroup of layers_weights_update.wgsl, one per 4 x 4 block.
 const BLOCK_GROUP: u32 = 64;
 /// Invocations per workgroup of pixel_columns.wgsl, one per pixel.
@@ -53,6 +56,15 @@ pub enum Matmul {
 
 impl Matmul {
     pub const NAMES: [&'static str; 3] = ["fused", "registers", "tiled"];
+
+    /// The name `--matmul` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fused => Self::NAMES[0],
+            Self::Registers => Self::NAMES[1],
+            Self::Tiled => Self::NAMES[2],
+        }
+    }
 }
 
 impl std::str::FromStr for Matmul {
@@ -241,8 +253,8 @@ struct BindGroups {
     hidden_delta: Vec<wgpu::BindGroup>,
     /// Per dense layer k ≥ 2, at index k − 2.
     weights_update: Vec<wgpu::BindGroup>,
-    /// Layers 2..L of a step, all at once (Matmul::Fused).
-    row_forward_backward: wgpu::BindGroup,
+    /// Layers 2..L of a step, all at once (Matmul::Fused), where the kernel was built.
+    row_forward_backward: Option<wgpu::BindGroup>,
     layers_weights_update: wgpu::BindGroup,
     evaluate: wgpu::BindGroup,
 }
@@ -585,7 +597,7 @@ impl GpuBackend {
         );
 
         let units = sizes[1..].iter().sum::<usize>() as u32;
-        let kernels = Kernels::new(device, optimiser, ROW_GROUP, units);
+        let kernels = Kernels::new(device, optimiser, ROW_GROUP, units, FUSED_UNITS);
         let step_binding = wgpu::BufferBinding {
             buffer: &step_uniforms,
             offset: 0,
@@ -713,19 +725,21 @@ impl GpuBackend {
                     )
                 })
                 .collect(),
-            row_forward_backward: group(
-                &kernels.row_forward_backward,
-                &[
-                    whole(&network),
-                    whole(&parameter_buffers.buffer),
-                    whole(&activations.buffer),
-                    whole(&deltas.buffer),
-                    whole(&train_labels),
-                    whole(&train_order),
-                    whole(&row_losses),
-                    whole(&parameter_buffers.buffer),
-                ],
-            ),
+            row_forward_backward: kernels.row_forward_backward.as_ref().map(|kernel| {
+                group(
+                    kernel,
+                    &[
+                        whole(&network),
+                        whole(&parameter_buffers.buffer),
+                        whole(&activations.buffer),
+                        whole(&deltas.buffer),
+                        whole(&train_labels),
+                        whole(&train_order),
+                        whole(&row_losses),
+                        whole(&parameter_buffers.buffer),
+                    ],
+                )
+            }),
             layers_weights_update: group(
                 &kernels.layers_weights_update,
                 &[
@@ -778,9 +792,18 @@ impl GpuBackend {
         })
     }
 
-    /// Chooses the kernel of the dense layers' forward products from the next step on.
+    /// Chooses how the layers after the first are computed from the next step on.
     pub fn set_matmul(&mut self, matmul: Matmul) {
         self.matmul = matmul;
+    }
+
+    /// How the layers after the first are computed: as chosen, except that a network with
+    /// more than FUSED_UNITS units in layers 1..L runs Matmul::Fused as Matmul::Registers.
+    pub fn matmul(&self) -> Matmul {
+        match (self.matmul, &self.bind.row_forward_backward) {
+            (Matmul::Fused, None) => Matmul::Registers,
+            (matmul, _) => matmul,
+        }
     }
 
     /// The adapter's name.
@@ -793,7 +816,7 @@ impl GpuBackend {
     /// delta, hidden deltas and updates per layer.
     pub fn dispatches_per_step(&self) -> usize {
         let depth = self.sizes.len() - 1;
-        match self.matmul {
+        match self.matmul() {
             Matmul::Fused => 5,
             Matmul::Registers | Matmul::Tiled => 1 + depth + 1 + (depth - 1) + depth,
         }
@@ -884,9 +907,9 @@ impl GpuBackend {
             blocks(sizes[1]),
             div_ceil(rows, GROUP),
         );
-        let fused = self.matmul == Matmul::Fused && matches!(work, Work::Train { .. });
+        let fused = self.matmul() == Matmul::Fused && matches!(work, Work::Train { .. });
         for layer in (1..depth).filter(|_| !fused) {
-            let (kernel, x, y) = match self.matmul {
+            let (kernel, x, y) = match self.matmul() {
                 Matmul::Registers | Matmul::Fused => {
                     (&k.linear_forward, blocks(sizes[layer + 1]), blocks(rows))
                 }
@@ -907,13 +930,11 @@ impl GpuBackend {
             Work::Train { .. } if fused => {
                 let what = ("row_forward_backward layers 2 to", depth);
                 let groups = div_ceil(rows, ROW_GROUP);
-                dispatch(
-                    &k.row_forward_backward,
-                    &b.row_forward_backward,
-                    what,
-                    groups,
-                    1,
-                );
+                if let (Some(kernel), Some(group)) =
+                    (&k.row_forward_backward, &b.row_forward_backward)
+                {
+                    dispatch(kernel, group, what, groups, 1);
+                }
                 let blocks: usize = sizes
                     .windows(2)
                     .skip(1)
@@ -1002,7 +1023,14 @@ impl GpuBackend {
 impl Backend for GpuBackend {
     fn name(&self) -> String {
         let a = &self.context.adapter;
-        format!("gpu ({}, {} {})", a.name, a.backend, a.device_type)
+        format!(
+            "gpu ({}, {} {}; {} kernels, {} dispatches per step)",
+            a.name,
+            a.backend,
+            a.device_type,
+            self.matmul().name(),
+            self.dispatches_per_step()
+        )
     }
 
     fn set_parameters(&mut self, parameters: &Parameters) -> Result<(), BackendError> {

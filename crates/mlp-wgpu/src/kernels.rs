@@ -25,7 +25,8 @@ pub struct Kernels {
     pub output_delta: Kernel,
     pub hidden_delta: Kernel,
     pub weights_update: Kernel,
-    pub row_forward_backward: Kernel,
+    /// None where a row's values are too many for private arrays (see `new`).
+    pub row_forward_backward: Option<Kernel>,
     pub layers_weights_update: Kernel,
     pub evaluate: Kernel,
 }
@@ -44,8 +45,16 @@ use Slot::{Read, Step, Uniform, Write};
 impl Kernels {
     /// The kernels, the update kernels built for the optimiser of `optimiser_code` (one of
     /// common.wgsl's GRADIENT_DESCENT, MOMENTUM, ADAM), row_forward_backward with `row_group`
-    /// rows per workgroup and room for `units` values of a row (the widths of layers 1..L).
-    pub fn new(device: &wgpu::Device, optimiser_code: u32, row_group: u32, units: u32) -> Self {
+    /// rows per workgroup and room for `units` values of a row (the widths of layers 1..L),
+    /// where that is at most `max_units`: lavapipe's time to build it grows steeply with them
+    /// (measured: 5 s for 410, 29 s for 1,010, over 300 s for 4,106).
+    pub fn new(
+        device: &wgpu::Device,
+        optimiser_code: u32,
+        row_group: u32,
+        units: u32,
+        max_units: u32,
+    ) -> Self {
         let optimiser = &[("OPTIMISER", f64::from(optimiser_code))];
         Self {
             sparse_forward: build(
@@ -104,16 +113,18 @@ impl Kernels {
                 &[Step, Uniform, Read, Read, Write, Write],
                 optimiser,
             ),
-            row_forward_backward: build(
-                device,
-                "row_forward_backward",
-                &format!(
-                    "const UNITS: u32 = {units}u;\n{}",
-                    shader!("row_forward_backward.wgsl")
-                ),
-                &[Step, Read, Read, Write, Write, Read, Read, Write, Read],
-                &[("ROW_GROUP", f64::from(row_group))],
-            ),
+            row_forward_backward: (units <= max_units).then(|| {
+                build(
+                    device,
+                    "row_forward_backward",
+                    &format!(
+                        "const UNITS: u32 = {units}u;\n{}",
+                        shader!("row_forward_backward.wgsl")
+                    ),
+                    &[Step, Read, Read, Write, Write, Read, Read, Write, Read],
+                    &[("ROW_GROUP", f64::from(row_group))],
+                )
+            }),
             layers_weights_update: build(
                 device,
                 "layers_weights_update",

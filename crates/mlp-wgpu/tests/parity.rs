@@ -187,6 +187,26 @@ fn linear_forward_tiled_should_match_reference() {
     }
 }
 
+/// A network with more units than the fused kernel keeps per row runs the per-layer kernels
+/// when asked for the fused ones, and still matches.
+#[test]
+fn too_wide_to_fuse_step_should_match_reference() {
+    let sizes = [20, 600, 5];
+    let mut rng = Rng::new(8);
+    let train = random_set(3, 20, 5, &mut rng);
+    let (mut cpu, mut gpu) = backends(&sizes, 3, &train, &train);
+    gpu.set_matmul(Matmul::Fused);
+    assert_eq!(gpu.matmul(), Matmul::Registers);
+    let cpu_trace = cpu.trace_batch(0..3).unwrap();
+    let gpu_trace = gpu.trace_batch(0..3).unwrap();
+    let rows = compare_step(
+        (&cpu_trace, &cpu.parameters().unwrap()),
+        (&gpu_trace, &gpu.parameters().unwrap()),
+        PARITY,
+    );
+    assert_rows_pass("3 x 20-600-5", &rows);
+}
+
 #[test]
 fn seed_step_100x784x64_should_match_reference() {
     assert_rows_pass(
