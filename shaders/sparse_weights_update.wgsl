@@ -6,7 +6,7 @@
 //           layer (in = pixels, out, the optimiser's constants),
 //           columns, lengths: the batch's lit pixels by pixel (pixel_columns.wgsl);
 //           delta: D1, (B, out); parameters and state: as optimiser_update.wgsl
-// Each invocation sums one row's 4 columns in registers; the invocations side by side along
+// Each invocation sums one row's 8 columns in registers; the invocations side by side along
 // x share the row, so they run the same loop.
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -16,47 +16,58 @@
 @group(0) @binding(4) var<storage, read> delta: array<f32>;
 @group(0) @binding(5) var<storage, read_write> parameters: array<f32>;
 @group(0) @binding(6) var<storage, read_write> state: array<f32>;
-// D1 read four at a time, where `out` is a multiple of 4 so that every row starts on a vec4.
+// D1 read four at a time, where `out` is a multiple of 8 so that every row starts on a vec4.
 @group(0) @binding(7) var<storage, read> delta4: array<vec4<f32>>;
+
+// D1's columns `cols` of batch row r.
+fn delta_columns(r: u32, cols: vec4<u32>) -> vec4<f32> {
+    let d_row = r * layer.outputs;
+    return vec4<f32>(delta[d_row + cols.x], delta[d_row + cols.y],
+                     delta[d_row + cols.z], delta[d_row + cols.w]);
+}
 
 @compute @workgroup_size(8, 8)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let n0 = gid.x * 4u;
+    let n0 = gid.x * 8u;
     let p = gid.y;
     let n_in = layer.inputs;
     let n_out = layer.outputs;
     if (n0 >= n_out || p > n_in) {
         return;
     }
-    let cols = min(vec4<u32>(n0, n0 + 1u, n0 + 2u, n0 + 3u), vec4<u32>(n_out - 1u));
-    var g = vec4<f32>(0.0);
+    let low = min(vec4<u32>(n0, n0 + 1u, n0 + 2u, n0 + 3u), vec4<u32>(n_out - 1u));
+    let high = min(low + vec4<u32>(4u), vec4<u32>(n_out - 1u));
+    var g_low = vec4<f32>(0.0);
+    var g_high = vec4<f32>(0.0);
     if (p == n_in) {
         for (var r = 0u; r < step.rows; r = r + 1u) {
-            let d_row = r * n_out;
-            g = g + vec4<f32>(delta[d_row + cols.x], delta[d_row + cols.y],
-                              delta[d_row + cols.z], delta[d_row + cols.w]);
+            g_low = g_low + delta_columns(r, low);
+            g_high = g_high + delta_columns(r, high);
         }
     } else {
         let first = p * step.rows;
-        if (n_out % 4u == 0u) {
+        if (n_out % 8u == 0u) {
             for (var e = first; e < first + lengths[p]; e = e + 1u) {
                 let lit = columns[e];
-                g = g + f32(lit.y) / 255.0 * delta4[(lit.x * n_out + n0) / 4u];
+                let x = f32(lit.y) / 255.0;
+                let at = (lit.x * n_out + n0) / 4u;
+                g_low = g_low + x * delta4[at];
+                g_high = g_high + x * delta4[at + 1u];
             }
         } else {
             for (var e = first; e < first + lengths[p]; e = e + 1u) {
                 let lit = columns[e];
                 let x = f32(lit.y) / 255.0;
-                let d_row = lit.x * n_out;
-                g = g + x * vec4<f32>(delta[d_row + cols.x], delta[d_row + cols.y],
-                                      delta[d_row + cols.z], delta[d_row + cols.w]);
+                g_low = g_low + x * delta_columns(lit.x, low);
+                g_high = g_high + x * delta_columns(lit.x, high);
             }
         }
     }
-    for (var j = 0u; j < 4u; j = j + 1u) {
-        let n = n0 + j;
-        if (n < n_out) {
-            update(p * n_out + n, step.gradient_scale * g[j]);
+    for (var j = 0u; j < min(8u, n_out - n0); j = j + 1u) {
+        var g = g_low[j % 4u];
+        if (j >= 4u) {
+            g = g_high[j % 4u];
         }
+        update(p * n_out + n0 + j, step.gradient_scale * g);
     }
 }

@@ -904,7 +904,7 @@ impl GpuBackend {
             &k.sparse_forward,
             first_layer,
             ("sparse_forward layer", 1),
-            blocks(sizes[1]),
+            div_ceil(sizes[1], 8 * GROUP),
             div_ceil(rows, GROUP),
         );
         let fused = self.matmul() == Matmul::Fused && matches!(work, Work::Train { .. });
@@ -978,7 +978,7 @@ impl GpuBackend {
                 &k.sparse_weights_update,
                 &b.sparse_weights_update,
                 ("sparse_weights_update layer", 1),
-                blocks(sizes[1]),
+                div_ceil(sizes[1], 8 * GROUP),
                 div_ceil(sizes[0] + 1, GROUP),
             );
         }
