@@ -7,8 +7,9 @@
 // bindings: step (B rows from row_start), layer (inputs = pixels per image),
 //           masks: per image, ceil(pixels / 32) words; bit p % 32 of word p / 32 is set where
 //           pixel p is lit;
-//           ranks: per image and word, how many pixels are lit in the words before it;
-//           entries, starts: each image's lit pixels (as sparse_forward.wgsl reads them);
+//           ranks: per image and word, the index in `entries` of its first lit pixel (or where
+//           it would be), so that one read finds a pixel's byte;
+//           entries: each image's lit pixels (as sparse_forward.wgsl reads them);
 //           order: row r of the data set's order is image order[r];
 //           columns: pixel p's pairs (batch row, byte) at p * B..p * B + lengths[p];
 //           lengths: per pixel, how many rows light it
@@ -18,10 +19,9 @@
 @group(0) @binding(2) var<storage, read> masks: array<u32>;
 @group(0) @binding(3) var<storage, read> ranks: array<u32>;
 @group(0) @binding(4) var<storage, read> entries: array<u32>;
-@group(0) @binding(5) var<storage, read> starts: array<u32>;
-@group(0) @binding(6) var<storage, read> order: array<u32>;
-@group(0) @binding(7) var<storage, read_write> columns: array<vec2<u32>>;
-@group(0) @binding(8) var<storage, read_write> lengths: array<u32>;
+@group(0) @binding(5) var<storage, read> order: array<u32>;
+@group(0) @binding(6) var<storage, read_write> columns: array<vec2<u32>>;
+@group(0) @binding(7) var<storage, read_write> lengths: array<u32>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -38,10 +38,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         let image = order[step.row_start + r];
         let word = masks[image * words + word_index];
         if ((word & bit) != 0u) {
-            // The lit pixels of the image before p: those of the earlier words, then those
-            // below p's bit in its own word.
-            let rank = ranks[image * words + word_index] + countOneBits(word & (bit - 1u));
-            columns[p * step.rows + length] = vec2<u32>(r, entries[starts[image] + rank] >> 24u);
+            // p's entry: after the image's lit pixels of the earlier words, and those below
+            // p's bit in its own word.
+            let entry = ranks[image * words + word_index] + countOneBits(word & (bit - 1u));
+            columns[p * step.rows + length] = vec2<u32>(r, entries[entry] >> 24u);
             length = length + 1u;
         }
     }

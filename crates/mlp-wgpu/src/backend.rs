@@ -351,8 +351,8 @@ fn lit_pixels(set: &Dataset, name: &str) -> Result<LitPixels, GpuError> {
 
 /// Which pixels of each image are lit, as pixel_columns.wgsl reads them, from the images'
 /// lit pixels (`lit_pixels`): per image, ceil(pixels / 32) words with bit p % 32 of word p / 32
-/// set where pixel p is lit; and per image and word, how many pixels are lit in the image's
-/// words before it.
+/// set where pixel p is lit; and per image and word, where in the entries the first lit pixel
+/// of the word is (or would be).
 fn pixel_masks(pixels: usize, (entries, starts): &LitPixels) -> (Vec<u32>, Vec<u32>) {
     let words = pixels.div_ceil(32);
     let images = starts.len() - 1;
@@ -363,7 +363,7 @@ fn pixel_masks(pixels: usize, (entries, starts): &LitPixels) -> (Vec<u32>, Vec<u
             let p = (entry & ((1 << PIXEL_INDEX_BITS) - 1)) as usize;
             masks[i * words + p / 32] |= 1 << (p % 32);
         }
-        let mut lit = 0;
+        let mut lit = range[0];
         for w in 0..words {
             ranks[i * words + w] = lit;
             lit += masks[i * words + w].count_ones();
@@ -631,7 +631,6 @@ impl GpuBackend {
                     whole(&train_masks),
                     whole(&train_ranks),
                     whole(&train_entries),
-                    whole(&train_starts),
                     whole(&train_order),
                     whole(&pixel_columns),
                     whole(&pixel_lengths),

@@ -68,7 +68,7 @@ impl Kernels {
                 device,
                 "pixel_columns",
                 shader!("pixel_columns.wgsl"),
-                &[Step, Uniform, Read, Read, Read, Read, Read, Write, Write],
+                &[Step, Uniform, Read, Read, Read, Read, Write, Write],
                 &[],
             ),
             sparse_weights_update: build(
