@@ -11,7 +11,7 @@ struct Step {
     row_start: u32,      // first row of the batch in the data set's order
     rows: u32,           // B, the images in the batch
     loss_slot: u32,      // where output_delta writes this batch's loss
-    pad: u32,
+    pixel_spans: u32,    // where this batch's per-pixel spans start (sparse_weights_update.wgsl)
     learning_rate: f32,
     gradient_scale: f32, // 1 when gradients are summed over the batch (the seed), 1/B for the mean
     correction1: f32,    // Adam's 1 / (1 - beta1^t) for this step t

@@ -11,8 +11,10 @@
 //           it would be), so that one read finds a pixel's byte;
 //           entries: each image's lit pixels (as sparse_forward.wgsl reads them);
 //           order: row r of the data set's order is image order[r];
-//           columns: pixel p's pairs (batch row, byte) at p * B..p * B + lengths[p];
-//           lengths: per pixel, how many rows light it
+//           columns: pixel p's pairs (batch row, byte), at p * B and on;
+//           spans: per pixel, where its pairs start in `columns` and how many rows light it
+// In the data set's file order the backend builds the same lists for every batch once, at
+// upload, and this kernel does not run (GpuBackend's PixelLists).
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> layer: Layer;
@@ -21,7 +23,7 @@
 @group(0) @binding(4) var<storage, read> entries: array<u32>;
 @group(0) @binding(5) var<storage, read> order: array<u32>;
 @group(0) @binding(6) var<storage, read_write> columns: array<vec2<u32>>;
-@group(0) @binding(7) var<storage, read_write> lengths: array<u32>;
+@group(0) @binding(7) var<storage, read_write> spans: array<vec2<u32>>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -33,6 +35,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let words = (pixels + 31u) / 32u;
     let word_index = p / 32u;
     let bit = 1u << (p % 32u);
+    let first = p * step.rows;
     var length = 0u;
     for (var r = 0u; r < step.rows; r = r + 1u) {
         let image = order[step.row_start + r];
@@ -41,9 +44,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             // p's entry: after the image's lit pixels of the earlier words, and those below
             // p's bit in its own word.
             let entry = ranks[image * words + word_index] + countOneBits(word & (bit - 1u));
-            columns[p * step.rows + length] = vec2<u32>(r, entries[entry] >> 24u);
+            columns[first + length] = vec2<u32>(r, entries[entry] >> 24u);
             length = length + 1u;
         }
     }
-    lengths[p] = length;
+    spans[p] = vec2<u32>(first, length);
 }

@@ -4,7 +4,9 @@
 //
 // bindings: step (B rows, learning rate, gradient scale, Adam's corrections),
 //           layer (in = pixels, out, the optimiser's constants),
-//           columns, lengths: the batch's lit pixels by pixel (pixel_columns.wgsl);
+//           columns, spans: the batch's lit pixels by pixel: pixel p's pairs (batch row, byte)
+//           are columns[first..first + length], (first, length) = spans[step.pixel_spans + p]
+//           (made by pixel_columns.wgsl, or once for every batch where the order is fixed);
 //           delta: D1, (B, out); parameters and state: as optimiser_update.wgsl
 // Each invocation sums one row's 8 columns in registers; the invocations side by side along
 // x share the row, so they run the same loop.
@@ -12,7 +14,7 @@
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> layer: Layer;
 @group(0) @binding(2) var<storage, read> columns: array<vec2<u32>>;
-@group(0) @binding(3) var<storage, read> lengths: array<u32>;
+@group(0) @binding(3) var<storage, read> spans: array<vec2<u32>>;
 @group(0) @binding(4) var<storage, read> delta: array<f32>;
 @group(0) @binding(5) var<storage, read_write> parameters: array<f32>;
 @group(0) @binding(6) var<storage, read_write> state: array<f32>;
@@ -45,9 +47,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             g_high = g_high + delta_columns(r, high);
         }
     } else {
-        let first = p * step.rows;
+        let span = spans[step.pixel_spans + p];
+        let last = span.x + span.y;
         if (n_out % 8u == 0u) {
-            for (var e = first; e < first + lengths[p]; e = e + 1u) {
+            for (var e = span.x; e < last; e = e + 1u) {
                 let lit = columns[e];
                 let x = f32(lit.y) / 255.0;
                 let at = (lit.x * n_out + n0) / 4u;
@@ -55,7 +58,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
                 g_high = g_high + x * delta4[at + 1u];
             }
         } else {
-            for (var e = first; e < first + lengths[p]; e = e + 1u) {
+            for (var e = span.x; e < last; e = e + 1u) {
                 let lit = columns[e];
                 let x = f32(lit.y) / 255.0;
                 g_low = g_low + x * delta_columns(lit.x, low);

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use mlp_core::train::batches;
+use mlp_core::train::{batches, epoch_order};
 
 use crate::args::BenchArgs;
 use crate::session::Session;
@@ -16,13 +16,24 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mut session = Session::new(net, &settings)?;
     let rows = session.train_rows;
     let flop_per_sample = 2.0 * multiply_adds_per_sample(settings.layers.as_slice()) as f64;
+    let order = if settings.shuffle {
+        "shuffled each epoch"
+    } else {
+        "in the file's order"
+    };
     println!(
-        "backend: {}\n{}\ntraining images {rows} (timed in the file's order, at the first epoch's rate)",
+        "backend: {}\n{}\ntraining images {rows} (timed {order}, as training takes them, at the first epoch's rate)",
         session.backend.name(),
         settings.describe(),
     );
     let mut seconds = Vec::with_capacity(args.epochs);
     for epoch in 0..=args.epochs {
+        // The order training would give this epoch: a GPU backend works differently in the
+        // file order, whose batches' pixel lists it builds once.
+        if settings.shuffle {
+            let order = epoch_order(settings.seed, epoch + 1, rows);
+            session.backend.set_order(&order)?;
+        }
         let started = Instant::now();
         for batch in batches(rows, settings.batch_size) {
             session.backend.train_batch(batch)?;
@@ -69,8 +80,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// `--profile`: each kernel's mean time over the batches of one more epoch, timed on the device
-/// one step at a time (so without the overlap of queued steps), where the backend can.
+/// `--profile`: each kernel's mean time over the batches of one more epoch (in the last timed
+/// epoch's order), timed on the device one step at a time (so without the overlap of queued
+/// steps), where the backend can.
 fn profile(session: &mut Session, batch_size: usize) -> Result<()> {
     let mut totals: Vec<(String, f64)> = Vec::new();
     let mut steps = 0;

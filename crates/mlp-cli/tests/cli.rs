@@ -482,15 +482,24 @@ fn bench_profile_names_each_gpu_kernel_and_says_when_a_backend_cannot() {
         "--epochs",
         "1",
     ];
-    let gpu = succeeds(&[&["bench", "--backend", "gpu", "--profile"], &common[..]].concat());
-    assert!(gpu.contains("dense-equivalent"), "{gpu}");
-    assert!(gpu.contains("% of training pixels are lit"), "{gpu}");
-    let profile = line_starting(&gpu, "profile: ");
-    // lavapipe writes timestamps inside compute passes; an adapter that cannot must say so.
-    if !profile.contains("cannot time its kernels") {
+    // In the file order the GPU builds each batch's pixel lists once, at upload; shuffled, it
+    // builds them every step with pixel_columns.
+    for (order, regroups) in [("--no-shuffle", false), ("--shuffle", true)] {
+        let args = [
+            &["bench", "--backend", "gpu", "--profile", order],
+            &common[..],
+        ]
+        .concat();
+        let gpu = succeeds(&args);
+        assert!(gpu.contains("dense-equivalent"), "{gpu}");
+        assert!(gpu.contains("% of training pixels are lit"), "{gpu}");
+        let profile = line_starting(&gpu, "profile: ");
+        // lavapipe writes timestamps inside compute passes; an adapter that cannot must say so.
+        if profile.contains("cannot time its kernels") {
+            continue;
+        }
         assert!(profile.contains("mean per step over 3 steps"), "{gpu}");
         for kernel in [
-            "pixel_columns",
             "sparse_forward",
             "sparse_weights_update",
             "row_forward_backward",
@@ -501,6 +510,11 @@ fn bench_profile_names_each_gpu_kernel_and_says_when_a_backend_cannot() {
                 "{kernel} missing: {gpu}"
             );
         }
+        assert_eq!(
+            gpu.contains("  pixel_columns layer"),
+            regroups,
+            "{order}: {gpu}"
+        );
     }
     let cpu = succeeds(&[&["bench", "--backend", "cpu", "--profile"], &common[..]].concat());
     assert!(

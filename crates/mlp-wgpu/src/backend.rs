@@ -93,7 +93,7 @@ struct StepUniform {
     row_start: u32,
     rows: u32,
     loss_slot: u32,
-    pad: u32,
+    pixel_spans: u32,
     learning_rate: f32,
     gradient_scale: f32,
     correction1: f32,
@@ -181,6 +181,27 @@ fn activation_code(activation: Activation) -> u32 {
 }
 const SOFTMAX: u32 = 3;
 
+/// Where a training step finds its batch's lit pixels regrouped by pixel, for W1's update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PixelSource {
+    /// pixel_columns.wgsl regroups the batch, a dispatch in the step itself.
+    PerStep,
+    /// The lists built once at upload for the file order (`PixelLists`); this batch's spans
+    /// start at this index.
+    Cached { spans: u32 },
+}
+
+/// The lit pixels of every batch of the training set in its file order, regrouped by pixel
+/// once at upload: the batches of that order are the same every epoch, so an epoch in it (the
+/// seed's) needs no pixel_columns dispatch. Other orders, and batches that are not the
+/// `batch`-sized ones from row 0, use the per-step kernel.
+struct PixelLists {
+    /// The batch size the lists were made for.
+    batch: usize,
+    /// sparse_weights_update.wgsl over these lists.
+    sparse_weights_update: wgpu::BindGroup,
+}
+
 /// A queued unit of GPU work.
 #[derive(Debug, Clone)]
 enum Work {
@@ -190,6 +211,7 @@ enum Work {
         learning_rate: f32,
         /// The step's number from 1, for Adam's bias corrections.
         t: u64,
+        pixels: PixelSource,
     },
     Evaluate {
         rows: Range<usize>,
@@ -204,6 +226,7 @@ impl Work {
                 loss_slot,
                 learning_rate,
                 t,
+                pixels,
             } => {
                 let (correction1, correction2) = match hyper.optimiser {
                     Optimiser::Adam {
@@ -223,7 +246,10 @@ impl Work {
                     row_start: rows.start as u32,
                     rows: rows.len() as u32,
                     loss_slot: *loss_slot as u32,
-                    pad: 0,
+                    pixel_spans: match pixels {
+                        PixelSource::PerStep => 0,
+                        PixelSource::Cached { spans } => *spans,
+                    },
                     learning_rate: *learning_rate,
                     gradient_scale: reduction_scale(hyper.reduction, rows.len()),
                     correction1,
@@ -267,6 +293,10 @@ pub struct GpuBackend {
     steps: u64,
     /// The training set's current order, u32 per image.
     train_order: wgpu::Buffer,
+    /// Whether that order is the file order, where `pixel_lists` hold.
+    file_order: bool,
+    /// None where the lists would not fit in one binding.
+    pixel_lists: Option<PixelLists>,
     /// Units per layer, input first.
     sizes: Vec<usize>,
     max_batch: usize,
@@ -372,6 +402,50 @@ fn pixel_masks(pixels: usize, (entries, starts): &LitPixels) -> (Vec<u32>, Vec<u
     (masks, ranks)
 }
 
+/// The lit pixels of each batch of `batch` consecutive images (the last may be shorter),
+/// regrouped by pixel as pixel_columns.wgsl regroups one batch: the pairs (row in the batch,
+/// byte) of every pixel, rows increasing, one batch after another; and per batch and pixel,
+/// (first, length) of its pairs. Each list holds at least one pair (unused where there is
+/// nothing to list), so that its buffer can be bound.
+fn pixel_lists(
+    pixels: usize,
+    (entries, starts): &LitPixels,
+    batch: usize,
+) -> (Vec<[u32; 2]>, Vec<[u32; 2]>) {
+    let images = starts.len() - 1;
+    let lit = |image: usize| &entries[starts[image] as usize..starts[image + 1] as usize];
+    let pixel = |entry: u32| (entry & ((1 << PIXEL_INDEX_BITS) - 1)) as usize;
+    let mut columns = vec![[0u32; 2]; entries.len().max(1)];
+    let mut spans = Vec::with_capacity(images.div_ceil(batch.max(1)) * pixels);
+    let mut next = vec![0u32; pixels];
+    let mut first = 0u32;
+    for start in (0..images).step_by(batch.max(1)) {
+        let rows = start..(start + batch).min(images);
+        let mut lengths = vec![0u32; pixels];
+        for image in rows.clone() {
+            for &entry in lit(image) {
+                lengths[pixel(entry)] += 1;
+            }
+        }
+        for (p, &length) in lengths.iter().enumerate() {
+            spans.push([first, length]);
+            next[p] = first;
+            first += length;
+        }
+        for (row, image) in rows.enumerate() {
+            for &entry in lit(image) {
+                let p = pixel(entry);
+                columns[next[p] as usize] = [row as u32, entry >> PIXEL_INDEX_BITS];
+                next[p] += 1;
+            }
+        }
+    }
+    if spans.is_empty() {
+        spans.push([0, 0]);
+    }
+    (columns, spans)
+}
+
 /// [Wk; bk] as the shaders read it: the weights row by row, then the bias row.
 fn pack_layer(layer: &Layer) -> Vec<f32> {
     layer
@@ -475,7 +549,23 @@ impl GpuBackend {
             storage,
         );
         let pixel_columns = zeroed("pixel columns", max_batch * train.pixels() * 8);
-        let pixel_lengths = zeroed("pixel lengths", train.pixels() * 4);
+        let pixel_spans = zeroed("pixel spans", train.pixels() * 8);
+        let (cached_columns, cached_spans) = pixel_lists(train.pixels(), &train_lit, max_batch);
+        let fits = |pairs: &Vec<[u32; 2]>| context.storage_allows(pairs.len() as u64 * 8);
+        let cached_pixel_lists = (fits(&cached_columns) && fits(&cached_spans)).then(|| {
+            [
+                init(
+                    "cached pixel columns",
+                    bytemuck::cast_slice(&cached_columns),
+                    storage,
+                ),
+                init(
+                    "cached pixel spans",
+                    bytemuck::cast_slice(&cached_spans),
+                    storage,
+                ),
+            ]
+        });
         let train_labels = init("train labels", &labels_u32(train), storage);
         let validation_labels = init("validation labels", &labels_u32(validation), storage);
         let in_file_order = |count: usize| {
@@ -623,6 +713,24 @@ impl GpuBackend {
                 entries: &entries,
             })
         };
+        let sparse_weights_update = |columns: &wgpu::Buffer, spans: &wgpu::Buffer| {
+            group(
+                &kernels.sparse_weights_update,
+                &[
+                    whole(&layer_uniforms[0]),
+                    whole(columns),
+                    whole(spans),
+                    deltas.layer(0),
+                    parameter_buffers.layer(0),
+                    optimiser_state.layer(0),
+                    deltas.layer(0),
+                ],
+            )
+        };
+        let pixel_lists = cached_pixel_lists.map(|[columns, spans]| PixelLists {
+            batch: max_batch,
+            sparse_weights_update: sparse_weights_update(&columns, &spans),
+        });
         let bind = BindGroups {
             pixel_columns: group(
                 &kernels.pixel_columns,
@@ -633,21 +741,10 @@ impl GpuBackend {
                     whole(&train_entries),
                     whole(&train_order),
                     whole(&pixel_columns),
-                    whole(&pixel_lengths),
+                    whole(&pixel_spans),
                 ],
             ),
-            sparse_weights_update: group(
-                &kernels.sparse_weights_update,
-                &[
-                    whole(&layer_uniforms[0]),
-                    whole(&pixel_columns),
-                    whole(&pixel_lengths),
-                    deltas.layer(0),
-                    parameter_buffers.layer(0),
-                    optimiser_state.layer(0),
-                    deltas.layer(0),
-                ],
-            ),
+            sparse_weights_update: sparse_weights_update(&pixel_columns, &pixel_spans),
             sparse_forward_train: group(
                 &kernels.sparse_forward,
                 &[
@@ -770,6 +867,8 @@ impl GpuBackend {
             hyper: *hyper,
             steps: 0,
             train_order,
+            file_order: true,
+            pixel_lists,
             sizes,
             max_batch,
             train_count: train.len(),
@@ -810,14 +909,41 @@ impl GpuBackend {
         &self.context.adapter.name
     }
 
-    /// Dispatches per training step: the batch by pixel, the first layer's forward pass and
-    /// update, and for the layers after it either two (fused) or forward per layer, output
-    /// delta, hidden deltas and updates per layer.
+    /// Dispatches per training step of a whole batch in the current order (see
+    /// [`Self::dispatches`]).
     pub fn dispatches_per_step(&self) -> usize {
+        let first_batch = 0..self.max_batch.min(self.train_count);
+        self.dispatches(self.pixel_source(&first_batch))
+    }
+
+    /// Dispatches of a training step that finds its pixel lists in `pixels`: the batch by
+    /// pixel (where not cached), the first layer's forward pass and update, and for the layers
+    /// after it either two (fused) or forward per layer, output delta, hidden deltas and
+    /// updates per layer.
+    fn dispatches(&self, pixels: PixelSource) -> usize {
         let depth = self.sizes.len() - 1;
-        match self.matmul() {
-            Matmul::Fused => 5,
-            Matmul::Registers | Matmul::Tiled => 1 + depth + 1 + (depth - 1) + depth,
+        let regroup = usize::from(pixels == PixelSource::PerStep);
+        regroup
+            + match self.matmul() {
+                Matmul::Fused => 4,
+                Matmul::Registers | Matmul::Tiled => depth + 1 + (depth - 1) + depth,
+            }
+    }
+
+    /// Where the step of `rows` finds its batch's lit pixels by pixel: in the lists cached
+    /// at upload where the order is the file order and `rows` is one of their batches.
+    fn pixel_source(&self, rows: &Range<usize>) -> PixelSource {
+        match &self.pixel_lists {
+            Some(lists)
+                if self.file_order
+                    && rows.start % lists.batch == 0
+                    && rows.len() == lists.batch.min(self.train_count - rows.start) =>
+            {
+                PixelSource::Cached {
+                    spans: (rows.start / lists.batch * self.sizes[0]) as u32,
+                }
+            }
+            _ => PixelSource::PerStep,
         }
     }
 
@@ -893,7 +1019,11 @@ impl GpuBackend {
             Work::Evaluate { rows } => (rows.len(), &b.sparse_forward_validation),
         };
         let blocks = |n: usize| div_ceil(n, BLOCK * GROUP);
-        if let Work::Train { .. } = work {
+        if let Work::Train {
+            pixels: PixelSource::PerStep,
+            ..
+        } = work
+        {
             // The batch by pixel, for the first layer's weight update.
             let what = ("pixel_columns layer", 1);
             let groups = div_ceil(sizes[0], PIXEL_GROUP);
@@ -972,10 +1102,14 @@ impl GpuBackend {
                 }
             }
         }
-        if let Work::Train { .. } = work {
+        if let Work::Train { pixels, .. } = work {
+            let group = match (pixels, &self.pixel_lists) {
+                (PixelSource::Cached { .. }, Some(lists)) => &lists.sparse_weights_update,
+                _ => &b.sparse_weights_update,
+            };
             dispatch(
                 &k.sparse_weights_update,
-                &b.sparse_weights_update,
+                group,
                 ("sparse_weights_update layer", 1),
                 div_ceil(sizes[1], 8 * GROUP),
                 div_ceil(sizes[0] + 1, GROUP),
@@ -1022,13 +1156,20 @@ impl GpuBackend {
 impl Backend for GpuBackend {
     fn name(&self) -> String {
         let a = &self.context.adapter;
+        let per_step = self.dispatches(PixelSource::PerStep);
+        let dispatches = match self.pixel_lists {
+            Some(_) => format!(
+                "{} dispatches per step in the file order, {per_step} shuffled",
+                self.dispatches(PixelSource::Cached { spans: 0 })
+            ),
+            None => format!("{per_step} dispatches per step"),
+        };
         format!(
-            "gpu ({}, {} {}; {} kernels, {} dispatches per step)",
+            "gpu ({}, {} {}; {} kernels, {dispatches})",
             a.name,
             a.backend,
             a.device_type,
             self.matmul().name(),
-            self.dispatches_per_step()
         )
     }
 
@@ -1079,6 +1220,7 @@ impl Backend for GpuBackend {
         self.context
             .queue
             .write_buffer(&self.train_order, 0, bytemuck::cast_slice(order));
+        self.file_order = order.iter().enumerate().all(|(i, &o)| o as usize == i);
         Ok(())
     }
 
@@ -1104,11 +1246,13 @@ impl Backend for GpuBackend {
             self.collect_losses()?;
         }
         self.steps += 1;
+        let pixels = self.pixel_source(&rows);
         self.queued.push(Work::Train {
             rows,
             loss_slot: self.losses_used,
             learning_rate: self.hyper.learning_rate,
             t: self.steps,
+            pixels,
         });
         self.losses_used += 1;
         if self.queued.len() >= STEP_SLOTS {
@@ -1123,13 +1267,14 @@ impl Backend for GpuBackend {
             return Ok(Vec::new());
         };
         let device = &self.context.device;
-        let count = self.dispatches_per_step() as u32 + 1;
+        let capacity = self.dispatches(PixelSource::PerStep) as u32 + 1;
         let timer = device.create_query_set(&wgpu::QuerySetDescriptor {
             label: Some("kernel times"),
             ty: wgpu::QueryType::Timestamp,
-            count,
+            count: capacity,
         });
         let names = self.flush_timed(Some(&timer))?;
+        let count = names.len() as u32 + 1;
         let device = &self.context.device;
         let resolved = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("kernel times"),

@@ -118,12 +118,21 @@ impl GpuContext {
         }
     }
 
+    /// The largest storage buffer this device can bind, in bytes.
+    fn storage_limit(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+    }
+
+    /// Whether a storage buffer of `bytes` can be bound on this device.
+    pub fn storage_allows(&self, bytes: u64) -> bool {
+        bytes <= self.storage_limit()
+    }
+
     /// Fails unless a storage buffer of `bytes` can be bound on this device.
     pub fn check_storage_size(&self, what: &str, bytes: u64) -> Result<(), GpuError> {
-        let allowed = self
-            .limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size);
+        let allowed = self.storage_limit();
         if bytes > allowed {
             return Err(GpuError::LimitExceeded {
                 what: what.to_string(),

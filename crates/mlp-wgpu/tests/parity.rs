@@ -470,31 +470,69 @@ fn a_single_softmax_output_is_refused_on_the_gpu_too() {
 
 /// `kernel_times` trains the step it times (the parameters move exactly as `train_batch`
 /// moves them), and where the adapter writes timestamps inside passes it names every dispatch
-/// of the step with a finite, non-negative time.
+/// of the step with a finite, non-negative time: in the file order without pixel_columns,
+/// whose lists were built at upload, and in another order with it.
 #[test]
 fn kernel_times_time_a_real_step() {
     let mut rng = Rng::new(31);
     let set = random_set(40, 37, 5, &mut rng);
     let (_, mut timed) = backends(&[37, 45, 7, 5], 20, &set, &set);
     let (_, mut plain) = backends(&[37, 45, 7, 5], 20, &set, &set);
-    let times = timed.kernel_times(0..20).unwrap();
-    plain.train_batch(0..20).unwrap();
-    assert_eq!(timed.parameters().unwrap(), plain.parameters().unwrap());
-    if context().timestamp_period.is_some() {
-        let names: Vec<&str> = times.iter().map(|t| t.kernel.as_str()).collect();
-        println!("{times:?}");
-        assert_eq!(times.len(), timed.dispatches_per_step(), "{names:?}");
-        assert_eq!(names[0], "pixel_columns layer 1");
-        assert!(
-            names.contains(&"sparse_weights_update layer 1"),
-            "{names:?}"
-        );
-        assert!(
-            times
-                .iter()
-                .all(|t| t.seconds.is_finite() && t.seconds >= 0.0)
-        );
-    } else {
-        assert!(times.is_empty(), "no timestamps, so no times: {times:?}");
+    let shuffled: Vec<u32> = (0..40).rev().collect();
+    for (order, first) in [
+        (None, "sparse_forward layer 1"),
+        (Some(&shuffled), "pixel_columns layer 1"),
+    ] {
+        if let Some(order) = order {
+            timed.set_order(order).unwrap();
+            plain.set_order(order).unwrap();
+        }
+        let times = timed.kernel_times(0..20).unwrap();
+        plain.train_batch(0..20).unwrap();
+        assert_eq!(timed.parameters().unwrap(), plain.parameters().unwrap());
+        if context().timestamp_period.is_some() {
+            let names: Vec<&str> = times.iter().map(|t| t.kernel.as_str()).collect();
+            println!("{times:?}");
+            assert_eq!(times.len(), timed.dispatches_per_step(), "{names:?}");
+            assert_eq!(names[0], first);
+            assert!(
+                names.contains(&"sparse_weights_update layer 1"),
+                "{names:?}"
+            );
+            assert!(
+                times
+                    .iter()
+                    .all(|t| t.seconds.is_finite() && t.seconds >= 0.0)
+            );
+        } else {
+            assert!(times.is_empty(), "no timestamps, so no times: {times:?}");
+        }
     }
+}
+
+/// In the file order, whole batches read the pixel lists built once at upload; in any other
+/// order pixel_columns.wgsl builds each batch's in the step. Both must be the same lists, so
+/// the steps must move the parameters to the same bits.
+#[test]
+fn cached_pixel_lists_should_match_per_step_ones() {
+    let mut rng = Rng::new(41);
+    let set = random_set(95, 37, 5, &mut rng);
+    let (_, mut cached) = backends(&[37, 45, 7, 5], 30, &set, &set);
+    let (_, mut per_step) = backends(&[37, 45, 7, 5], 30, &set, &set);
+    // The file order but for its last two images: the first three batches hold the same rows
+    // as in the file order, yet this is another order.
+    let mut order: Vec<u32> = (0..95).collect();
+    order.swap(93, 94);
+    per_step.set_order(&order).unwrap();
+    assert_eq!(
+        cached.dispatches_per_step() + 1,
+        per_step.dispatches_per_step()
+    );
+    for _epoch in 0..2 {
+        for rows in batches(90, 30) {
+            cached.train_batch(rows.clone()).unwrap();
+            per_step.train_batch(rows).unwrap();
+        }
+    }
+    assert_eq!(cached.parameters().unwrap(), per_step.parameters().unwrap());
 }
