@@ -15,7 +15,7 @@ use wgpu::util::DeviceExt;
 
 use crate::context::GpuContext;
 use crate::error::GpuError;
-use crate::kernels::{Kernel, Kernels};
+use crate::kernels::{Kernel, Kernels, UniformReads};
 
 /// Steps recorded per submission; also the slots of the per-step uniform buffer.
 const STEP_SLOTS: usize = 256;
@@ -162,6 +162,17 @@ impl PerLayer {
             buffer: &self.buffer,
             offset: region.start,
             size: wgpu::BufferSize::new(region.end - region.start),
+        }
+    }
+
+    /// The first `bytes` of layer k's region, to bind.
+    fn layer_start(&self, k: usize, bytes: u64) -> wgpu::BufferBinding<'_> {
+        let region = &self.regions[k];
+        debug_assert!(bytes <= region.end - region.start);
+        wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: region.start,
+            size: wgpu::BufferSize::new(bytes),
         }
     }
 
@@ -495,7 +506,10 @@ impl GpuBackend {
             .into());
         }
 
+        // UNIFORM too, for the arrays that kernels read through uniform bindings where they fit
+        // (kernels::UniformReads).
         let storage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::UNIFORM
             | wgpu::BufferUsages::COPY_SRC
             | wgpu::BufferUsages::COPY_DST;
         let init = |label: &str, contents: &[u8], usage| {
@@ -578,7 +592,12 @@ impl GpuBackend {
             &in_file_order(validation.len()),
             storage,
         );
-        let align = u64::from(context.limits.min_storage_buffer_offset_alignment);
+        let align = u64::from(
+            context
+                .limits
+                .min_storage_buffer_offset_alignment
+                .max(context.limits.min_uniform_buffer_offset_alignment),
+        );
         // `contents`: each layer's values, where the buffer does not start at zero.
         let per_layer = |label: &str, lengths: Vec<usize>, contents: Option<Vec<Vec<f32>>>| {
             let regions = PerLayer::regions(lengths, align);
@@ -687,7 +706,14 @@ impl GpuBackend {
         );
 
         let units = sizes[1..].iter().sum::<usize>() as u32;
-        let kernels = Kernels::new(device, optimiser, ROW_GROUP, units, FUSED_UNITS);
+        // D1 of a batch through a uniform binding, where its rows start on vec4s and it fits.
+        let first_deltas_bytes = (max_batch * sizes[1] * 4) as u64;
+        let uniform = UniformReads {
+            first_deltas: (sizes[1] % 8 == 0
+                && first_deltas_bytes <= context.limits.max_uniform_buffer_binding_size)
+                .then_some((first_deltas_bytes / 16) as u32),
+        };
+        let kernels = Kernels::new(device, optimiser, ROW_GROUP, units, FUSED_UNITS, uniform);
         let step_binding = wgpu::BufferBinding {
             buffer: &step_uniforms,
             offset: 0,
@@ -723,7 +749,10 @@ impl GpuBackend {
                     deltas.layer(0),
                     parameter_buffers.layer(0),
                     optimiser_state.layer(0),
-                    deltas.layer(0),
+                    match uniform.first_deltas {
+                        Some(vec4s) => deltas.layer_start(0, u64::from(vec4s) * 16),
+                        None => deltas.layer(0),
+                    },
                 ],
             )
         };

@@ -2,7 +2,7 @@
 //! updates parameters, `optimiser_update.wgsl`) prepended.
 
 /// How a kernel binds each of its buffers, in binding order.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Slot {
     /// The per-step uniform, bound at a dynamic offset.
     Step,
@@ -31,6 +31,39 @@ pub struct Kernels {
     pub evaluate: Kernel,
 }
 
+/// Read-only arrays of vec4s that kernels read through a uniform binding instead of a storage
+/// one, where the device can bind them so (at most its max_uniform_buffer_binding_size, 64 KiB
+/// on lavapipe and most GPUs): each the number of vec4s it holds, or None for storage. A CPU
+/// Vulkan (lavapipe) loads a storage buffer one invocation at a time, a branch and a bounds
+/// check each, and a uniform buffer as one gather: on lavapipe D1 as a uniform array took the
+/// seed step from 79.0 to 67.7 million instructions (callgrind).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UniformReads {
+    /// D1 in sparse_weights_update.wgsl (`delta4`).
+    pub first_deltas: Option<u32>,
+}
+
+/// `source` with the read-only storage array of vec4s `name`, bound at `binding`, declared as
+/// a uniform array of `length` vec4s instead, and `slots` saying so.
+fn read_through_uniform(
+    source: &str,
+    slots: &mut [Slot],
+    binding: usize,
+    name: &str,
+    length: u32,
+) -> String {
+    let storage = format!("@binding({binding}) var<storage, read> {name}: array<vec4<f32>>;");
+    assert!(
+        source.contains(&storage) && slots[binding] == Read,
+        "{name} is not a read-only storage array of vec4s at binding {binding}"
+    );
+    slots[binding] = Uniform;
+    source.replace(
+        &storage,
+        &format!("@binding({binding}) var<uniform> {name}: array<vec4<f32>, {length}>;"),
+    )
+}
+
 macro_rules! shader {
     ($($file:literal),+) => {
         concat!(
@@ -47,15 +80,24 @@ impl Kernels {
     /// common.wgsl's GRADIENT_DESCENT, MOMENTUM, ADAM), row_forward_backward with `row_group`
     /// rows per workgroup and room for `units` values of a row (the widths of layers 1..L),
     /// where that is at most `max_units`: lavapipe's time to build it grows steeply with them
-    /// (measured: 5 s for 410, 29 s for 1,010, over 300 s for 4,106).
+    /// (measured: 5 s for 410, 29 s for 1,010, over 300 s for 4,106); the arrays of `uniform`
+    /// read through uniform bindings.
     pub fn new(
         device: &wgpu::Device,
         optimiser_code: u32,
         row_group: u32,
         units: u32,
         max_units: u32,
+        uniform: UniformReads,
     ) -> Self {
         let optimiser = &[("OPTIMISER", f64::from(optimiser_code))];
+        let mut update_slots = [Step, Uniform, Read, Read, Read, Write, Write, Read];
+        let mut update_source =
+            shader!("optimiser_update.wgsl", "sparse_weights_update.wgsl").to_string();
+        if let Some(length) = uniform.first_deltas {
+            update_source =
+                read_through_uniform(&update_source, &mut update_slots, 7, "delta4", length);
+        }
         Self {
             sparse_forward: build(
                 device,
@@ -74,8 +116,8 @@ impl Kernels {
             sparse_weights_update: build(
                 device,
                 "sparse_weights_update",
-                shader!("optimiser_update.wgsl", "sparse_weights_update.wgsl"),
-                &[Step, Uniform, Read, Read, Read, Write, Write, Read],
+                &update_source,
+                &update_slots,
                 optimiser,
             ),
             linear_forward: build(

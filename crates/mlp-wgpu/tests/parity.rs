@@ -215,6 +215,17 @@ fn seed_step_100x784x64_should_match_reference() {
     );
 }
 
+/// At 300 rows D1 of the seed network (300 x 64 f32, 76,800 bytes) is over the 64 KiB that
+/// lavapipe and most GPUs bind as a uniform buffer, so sparse_weights_update reads it from
+/// storage: the kernel's other build.
+#[test]
+fn seed_step_300x784x64_should_match_reference() {
+    assert_rows_pass(
+        "seed 300x784",
+        &one_step_rows(LayerSizes::seed().as_slice(), 300),
+    );
+}
+
 #[test]
 fn forty_whole_steps_with_a_short_last_batch_should_match_reference() {
     let mut rng = Rng::new(3);
