@@ -20,6 +20,10 @@
 @group(0) @binding(6) var<storage, read_write> state: array<f32>;
 @group(0) @binding(7) var<storage, read> row_losses: array<f32>;
 @group(0) @binding(8) var<storage, read_write> losses: array<f32>;
+// The same activations and deltas read four at a time, where a block's four values lie on one
+// vec4 (every layer's tensors start on a vec4): one load instead of four.
+@group(0) @binding(9) var<storage, read> activations4: array<vec4<f32>>;
+@group(0) @binding(10) var<storage, read> deltas4: array<vec4<f32>>;
 
 // The batch's loss: the mean squared error over B x classes (squared_error_sum of cpu.rs over
 // its terms), or the mean cross-entropy over B.
@@ -52,19 +56,34 @@ fn weights_update_block(k: u32, bx: u32, by: u32) {
     var g1 = vec4<f32>(0.0);
     var g2 = vec4<f32>(0.0);
     var g3 = vec4<f32>(0.0);
-    for (var r = 0u; r < step.rows; r = r + 1u) {
-        let a_row = input + r * l.inputs;
-        let d_row = l.deltas + r * l.outputs;
-        let d = vec4<f32>(deltas[d_row + cols.x], deltas[d_row + cols.y],
-                          deltas[d_row + cols.z], deltas[d_row + cols.w]);
-        var a = vec4<f32>(activations[a_row + safe.x], activations[a_row + safe.y],
-                          activations[a_row + safe.z], activations[a_row + safe.w]);
-        a = select(a, vec4<f32>(1.0), is_bias);
-        a = select(a, vec4<f32>(0.0), is_past);
-        g0 = g0 + a.x * d;
-        g1 = g1 + a.y * d;
-        g2 = g2 + a.z * d;
-        g3 = g3 + a.w * d;
+    // Where the block's four inputs and four outputs each lie on a vec4 of their rows, both are
+    // read a vec4 at a time; at a layer's edge, one value at a time, clamped into the layer,
+    // the bias row's input 1 and rows past it 0. Two loops, as lavapipe runs a loop with a
+    // branch inside slowly.
+    if (l.inputs % 4u == 0u && i0 + 4u <= l.inputs && l.outputs % 4u == 0u) {
+        for (var r = 0u; r < step.rows; r = r + 1u) {
+            let a = activations4[(input + r * l.inputs + i0) / 4u];
+            let d = deltas4[(l.deltas + r * l.outputs + n0) / 4u];
+            g0 = g0 + a.x * d;
+            g1 = g1 + a.y * d;
+            g2 = g2 + a.z * d;
+            g3 = g3 + a.w * d;
+        }
+    } else {
+        for (var r = 0u; r < step.rows; r = r + 1u) {
+            let a_row = input + r * l.inputs;
+            let d_row = l.deltas + r * l.outputs;
+            let d = vec4<f32>(deltas[d_row + cols.x], deltas[d_row + cols.y],
+                              deltas[d_row + cols.z], deltas[d_row + cols.w]);
+            var a = vec4<f32>(activations[a_row + safe.x], activations[a_row + safe.y],
+                              activations[a_row + safe.z], activations[a_row + safe.w]);
+            a = select(a, vec4<f32>(1.0), is_bias);
+            a = select(a, vec4<f32>(0.0), is_past);
+            g0 = g0 + a.x * d;
+            g1 = g1 + a.y * d;
+            g2 = g2 + a.z * d;
+            g3 = g3 + a.w * d;
+        }
     }
     let gradients = array<vec4<f32>, 4>(g0, g1, g2, g3);
     let moments = (l.inputs + 1u) * l.outputs;

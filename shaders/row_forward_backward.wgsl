@@ -7,27 +7,39 @@
 // it replaces took 100-220 µs, most of it the cost of a dispatch.
 //
 // bindings: step (B rows from row_start), network: per layer k = 1..L (index k - 1) its sizes,
-//           activation f and where its tensors start in the buffers below (DenseLayer);
-//           parameters: every [Wk; bk], (in + 1, out); activations: every Ak, (B, out), A1
-//           written by sparse_forward.wgsl; deltas: every Dk, (B, out);
+//           activation f and where its tensors start in the buffers below (DenseLayer), its
+//           parameters counted from where `parameters` is bound;
+//           parameters: [Wk; bk], (in + 1, out), of layers 2..L, read as vec4s (every layer's
+//           start on one); a uniform array of DENSE_VEC4S where they fit in a uniform binding,
+//           which lavapipe reads far faster than storage (kernels.rs); activations: every Ak,
+//           (B, out), A1 written by sparse_forward.wgsl; deltas: every Dk, (B, out);
 //           labels: one u32 digit per image; order: row r of the data set's order is image
 //           order[r]; row_losses: per batch row, its squared errors summed over the classes
 //           (sigmoid output) or -ln A_L[label] (softmax), which layers_weights_update.wgsl
 //           adds up in row order.
-// Each invocation produces four values of a row at a time, reading the four weights beside
-// each other; indices past a layer's edge are clamped for reading and skipped for writing.
+// The forward pass produces four values of a row at a time, reading the four weights beside
+// each other; indices past a layer's edge are clamped for reading and skipped for writing. The
+// deltas read each row of W(k+1) four weights at a time. LAYERS (L) and UNITS are set when
+// the pipeline is built.
 
 @group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<storage, read> network: array<DenseLayer>;
-@group(0) @binding(2) var<storage, read> parameters: array<f32>;
+@group(0) @binding(1) var<uniform> network: array<DenseLayer, LAYERS>;
+@group(0) @binding(2) var<storage, read> parameters: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> activations: array<f32>;
 @group(0) @binding(4) var<storage, read_write> deltas: array<f32>;
 @group(0) @binding(5) var<storage, read> labels: array<u32>;
 @group(0) @binding(6) var<storage, read> order: array<u32>;
 @group(0) @binding(7) var<storage, read_write> row_losses: array<f32>;
-// The same parameters read four at a time, for layers whose `out` is a multiple of 4 (every
-// layer's parameters start on a vec4): one load instead of four.
-@group(0) @binding(8) var<storage, read> parameters4: array<vec4<f32>>;
+
+// Parameter i (counted in f32s from where `parameters` is bound).
+fn weight(i: u32) -> f32 {
+    return parameters[i / 4u][i % 4u];
+}
+
+// Parameters i..i + 3, where i is a multiple of 4.
+fn weights4(i: u32) -> vec4<f32> {
+    return parameters[i / 4u];
+}
 
 // Four neighbouring indices from `first`, the ones past `last` clamped to it.
 fn four_from(first: u32, last: u32) -> vec4<u32> {
@@ -49,18 +61,20 @@ fn linear_forward_row(m: u32, k: u32, at: u32, a: ptr<function, Units>) {
     let bias_row = l.parameters + l.inputs * l.outputs;
     for (var n0 = 0u; n0 < l.outputs; n0 = n0 + 4u) {
         let cols = four_from(n0, l.outputs - 1u);
-        var s = vec4<f32>(parameters[bias_row + cols.x], parameters[bias_row + cols.y],
-                          parameters[bias_row + cols.z], parameters[bias_row + cols.w]);
+        var s: vec4<f32>;
         if (l.outputs % 4u == 0u) {
+            s = weights4(bias_row + n0);
             for (var i = 0u; i < l.inputs; i = i + 1u) {
-                s = s + (*a)[at + i] * parameters4[(l.parameters + i * l.outputs + n0) / 4u];
+                s = s + (*a)[at + i] * weights4(l.parameters + i * l.outputs + n0);
             }
         } else {
+            s = vec4<f32>(weight(bias_row + cols.x), weight(bias_row + cols.y),
+                          weight(bias_row + cols.z), weight(bias_row + cols.w));
             for (var i = 0u; i < l.inputs; i = i + 1u) {
                 let w_row = l.parameters + i * l.outputs;
                 s = s + (*a)[at + i]
-                    * vec4<f32>(parameters[w_row + cols.x], parameters[w_row + cols.y],
-                                parameters[w_row + cols.z], parameters[w_row + cols.w]);
+                    * vec4<f32>(weight(w_row + cols.x), weight(w_row + cols.y),
+                                weight(w_row + cols.z), weight(w_row + cols.w));
             }
         }
         for (var j = 0u; j < min(4u, l.outputs - n0); j = j + 1u) {
@@ -74,7 +88,7 @@ fn linear_forward_row(m: u32, k: u32, at: u32, a: ptr<function, Units>) {
 // D_L's row m and the row's loss, as output_delta.wgsl computes them for a whole batch; A_L
 // and D_L at `at` in `a` and `d`.
 fn output_delta_row(m: u32, at: u32, a: ptr<function, Units>, d: ptr<function, Units>) -> f32 {
-    let l = network[arrayLength(&network) - 1u];
+    let l = network[LAYERS - 1u];
     let classes = l.outputs;
     let first = l.activations + m * classes;
     let delta = l.deltas + m * classes;
@@ -122,19 +136,26 @@ fn hidden_delta_row(m: u32, k: u32, at: u32, a: ptr<function, Units>, d: ptr<fun
     let width = l.outputs;
     let next_at = at + width;
     let row = l.deltas + m * width;
-    for (var n0 = 0u; n0 < width; n0 = n0 + 4u) {
-        let cols = next.parameters + four_from(n0, width - 1u) * next.outputs;
-        var p = vec4<f32>(0.0);
-        for (var j = 0u; j < next.outputs; j = j + 1u) {
-            p = p + (*d)[next_at + j]
-                * vec4<f32>(parameters[cols.x + j], parameters[cols.y + j],
-                            parameters[cols.z + j], parameters[cols.w + j]);
+    // Unit n's sum runs along row n of W(k+1), j in increasing order as on the CPU.
+    for (var n = 0u; n < width; n = n + 1u) {
+        let w_row = next.parameters + n * next.outputs;
+        var p = 0.0;
+        if (next.outputs % 4u == 0u) {
+            for (var j = 0u; j < next.outputs; j = j + 4u) {
+                let w = weights4(w_row + j);
+                p = p + (*d)[next_at + j] * w.x;
+                p = p + (*d)[next_at + j + 1u] * w.y;
+                p = p + (*d)[next_at + j + 2u] * w.z;
+                p = p + (*d)[next_at + j + 3u] * w.w;
+            }
+        } else {
+            for (var j = 0u; j < next.outputs; j = j + 1u) {
+                p = p + (*d)[next_at + j] * weight(w_row + j);
+            }
         }
-        for (var c = 0u; c < min(4u, width - n0); c = c + 1u) {
-            let value = p[c] * activation_derivative((*a)[at + n0 + c], l.activation);
-            (*d)[at + n0 + c] = value;
-            deltas[row + n0 + c] = value;
-        }
+        let value = p * activation_derivative((*a)[at + n], l.activation);
+        (*d)[at + n] = value;
+        deltas[row + n] = value;
     }
 }
 
@@ -149,7 +170,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     var a: Units;
     var d: Units;
-    let depth = arrayLength(&network);
+    let depth = LAYERS;
     let first = network[0];
     for (var j = 0u; j < first.outputs; j = j + 1u) {
         a[j] = activations[first.activations + m * first.outputs + j];

@@ -704,6 +704,22 @@ impl GpuBackend {
             bytemuck::cast_slice(&network_entries),
             wgpu::BufferUsages::STORAGE,
         );
+        // row_forward_backward reads the parameters of layers 2..L only, bound from where
+        // layer 2's start, and counts their offsets from there.
+        let dense_start = parameter_buffers.regions.get(1).map_or(0, |r| r.start);
+        let dense_bytes = parameter_buffers.buffer.size() - dense_start;
+        let row_network_entries: Vec<DenseLayerEntry> = network_entries
+            .iter()
+            .map(|&entry| DenseLayerEntry {
+                parameters: entry.parameters.saturating_sub((dense_start / 4) as u32),
+                ..entry
+            })
+            .collect();
+        let row_network = init(
+            "network from layer 2",
+            bytemuck::cast_slice(&row_network_entries),
+            wgpu::BufferUsages::UNIFORM,
+        );
 
         let units = sizes[1..].iter().sum::<usize>() as u32;
         // D1 of a batch through a uniform binding, where its rows start on vec4s and it fits.
@@ -712,8 +728,18 @@ impl GpuBackend {
             first_deltas: (sizes[1] % 8 == 0
                 && first_deltas_bytes <= context.limits.max_uniform_buffer_binding_size)
                 .then_some((first_deltas_bytes / 16) as u32),
+            dense_parameters: (dense_bytes <= context.limits.max_uniform_buffer_binding_size)
+                .then_some((dense_bytes / 16) as u32),
         };
-        let kernels = Kernels::new(device, optimiser, ROW_GROUP, units, FUSED_UNITS, uniform);
+        let kernels = Kernels::new(
+            device,
+            optimiser,
+            depth as u32,
+            ROW_GROUP,
+            units,
+            FUSED_UNITS,
+            uniform,
+        );
         let step_binding = wgpu::BufferBinding {
             buffer: &step_uniforms,
             offset: 0,
@@ -854,14 +880,17 @@ impl GpuBackend {
                 group(
                     kernel,
                     &[
-                        whole(&network),
-                        whole(&parameter_buffers.buffer),
+                        whole(&row_network),
+                        wgpu::BufferBinding {
+                            buffer: &parameter_buffers.buffer,
+                            offset: dense_start,
+                            size: wgpu::BufferSize::new(dense_bytes),
+                        },
                         whole(&activations.buffer),
                         whole(&deltas.buffer),
                         whole(&train_labels),
                         whole(&train_order),
                         whole(&row_losses),
-                        whole(&parameter_buffers.buffer),
                     ],
                 )
             }),
@@ -876,6 +905,8 @@ impl GpuBackend {
                     whole(&optimiser_state.buffer),
                     whole(&row_losses),
                     whole(&losses),
+                    whole(&activations.buffer),
+                    whole(&deltas.buffer),
                 ],
             ),
             evaluate: group(

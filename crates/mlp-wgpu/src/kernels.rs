@@ -41,6 +41,8 @@ pub struct Kernels {
 pub struct UniformReads {
     /// D1 in sparse_weights_update.wgsl (`delta4`).
     pub first_deltas: Option<u32>,
+    /// The parameters of layers 2..L in row_forward_backward.wgsl (`parameters`).
+    pub dense_parameters: Option<u32>,
 }
 
 /// `source` with the read-only storage array of vec4s `name`, bound at `binding`, declared as
@@ -77,14 +79,16 @@ use Slot::{Read, Step, Uniform, Write};
 
 impl Kernels {
     /// The kernels, the update kernels built for the optimiser of `optimiser_code` (one of
-    /// common.wgsl's GRADIENT_DESCENT, MOMENTUM, ADAM), row_forward_backward with `row_group`
-    /// rows per workgroup and room for `units` values of a row (the widths of layers 1..L),
+    /// common.wgsl's GRADIENT_DESCENT, MOMENTUM, ADAM), row_forward_backward for `layers`
+    /// layers with `row_group` rows per workgroup and room for `units` values of a row (the
+    /// widths of layers 1..L),
     /// where that is at most `max_units`: lavapipe's time to build it grows steeply with them
     /// (measured: 5 s for 410, 29 s for 1,010, over 300 s for 4,106); the arrays of `uniform`
     /// read through uniform bindings.
     pub fn new(
         device: &wgpu::Device,
         optimiser_code: u32,
+        layers: u32,
         row_group: u32,
         units: u32,
         max_units: u32,
@@ -97,6 +101,14 @@ impl Kernels {
         if let Some(length) = uniform.first_deltas {
             update_source =
                 read_through_uniform(&update_source, &mut update_slots, 7, "delta4", length);
+        }
+        let mut row_slots = [Step, Uniform, Read, Write, Write, Read, Read, Write];
+        let mut row_source = format!(
+            "const LAYERS: u32 = {layers}u;\nconst UNITS: u32 = {units}u;\n{}",
+            shader!("row_forward_backward.wgsl")
+        );
+        if let Some(length) = uniform.dense_parameters {
+            row_source = read_through_uniform(&row_source, &mut row_slots, 2, "parameters", length);
         }
         Self {
             sparse_forward: build(
@@ -159,11 +171,8 @@ impl Kernels {
                 build(
                     device,
                     "row_forward_backward",
-                    &format!(
-                        "const UNITS: u32 = {units}u;\n{}",
-                        shader!("row_forward_backward.wgsl")
-                    ),
-                    &[Step, Read, Read, Write, Write, Read, Read, Write, Read],
+                    &row_source,
+                    &row_slots,
                     &[("ROW_GROUP", f64::from(row_group))],
                 )
             }),
@@ -171,7 +180,9 @@ impl Kernels {
                 device,
                 "layers_weights_update",
                 shader!("optimiser_update.wgsl", "layers_weights_update.wgsl"),
-                &[Step, Uniform, Read, Read, Read, Write, Write, Read, Write],
+                &[
+                    Step, Uniform, Read, Read, Read, Write, Write, Read, Write, Read, Read,
+                ],
                 optimiser,
             ),
             evaluate: build(

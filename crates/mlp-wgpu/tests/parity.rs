@@ -226,6 +226,17 @@ fn seed_step_300x784x64_should_match_reference() {
     );
 }
 
+/// The parameters of layers 2..L here, (201 x 100 + 101 x 10) f32 = 84,440 bytes, are over
+/// the 64 KiB that lavapipe and most GPUs bind as a uniform buffer, while the row's 310 units
+/// still fuse: row_forward_backward reads them from storage, its other build.
+#[test]
+fn fused_step_beyond_a_uniform_binding_should_match_reference() {
+    assert_rows_pass(
+        "12 x 30-200-100-10",
+        &one_step_rows(&[30, 200, 100, 10], 12),
+    );
+}
+
 #[test]
 fn forty_whole_steps_with_a_short_last_batch_should_match_reference() {
     let mut rng = Rng::new(3);
