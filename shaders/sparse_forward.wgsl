@@ -10,6 +10,12 @@
 //           parameters: [W1; b1], (in + 1, out); output: A1, (B, out)
 // Each invocation sums one row's 8 columns in registers. The invocations of a row are
 // neighbours along x, so they run the same loop (one image's pixels) side by side.
+// Where `out` is a multiple of 8, W1's rows are read four weights at a time from four pieces
+// of PIECE_PIXELS rows each (set when the pipeline is built): where W1 fits in four uniform
+// bindings, the kernel is built to read them as such (kernels.rs), which lavapipe reads far
+// faster than storage; otherwise every piece binds the whole of W1 and PIECE_PIXELS is past
+// the last pixel. The row's pixels are visited piece by piece, in four loops with no branch
+// inside, since lavapipe runs a branch inside a loop slowly.
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> layer: Layer;
@@ -18,9 +24,36 @@
 @group(0) @binding(4) var<storage, read> order: array<u32>;
 @group(0) @binding(5) var<storage, read> parameters: array<f32>;
 @group(0) @binding(6) var<storage, read_write> output: array<f32>;
-// The same parameters read four at a time, where `out` is a multiple of 8 so that every row
-// of W1 starts on a vec4: one load per four weights instead of four.
-@group(0) @binding(7) var<storage, read> parameters4: array<vec4<f32>>;
+// W1's rows c * PIECE_PIXELS.. as vec4s, for c = 0..3.
+@group(0) @binding(7) var<storage, read> weights0: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> weights1: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read> weights2: array<vec4<f32>>;
+@group(0) @binding(10) var<storage, read> weights3: array<vec4<f32>>;
+
+// The first of the entries `first..last` (pixels increasing) whose pixel is `pixel` or more.
+fn first_entry_from(pixel: u32, first: u32, last: u32) -> u32 {
+    var low = first;
+    var high = last;
+    while (low < high) {
+        let middle = (low + high) / 2u;
+        if ((entries[middle] & 0xffffffu) < pixel) {
+            low = middle + 1u;
+        } else {
+            high = middle;
+        }
+    }
+    return low;
+}
+
+// A lit entry's byte as the input x in [0, 1], and where its pixel's 8 columns from n0 start,
+// in vec4s from the start of piece `piece`.
+fn lit_input(entry: u32) -> f32 {
+    return f32(entry >> 24u) / 255.0;
+}
+
+fn piece_at(entry: u32, piece: u32, n0: u32) -> u32 {
+    return (((entry & 0xffffffu) - piece * PIECE_PIXELS) * layer.outputs + n0) / 4u;
+}
 
 // W1's columns `cols` of row (pixel) p.
 fn weights_columns(p: u32, cols: vec4<u32>) -> vec4<f32> {
@@ -43,12 +76,34 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var s_high = weights_columns(layer.inputs, high);
     let image = order[step.row_start + m];
     if (n_out % 8u == 0u) {
-        for (var e = starts[image]; e < starts[image + 1u]; e = e + 1u) {
+        let last = starts[image + 1u];
+        var e = starts[image];
+        var to = first_entry_from(PIECE_PIXELS, e, last);
+        for (; e < to; e = e + 1u) {
             let entry = entries[e];
-            let x = f32(entry >> 24u) / 255.0;
-            let at = ((entry & 0xffffffu) * n_out + n0) / 4u;
-            s_low = s_low + x * parameters4[at];
-            s_high = s_high + x * parameters4[at + 1u];
+            let at = piece_at(entry, 0u, n0);
+            s_low = s_low + lit_input(entry) * weights0[at];
+            s_high = s_high + lit_input(entry) * weights0[at + 1u];
+        }
+        to = first_entry_from(2u * PIECE_PIXELS, e, last);
+        for (; e < to; e = e + 1u) {
+            let entry = entries[e];
+            let at = piece_at(entry, 1u, n0);
+            s_low = s_low + lit_input(entry) * weights1[at];
+            s_high = s_high + lit_input(entry) * weights1[at + 1u];
+        }
+        to = first_entry_from(3u * PIECE_PIXELS, e, last);
+        for (; e < to; e = e + 1u) {
+            let entry = entries[e];
+            let at = piece_at(entry, 2u, n0);
+            s_low = s_low + lit_input(entry) * weights2[at];
+            s_high = s_high + lit_input(entry) * weights2[at + 1u];
+        }
+        for (; e < last; e = e + 1u) {
+            let entry = entries[e];
+            let at = piece_at(entry, 3u, n0);
+            s_low = s_low + lit_input(entry) * weights3[at];
+            s_high = s_high + lit_input(entry) * weights3[at + 1u];
         }
     } else {
         for (var e = starts[image]; e < starts[image + 1u]; e = e + 1u) {

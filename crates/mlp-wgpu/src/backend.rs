@@ -15,7 +15,7 @@ use wgpu::util::DeviceExt;
 
 use crate::context::GpuContext;
 use crate::error::GpuError;
-use crate::kernels::{Kernel, Kernels, UniformReads};
+use crate::kernels::{Kernel, Kernels, UniformReads, WeightPieces};
 
 /// Steps recorded per submission; also the slots of the per-step uniform buffer.
 const STEP_SLOTS: usize = 256;
@@ -457,6 +457,38 @@ fn pixel_lists(
     (columns, spans)
 }
 
+/// W1, `rows` rows (the bias's included) of `outputs` f32, in four pieces of whole rows that
+/// each fit in a uniform binding of `max_bytes` starting on a multiple of `align` bytes. None
+/// where W1's rows do not start on vec4s (sparse_forward then reads them one at a time) or four
+/// pieces are too few.
+fn first_weight_pieces(
+    rows: usize,
+    outputs: usize,
+    max_bytes: u64,
+    align: u64,
+) -> Option<WeightPieces> {
+    let row_bytes = outputs as u64 * 4;
+    if outputs % 8 != 0 || row_bytes == 0 {
+        return None;
+    }
+    let piece_rows = (1..=max_bytes / row_bytes)
+        .rev()
+        .find(|&n| n * row_bytes % align == 0)?;
+    let rows = rows as u64;
+    let needed = rows.div_ceil(piece_rows);
+    if needed > 4 {
+        return None;
+    }
+    Some(WeightPieces {
+        rows: piece_rows as u32,
+        lengths: std::array::from_fn(|piece| {
+            let piece = (piece as u64).min(needed - 1);
+            let rows_here = piece_rows.min(rows - piece * piece_rows);
+            (rows_here * row_bytes / 16) as u32
+        }),
+    })
+}
+
 /// [Wk; bk] as the shaders read it: the weights row by row, then the bias row.
 fn pack_layer(layer: &Layer) -> Vec<f32> {
     layer
@@ -730,6 +762,12 @@ impl GpuBackend {
                 .then_some((first_deltas_bytes / 16) as u32),
             dense_parameters: (dense_bytes <= context.limits.max_uniform_buffer_binding_size)
                 .then_some((dense_bytes / 16) as u32),
+            first_weights: first_weight_pieces(
+                sizes[0] + 1,
+                sizes[1],
+                context.limits.max_uniform_buffer_binding_size,
+                u64::from(context.limits.min_uniform_buffer_offset_alignment),
+            ),
         };
         let kernels = Kernels::new(
             device,
@@ -786,6 +824,21 @@ impl GpuBackend {
             batch: max_batch,
             sparse_weights_update: sparse_weights_update(&columns, &spans),
         });
+        // W1's four pieces as sparse_forward reads them: each all of W1 where they are storage.
+        let first_weights: [wgpu::BufferBinding; 4] =
+            std::array::from_fn(|piece| match uniform.first_weights {
+                Some(pieces) => {
+                    let rows = (sizes[0] + 1) as u32;
+                    let piece = piece.min(rows.div_ceil(pieces.rows) as usize - 1);
+                    let piece_bytes = u64::from(pieces.rows) * sizes[1] as u64 * 4;
+                    wgpu::BufferBinding {
+                        buffer: &parameter_buffers.buffer,
+                        offset: parameter_buffers.regions[0].start + piece as u64 * piece_bytes,
+                        size: wgpu::BufferSize::new(u64::from(pieces.lengths[piece]) * 16),
+                    }
+                }
+                None => parameter_buffers.layer(0),
+            });
         let bind = BindGroups {
             pixel_columns: group(
                 &kernels.pixel_columns,
@@ -809,7 +862,10 @@ impl GpuBackend {
                     whole(&train_order),
                     parameter_buffers.layer(0),
                     activations.layer(0),
-                    parameter_buffers.layer(0),
+                    first_weights[0].clone(),
+                    first_weights[1].clone(),
+                    first_weights[2].clone(),
+                    first_weights[3].clone(),
                 ],
             ),
             sparse_forward_validation: group(
@@ -821,7 +877,10 @@ impl GpuBackend {
                     whole(&validation_order),
                     parameter_buffers.layer(0),
                     activations.layer(0),
-                    parameter_buffers.layer(0),
+                    first_weights[0].clone(),
+                    first_weights[1].clone(),
+                    first_weights[2].clone(),
+                    first_weights[3].clone(),
                 ],
             ),
             forward: (1..depth)
@@ -1441,5 +1500,41 @@ impl Backend for GpuBackend {
             Array2::from_shape_vec((self.validation_count, classes), outputs)
                 .expect("images x classes values"),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{WeightPieces, first_weight_pieces};
+
+    #[test]
+    fn the_seed_w1_fits_in_four_uniform_pieces_of_whole_rows() {
+        // 785 rows of 64 f32 (256 bytes): 256 rows per 64 KiB piece, the last 17 rows.
+        assert_eq!(
+            first_weight_pieces(785, 64, 65536, 256),
+            Some(WeightPieces {
+                rows: 256,
+                lengths: [4096, 4096, 4096, 17 * 64 / 4]
+            })
+        );
+    }
+
+    #[test]
+    fn a_short_w1_binds_its_one_piece_four_times() {
+        // 600 f32 a row (2,400 bytes): a piece starts on 256 bytes only every 8 rows.
+        assert_eq!(
+            first_weight_pieces(21, 600, 65536, 256),
+            Some(WeightPieces {
+                rows: 24,
+                lengths: [21 * 150; 4]
+            })
+        );
+    }
+
+    #[test]
+    fn w1_that_needs_more_pieces_or_unaligned_rows_stays_in_storage() {
+        // The modern preset's 785 x 256 needs 13 pieces of 64 rows.
+        assert_eq!(first_weight_pieces(785, 256, 65536, 256), None);
+        assert_eq!(first_weight_pieces(38, 45, 65536, 256), None);
     }
 }

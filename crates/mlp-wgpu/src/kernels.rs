@@ -35,16 +35,30 @@ pub struct Kernels {
 /// one, where the device can bind them so (at most its max_uniform_buffer_binding_size, 64 KiB
 /// on lavapipe and most GPUs): each the number of vec4s it holds, or None for storage. A CPU
 /// Vulkan (lavapipe) loads a storage buffer one invocation at a time, a branch and a bounds
-/// check each, and a uniform buffer as one gather: on lavapipe D1 as a uniform array took a
-/// seed step from 68.9 to 57.4 million instructions, and the dense layers' parameters (with the
-/// deltas reading W a vec4 at a time) from 56.1 to 47.4 million (callgrind).
+/// check each, and a uniform buffer as one gather. Measured on lavapipe, best seed epoch of
+/// alternate runs (README): D1 so, 1.25-2.01 s -> 1.07-1.61 s; the dense layers' parameters,
+/// 1.04-1.27 s -> 0.96-1.07 s; W1 in four pieces, 0.97-1.32 s -> 0.85-1.03 s.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UniformReads {
     /// D1 in sparse_weights_update.wgsl (`delta4`).
     pub first_deltas: Option<u32>,
     /// The parameters of layers 2..L in row_forward_backward.wgsl (`parameters`).
     pub dense_parameters: Option<u32>,
+    /// W1 in sparse_forward.wgsl, in four pieces (`weights0` to `weights3`) of whole rows.
+    pub first_weights: Option<WeightPieces>,
 }
+
+/// W1 in four pieces of `rows` rows each: each piece's length in vec4s, all but the last as
+/// long as the first (a piece past the rows W1 needs binds the last real one again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeightPieces {
+    pub rows: u32,
+    pub lengths: [u32; 4],
+}
+
+/// sparse_forward.wgsl's PIECE_PIXELS where W1 is read from storage: past every pixel index
+/// (24 bits, as backend.rs packs them), with 3 times it still a u32.
+const WHOLE_PIECE_PIXELS: u32 = 1 << 24;
 
 /// `source` with the read-only storage array of vec4s `name`, bound at `binding`, declared as
 /// a uniform array of `length` vec4s instead, and `slots` saying so.
@@ -111,12 +125,33 @@ impl Kernels {
         if let Some(length) = uniform.dense_parameters {
             row_source = read_through_uniform(&row_source, &mut row_slots, 2, "parameters", length);
         }
+        let mut forward_slots = [
+            Step, Uniform, Read, Read, Read, Read, Write, Read, Read, Read, Read,
+        ];
+        let mut forward_source = format!(
+            "const PIECE_PIXELS: u32 = {}u;\n{}",
+            uniform
+                .first_weights
+                .map_or(WHOLE_PIECE_PIXELS, |pieces| pieces.rows),
+            shader!("sparse_forward.wgsl")
+        );
+        let lengths = uniform.first_weights.map(|pieces| pieces.lengths);
+        for (piece, length) in lengths.into_iter().flatten().enumerate() {
+            let name = format!("weights{piece}");
+            forward_source = read_through_uniform(
+                &forward_source,
+                &mut forward_slots,
+                7 + piece,
+                &name,
+                length,
+            );
+        }
         Self {
             sparse_forward: build(
                 device,
                 "sparse_forward",
-                shader!("sparse_forward.wgsl"),
-                &[Step, Uniform, Read, Read, Read, Read, Write, Read],
+                &forward_source,
+                &forward_slots,
                 &[],
             ),
             pixel_columns: build(
