@@ -10,7 +10,7 @@
 //           activation f and where its tensors start in the buffers below (DenseLayer), its
 //           parameters counted from where `parameters` is bound;
 //           parameters: [Wk; bk], (in + 1, out), of layers 2..L, read as vec4s (every layer's
-//           start on one); a uniform array of DENSE_VEC4S where they fit in a uniform binding,
+//           start on one); built as a uniform array where they fit in a uniform binding,
 //           which lavapipe reads far faster than storage (kernels.rs); activations: every Ak,
 //           (B, out), A1 written by sparse_forward.wgsl; deltas: every Dk, (B, out);
 //           labels: one u32 digit per image; order: row r of the data set's order is image

@@ -45,12 +45,13 @@ fn first_entry_from(pixel: u32, first: u32, last: u32) -> u32 {
     return low;
 }
 
-// A lit entry's byte as the input x in [0, 1], and where its pixel's 8 columns from n0 start,
-// in vec4s from the start of piece `piece`.
+// A lit entry's byte as the input x in [0, 1].
 fn lit_input(entry: u32) -> f32 {
     return f32(entry >> 24u) / 255.0;
 }
 
+// Where a lit entry's pixel's 8 columns from n0 start, in vec4s from the start of piece
+// `piece` of W1.
 fn piece_at(entry: u32, piece: u32, n0: u32) -> u32 {
     return (((entry & 0xffffffu) - piece * PIECE_PIXELS) * layer.outputs + n0) / 4u;
 }

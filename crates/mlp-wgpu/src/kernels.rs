@@ -33,7 +33,7 @@ pub struct Kernels {
 
 /// Read-only arrays of vec4s that kernels read through a uniform binding instead of a storage
 /// one, where the device can bind them so (at most its max_uniform_buffer_binding_size, 64 KiB
-/// on lavapipe and most GPUs): each the number of vec4s it holds, or None for storage. A CPU
+/// on lavapipe and most GPUs): each the vec4s it holds, or None for storage. A CPU
 /// Vulkan (lavapipe) loads a storage buffer one invocation at a time, a branch and a bounds
 /// check each, and a uniform buffer as one gather. Measured on lavapipe, best seed epoch of
 /// alternate runs (README): D1 so, 1.25-2.01 s -> 1.07-1.61 s; the dense layers' parameters,
@@ -96,10 +96,9 @@ impl Kernels {
     /// The kernels, the update kernels built for the optimiser of `optimiser_code` (one of
     /// common.wgsl's GRADIENT_DESCENT, MOMENTUM, ADAM), row_forward_backward for `layers`
     /// layers with `row_group` rows per workgroup and room for `units` values of a row (the
-    /// widths of layers 1..L),
-    /// where that is at most `max_units`: lavapipe's time to build it grows steeply with them
-    /// (measured: 5 s for 410, 29 s for 1,010, over 300 s for 4,106); the arrays of `uniform`
-    /// read through uniform bindings.
+    /// widths of layers 1..L), where that is at most `max_units`: lavapipe's time to build it
+    /// grows steeply with them (measured: 5 s for 410, 29 s for 1,010, over 300 s for 4,106);
+    /// the arrays of `uniform` read through uniform bindings.
     pub fn new(
         device: &wgpu::Device,
         optimiser_code: u32,
