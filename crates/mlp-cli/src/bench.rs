@@ -4,7 +4,8 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use mlp_core::train::{batches, epoch_order};
+use mlp_core::Schedule;
+use mlp_core::train::{TrainConfig, batches, start_epoch};
 
 use crate::args::BenchArgs;
 use crate::session::Session;
@@ -26,14 +27,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         session.backend.name(),
         settings.describe(),
     );
+    // Each epoch in the order training would give it (a GPU backend works differently in the
+    // file order, whose batches' pixel lists it builds once), at the first epoch's rate.
+    let config = TrainConfig {
+        schedule: Schedule::Constant,
+        ..settings.train_config()
+    };
     let mut seconds = Vec::with_capacity(args.epochs);
     for epoch in 0..=args.epochs {
-        // The order training would give this epoch: a GPU backend works differently in the
-        // file order, whose batches' pixel lists it builds once.
-        if settings.shuffle {
-            let order = epoch_order(settings.seed, epoch + 1, rows);
-            session.backend.set_order(&order)?;
-        }
+        start_epoch(session.backend.as_mut(), rows, &config, epoch + 1)?;
         let started = Instant::now();
         for batch in batches(rows, settings.batch_size) {
             session.backend.train_batch(batch)?;
