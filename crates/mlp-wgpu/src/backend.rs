@@ -353,6 +353,11 @@ fn pack_bytes(bytes: &[u8]) -> Vec<u8> {
 /// Bits of a lit pixel's entry that hold its index; the byte is above them.
 const PIXEL_INDEX_BITS: u32 = 24;
 
+/// The pixel index of a lit pixel's entry.
+fn pixel_of(entry: u32) -> usize {
+    (entry & ((1 << PIXEL_INDEX_BITS) - 1)) as usize
+}
+
 /// Each image's lit pixels as `lit_pixels` makes them: the entries, and where each image's
 /// start.
 type LitPixels = (Vec<u32>, Vec<u32>);
@@ -401,7 +406,7 @@ fn pixel_masks(pixels: usize, (entries, starts): &LitPixels) -> (Vec<u32>, Vec<u
     let mut ranks = vec![0u32; images * words];
     for (i, range) in starts.windows(2).enumerate() {
         for &entry in &entries[range[0] as usize..range[1] as usize] {
-            let p = (entry & ((1 << PIXEL_INDEX_BITS) - 1)) as usize;
+            let p = pixel_of(entry);
             masks[i * words + p / 32] |= 1 << (p % 32);
         }
         let mut lit = range[0];
@@ -425,7 +430,6 @@ fn pixel_lists(
 ) -> (Vec<[u32; 2]>, Vec<[u32; 2]>) {
     let images = starts.len() - 1;
     let lit = |image: usize| &entries[starts[image] as usize..starts[image + 1] as usize];
-    let pixel = |entry: u32| (entry & ((1 << PIXEL_INDEX_BITS) - 1)) as usize;
     let mut columns = vec![[0u32; 2]; entries.len().max(1)];
     let mut spans = Vec::with_capacity(images.div_ceil(batch.max(1)) * pixels);
     let mut next = vec![0u32; pixels];
@@ -435,7 +439,7 @@ fn pixel_lists(
         let mut lengths = vec![0u32; pixels];
         for image in rows.clone() {
             for &entry in lit(image) {
-                lengths[pixel(entry)] += 1;
+                lengths[pixel_of(entry)] += 1;
             }
         }
         for (p, &length) in lengths.iter().enumerate() {
@@ -445,7 +449,7 @@ fn pixel_lists(
         }
         for (row, image) in rows.enumerate() {
             for &entry in lit(image) {
-                let p = pixel(entry);
+                let p = pixel_of(entry);
                 columns[next[p] as usize] = [row as u32, entry >> PIXEL_INDEX_BITS];
                 next[p] += 1;
             }
@@ -479,11 +483,13 @@ fn first_weight_pieces(
     if needed > 4 {
         return None;
     }
+    // A piece past the rows W1 needs binds the last real one again.
+    let real = |piece: usize| (piece as u64).min(needed - 1);
     Some(WeightPieces {
         rows: piece_rows as u32,
+        starts: std::array::from_fn(|piece| (real(piece) * piece_rows * row_bytes / 16) as u32),
         lengths: std::array::from_fn(|piece| {
-            let piece = (piece as u64).min(needed - 1);
-            let rows_here = piece_rows.min(rows - piece * piece_rows);
+            let rows_here = piece_rows.min(rows - real(piece) * piece_rows);
             (rows_here * row_bytes / 16) as u32
         }),
     })
@@ -827,16 +833,12 @@ impl GpuBackend {
         // W1's four pieces as sparse_forward reads them: each all of W1 where they are storage.
         let first_weights: [wgpu::BufferBinding; 4] =
             std::array::from_fn(|piece| match uniform.first_weights {
-                Some(pieces) => {
-                    let rows = (sizes[0] + 1) as u32;
-                    let piece = piece.min(rows.div_ceil(pieces.rows) as usize - 1);
-                    let piece_bytes = u64::from(pieces.rows) * sizes[1] as u64 * 4;
-                    wgpu::BufferBinding {
-                        buffer: &parameter_buffers.buffer,
-                        offset: parameter_buffers.regions[0].start + piece as u64 * piece_bytes,
-                        size: wgpu::BufferSize::new(u64::from(pieces.lengths[piece]) * 16),
-                    }
-                }
+                Some(pieces) => wgpu::BufferBinding {
+                    buffer: &parameter_buffers.buffer,
+                    offset: parameter_buffers.regions[0].start
+                        + u64::from(pieces.starts[piece]) * 16,
+                    size: wgpu::BufferSize::new(u64::from(pieces.lengths[piece]) * 16),
+                },
                 None => parameter_buffers.layer(0),
             });
         let bind = BindGroups {
@@ -1514,6 +1516,7 @@ mod tests {
             first_weight_pieces(785, 64, 65536, 256),
             Some(WeightPieces {
                 rows: 256,
+                starts: [0, 4096, 2 * 4096, 3 * 4096],
                 lengths: [4096, 4096, 4096, 17 * 64 / 4]
             })
         );
@@ -1526,6 +1529,7 @@ mod tests {
             first_weight_pieces(21, 600, 65536, 256),
             Some(WeightPieces {
                 rows: 24,
+                starts: [0; 4],
                 lengths: [21 * 150; 4]
             })
         );

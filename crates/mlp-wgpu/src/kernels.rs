@@ -48,11 +48,13 @@ pub struct UniformReads {
     pub first_weights: Option<WeightPieces>,
 }
 
-/// W1 in four pieces of `rows` rows each: each piece's length in vec4s, all but the last as
-/// long as the first (a piece past the rows W1 needs binds the last real one again).
+/// W1 in four pieces of `rows` rows each: where each piece starts in W1 and how long it is, in
+/// vec4s, all but the last as long as the first (a piece past the rows W1 needs is the last
+/// real one again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WeightPieces {
     pub rows: u32,
+    pub starts: [u32; 4],
     pub lengths: [u32; 4],
 }
 
