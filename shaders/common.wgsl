@@ -55,8 +55,19 @@ struct DenseLayer {
     pad: u32,
 }
 
-// The smallest probability the cross-entropy takes the logarithm of (PROBABILITY_FLOOR of cpu.rs).
+// The smallest probability the cross-entropy takes the logarithm of (PROBABILITY_FLOOR of cpu/mod.rs).
 const PROBABILITY_FLOOR: f32 = 1e-30;
+
+// −ln p with p floored at PROBABILITY_FLOOR, as cross_entropy_sum does. A p that is not finite
+// (a diverged network) is returned as it is, so that the batch loss is not finite either and
+// training stops on it: max() may drop a NaN, and the test is on the bits because a compiler
+// may assume that floats are never NaN.
+fn cross_entropy(p: f32) -> f32 {
+    if ((bitcast<u32>(p) & 0x7f800000u) == 0x7f800000u) {
+        return p;
+    }
+    return -log(max(p, PROBABILITY_FLOOR));
+}
 
 fn sigmoid(s: f32) -> f32 {
     return 1.0 / (1.0 + exp(-s));

@@ -49,7 +49,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     predictions[image] = best;
     var loss = 0.0;
     if (layer.activation == SOFTMAX) {
-        loss = -log(max(activation[first + labels[image]], PROBABILITY_FLOOR));
+        loss = cross_entropy(activation[first + labels[image]]);
     } else {
         for (var c = 0u; c < classes; c = c + 1u) {
             let y = select(0.0, 1.0, labels[image] == c);

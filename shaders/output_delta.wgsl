@@ -47,7 +47,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
                 activation[first + c] = p;
                 delta[first + c] = p - select(0.0, 1.0, label == c);
                 if (label == c) {
-                    loss = loss - log(max(p, PROBABILITY_FLOOR));
+                    loss = loss + cross_entropy(p);
                 }
             }
         }

@@ -112,7 +112,7 @@ fn output_delta_row(m: u32, at: u32, a: ptr<function, Units>, d: ptr<function, U
             (*d)[at + c] = value;
             deltas[delta + c] = value;
             if (label == c) {
-                loss = -log(max(p, PROBABILITY_FLOOR));
+                loss = cross_entropy(p);
             }
         }
     } else {

@@ -8,6 +8,7 @@ use mlp_core::Schedule;
 use mlp_core::train::{TrainConfig, batches, start_epoch};
 
 use crate::args::BenchArgs;
+use crate::console::say;
 use crate::session::Session;
 use crate::settings::Settings;
 
@@ -22,7 +23,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     } else {
         "in the file's order"
     };
-    println!(
+    say!(
         "backend: {}\n{}\ntraining images {rows} (timed {order}, as training takes them, at the first epoch's rate)",
         session.backend.name(),
         settings.describe(),
@@ -44,19 +45,19 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         let loss = session.backend.take_train_loss()?;
         let elapsed = started.elapsed().as_secs_f64();
         if epoch == 0 {
-            println!(
+            say!(
                 "warm-up epoch: {elapsed:.3} s (train loss {:.5})",
                 loss.mean()
             );
         } else {
-            println!("epoch {epoch}: {elapsed:.4} s");
+            say!("epoch {epoch}: {elapsed:.4} s");
             seconds.push(elapsed);
         }
     }
     seconds.sort_by(f64::total_cmp);
     let median = seconds[seconds.len() / 2];
     let dense_flop = flop_per_sample * rows as f64;
-    println!(
+    say!(
         "median {:.4} s per epoch, {:.0} samples/s, {:.1} GFLOP/s dense-equivalent ({:.1} GFLOP \
          per epoch as dense products)",
         median,
@@ -69,7 +70,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let sizes = settings.layers.as_slice();
     let first_layer_flop = 2.0 * 2.0 * (sizes[0] * sizes[1]) as f64 * rows as f64;
     let lit_flop = dense_flop - first_layer_flop * (1.0 - session.train_density);
-    println!(
+    say!(
         "{:.1} % of training pixels are lit: {:.1} GFLOP per epoch with zero pixels skipped \
          ({:.1} GFLOP/s)",
         100.0 * session.train_density,
@@ -91,7 +92,7 @@ fn profile(session: &mut Session, batch_size: usize) -> Result<()> {
     for batch in batches(session.train_rows, batch_size) {
         let times = session.backend.kernel_times(batch)?;
         if times.is_empty() {
-            println!("profile: this backend cannot time its kernels");
+            say!("profile: this backend cannot time its kernels");
             return Ok(());
         }
         if totals.is_empty() {
@@ -103,13 +104,13 @@ fn profile(session: &mut Session, batch_size: usize) -> Result<()> {
         steps += 1;
     }
     let step: f64 = totals.iter().map(|t| t.1).sum::<f64>() / f64::from(steps.max(1));
-    println!(
+    say!(
         "profile: mean per step over {steps} steps, {:.1} µs in kernels",
         step * 1e6
     );
     for (kernel, total) in totals {
         let mean = total / f64::from(steps.max(1));
-        println!(
+        say!(
             "  {kernel:<28} {:>9.1} µs  {:>5.1} %",
             mean * 1e6,
             100.0 * mean / step

@@ -7,6 +7,7 @@ use mlp_core::train::{batches, start_epoch};
 use mlp_wgpu::PARITY;
 
 use crate::args::{BackendKind, CheckArgs};
+use crate::console::say;
 use crate::data;
 use crate::session::{build_backend, initial_parameters};
 use crate::settings::Settings;
@@ -30,8 +31,8 @@ pub fn run(args: &CheckArgs) -> Result<()> {
     };
     let mut cpu = build(BackendKind::Cpu, parameters.clone())?;
     let mut gpu = build(BackendKind::Gpu, parameters)?;
-    println!("reference: {}\nchecked:   {}", cpu.name(), gpu.name());
-    println!(
+    say!("reference: {}\nchecked:   {}", cpu.name(), gpu.name());
+    say!(
         "{}\n{} steps, compared every {}  tolerance: abs {:e} + rel {:e}",
         settings.describe(),
         args.steps,
@@ -60,21 +61,21 @@ pub fn run(args: &CheckArgs) -> Result<()> {
         let cpu_trace = cpu.trace_batch(rows.clone())?;
         let gpu_trace = gpu.trace_batch(rows)?;
         let (cpu_params, gpu_params) = (cpu.parameters()?, gpu.parameters()?);
-        println!("step {step}:");
+        say!("step {step}:");
         for row in compare_step((&cpu_trace, &cpu_params), (&gpu_trace, &gpu_params), PARITY) {
             let verdict = if row.difference.passes() {
                 "ok"
             } else {
                 "FAIL"
             };
-            println!("  {:<24} {}  {verdict}", row.name, row.difference);
+            say!("  {:<24} {}  {verdict}", row.name, row.difference);
             failures += usize::from(!row.difference.passes());
             worst = worst.max(row.difference.worst_ratio);
         }
     }
     let (cpu_eval, gpu_eval) = (cpu.evaluate()?, gpu.evaluate()?);
     let disagreements = cpu_eval.differing_predictions(&gpu_eval);
-    println!(
+    say!(
         "validation accuracy: cpu {:.2}%  gpu {:.2}%  ({} of {} predictions differ); validation loss cpu {:.6} gpu {:.6}",
         100.0 * cpu_eval.accuracy(),
         100.0 * gpu_eval.accuracy(),
@@ -86,7 +87,7 @@ pub fn run(args: &CheckArgs) -> Result<()> {
     if failures > 0 {
         bail!("{failures} comparisons exceeded the tolerance (worst at {worst:.2}x of it)");
     }
-    println!(
+    say!(
         "verdict: the GPU matches the CPU reference (worst element at {worst:.3} of the tolerance)"
     );
     Ok(())

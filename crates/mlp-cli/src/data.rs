@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use mlp_core::data::{self, DataFormat, MIRRORS, Mnist};
 
 use crate::args::{DataArgs, NetworkArgs};
+use crate::console::{note, say};
 
 /// The training and test sets, downloaded first if the directory lacks them and downloads
 /// are allowed.
@@ -29,22 +30,22 @@ pub fn load_limited(args: &NetworkArgs) -> Result<Mnist> {
 }
 
 fn fetch(args: &DataArgs) -> Result<()> {
-    eprintln!("downloading MNIST into {} ...", args.data_dir.display());
+    note!("downloading MNIST into {} ...", args.data_dir.display());
     let written = data::download_missing(&args.data_dir, &MIRRORS)
         .with_context(|| format!("MNIST is not in {}", args.data_dir.display()))?;
-    eprintln!("downloaded and verified: {}", written.join(", "));
+    note!("downloaded and verified: {}", written.join(", "));
     Ok(())
 }
 
 /// `mlp-cli download`: fetch what is missing, then check all four files.
 pub fn download(args: &DataArgs) -> Result<()> {
     if data::missing_files(&args.data_dir).is_empty() {
-        eprintln!("{} already has all four files", args.data_dir.display());
+        note!("{} already has all four files", args.data_dir.display());
     } else {
         fetch(args)?;
     }
     let mnist = data::load(&args.data_dir, DataFormat::Mnist)?;
-    println!(
+    say!(
         "{}: {} training and {} test images, checksums verified",
         args.data_dir.display(),
         mnist.train.len(),

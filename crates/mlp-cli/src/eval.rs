@@ -5,6 +5,7 @@ use anyhow::Result;
 use mlp_core::metrics::ConfusionMatrix;
 
 use crate::args::EvalArgs;
+use crate::console::say;
 use crate::data;
 use crate::session::{inference_backend, load_model};
 
@@ -14,7 +15,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let mut backend = inference_backend(args.device.backend, &args.device.gpu, &model, &test)?;
     let evaluation = backend.evaluate()?;
     let info = &model.info;
-    println!(
+    say!(
         "model: {}  {} layers {}  {} output  trained {} epochs (seed {})",
         args.model.display(),
         info.activation,
@@ -23,8 +24,8 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         info.epochs,
         info.seed
     );
-    println!("backend: {}", backend.name());
-    println!(
+    say!("backend: {}", backend.name());
+    say!(
         "test set: {} images  loss {:.5}  accuracy {:.2}% ({} correct)",
         evaluation.predictions.len(),
         evaluation.loss(),
@@ -32,6 +33,6 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         evaluation.correct
     );
     let confusion = ConfusionMatrix::new(evaluation.classes, &test.labels, &evaluation.predictions);
-    println!("confusion matrix (rows: true digit, columns: prediction):\n{confusion}");
+    say!("confusion matrix (rows: true digit, columns: prediction):\n{confusion}");
     Ok(())
 }

@@ -3,6 +3,7 @@
 mod args;
 mod bench;
 mod check;
+mod console;
 mod data;
 mod eval;
 mod plots;
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::args::{Cli, Command};
+use crate::console::{note, say};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -26,6 +28,12 @@ fn main() -> ExitCode {
     let _ = rayon::ThreadPoolBuilder::new()
         .use_current_thread()
         .build_global();
+    // Ctrl-C or a SIGTERM while a file is being saved must not leave its temporary file
+    // behind; the file being replaced stays as it was. Failing only means a handler is set.
+    let _ = ctrlc::set_handler(|| {
+        mlp_core::atomic::remove_partial_files();
+        std::process::exit(130);
+    });
     let result = match cli.command {
         None => train::run(&cli.train),
         Some(Command::Train(args)) => train::run(&args),
@@ -36,10 +44,14 @@ fn main() -> ExitCode {
         Some(Command::Eval(args)) => eval::run(&args),
         Some(Command::Predict(args)) => predict::run(&args),
     };
+    let result = result.and_then(|()| match console::stdout_error() {
+        Some(error) => Err(anyhow::Error::new(error).context("cannot write to standard output")),
+        None => Ok(()),
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            note!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
@@ -54,9 +66,12 @@ fn devices() -> anyhow::Result<()> {
         });
     }
     for a in adapters {
-        println!(
+        say!(
             "{}  [{} {}]  {}",
-            a.name, a.backend, a.device_type, a.driver
+            a.name,
+            a.backend,
+            a.device_type,
+            a.driver
         );
     }
     Ok(())

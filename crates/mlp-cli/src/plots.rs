@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use anyhow::{Context, Result, anyhow};
+use mlp_core::atomic::write_atomically;
 use mlp_core::metrics::ConfusionMatrix;
 use mlp_core::{Dataset, EpochMetrics};
 use plotters::coord::Shift;
@@ -79,6 +80,26 @@ fn register_font() {
             let _ = plotters::style::register_font(FONT, style, bytes);
         }
     });
+}
+
+/// Draws a picture of `size` pixels with `draw` and writes it to `path` as a PNG, atomically:
+/// a failed write (a full disk, say) leaves no truncated picture.
+fn save_png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) -> Result<()>,
+) -> Result<()> {
+    let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+        draw(&root)?;
+        drawing(root.present())?;
+    }
+    let picture =
+        image::RgbImage::from_raw(size.0, size.1, pixels).expect("3 bytes for every pixel");
+    let mut png = Vec::new();
+    picture.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    Ok(write_atomically(path, &png)?)
 }
 
 /// plotters' errors carry the backend's type; this keeps their message.
@@ -163,69 +184,71 @@ fn draw_curve(
 
 /// Training and validation loss per epoch; `loss` names it.
 fn loss_curves(history: &[EpochMetrics], loss: &str, path: &Path) -> Result<()> {
-    let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
-    drawing(root.fill(&WHITE))?;
-    let train: Vec<f64> = history.iter().map(|m| m.train_loss).collect();
-    let validation: Vec<f64> = history.iter().map(|m| m.val_loss).collect();
-    let highest = train
-        .iter()
-        .chain(&validation)
-        .copied()
-        .fold(0.0f64, f64::max);
-    let mut chart = epoch_chart(
-        &root,
-        &format!("Loss per epoch ({loss})"),
-        "loss",
-        0.0..highest * 1.08,
-        history.len(),
-    )?;
-    draw_curve(
-        &mut chart,
-        &train,
-        TRAIN_COLOUR,
-        Some("training (mean over the epoch's batches)"),
-    )?;
-    draw_curve(
-        &mut chart,
-        &validation,
-        VALIDATION_COLOUR,
-        Some("validation (after the epoch)"),
-    )?;
-    drawing(
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 16))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw(),
-    )?;
-    drawing(root.present())
+    save_png(path, (900, 560), |root| {
+        drawing(root.fill(&WHITE))?;
+        let train: Vec<f64> = history.iter().map(|m| m.train_loss).collect();
+        let validation: Vec<f64> = history.iter().map(|m| m.val_loss).collect();
+        let highest = train
+            .iter()
+            .chain(&validation)
+            .copied()
+            .fold(0.0f64, f64::max);
+        let mut chart = epoch_chart(
+            root,
+            &format!("Loss per epoch ({loss})"),
+            "loss",
+            0.0..highest * 1.08,
+            history.len(),
+        )?;
+        draw_curve(
+            &mut chart,
+            &train,
+            TRAIN_COLOUR,
+            Some("training (mean over the epoch's batches)"),
+        )?;
+        draw_curve(
+            &mut chart,
+            &validation,
+            VALIDATION_COLOUR,
+            Some("validation (after the epoch)"),
+        )?;
+        drawing(
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .label_font((FONT, 16))
+                .background_style(WHITE.mix(0.9))
+                .border_style(BLACK)
+                .draw(),
+        )?;
+        Ok(())
+    })
 }
 
 /// Validation accuracy per epoch, in percent.
 fn accuracy_curve(history: &[EpochMetrics], path: &Path) -> Result<()> {
-    let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
-    drawing(root.fill(&WHITE))?;
-    let percent: Vec<f64> = history.iter().map(|m| 100.0 * m.val_accuracy).collect();
-    let lowest = percent.iter().copied().fold(100.0f64, f64::min);
-    let highest = percent.iter().copied().fold(0.0f64, f64::max);
-    let margin = ((highest - lowest) * 0.1).max(0.5);
-    let mut chart = epoch_chart(
-        &root,
-        "Validation accuracy per epoch",
-        "accuracy on the 10,000 test images (%)",
-        (lowest - margin).max(0.0)..(highest + margin).min(100.0),
-        history.len(),
-    )?;
-    if let Some((epoch, last)) = draw_curve(&mut chart, &percent, VALIDATION_COLOUR, None)? {
-        drawing(chart.draw_series(std::iter::once(Text::new(
-            format!("final {last:.2}%"),
-            (epoch, last),
-            TextStyle::from((FONT, 16).into_font()).pos(Pos::new(HPos::Right, VPos::Bottom)),
-        ))))?;
-    }
-    drawing(root.present())
+    save_png(path, (900, 560), |root| {
+        drawing(root.fill(&WHITE))?;
+        let percent: Vec<f64> = history.iter().map(|m| 100.0 * m.val_accuracy).collect();
+        let lowest = percent.iter().copied().fold(100.0f64, f64::min);
+        let highest = percent.iter().copied().fold(0.0f64, f64::max);
+        let margin = ((highest - lowest) * 0.1).max(0.5);
+        let mut chart = epoch_chart(
+            root,
+            "Validation accuracy per epoch",
+            "accuracy on the 10,000 test images (%)",
+            (lowest - margin).max(0.0)..(highest + margin).min(100.0),
+            history.len(),
+        )?;
+        if let Some((epoch, last)) = draw_curve(&mut chart, &percent, VALIDATION_COLOUR, None)? {
+            drawing(chart.draw_series(std::iter::once(Text::new(
+                format!("final {last:.2}%"),
+                (epoch, last),
+                TextStyle::from((FONT, 16).into_font()).pos(Pos::new(HPos::Right, VPos::Bottom)),
+            ))))?;
+        }
+        Ok(())
+    })
 }
 
 /// Digits in the grid: the first validation images, row by row.
@@ -242,65 +265,66 @@ fn digit_grid(validation: &Dataset, predictions: &[u8], path: &Path) -> Result<(
     let title_h = 60;
     let width = cell_w * GRID_COLUMNS as i32 + 20;
     let height = cell_h * GRID_ROWS as i32 + title_h + 10;
-    let root = BitMapBackend::new(path, (width as u32, height as u32)).into_drawing_area();
-    drawing(root.fill(&WHITE))?;
-    let shown = (GRID_COLUMNS * GRID_ROWS).min(validation.len());
-    let mistakes = (0..shown)
-        .filter(|&i| predictions.get(i) != validation.labels.get(i))
-        .count();
-    drawing(root.draw_text(
+    save_png(path, (width as u32, height as u32), |root| {
+        drawing(root.fill(&WHITE))?;
+        let shown = (GRID_COLUMNS * GRID_ROWS).min(validation.len());
+        let mistakes = (0..shown)
+            .filter(|&i| predictions.get(i) != validation.labels.get(i))
+            .count();
+        drawing(root.draw_text(
         &format!(
             "The first {shown} test digits: true label → network's prediction ({mistakes} mistakes, in red)"
         ),
         &TextStyle::from((FONT, 20).into_font()).pos(Pos::new(HPos::Center, VPos::Center)),
         (width / 2, title_h / 2),
     ))?;
-    let pixels = validation.pixels();
-    for i in 0..shown {
-        let (x0, y0) = (
-            10 + (i % GRID_COLUMNS) as i32 * cell_w + 12,
-            title_h + (i / GRID_COLUMNS) as i32 * cell_h,
-        );
-        let image = &validation.images[i * pixels..(i + 1) * pixels];
-        for (p, &ink) in image.iter().enumerate() {
-            let (x, y) = (
-                (p % validation.cols) as i32 * ZOOM,
-                (p / validation.cols) as i32 * ZOOM,
+        let pixels = validation.pixels();
+        for i in 0..shown {
+            let (x0, y0) = (
+                10 + (i % GRID_COLUMNS) as i32 * cell_w + 12,
+                title_h + (i / GRID_COLUMNS) as i32 * cell_h,
             );
-            let paper = 255 - ink;
+            let image = &validation.images[i * pixels..(i + 1) * pixels];
+            for (p, &ink) in image.iter().enumerate() {
+                let (x, y) = (
+                    (p % validation.cols) as i32 * ZOOM,
+                    (p / validation.cols) as i32 * ZOOM,
+                );
+                let paper = 255 - ink;
+                drawing(root.draw(&Rectangle::new(
+                    [(x0 + x, y0 + y), (x0 + x + ZOOM, y0 + y + ZOOM)],
+                    RGBColor(paper, paper, paper).filled(),
+                )))?;
+            }
+            let label = validation.labels[i];
+            let prediction = predictions.get(i).copied();
+            let wrong = prediction != Some(label);
+            let colour = if wrong { MISTAKE } else { BLACK };
             drawing(root.draw(&Rectangle::new(
-                [(x0 + x, y0 + y), (x0 + x + ZOOM, y0 + y + ZOOM)],
-                RGBColor(paper, paper, paper).filled(),
+                [(x0 - 1, y0 - 1), (x0 + side, y0 + side)],
+                colour.stroke_width(if wrong { 3 } else { 1 }),
             )))?;
+            let caption = match prediction {
+                Some(p) => format!("{label} → {p}"),
+                None => format!("{label} → ?"),
+            };
+            let font = if wrong {
+                (FONT, 20, FontStyle::Bold).into_font()
+            } else {
+                (FONT, 20).into_font()
+            };
+            drawing(
+                root.draw_text(
+                    &caption,
+                    &TextStyle::from(font)
+                        .color(&colour)
+                        .pos(Pos::new(HPos::Center, VPos::Top)),
+                    (x0 + side / 2, y0 + side + 6),
+                ),
+            )?;
         }
-        let label = validation.labels[i];
-        let prediction = predictions.get(i).copied();
-        let wrong = prediction != Some(label);
-        let colour = if wrong { MISTAKE } else { BLACK };
-        drawing(root.draw(&Rectangle::new(
-            [(x0 - 1, y0 - 1), (x0 + side, y0 + side)],
-            colour.stroke_width(if wrong { 3 } else { 1 }),
-        )))?;
-        let caption = match prediction {
-            Some(p) => format!("{label} → {p}"),
-            None => format!("{label} → ?"),
-        };
-        let font = if wrong {
-            (FONT, 20, FontStyle::Bold).into_font()
-        } else {
-            (FONT, 20).into_font()
-        };
-        drawing(
-            root.draw_text(
-                &caption,
-                &TextStyle::from(font)
-                    .color(&colour)
-                    .pos(Pos::new(HPos::Center, VPos::Top)),
-                (x0 + side / 2, y0 + side + 6),
-            ),
-        )?;
-    }
-    drawing(root.present())
+        Ok(())
+    })
 }
 
 /// The confusion matrix: a cell per (true digit, prediction) with its count, coloured by the
@@ -310,83 +334,84 @@ fn confusion_heat_map(confusion: &ConfusionMatrix, path: &Path) -> Result<()> {
     let cell = 60;
     let (left, top) = (110, 110);
     let size = (left + cell * classes + 150, top + cell * classes + 30);
-    let root = BitMapBackend::new(path, (size.0 as u32, size.1 as u32)).into_drawing_area();
-    drawing(root.fill(&WHITE))?;
-    let centred = |points: u32| {
-        TextStyle::from((FONT, points).into_font()).pos(Pos::new(HPos::Center, VPos::Center))
-    };
-    drawing(root.draw_text(
-        &format!(
-            "Confusion matrix on the test set (accuracy {:.2}%)",
-            100.0 * confusion.accuracy()
-        ),
-        &centred(22),
-        (size.0 / 2, 28),
-    ))?;
-    drawing(root.draw_text(
-        "predicted digit",
-        &centred(18),
-        (left + cell * classes / 2, top - 50),
-    ))?;
-    drawing(root.draw_text(
-        "true digit",
-        &centred(18).transform(FontTransform::Rotate270),
-        (left - 70, top + cell * classes / 2),
-    ))?;
-    for class in 0..classes {
-        let middle = class * cell + cell / 2;
-        drawing(root.draw_text(&class.to_string(), &centred(18), (left + middle, top - 18)))?;
-        drawing(root.draw_text(&class.to_string(), &centred(18), (left - 22, top + middle)))?;
-    }
-    for (label, row) in confusion.counts.iter().enumerate() {
-        let total = row.iter().sum::<usize>().max(1) as f64;
-        for (prediction, &count) in row.iter().enumerate() {
-            let share = count as f64 / total;
-            let (x, y) = (left + prediction as i32 * cell, top + label as i32 * cell);
+    save_png(path, (size.0 as u32, size.1 as u32), |root| {
+        drawing(root.fill(&WHITE))?;
+        let centred = |points: u32| {
+            TextStyle::from((FONT, points).into_font()).pos(Pos::new(HPos::Center, VPos::Center))
+        };
+        drawing(root.draw_text(
+            &format!(
+                "Confusion matrix on the test set (accuracy {:.2}%)",
+                100.0 * confusion.accuracy()
+            ),
+            &centred(22),
+            (size.0 / 2, 28),
+        ))?;
+        drawing(root.draw_text(
+            "predicted digit",
+            &centred(18),
+            (left + cell * classes / 2, top - 50),
+        ))?;
+        drawing(root.draw_text(
+            "true digit",
+            &centred(18).transform(FontTransform::Rotate270),
+            (left - 70, top + cell * classes / 2),
+        ))?;
+        for class in 0..classes {
+            let middle = class * cell + cell / 2;
+            drawing(root.draw_text(&class.to_string(), &centred(18), (left + middle, top - 18)))?;
+            drawing(root.draw_text(&class.to_string(), &centred(18), (left - 22, top + middle)))?;
+        }
+        for (label, row) in confusion.counts.iter().enumerate() {
+            let total = row.iter().sum::<usize>().max(1) as f64;
+            for (prediction, &count) in row.iter().enumerate() {
+                let share = count as f64 / total;
+                let (x, y) = (left + prediction as i32 * cell, top + label as i32 * cell);
+                drawing(root.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    shade(share).filled(),
+                )))?;
+                drawing(root.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    RGBColor(200, 200, 200).stroke_width(1),
+                )))?;
+                let ink = if share > 0.5 { WHITE } else { BLACK };
+                drawing(root.draw_text(
+                    &count.to_string(),
+                    &centred(16).color(&ink),
+                    (x + cell / 2, y + cell / 2),
+                ))?;
+            }
+        }
+        // The colour key: share of the row, 0 at the bottom to 1 at the top.
+        let key_x = left + cell * classes + 40;
+        let key_h = cell * classes;
+        for step in 0..key_h {
+            let share = 1.0 - f64::from(step) / f64::from(key_h);
             drawing(root.draw(&Rectangle::new(
-                [(x, y), (x + cell, y + cell)],
+                [(key_x, top + step), (key_x + 24, top + step + 1)],
                 shade(share).filled(),
             )))?;
-            drawing(root.draw(&Rectangle::new(
-                [(x, y), (x + cell, y + cell)],
-                RGBColor(200, 200, 200).stroke_width(1),
-            )))?;
-            let ink = if share > 0.5 { WHITE } else { BLACK };
+        }
+        drawing(root.draw(&Rectangle::new(
+            [(key_x, top), (key_x + 24, top + key_h)],
+            BLACK.stroke_width(1),
+        )))?;
+        for (share, text) in [(1.0, "100%"), (0.5, "50%"), (0.0, "0%")] {
+            let y = top + ((1.0 - share) * f64::from(key_h)) as i32;
             drawing(root.draw_text(
-                &count.to_string(),
-                &centred(16).color(&ink),
-                (x + cell / 2, y + cell / 2),
+                text,
+                &TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
+                (key_x + 30, y),
             ))?;
         }
-    }
-    // The colour key: share of the row, 0 at the bottom to 1 at the top.
-    let key_x = left + cell * classes + 40;
-    let key_h = cell * classes;
-    for step in 0..key_h {
-        let share = 1.0 - f64::from(step) / f64::from(key_h);
-        drawing(root.draw(&Rectangle::new(
-            [(key_x, top + step), (key_x + 24, top + step + 1)],
-            shade(share).filled(),
-        )))?;
-    }
-    drawing(root.draw(&Rectangle::new(
-        [(key_x, top), (key_x + 24, top + key_h)],
-        BLACK.stroke_width(1),
-    )))?;
-    for (share, text) in [(1.0, "100%"), (0.5, "50%"), (0.0, "0%")] {
-        let y = top + ((1.0 - share) * f64::from(key_h)) as i32;
         drawing(root.draw_text(
-            text,
-            &TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
-            (key_x + 30, y),
+            "share of the true digit's images",
+            &centred(15).transform(FontTransform::Rotate90),
+            (key_x + 90, top + key_h / 2),
         ))?;
-    }
-    drawing(root.draw_text(
-        "share of the true digit's images",
-        &centred(15).transform(FontTransform::Rotate90),
-        (key_x + 90, top + key_h / 2),
-    ))?;
-    drawing(root.present())
+        Ok(())
+    })
 }
 
 /// White for 0 through to dark blue for 1; the square root keeps small shares visible.

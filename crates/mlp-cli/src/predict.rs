@@ -8,6 +8,7 @@ use mlp_core::{Dataset, Output};
 use ndarray::ArrayView1;
 
 use crate::args::PredictArgs;
+use crate::console::say;
 use crate::data;
 use crate::session::{inference_backend, load_model};
 
@@ -56,7 +57,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         Output::SoftmaxCrossEntropy => "the numbers are softmax probabilities",
         Output::SigmoidMse => "the numbers are the sigmoid outputs scaled to sum to 1",
     };
-    println!(
+    say!(
         "model: {} ({} output; {meaning})\nbackend: {}",
         args.model.display(),
         model.info.output,
@@ -73,9 +74,9 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             Some(label) => format!("  label {label}"),
             None => String::new(),
         };
-        println!("\n{}: digit {}{label}", input.name, ranked[0].0);
-        println!("  top 3: {}", top.join("  "));
-        println!("  as the network saw it:\n{}", ascii_digit(&input.pixels));
+        say!("\n{}: digit {}{label}", input.name, ranked[0].0);
+        say!("  top 3: {}", top.join("  "));
+        say!("  as the network saw it:\n{}", ascii_digit(&input.pixels));
     }
     Ok(())
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::console::say;
+
 pub struct Progress {
     quiet: bool,
     bar_on_terminal: bool,
@@ -57,14 +59,14 @@ impl Progress {
             bar.finish_and_clear();
         }
         if !self.quiet {
-            println!("{line}");
+            say!("{line}");
         }
     }
 
     /// A line that --quiet keeps back.
     pub fn say(&self, line: &str) {
         if !self.quiet {
-            println!("{line}");
+            say!("{line}");
         }
     }
 }

@@ -77,9 +77,21 @@ impl Evaluation {
 pub struct TrainLoss {
     pub batch_loss_sum: f64,
     pub batches: usize,
+    /// The first batch (counted from 0 since the last read) whose loss was not a finite
+    /// number: where training diverged.
+    pub first_non_finite: Option<usize>,
 }
 
 impl TrainLoss {
+    /// Adds one batch's loss.
+    pub fn add(&mut self, batch_loss: f64) {
+        if !batch_loss.is_finite() && self.first_non_finite.is_none() {
+            self.first_non_finite = Some(self.batches);
+        }
+        self.batch_loss_sum += batch_loss;
+        self.batches += 1;
+    }
+
     /// SEED.md's training loss: the mean over the batches of each batch's mean((Y − A_L)²).
     pub fn mean(&self) -> f64 {
         self.batch_loss_sum / self.batches.max(1) as f64

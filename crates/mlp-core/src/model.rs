@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array1, Array2};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
+use crate::atomic::{OutputError, write_atomically};
 use crate::network::{Layer, LayerSizes, Parameters};
 use crate::options::{Activation, Output};
 
@@ -29,11 +30,8 @@ pub enum ModelError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot write the model file {}", path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot save the model")]
+    Write(#[from] OutputError),
     #[error(
         "{} is not a model file that mlp-cli can load: {problem}. Train one with \
          `mlp-cli --save FILE`", path.display()
@@ -167,21 +165,35 @@ impl Model {
             .expect("f32 tensors with distinct names always serialise")
     }
 
-    /// Writes the model to `path` through a temporary file beside it, so that a failed write
-    /// never leaves a half-written model where a good one was.
+    /// Writes the model to `path` atomically ([`crate::atomic`]): a failed or interrupted
+    /// write never leaves a half-written model where a good one was.
+    /// A model with a weight that is not finite is refused: no loader would take it.
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
-        let write_error = |source| ModelError::Write {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut partial = path.as_os_str().to_owned();
-        partial.push(".partial");
-        let partial = PathBuf::from(partial);
-        fs::write(&partial, self.to_bytes()).map_err(write_error)?;
-        fs::rename(&partial, path).map_err(|e| {
-            let _ = fs::remove_file(&partial);
-            write_error(e)
-        })
+        self.check_finite(path)?;
+        Ok(write_atomically(path, &self.to_bytes())?)
+    }
+
+    /// The first weight or bias that is not a finite number, as an error naming `path`.
+    pub fn check_finite(&self, path: &Path) -> Result<(), ModelError> {
+        for (k, layer) in self.parameters.layers.iter().enumerate() {
+            for (name, values) in [
+                (weights_name(k + 1), layer.weights.as_slice_memory_order()),
+                (bias_name(k + 1), layer.bias.as_slice_memory_order()),
+            ] {
+                let values = values.expect("parameters are contiguous");
+                if let Some((index, &value)) =
+                    values.iter().enumerate().find(|(_, v)| !v.is_finite())
+                {
+                    return Err(ModelError::NonFinite {
+                        path: path.to_path_buf(),
+                        tensor: name,
+                        index,
+                        value,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reads and checks the model at `path`.

@@ -8,6 +8,27 @@ use crate::backend::{Backend, BackendError, Evaluation};
 use crate::options::Schedule;
 use crate::rng::Rng;
 
+/// Why a run of epochs stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error(
+        "training diverged in epoch {epoch} at step {step} of {steps}: the {which} loss is no \
+         longer a finite number. The learning rate ({learning_rate}) is likely too large for this \
+         network; try a smaller --lr"
+    )]
+    Diverged {
+        epoch: usize,
+        /// The first step whose loss was not finite, counted from 1.
+        step: usize,
+        steps: usize,
+        /// "training" (a batch's loss) or "validation" (after the epoch's last step).
+        which: &'static str,
+        learning_rate: f32,
+    },
+}
+
 /// How the epochs of a run go. [`TrainConfig::seed`] is SEED.md's configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
@@ -89,25 +110,42 @@ pub fn start_epoch(
 
 /// Trains `epoch` (from 1) of `config`: sets the epoch's learning rate and order, calls
 /// `on_batch` after each batch is handed to the backend (a GPU backend may still be running
-/// it), then evaluates the validation set.
+/// it), then evaluates the validation set. A loss that is not finite, on a training batch or on
+/// the validation set, stops the run with [`TrainError::Diverged`].
 pub fn run_epoch(
     backend: &mut dyn Backend,
     train_rows: usize,
     config: &TrainConfig,
     epoch: usize,
     on_batch: &mut dyn FnMut(),
-) -> Result<(EpochMetrics, Evaluation), BackendError> {
+) -> Result<(EpochMetrics, Evaluation), TrainError> {
     let started = Instant::now();
     start_epoch(backend, train_rows, config, epoch)?;
+    let steps = batches(train_rows, config.batch_size).count();
     for rows in batches(train_rows, config.batch_size) {
         backend.train_batch(rows)?;
         on_batch();
     }
-    let train_loss = backend.take_train_loss()?.mean();
+    let train_loss = backend.take_train_loss()?;
     let evaluation = backend.evaluate()?;
+    let diverged = |step, which| TrainError::Diverged {
+        epoch,
+        step,
+        steps,
+        which,
+        learning_rate: config
+            .schedule
+            .learning_rate(config.learning_rate, epoch, config.epochs),
+    };
+    if let Some(batch) = train_loss.first_non_finite {
+        return Err(diverged(batch + 1, "training"));
+    }
+    if !evaluation.loss().is_finite() {
+        return Err(diverged(steps, "validation"));
+    }
     let metrics = EpochMetrics {
         epoch,
-        train_loss,
+        train_loss: train_loss.mean(),
         val_loss: evaluation.loss(),
         val_accuracy: evaluation.accuracy(),
         seconds: started.elapsed().as_secs_f64(),
@@ -121,7 +159,7 @@ pub fn train(
     train_rows: usize,
     config: &TrainConfig,
     mut on_epoch: impl FnMut(&EpochMetrics, &Evaluation),
-) -> Result<Vec<EpochMetrics>, BackendError> {
+) -> Result<Vec<EpochMetrics>, TrainError> {
     (1..=config.epochs)
         .map(|epoch| {
             let (metrics, evaluation) = run_epoch(backend, train_rows, config, epoch, &mut || {})?;

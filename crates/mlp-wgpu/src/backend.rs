@@ -1267,8 +1267,9 @@ impl GpuBackend {
     fn collect_losses(&mut self) -> Result<(), GpuError> {
         self.flush()?;
         let losses = self.read_f32(&self.losses, self.losses_used)?;
-        self.loss_carry.batch_loss_sum += losses.iter().map(|&l| f64::from(l)).sum::<f64>();
-        self.loss_carry.batches += losses.len();
+        for loss in losses {
+            self.loss_carry.add(f64::from(loss));
+        }
         self.losses_used = 0;
         Ok(())
     }

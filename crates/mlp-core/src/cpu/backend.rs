@@ -528,8 +528,7 @@ impl Backend for CpuBackend {
 
     fn train_batch(&mut self, rows: Range<usize>) -> Result<(), BackendError> {
         let loss = self.step(rows)?;
-        self.loss.batch_loss_sum += loss;
-        self.loss.batches += 1;
+        self.loss.add(loss);
         Ok(())
     }
 

@@ -319,7 +319,8 @@ pub fn squared_error_sum<F: Real>(activation: ArrayView2<F>, labels: &[u8]) -> f
 }
 
 /// The smallest probability the cross-entropy takes the logarithm of: a softmax output that
-/// rounded to 0 costs −ln(1e-30) ≈ 69 instead of infinity.
+/// rounded to 0 costs −ln(1e-30) ≈ 69 instead of infinity. A probability that is not a
+/// number (a diverged network) is not floored: its loss stays NaN, so training stops on it.
 pub const PROBABILITY_FLOOR: f64 = 1e-30;
 
 /// Σ −ln A_L\[label\] over the batch, in f64: the cross-entropy of softmax outputs
@@ -330,7 +331,11 @@ pub fn cross_entropy_sum<F: Real>(probabilities: ArrayView2<F>, labels: &[u8]) -
         .zip(labels)
         .map(|(row, &label)| {
             let p = row[usize::from(label)].to_f64().unwrap_or(f64::NAN);
-            -p.max(PROBABILITY_FLOOR).ln()
+            if p.is_nan() {
+                p
+            } else {
+                -p.max(PROBABILITY_FLOOR).ln()
+            }
         })
         .sum()
 }

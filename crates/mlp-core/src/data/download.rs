@@ -1,9 +1,10 @@
 //! Fetches missing MNIST files from public mirrors, verifies them, and writes them atomically.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
+
+use crate::atomic::write_atomically;
 
 use super::{DataError, IdxFile, gunzip_if_gzip, missing_files, sha256_hex};
 
@@ -71,19 +72,4 @@ fn fetch_verified(agent: &ureq::Agent, url: &str, file: IdxFile) -> Result<Vec<u
         return Err(format!("content SHA-256 {found}, expected {}", file.sha256));
     }
     Ok(body)
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
-    let partial = path.with_extension(format!("gz.partial-{}", std::process::id()));
-    let io = |source| DataError::Io {
-        path: partial.clone(),
-        source,
-    };
-    let mut out = fs::File::create(&partial).map_err(io)?;
-    out.write_all(bytes).map_err(io)?;
-    out.sync_all().map_err(io)?;
-    fs::rename(&partial, path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
 }

@@ -61,6 +61,8 @@ pub enum DataError {
         expected: String,
         found: String,
     },
+    #[error(transparent)]
+    Write(#[from] crate::atomic::OutputError),
     #[error("could not download {file} into {}: {}. Copy the file there by hand, or set --data-dir / MNIST_DIR", dir.display(), attempts.join("; "))]
     Download {
         file: String,
