@@ -33,7 +33,7 @@ pub enum Command {
     /// Measure seconds per training epoch (validation excluded) and print the figures.
     Bench(BenchArgs),
     /// Download the four MNIST files into the data directory and verify them.
-    Download(DataArgs),
+    Download(DownloadArgs),
     /// List the GPU adapters wgpu can see, with backend and type.
     Devices,
     /// Run the CPU reference and the GPU in lockstep from identical parameters and compare
@@ -65,6 +65,13 @@ pub struct DataArgs {
     /// Never download missing files; fail with instructions instead.
     #[arg(long)]
     pub no_download: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DownloadArgs {
+    /// Directory to put the four MNIST files in (made if missing).
+    #[arg(long, env = "MNIST_DIR", default_value = "data/mnist")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -214,9 +221,23 @@ pub struct GpuArgs {
     /// With --backend gpu: how the layers after the first are computed: fused (two
     /// dispatches per step for all of them, one invocation per batch row), registers (kernels
     /// per layer, 4 x 4 blocks in registers) or tiled (kernels per layer, forward products in
-    /// 16 x 16 workgroup-memory tiles).
-    #[arg(long, default_value = "fused", value_parser = matmul)]
-    pub matmul: Matmul,
+    /// 16 x 16 workgroup-memory tiles) [default: fused].
+    #[arg(long, value_parser = matmul)]
+    pub matmul: Option<Matmul>,
+}
+
+impl GpuArgs {
+    /// Refuses GPU options given to a run on another backend, where they would do nothing.
+    pub fn check_for(&self, backend: BackendKind) -> Result<(), String> {
+        if backend == BackendKind::Gpu {
+            return Ok(());
+        }
+        match (&self.adapter, &self.matmul) {
+            (None, None) => Ok(()),
+            (Some(_), _) => Err("--adapter chooses a GPU: it needs --backend gpu".into()),
+            (None, Some(_)) => Err("--matmul chooses GPU kernels: it needs --backend gpu".into()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -231,7 +252,7 @@ pub struct EvalArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-#[command(group = clap::ArgGroup::new("input").required(true).args(["images", "index"]))]
+#[command(group = clap::ArgGroup::new("input").required(true).multiple(true).args(["images", "index"]))]
 pub struct PredictArgs {
     /// A model saved by `mlp-cli --save FILE`.
     #[arg(long, value_name = "FILE")]

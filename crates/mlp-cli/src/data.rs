@@ -1,9 +1,11 @@
 //! Finding the data: load what the data directory has, downloading what it lacks.
 
+use std::path::Path;
+
 use anyhow::{Context, Result};
 use mlp_core::data::{self, DataFormat, MIRRORS, Mnist};
 
-use crate::args::{DataArgs, NetworkArgs};
+use crate::args::{DataArgs, DownloadArgs, NetworkArgs};
 use crate::console::{note, say};
 
 /// The training and test sets, downloaded first if the directory lacks them and downloads
@@ -15,9 +17,18 @@ pub fn load(args: &DataArgs) -> Result<Mnist> {
         DataFormat::Mnist
     };
     if !args.no_download && !args.any_idx && !data::missing_files(&args.data_dir).is_empty() {
-        fetch(args)?;
+        fetch(&args.data_dir)?;
     }
-    Ok(data::load(&args.data_dir, format)?)
+    let loaded = data::load(&args.data_dir, format)?;
+    for gz in data::shadowed_files(&args.data_dir) {
+        let raw = gz.with_extension("");
+        note!(
+            "note: read {}, not {} beside it",
+            raw.display(),
+            gz.display()
+        );
+    }
+    Ok(loaded)
 }
 
 /// The data of a run: the training set cut to `--limit` images when one is given.
@@ -29,20 +40,20 @@ pub fn load_limited(args: &NetworkArgs) -> Result<Mnist> {
     Ok(mnist)
 }
 
-fn fetch(args: &DataArgs) -> Result<()> {
-    note!("downloading MNIST into {} ...", args.data_dir.display());
-    let written = data::download_missing(&args.data_dir, &MIRRORS)
-        .with_context(|| format!("MNIST is not in {}", args.data_dir.display()))?;
+fn fetch(dir: &Path) -> Result<()> {
+    note!("downloading MNIST into {} ...", dir.display());
+    let written = data::download_missing(dir, &MIRRORS)
+        .with_context(|| format!("MNIST is not in {}", dir.display()))?;
     note!("downloaded and verified: {}", written.join(", "));
     Ok(())
 }
 
 /// `mlp-cli download`: fetch what is missing, then check all four files.
-pub fn download(args: &DataArgs) -> Result<()> {
+pub fn download(args: &DownloadArgs) -> Result<()> {
     if data::missing_files(&args.data_dir).is_empty() {
         note!("{} already has all four files", args.data_dir.display());
     } else {
-        fetch(args)?;
+        fetch(&args.data_dir)?;
     }
     let mnist = data::load(&args.data_dir, DataFormat::Mnist)?;
     say!(

@@ -21,6 +21,7 @@ use crate::args::{Cli, Command};
 use crate::console::{note, say};
 
 fn main() -> ExitCode {
+    quiet_device_select_layer();
     let cli = Cli::parse();
     // The CPU backend splits each training step between the cores with rayon. With this
     // thread among rayon's workers, each split costs a few microseconds instead of a hand-off
@@ -54,6 +55,21 @@ fn main() -> ExitCode {
             note!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Mesa's device-select Vulkan layer asks the Wayland compositor which GPU is the default. With
+/// no valid XDG_RUNTIME_DIR there is no compositor to ask, and libwayland prints "error:
+/// XDG_RUNTIME_DIR is invalid or not set" on every GPU command, which reads like an error of
+/// ours. There the layer has nothing to select by, so its own switch turns it off.
+#[allow(unsafe_code)]
+fn quiet_device_select_layer() {
+    let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from);
+    if runtime_dir.is_none_or(|dir| !dir.is_dir()) && std::env::var_os("NODEVICE_SELECT").is_none()
+    {
+        // SAFETY: the first thing main does, before any other thread exists to read the
+        // environment.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
     }
 }
 

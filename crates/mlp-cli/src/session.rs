@@ -24,6 +24,9 @@ pub struct Session {
 
 impl Session {
     pub fn new(args: &NetworkArgs, settings: &Settings) -> Result<Self> {
+        args.gpu
+            .check_for(args.backend)
+            .map_err(anyhow::Error::msg)?;
         let (parameters, epochs_before) = initial_parameters(args, settings)?;
         let mnist = data::load_limited(args)?;
         let train = mnist.train;
@@ -122,7 +125,9 @@ pub fn build_backend(
             let context = GpuContext::new(gpu.adapter.as_deref())?;
             let mut backend =
                 GpuBackend::new(context, &parameters, hyper, max_batch, train, validation)?;
-            backend.set_matmul(gpu.matmul);
+            if let Some(matmul) = gpu.matmul {
+                backend.set_matmul(matmul);
+            }
             Box::new(backend)
         }
     })
@@ -136,6 +141,7 @@ pub fn inference_backend(
     model: &Model,
     images: &Dataset,
 ) -> Result<Box<dyn Backend>> {
+    gpu.check_for(kind).map_err(anyhow::Error::msg)?;
     let no_training = Dataset {
         images: Vec::new(),
         labels: Vec::new(),

@@ -108,7 +108,28 @@ impl Settings {
                 );
             }
         }
+        settings.check_fits_in_memory()?;
         Ok(settings)
+    }
+
+    /// Refuses a network whose training would not fit in the memory this machine has free,
+    /// before anything of that size is allocated.
+    fn check_fits_in_memory(&self) -> Result<()> {
+        let state = self.hyper.optimiser.state_per_parameter();
+        let needed = self.layers.training_bytes(self.batch_size, state);
+        let available = mlp_core::memory::available_memory();
+        match (needed, available) {
+            (Some(needed), Some(available)) if needed <= available => Ok(()),
+            (Some(_), None) => Ok(()),
+            (needed, available) => bail!(
+                "the network {} with batch {} needs {} of memory to train, more than the {} \
+                 available: choose smaller --layers or --batch-size",
+                self.layers,
+                self.batch_size,
+                needed.map_or("more than 2^64 bytes".into(), bytes),
+                available.map_or("memory".into(), bytes),
+            ),
+        }
     }
 
     /// How the epochs go.
@@ -169,5 +190,21 @@ impl Settings {
         record("schedule", self.schedule.to_string());
         record("shuffle", self.shuffle.to_string());
         info
+    }
+}
+
+/// A byte count as people read it: "3.1 PB (3136000000000000 bytes)".
+fn bytes(count: u64) -> String {
+    const UNITS: [&str; 6] = ["bytes", "KB", "MB", "GB", "TB", "PB"];
+    let mut value = count as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{count} bytes")
+    } else {
+        format!("{value:.1} {} ({count} bytes)", UNITS[unit])
     }
 }

@@ -16,8 +16,21 @@ pub const DIGIT_BOX: usize = 20;
 /// a digit, high enough to ignore paper grain and JPEG ringing.
 pub const INK_THRESHOLD: f32 = 0.15;
 
+/// The most pixels a picture may have: a 48-megapixel photo's worth, which takes about 1 GB
+/// while it is made MNIST-like. Larger pictures are refused before they are decoded.
+pub const MAX_PIXELS: u64 = 48_000_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DigitError {
+    #[error(
+        "{} is {width} x {height} pixels, more than the {MAX_PIXELS} pixels a picture may have; \
+         scale it down (a digit needs no more than a few hundred pixels a side)", path.display()
+    )]
+    TooLarge {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+    },
     #[error("cannot read the image {} (give a PNG or JPEG file)", path.display())]
     Read {
         path: PathBuf,
@@ -37,11 +50,25 @@ pub fn load_digit(path: &Path) -> Result<Vec<u8>, DigitError> {
         path: path.to_path_buf(),
         source,
     };
-    let picture = image::ImageReader::open(path)
-        .and_then(|reader| reader.with_guessed_format())
-        .map_err(|e| unreadable(image::ImageError::IoError(e)))?
-        .decode()
-        .map_err(unreadable)?;
+    let open = || {
+        image::ImageReader::open(path)
+            .and_then(|reader| reader.with_guessed_format())
+            .map_err(|e| unreadable(image::ImageError::IoError(e)))
+    };
+    let (width, height) = open()?.into_dimensions().map_err(unreadable)?;
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(DigitError::TooLarge {
+            path: path.to_path_buf(),
+            width,
+            height,
+        });
+    }
+    let mut reader = open()?;
+    let mut limits = image::Limits::default();
+    // The decoder's own buffers, for a file whose header told less than the truth.
+    limits.max_alloc = Some(MAX_PIXELS * 8);
+    reader.limits(limits);
+    let picture = reader.decode().map_err(unreadable)?;
     mnist_like(luminance(&picture).view()).ok_or_else(|| DigitError::Empty {
         path: path.to_path_buf(),
     })

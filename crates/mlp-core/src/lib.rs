@@ -10,6 +10,7 @@ pub mod compare;
 pub mod cpu;
 pub mod data;
 pub mod digit;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod network;

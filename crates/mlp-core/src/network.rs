@@ -57,7 +57,41 @@ impl LayerSizes {
                 sizes[sizes.len() - 1]
             )));
         }
-        Ok(Self(sizes))
+        let layers = Self(sizes);
+        let addressable = layers
+            .parameter_count()
+            .and_then(|n| n.checked_mul(4))
+            .is_some_and(|bytes| bytes <= isize::MAX as usize);
+        if !addressable {
+            return Err(NetworkError::BadLayers {
+                given: join(&layers.0),
+                problem: "more weights than this machine can address".into(),
+            });
+        }
+        Ok(layers)
+    }
+
+    /// Weights and biases in all layers, or `None` if the count does not fit a `usize`.
+    pub fn parameter_count(&self) -> Option<usize> {
+        self.shapes().try_fold(0usize, |total, (inputs, outputs)| {
+            inputs
+                .checked_mul(outputs)?
+                .checked_add(outputs)?
+                .checked_add(total)
+        })
+    }
+
+    /// Bytes of f32 that training this network in batches of `batch` rows holds at once: the
+    /// parameters, their gradients and `state_copies` more copies for the optimiser (0 for
+    /// gradient descent, 1 for momentum, 2 for Adam), and each unit's activation and delta
+    /// for every row. `None` if the count overflows.
+    pub fn training_bytes(&self, batch: usize, state_copies: usize) -> Option<u64> {
+        let parameters = self.parameter_count()? as u64;
+        let units: u64 = self.0.iter().map(|&n| n as u64).sum();
+        let values = parameters
+            .checked_mul(2 + state_copies as u64)?
+            .checked_add(units.checked_mul(batch as u64)?.checked_mul(2)?)?;
+        values.checked_mul(4)
     }
 
     pub fn as_slice(&self) -> &[usize] {

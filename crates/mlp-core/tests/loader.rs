@@ -189,7 +189,7 @@ fn real_mnist_loads_gzipped_and_raw_through_the_mnist_crate_alike() {
         let path = data::locate(&shared, file).unwrap();
         fs::write(
             raw.path().join(file.name),
-            data::read_maybe_gzip(&path).unwrap(),
+            data::read_idx(&path, file.kind).unwrap().bytes,
         )
         .unwrap();
     }

@@ -313,6 +313,8 @@ pub struct GpuBackend {
     max_batch: usize,
     train_count: usize,
     validation_count: usize,
+    /// Validation rows per evaluation dispatch (see evaluation_chunk).
+    eval_chunk: usize,
     validation_labels: Vec<u8>,
     step_stride: u64,
     step_uniforms: wgpu::Buffer,
@@ -334,6 +336,19 @@ pub struct GpuBackend {
     /// Batch losses already read back early (only when more than LOSS_SLOTS batches are
     /// trained between two reads).
     loss_carry: TrainLoss,
+}
+
+/// Rows of the validation set per evaluation dispatch. They pass through the training batch's
+/// activation buffer, so a wide network gets fewer than EVAL_CHUNK: as many as fit one storage
+/// binding, so that only the training batch itself can be too large for the device.
+fn evaluation_chunk(context: &GpuContext, sizes: &[usize]) -> usize {
+    let units: u64 = sizes[1..].iter().map(|&n| n as u64).sum();
+    let alignment = u64::from(context.limits.min_storage_buffer_offset_alignment);
+    let room = context
+        .storage_limit()
+        .saturating_sub(alignment * sizes.len() as u64);
+    let fits = (room / (4 * units.max(1))) as usize;
+    EVAL_CHUNK.min(fits).max(1)
 }
 
 fn div_ceil(value: usize, by: u32) -> u32 {
@@ -521,21 +536,25 @@ impl GpuBackend {
         check_output_width(parameters, hyper.output)?;
         let sizes = parameters.sizes();
         let device = &context.device;
-        let capacity = max_batch.max(EVAL_CHUNK);
+        let eval_chunk = evaluation_chunk(&context, &sizes);
+        let capacity = max_batch.max(eval_chunk);
         // A0 is never stored: the first layer reads the images' lit pixels.
         let widest = sizes[1..].iter().copied().max().unwrap_or(1);
         context.check_storage_size(
             &format!("a batch of {capacity} rows of {widest} activations"),
             (capacity * widest * 4) as u64,
+            "use a smaller --batch-size",
         )?;
         context.check_storage_size(
             &format!("the lit pixels of a batch of {max_batch} images, by pixel"),
             (max_batch * train.pixels() * 8) as u64,
+            "use a smaller --batch-size",
         )?;
         let groups_needed = div_ceil(capacity.max(train.pixels() + 1), GROUP);
         if groups_needed > context.limits.max_compute_workgroups_per_dimension {
             return Err(GpuError::LimitExceeded {
                 what: format!("a batch of {capacity} images of {} pixels", train.pixels()),
+                remedy: "use a smaller --batch-size",
                 needed: u64::from(groups_needed),
                 limit: "max_compute_workgroups_per_dimension",
                 allowed: u64::from(context.limits.max_compute_workgroups_per_dimension),
@@ -574,6 +593,7 @@ impl GpuBackend {
             context.check_storage_size(
                 &format!("the lit pixels of the {name}"),
                 entries.len() as u64 * 4,
+                "use fewer training images (--limit)",
             )?;
             Ok([
                 init(name, &pack_bytes(bytemuck::cast_slice(entries)), storage),
@@ -589,6 +609,7 @@ impl GpuBackend {
         context.check_storage_size(
             "the lit-pixel masks of the training images",
             masks.len() as u64 * 4,
+            "use fewer training images (--limit)",
         )?;
         let train_masks = init(
             "train masks",
@@ -640,7 +661,11 @@ impl GpuBackend {
         let per_layer = |label: &str, lengths: Vec<usize>, contents: Option<Vec<Vec<f32>>>| {
             let regions = PerLayer::regions(lengths, align);
             let size = PerLayer::size(&regions);
-            context.check_storage_size(&format!("the {label} of every layer"), size)?;
+            let remedy = match label {
+                "activations" | "deltas" => "use a smaller --batch-size or narrower --layers",
+                _ => "use fewer or narrower --layers",
+            };
+            context.check_storage_size(&format!("the {label} of every layer"), size, remedy)?;
             let buffer = match contents {
                 Some(layers) => {
                     let mut packed = vec![0f32; size as usize / 4];
@@ -994,6 +1019,7 @@ impl GpuBackend {
             max_batch,
             train_count: train.len(),
             validation_count: validation.len(),
+            eval_chunk,
             validation_labels: validation.labels.clone(),
             step_stride,
             step_uniforms,
@@ -1448,9 +1474,9 @@ impl Backend for GpuBackend {
     }
 
     fn evaluate(&mut self) -> Result<Evaluation, BackendError> {
-        for start in (0..self.validation_count).step_by(EVAL_CHUNK) {
+        for start in (0..self.validation_count).step_by(self.eval_chunk) {
             self.queued.push(Work::Evaluate {
-                rows: start..(start + EVAL_CHUNK).min(self.validation_count),
+                rows: start..(start + self.eval_chunk).min(self.validation_count),
             });
         }
         self.flush()?;
@@ -1487,8 +1513,8 @@ impl Backend for GpuBackend {
         let classes = *self.sizes.last().unwrap_or(&0);
         let depth = self.sizes.len() - 1;
         let mut outputs = Vec::with_capacity(self.validation_count * classes);
-        for start in (0..self.validation_count).step_by(EVAL_CHUNK) {
-            let rows = start..(start + EVAL_CHUNK).min(self.validation_count);
+        for start in (0..self.validation_count).step_by(self.eval_chunk) {
+            let rows = start..(start + self.eval_chunk).min(self.validation_count);
             let count = rows.len();
             self.queued.push(Work::Evaluate { rows });
             self.flush()?;

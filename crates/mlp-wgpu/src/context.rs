@@ -50,29 +50,48 @@ pub struct GpuContext {
     error: Arc<Mutex<Option<String>>>,
 }
 
+/// The first adapter whose name contains `filter` (case-insensitive); the error lists those
+/// there are.
+fn adapter_named(instance: &wgpu::Instance, filter: &str) -> Result<wgpu::Adapter, GpuError> {
+    let wanted = filter.to_lowercase();
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
+    let names: Vec<String> = adapters
+        .iter()
+        .map(|a| {
+            let info = summary(&a.get_info());
+            format!("{} [{} {}]", info.name, info.backend, info.device_type)
+        })
+        .collect();
+    match adapters
+        .into_iter()
+        .find(|a| a.get_info().name.to_lowercase().contains(&wanted))
+    {
+        Some(adapter) => Ok(adapter),
+        None if names.is_empty() => Err(GpuError::NoAdapter {
+            filter: format!(", with a name containing {filter:?}"),
+        }),
+        None => Err(GpuError::NoAdapterNamed {
+            filter: filter.to_string(),
+            found: names,
+        }),
+    }
+}
+
 impl GpuContext {
     /// Opens the high-performance adapter, or the first whose name contains `name_filter`
     /// (case-insensitive).
     pub fn new(name_filter: Option<&str>) -> Result<Self, GpuError> {
         let instance = instance();
         let adapter = match name_filter {
-            Some(filter) => {
-                let wanted = filter.to_lowercase();
-                pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY))
-                    .into_iter()
-                    .find(|a| a.get_info().name.to_lowercase().contains(&wanted))
-            }
+            Some(filter) => adapter_named(&instance, filter)?,
             None => pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::HighPerformance,
                 ..Default::default()
             }))
-            .ok(),
-        }
-        .ok_or_else(|| GpuError::NoAdapter {
-            filter: name_filter
-                .map(|f| format!(", with a name containing {f:?}"))
-                .unwrap_or_default(),
-        })?;
+            .map_err(|_| GpuError::NoAdapter {
+                filter: String::new(),
+            })?,
+        };
         let info = summary(&adapter.get_info());
         // Ask for what the adapter has, so that large batches fit where the hardware allows.
         let limits = adapter.limits();
@@ -119,7 +138,7 @@ impl GpuContext {
     }
 
     /// The largest storage buffer this device can bind, in bytes.
-    fn storage_limit(&self) -> u64 {
+    pub(crate) fn storage_limit(&self) -> u64 {
         self.limits
             .max_storage_buffer_binding_size
             .min(self.limits.max_buffer_size)
@@ -131,11 +150,17 @@ impl GpuContext {
     }
 
     /// Fails unless a storage buffer of `bytes` can be bound on this device.
-    pub fn check_storage_size(&self, what: &str, bytes: u64) -> Result<(), GpuError> {
+    pub fn check_storage_size(
+        &self,
+        what: &str,
+        bytes: u64,
+        remedy: &'static str,
+    ) -> Result<(), GpuError> {
         let allowed = self.storage_limit();
         if bytes > allowed {
             return Err(GpuError::LimitExceeded {
                 what: what.to_string(),
+                remedy,
                 needed: bytes,
                 limit: "max_storage_buffer_binding_size",
                 allowed,

@@ -7,14 +7,21 @@ pub enum GpuError {
          libvulkan1); `mlp-cli devices` lists what wgpu sees"
     )]
     NoAdapter { filter: String },
+    #[error(
+        "no GPU adapter has a name containing {filter:?}; these were found: {}. Pass part of \
+         one of their names to --adapter", found.join(", ")
+    )]
+    NoAdapterNamed { filter: String, found: Vec<String> },
     #[error("could not open a device on {adapter}: {message}")]
     RequestDevice { adapter: String, message: String },
     #[error(
         "{what} needs {needed} bytes, over this device's {limit} of {allowed} bytes ({adapter}); \
-         use a smaller --batch-size or network"
+         {remedy}"
     )]
     LimitExceeded {
         what: String,
+        /// What the user can change: "use a smaller --batch-size", say.
+        remedy: &'static str,
         needed: u64,
         limit: &'static str,
         allowed: u64,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::atomic::write_atomically;
 
-use super::{DataError, IdxFile, gunzip_if_gzip, missing_files, sha256_hex};
+use super::{DataError, IdxFile, decode_idx, missing_files, sha256_hex};
 
 /// The mirrors that torchvision and TensorFlow Datasets download MNIST from, tried in order.
 /// Each serves `<mirror><name>.gz`.
@@ -66,8 +66,9 @@ fn fetch_verified(agent: &ureq::Agent, url: &str, file: IdxFile) -> Result<Vec<u
         .limit(MAX_DOWNLOAD_BYTES)
         .read_to_vec()
         .map_err(|e| format!("reading the body: {e}"))?;
-    let content = gunzip_if_gzip(Path::new(url), body.clone()).map_err(|e| e.to_string())?;
-    let found = sha256_hex(&content);
+    let content = decode_idx(Path::new(url), &body[..], body.len() as u64, file.kind)
+        .map_err(|e| e.to_string())?;
+    let found = sha256_hex(&content.bytes);
     if found != file.sha256 {
         return Err(format!("content SHA-256 {found}, expected {}", file.sha256));
     }

@@ -36,6 +36,25 @@ pub enum DataError {
         expected: u64,
         found: u64,
     },
+    #[error("{} holds more than the {expected} bytes its header promises: it has trailing bytes or a wrong header; download it again", path.display())]
+    TrailingBytes { path: PathBuf, expected: u64 },
+    #[error(
+        "{}'s header promises {promised} bytes, more than the {available} bytes of memory \
+         available: its header is wrong, or the data set is too large for this machine",
+        path.display()
+    )]
+    TooLarge {
+        path: PathBuf,
+        promised: u64,
+        available: u64,
+    },
+    #[error("{} holds no images: a data set needs at least one training and one test image", path.display())]
+    Empty { path: PathBuf },
+    #[error(
+        "{} changed while it was being read (the mnist crate read other bytes than were \
+         checked); run again once nothing is writing the data directory", path.display()
+    )]
+    Changed { path: PathBuf },
     #[error("{} holds {rows}x{cols} images; this network reads 28x28 images", path.display())]
     BadImageSize { path: PathBuf, rows: u32, cols: u32 },
     #[error("{} has label {value} at index {index}; labels must be digits 0-9", path.display())]

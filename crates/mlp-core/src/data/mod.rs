@@ -5,15 +5,16 @@ mod download;
 mod error;
 mod idx;
 
-use std::fs;
-use std::io::Read;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 pub use download::{MIRRORS, download_missing};
 pub use error::DataError;
-pub use idx::{IMAGES_MAGIC, LABELS_MAGIC, parse_images, parse_labels};
+pub use idx::{
+    IMAGES_MAGIC, IdxBytes, IdxKind, LABELS_MAGIC, decode_idx, parse_images, parse_labels, read_idx,
+};
 
 /// MNIST's image side: every loaded image must be 28 x 28.
 pub const IMAGE_SIDE: usize = 28;
@@ -23,23 +24,28 @@ pub const IMAGE_SIDE: usize = 28;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdxFile {
     pub name: &'static str,
+    pub kind: IdxKind,
     pub sha256: &'static str,
 }
 
 pub const TRAIN_IMAGES: IdxFile = IdxFile {
     name: "train-images-idx3-ubyte",
+    kind: IdxKind::Images,
     sha256: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
 };
 pub const TRAIN_LABELS: IdxFile = IdxFile {
     name: "train-labels-idx1-ubyte",
+    kind: IdxKind::Labels,
     sha256: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
 };
 pub const TEST_IMAGES: IdxFile = IdxFile {
     name: "t10k-images-idx3-ubyte",
+    kind: IdxKind::Images,
     sha256: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
 };
 pub const TEST_LABELS: IdxFile = IdxFile {
     name: "t10k-labels-idx1-ubyte",
+    kind: IdxKind::Labels,
     sha256: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 };
 pub const MNIST_FILES: [IdxFile; 4] = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
@@ -106,35 +112,22 @@ pub fn locate(dir: &Path, file: IdxFile) -> Option<PathBuf> {
     [raw, gz].into_iter().find(|p| p.is_file())
 }
 
+/// The `.gz` files of `dir` that are not read because the raw file of the same name is.
+pub fn shadowed_files(dir: &Path) -> Vec<PathBuf> {
+    MNIST_FILES
+        .iter()
+        .filter(|f| dir.join(f.name).is_file())
+        .map(|f| dir.join(format!("{}.gz", f.name)))
+        .filter(|gz| gz.is_file())
+        .collect()
+}
+
 /// The canonical files that `dir` lacks in both forms.
 pub fn missing_files(dir: &Path) -> Vec<IdxFile> {
     MNIST_FILES
         .into_iter()
         .filter(|f| locate(dir, *f).is_none())
         .collect()
-}
-
-/// Reads a file and decompresses it when it starts with gzip's magic bytes, whatever its name.
-pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, DataError> {
-    let bytes = fs::read(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    gunzip_if_gzip(path, bytes)
-}
-
-pub(crate) fn gunzip_if_gzip(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, DataError> {
-    if !bytes.starts_with(&[0x1f, 0x8b]) {
-        return Ok(bytes);
-    }
-    let mut decoded = Vec::with_capacity(bytes.len() * 4);
-    flate2::read::GzDecoder::new(&bytes[..])
-        .read_to_end(&mut decoded)
-        .map_err(|source| DataError::Gzip {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    Ok(decoded)
 }
 
 /// Lower-case hex SHA-256.
@@ -150,7 +143,7 @@ fn read_checked(
     dir: &Path,
     file: IdxFile,
     format: DataFormat,
-) -> Result<(PathBuf, Vec<u8>), DataError> {
+) -> Result<(PathBuf, IdxBytes), DataError> {
     let path = locate(dir, file).ok_or_else(|| DataError::Missing {
         dir: dir.to_path_buf(),
         missing: missing_files(dir)
@@ -158,9 +151,9 @@ fn read_checked(
             .map(|f| f.name.to_string())
             .collect(),
     })?;
-    let bytes = read_maybe_gzip(&path)?;
+    let read = read_idx(&path, file.kind)?;
     if format == DataFormat::Mnist {
-        let found = sha256_hex(&bytes);
+        let found = sha256_hex(&read.bytes);
         if found != file.sha256 {
             return Err(DataError::Checksum {
                 path,
@@ -169,21 +162,22 @@ fn read_checked(
             });
         }
     }
-    Ok((path, bytes))
+    Ok((path, read))
 }
 
-/// One set: its images and labels file, checked and parsed, with counts that agree.
+/// One set, checked and parsed: its images and labels file, with counts that agree and at
+/// least one image. Also says whether both files were read raw.
 fn load_set(
     dir: &Path,
     images: IdxFile,
     labels: IdxFile,
     format: DataFormat,
-) -> Result<Dataset, DataError> {
+) -> Result<(Dataset, bool), DataError> {
     let (images_path, image_bytes) = read_checked(dir, images, format)?;
     let (labels_path, label_bytes) = read_checked(dir, labels, format)?;
     let set = Dataset {
-        labels: parse_labels(&labels_path, &label_bytes)?.to_vec(),
-        ..parse_images(&images_path, &image_bytes)?
+        labels: parse_labels(&labels_path, &label_bytes.bytes)?.to_vec(),
+        ..parse_images(&images_path, &image_bytes.bytes)?
     };
     let image_count = set.images.len() / set.pixels().max(1);
     if image_count != set.labels.len() {
@@ -194,14 +188,18 @@ fn load_set(
             label_count: set.labels.len(),
         });
     }
-    Ok(set)
+    if set.is_empty() {
+        return Err(DataError::Empty { path: images_path });
+    }
+    Ok((set, !image_bytes.gzipped && !label_bytes.gzipped))
 }
 
 /// Loads the training and test sets from `dir`, checking every file first.
 ///
-/// For MNIST the bytes that reach the network are read by the `mnist` crate when all four raw
-/// files are present (the crate panics on bad files, so it only ever sees files checked
-/// here); gzipped files are decoded by this module's own IDX parser.
+/// For MNIST the bytes that reach the network are read by the `mnist` crate when all four
+/// files are raw (their bytes not gzipped, whatever their names); the crate reads the files
+/// again by name and panics on a bad one, so what it returns must equal what was checked here,
+/// and a file that changed in between is an error. Gzipped files are decoded by this module.
 pub fn load(dir: &Path, format: DataFormat) -> Result<Mnist, DataError> {
     if !dir.is_dir() {
         return Err(DataError::Missing {
@@ -209,28 +207,42 @@ pub fn load(dir: &Path, format: DataFormat) -> Result<Mnist, DataError> {
             missing: MNIST_FILES.iter().map(|f| f.name.to_string()).collect(),
         });
     }
-    let checked = Mnist {
-        train: load_set(dir, TRAIN_IMAGES, TRAIN_LABELS, format)?,
-        test: load_set(dir, TEST_IMAGES, TEST_LABELS, format)?,
-    };
-    let all_raw = MNIST_FILES.iter().all(|f| dir.join(f.name).is_file());
+    let (train, train_raw) = load_set(dir, TRAIN_IMAGES, TRAIN_LABELS, format)?;
+    let (test, test_raw) = load_set(dir, TEST_IMAGES, TEST_LABELS, format)?;
+    let checked = Mnist { train, test };
+    let all_raw = train_raw && test_raw && MNIST_FILES.iter().all(|f| dir.join(f.name).is_file());
     match (format, all_raw, dir.to_str()) {
-        (DataFormat::Mnist, true, Some(base)) => Ok(read_with_mnist_crate(base, checked)),
+        (DataFormat::Mnist, true, Some(base)) => read_with_mnist_crate(dir, base, checked),
         _ => Ok(checked),
     }
 }
 
-/// Reads the four raw MNIST files, already checked by [`load`], with the `mnist` crate.
-fn read_with_mnist_crate(base: &str, checked: Mnist) -> Mnist {
-    let read = mnist::MnistBuilder::new()
-        .base_path(base)
-        .label_format_digit()
-        .training_set_length(checked.train.len() as u32)
-        .validation_set_length(0)
-        .test_set_length(checked.test.len() as u32)
-        .finalize();
+/// Reads the four raw MNIST files, already checked by [`load`], with the `mnist` crate, and
+/// returns them if it read the bytes that were checked.
+fn read_with_mnist_crate(dir: &Path, base: &str, checked: Mnist) -> Result<Mnist, DataError> {
+    let read = catch_unwind(AssertUnwindSafe(|| {
+        mnist::MnistBuilder::new()
+            .base_path(base)
+            .label_format_digit()
+            .training_set_length(checked.train.len() as u32)
+            .validation_set_length(0)
+            .test_set_length(checked.test.len() as u32)
+            .finalize()
+    }))
+    .map_err(|_| DataError::Changed {
+        path: dir.to_path_buf(),
+    })?;
+    let same =
+        |set: &Dataset, images: &[u8], labels: &[u8]| set.images == images && set.labels == labels;
+    if !same(&checked.train, &read.trn_img, &read.trn_lbl)
+        || !same(&checked.test, &read.tst_img, &read.tst_lbl)
+    {
+        return Err(DataError::Changed {
+            path: dir.to_path_buf(),
+        });
+    }
     let side = |set: &Dataset| (set.rows, set.cols);
-    Mnist {
+    Ok(Mnist {
         train: Dataset {
             images: read.trn_img,
             labels: read.trn_lbl,
@@ -243,5 +255,5 @@ fn read_with_mnist_crate(base: &str, checked: Mnist) -> Mnist {
             rows: side(&checked.test).0,
             cols: side(&checked.test).1,
         },
-    }
+    })
 }
