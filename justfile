@@ -36,3 +36,14 @@ check *ARGS:
 # List the GPU adapters wgpu can see
 devices:
     cargo run --release -p mlp-cli -- devices
+
+# Fuzz one parser for SECONDS seconds: idx, data_dir, model or digit (cargo-fuzz, which the
+# recipe installs; RUSTC_BOOTSTRAP lets the stable toolchain take its sanitizer flags)
+fuzz TARGET SECONDS="600":
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    python3 fuzz/seeds.py
+    cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run {{TARGET}} -- -max_total_time={{SECONDS}} -rss_limit_mb=4096
+
+# Fuzz every parser, SECONDS seconds each
+fuzz-all SECONDS="600":
+    for target in idx data_dir model digit; do just fuzz $target {{SECONDS}}; done

@@ -3,6 +3,7 @@
 //! to fit a 20 x 20 box keeping its aspect ratio (with anti-aliasing), and placed in a 28 x 28
 //! field so that its centre of mass is the field's centre.
 
+use std::io::{self, BufRead, Cursor, Seek};
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, ArrayView2, s};
@@ -46,15 +47,29 @@ pub enum DigitError {
 /// Reads the picture at `path` and returns its 28 x 28 MNIST-like pixels, row-major,
 /// 0 = background, 255 = full ink.
 pub fn load_digit(path: &Path) -> Result<Vec<u8>, DigitError> {
+    digit_from(path, || {
+        image::ImageReader::open(path).and_then(|reader| reader.with_guessed_format())
+    })
+}
+
+/// [`load_digit`] on a picture file's bytes; `name` names it in errors.
+pub fn decode_digit(bytes: &[u8], name: &Path) -> Result<Vec<u8>, DigitError> {
+    digit_from(name, || {
+        image::ImageReader::new(Cursor::new(bytes)).with_guessed_format()
+    })
+}
+
+/// The digit in the picture that `open` reads, refusing one of more than [`MAX_PIXELS`]
+/// pixels from its header alone, before it is decoded.
+fn digit_from<R: BufRead + Seek>(
+    path: &Path,
+    open: impl Fn() -> io::Result<image::ImageReader<R>>,
+) -> Result<Vec<u8>, DigitError> {
     let unreadable = |source: image::ImageError| DigitError::Read {
         path: path.to_path_buf(),
         source,
     };
-    let open = || {
-        image::ImageReader::open(path)
-            .and_then(|reader| reader.with_guessed_format())
-            .map_err(|e| unreadable(image::ImageError::IoError(e)))
-    };
+    let open = || open().map_err(|e| unreadable(image::ImageError::IoError(e)));
     let (width, height) = open()?.into_dimensions().map_err(unreadable)?;
     if u64::from(width) * u64::from(height) > MAX_PIXELS {
         return Err(DigitError::TooLarge {

@@ -195,3 +195,27 @@ fn real_mnist_loads_gzipped_and_raw_through_the_mnist_crate_alike() {
     }
     assert_eq!(data::load(raw.path(), DataFormat::Mnist).unwrap(), from_gz);
 }
+
+#[test]
+fn gzip_bytes_under_a_raw_name_load_without_the_mnist_crate() {
+    // The checker reads the gzipped labels by their magic bytes; the mnist crate, which reads
+    // files by name and panics on gzip, must not be handed them.
+    let shared = mnist_dir();
+    let from_gz = data::load(&shared, DataFormat::Mnist).unwrap();
+    let mixed = Scratch::new("gzip-under-raw-name");
+    for file in MNIST_FILES {
+        let bytes = data::read_idx(&data::locate(&shared, file).unwrap(), file.kind)
+            .unwrap()
+            .bytes;
+        let bytes = if file.name == "train-labels-idx1-ubyte" {
+            gzip(&bytes)
+        } else {
+            bytes
+        };
+        fs::write(mixed.path().join(file.name), bytes).unwrap();
+    }
+    assert_eq!(
+        data::load(mixed.path(), DataFormat::Mnist).unwrap(),
+        from_gz
+    );
+}

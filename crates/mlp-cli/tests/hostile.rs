@@ -1,0 +1,803 @@
+//! The command line against a hostile user: a catalogue of bad inputs, one row each, run
+//! through the real binary. For every row: the exit code, no panic, the first line of the
+//! message, and that no file in the scratch directory was created, changed or removed (the
+//! old model, the old metrics, the FIFO and the link all stay as they were). Then the cases
+//! that need a process of their own: a closed stdout, a signal, a full disk.
+
+#[path = "../../mlp-core/tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::Scratch;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mlp-cli");
+const IMAGES_MAGIC: u32 = 0x803;
+const LABELS_MAGIC: u32 = 0x801;
+
+fn mlp_cli(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("MNIST_DIR")
+        .env_remove("XDG_RUNTIME_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("mlp-cli runs")
+}
+
+fn mnist() -> String {
+    common::mnist_dir().to_string_lossy().into_owned()
+}
+
+fn images(count: u32, side: u32) -> Vec<u8> {
+    let mut bytes: Vec<u8> = [IMAGES_MAGIC, count, side, side]
+        .iter()
+        .flat_map(|v| v.to_be_bytes())
+        .collect();
+    bytes.extend((0..count * side * side).map(|i| if i % 3 == 0 { 200 } else { 0 }));
+    bytes
+}
+
+fn labels(count: u32) -> Vec<u8> {
+    let mut bytes: Vec<u8> = [LABELS_MAGIC, count]
+        .iter()
+        .flat_map(|v| v.to_be_bytes())
+        .collect();
+    bytes.extend((0..count).map(|i| (i % 10) as u8));
+    bytes
+}
+
+const NAMES: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+
+/// A directory `name` in `root` holding an IDX set of `train` and `test` images.
+fn idx_set(root: &Path, name: &str, train: u32, test: u32) -> PathBuf {
+    let dir = root.join(name);
+    fs::create_dir_all(&dir).unwrap();
+    let files = [
+        images(train, 28),
+        labels(train),
+        images(test, 28),
+        labels(test),
+    ];
+    for (file, bytes) in NAMES.iter().zip(files) {
+        fs::write(dir.join(file), bytes).unwrap();
+    }
+    dir
+}
+
+fn gzip_of(parts: &[&[u8]]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for part in parts {
+        encoder.write_all(part).unwrap();
+    }
+    encoder.finish().unwrap()
+}
+
+/// A PNG whose header says `width` x `height` grey pixels and whose data is one empty row:
+/// what a decoder would allocate for is the header's size.
+fn png_header(width: u32, height: u32) -> Vec<u8> {
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        let mut bytes = (data.len() as u32).to_be_bytes().to_vec();
+        bytes.extend(kind);
+        bytes.extend(data);
+        bytes.extend(crc.sum().to_be_bytes());
+        bytes
+    };
+    let mut header = width.to_be_bytes().to_vec();
+    header.extend(height.to_be_bytes());
+    header.extend([8, 0, 0, 0, 0]);
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(&[0]).unwrap();
+    let data = encoder.finish().unwrap();
+    [
+        b"\x89PNG\r\n\x1a\n".to_vec(),
+        chunk(b"IHDR", &header),
+        chunk(b"IDAT", &data),
+        chunk(b"IEND", &[]),
+    ]
+    .concat()
+}
+
+/// Every file under `dir` with its kind and content: what a row must leave as it was.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        if meta.file_type().is_symlink() {
+            files.insert(
+                path.clone(),
+                fs::read_link(&path)
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes(),
+            );
+        } else if meta.is_dir() {
+            files.insert(path.clone(), b"<dir>".to_vec());
+            files.extend(snapshot(&path));
+        } else if meta.len() > 1 << 20 {
+            // The bomb and the sparse file: their size and time stand for their content.
+            let stamp = format!("{} {:?}", meta.len(), meta.modified().unwrap());
+            files.insert(path.clone(), stamp.into_bytes());
+        } else if meta.is_file() {
+            files.insert(path.clone(), fs::read(&path).unwrap());
+        } else {
+            files.insert(path.clone(), format!("{:?}", meta.file_type()).into_bytes());
+        }
+    }
+    files
+}
+
+/// The scratch directory every row runs against.
+struct Fixture {
+    scratch: Scratch,
+}
+
+impl Fixture {
+    /// The fixture in a scratch directory of its own, `name`.
+    fn new(name: &str) -> Self {
+        let scratch = Scratch::new(name);
+        let root = scratch.path();
+        fs::write(root.join("old.safetensors"), b"a model the user keeps").unwrap();
+        fs::write(root.join("old.jsonl"), b"{\"epoch\":1}\n").unwrap();
+        std::os::unix::fs::symlink("old.safetensors", root.join("link.safetensors")).unwrap();
+        let fifo = root.join("fifo");
+        assert!(
+            Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        idx_set(root, "no-train", 0, 3);
+        idx_set(root, "no-test", 5, 0);
+        // 1 GiB of zeros behind a header that promises one image.
+        let bomb = idx_set(root, "bomb", 5, 3);
+        let zeros = vec![0u8; 1 << 20];
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(&images(1, 28)).unwrap();
+        for _ in 0..1024 {
+            encoder.write_all(&zeros).unwrap();
+        }
+        fs::remove_file(bomb.join(NAMES[0])).unwrap();
+        fs::write(
+            bomb.join(format!("{}.gz", NAMES[0])),
+            encoder.finish().unwrap(),
+        )
+        .unwrap();
+        // A 3 GB file, sparse, behind a header that promises one image.
+        let sparse = idx_set(root, "sparse", 5, 3);
+        let file = fs::File::create(sparse.join(NAMES[0])).unwrap();
+        (&file).write_all(&images(1, 28)).unwrap();
+        file.set_len(3_000_000_000).unwrap();
+        // Both forms of a file: the raw one is read, and a note says so.
+        let both = idx_set(root, "both", 5, 3);
+        fs::write(
+            both.join(format!("{}.gz", NAMES[1])),
+            gzip_of(&[&labels(5)]),
+        )
+        .unwrap();
+        // Two gzip members, as RFC 1952 allows.
+        let members = idx_set(root, "members", 5, 3);
+        let whole = images(5, 28);
+        let two = [gzip_of(&[&whole[..100]]), gzip_of(&[&whole[100..]])].concat();
+        fs::remove_file(members.join(NAMES[0])).unwrap();
+        fs::write(members.join(format!("{}.gz", NAMES[0])), two).unwrap();
+        fs::write(root.join("huge.png"), png_header(20_000, 20_000)).unwrap();
+        let model = mlp_core::Model {
+            parameters: mlp_core::Parameters::seed_init(&mlp_core::LayerSizes::seed(), 0),
+            info: mlp_core::ModelInfo::seed(0),
+        };
+        model.save(&root.join("seed.safetensors")).unwrap();
+        Self { scratch }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.scratch.file(name)
+    }
+}
+
+/// One bad input: what to run, the exit code, and text the first line of stderr must hold.
+struct Case {
+    name: &'static str,
+    args: Vec<String>,
+    code: i32,
+    first_line: &'static str,
+}
+
+fn cases(f: &Fixture) -> Vec<Case> {
+    let p = |name: &str| f.path(name);
+    let (old, metrics, fifo, link) = (
+        p("old.safetensors"),
+        p("old.jsonl"),
+        p("fifo"),
+        p("link.safetensors"),
+    );
+    let mnist = mnist();
+    let quick = [
+        "--epochs",
+        "1",
+        "--limit",
+        "200",
+        "-q",
+        "--data-dir",
+        &mnist,
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        extra
+            .iter()
+            .chain(&quick)
+            .map(ToString::to_string)
+            .collect()
+    };
+    let row = |name, args: Vec<String>, code, first_line| Case {
+        name,
+        args,
+        code,
+        first_line,
+    };
+    vec![
+        // Writes that would replace what is not a regular file, or go nowhere.
+        row(
+            "save to a device",
+            with(&["--save", "/dev/null"]),
+            1,
+            "--save: cannot write /dev/null: it is a device",
+        ),
+        row(
+            "save to a FIFO",
+            with(&["--save", &fifo]),
+            1,
+            "it is a FIFO, not a regular file",
+        ),
+        row(
+            "save to a directory",
+            with(&["--save", &p("bomb")]),
+            1,
+            "it is a directory",
+        ),
+        row(
+            "save to a missing directory",
+            with(&["--save", &p("nowhere/m.safetensors")]),
+            1,
+            "does not exist",
+        ),
+        row(
+            "save to a read-only place",
+            with(&["--save", "/proc/m.safetensors"]),
+            1,
+            "--save: cannot write /proc/m.safetensors",
+        ),
+        row(
+            "metrics to a FIFO",
+            with(&["--metrics", &fifo]),
+            1,
+            "--metrics: cannot write",
+        ),
+        row("plots over a file", with(&["--plots", &old]), 1, "--plots"),
+        // Bad data, after which no output may be touched.
+        row(
+            "metrics kept when the data is missing",
+            vec![
+                "--metrics".into(),
+                metrics.clone(),
+                "--save".into(),
+                old.clone(),
+                "--data-dir".into(),
+                p("absent"),
+                "--no-download".into(),
+            ],
+            1,
+            "no MNIST data in",
+        ),
+        row(
+            "no training images",
+            vec![
+                "--any-idx".into(),
+                "--data-dir".into(),
+                p("no-train"),
+                "--save".into(),
+                link.clone(),
+                "--metrics".into(),
+                metrics.clone(),
+            ],
+            1,
+            "holds no images",
+        ),
+        row(
+            "no test images",
+            vec!["--any-idx".into(), "--data-dir".into(), p("no-test")],
+            1,
+            "holds no images",
+        ),
+        row(
+            "check with no training images",
+            vec![
+                "check".into(),
+                "--any-idx".into(),
+                "--data-dir".into(),
+                p("no-train"),
+            ],
+            1,
+            "holds no images",
+        ),
+        row(
+            "predict an index of an empty test set",
+            vec![
+                "predict".into(),
+                "--model".into(),
+                p("seed.safetensors"),
+                "--index".into(),
+                "0".into(),
+                "--any-idx".into(),
+                "--data-dir".into(),
+                p("no-test"),
+            ],
+            1,
+            "holds no images",
+        ),
+        row(
+            "a gzip bomb",
+            vec![
+                "--any-idx".into(),
+                "--data-dir".into(),
+                p("bomb"),
+                "--epochs".into(),
+                "1".into(),
+            ],
+            1,
+            "holds more than the 800 bytes its header promises",
+        ),
+        row(
+            "a huge sparse file",
+            vec![
+                "--any-idx".into(),
+                "--data-dir".into(),
+                p("sparse"),
+                "--epochs".into(),
+                "1".into(),
+            ],
+            1,
+            "is 3000000000 bytes but its header promises 800",
+        ),
+        // Diverging training saves nothing that eval would refuse.
+        row(
+            "diverging on the CPU",
+            with(&[
+                "--preset",
+                "modern",
+                "--lr",
+                "1e30",
+                "--save",
+                &p("diverged.safetensors"),
+            ]),
+            1,
+            "training diverged in epoch 1 at step",
+        ),
+        row(
+            "diverging on the GPU",
+            with(&[
+                "--backend",
+                "gpu",
+                "--activation",
+                "relu",
+                "--output",
+                "softmax-ce",
+                "--lr",
+                "1000",
+                "--save",
+                &link,
+            ]),
+            1,
+            "training diverged in epoch 1 at step",
+        ),
+        // Networks that cannot fit.
+        row(
+            "a layer past addressing",
+            with(&["--layers", "784,100000000000000000,10"]),
+            2,
+            "more weights than this machine can address",
+        ),
+        row(
+            "a layer past memory",
+            with(&["--layers", "784,1000000000000,10", "--save", &old]),
+            1,
+            "needs 7.2 PB (7160000000635280 bytes) of memory",
+        ),
+        // Pictures.
+        row(
+            "a picture too large",
+            vec![
+                "predict".into(),
+                "--model".into(),
+                p("seed.safetensors"),
+                p("huge.png"),
+            ],
+            1,
+            "is 20000 x 20000 pixels, more than the 48000000 pixels",
+        ),
+        // Options that do nothing or contradict.
+        row(
+            "an adapter that does not exist",
+            with(&["--backend", "gpu", "--adapter", "no-such-gpu"]),
+            1,
+            "no GPU adapter has a name containing \"no-such-gpu\"; these were found:",
+        ),
+        row(
+            "an adapter for the CPU",
+            with(&["--adapter", "llvmpipe"]),
+            1,
+            "--adapter chooses a GPU: it needs --backend gpu",
+        ),
+        row(
+            "kernels for the CPU",
+            with(&["--matmul", "tiled"]),
+            1,
+            "--matmul chooses GPU kernels: it needs --backend gpu",
+        ),
+        row(
+            "download without downloading",
+            vec!["download".into(), "--no-download".into()],
+            2,
+            "unexpected argument '--no-download'",
+        ),
+        row(
+            "download of another set",
+            vec!["download".into(), "--any-idx".into()],
+            2,
+            "unexpected argument '--any-idx'",
+        ),
+        // Cases that already failed cleanly before, kept so that they stay so.
+        row(
+            "a learning rate of 0",
+            with(&["--lr", "0"]),
+            2,
+            "not a positive finite learning rate",
+        ),
+        row(
+            "layers of the wrong input",
+            with(&["--layers", "100,10"]),
+            2,
+            "input size 784",
+        ),
+        row(
+            "eval of a file that is not a model",
+            vec!["eval".into(), "--model".into(), old.clone()],
+            1,
+            "is not a model file that mlp-cli can load",
+        ),
+        row(
+            "init from a missing file",
+            with(&["--init", &p("missing.safetensors")]),
+            1,
+            "cannot read the model file",
+        ),
+        row(
+            "momentum without its optimiser",
+            with(&["--momentum", "0.5"]),
+            1,
+            "--momentum belongs to --optimiser momentum",
+        ),
+    ]
+}
+
+#[test]
+fn catalogue_of_bad_inputs_fails_cleanly_and_touches_no_file() {
+    let fixture = Fixture::new("hostile-catalogue");
+    let mut failures = Vec::new();
+    for case in cases(&fixture) {
+        let before = snapshot(fixture.scratch.path());
+        let args: Vec<&str> = case.args.iter().map(String::as_str).collect();
+        let out = mlp_cli(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let first = stderr.lines().next().unwrap_or("");
+        let mut problems = Vec::new();
+        if out.status.code() != Some(case.code) {
+            problems.push(format!(
+                "exit {:?}, expected {}",
+                out.status.code(),
+                case.code
+            ));
+        }
+        if stderr.contains("panicked") {
+            problems.push("panicked".into());
+        }
+        if !first.contains(case.first_line) {
+            problems.push(format!("first line {first:?} lacks {:?}", case.first_line));
+        }
+        if snapshot(fixture.scratch.path()) != before {
+            problems.push("a file in the scratch directory was created, changed or removed".into());
+        }
+        let verdict = if problems.is_empty() { "ok" } else { "FAIL" };
+        println!(
+            "{verdict:4} {:<45} exit {:?}  {first}",
+            case.name,
+            out.status.code()
+        );
+        if !problems.is_empty() {
+            failures.push(format!("{}: {}\n{stderr}", case.name, problems.join("; ")));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Runs `args` with stdout a pipe that the reader closes after the first line, as `| head -1`
+/// does; returns the exit status and stderr.
+fn with_stdout_closed_after_a_line(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("MNIST_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_after_the_model_is_saved() {
+    let scratch = Scratch::new("closed-stdout");
+    let model = scratch.file("m.safetensors");
+    let mnist = mnist();
+    let (code, stderr) = with_stdout_closed_after_a_line(&[
+        "--epochs",
+        "2",
+        "--limit",
+        "500",
+        "--save",
+        &model,
+        "--data-dir",
+        &mnist,
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    mlp_core::Model::load(Path::new(&model)).expect("the model was saved whole");
+    for args in [
+        vec!["eval", "--model", &model, "--data-dir", &mnist],
+        vec![
+            "predict",
+            "--model",
+            &model,
+            "--index",
+            "3",
+            "--data-dir",
+            &mnist,
+        ],
+        vec!["devices"],
+        vec![
+            "bench",
+            "--epochs",
+            "1",
+            "--limit",
+            "300",
+            "--data-dir",
+            &mnist,
+        ],
+    ] {
+        let (code, stderr) = with_stdout_closed_after_a_line(&args);
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+/// No temporary file of an atomic write is left in `dir`.
+fn assert_no_partial_files(dir: &Path) {
+    let partial: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".partial"))
+        .collect();
+    assert!(partial.is_empty(), "left behind: {partial:?}");
+}
+
+#[test]
+fn a_signal_mid_run_leaves_the_old_model_and_no_temporary_file() {
+    let scratch = Scratch::new("signal");
+    let model = scratch.path().join("m.safetensors");
+    let metrics = scratch.path().join("m.jsonl");
+    fs::write(&model, b"the model of an earlier run").unwrap();
+    let mnist = mnist();
+    let mut child = Command::new(BIN)
+        .args(["--epochs", "30", "--save", &model.to_string_lossy()])
+        .args([
+            "--metrics",
+            &metrics.to_string_lossy(),
+            "--data-dir",
+            &mnist,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "ended by the handler");
+    assert_eq!(fs::read(&model).unwrap(), b"the model of an earlier run");
+    assert_no_partial_files(scratch.path());
+    // What the metrics file holds, if anything yet, is whole lines of finished epochs.
+    if let Ok(text) = fs::read_to_string(&metrics) {
+        for line in text.lines() {
+            serde_json::from_str::<serde_json::Value>(line).expect("a whole JSON line");
+        }
+    }
+}
+
+#[test]
+fn a_full_disk_keeps_the_old_files_and_leaves_no_temporary_file() {
+    // `ulimit -f` makes every write past 64 blocks of 512 bytes fail as a full disk would;
+    // SIGXFSZ is ignored so that the write returns an error instead of ending the process.
+    let scratch = Scratch::new("full-disk");
+    let model = scratch.path().join("m.safetensors");
+    let plots = scratch.path().join("plots");
+    fs::create_dir_all(&plots).unwrap();
+    fs::write(&model, b"the model of an earlier run").unwrap();
+    fs::write(plots.join("accuracy.png"), b"an earlier picture").unwrap();
+    let mnist = mnist();
+    for output in [
+        vec!["--save".to_string(), model.to_string_lossy().into_owned()],
+        vec!["--plots".to_string(), plots.to_string_lossy().into_owned()],
+    ] {
+        let command = format!(
+            "trap '' XFSZ; ulimit -f 64; exec {BIN} --epochs 1 --limit 200 -q --data-dir {mnist} {}",
+            output.join(" ")
+        );
+        let out = Command::new("sh").args(["-c", &command]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{output:?}: {stderr}");
+        assert!(stderr.contains("cannot write"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert_eq!(fs::read(&model).unwrap(), b"the model of an earlier run");
+    assert_eq!(
+        fs::read(plots.join("accuracy.png")).unwrap(),
+        b"an earlier picture"
+    );
+    assert_no_partial_files(scratch.path());
+    assert_no_partial_files(&plots);
+}
+
+#[test]
+fn a_decompression_bomb_and_a_huge_sparse_file_cost_no_memory() {
+    // Under a 512 MiB address-space limit: inflating the 1 GiB bomb or reading the 3 GB file
+    // whole would fail to allocate and abort.
+    let fixture = Fixture::new("hostile-bomb");
+    for (set, expected) in [
+        ("bomb", "holds more than the 800 bytes its header promises"),
+        ("sparse", "is 3000000000 bytes but its header promises 800"),
+    ] {
+        let command = format!(
+            "ulimit -v 524288; exec {BIN} --any-idx --epochs 1 --data-dir {}",
+            fixture.path(set)
+        );
+        let out = Command::new("sh").args(["-c", &command]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{set}: {stderr}");
+        assert!(stderr.contains(expected), "{set}: {stderr}");
+    }
+}
+
+#[test]
+fn odd_but_valid_data_loads_and_says_which_file_it_read() {
+    let fixture = Fixture::new("hostile-odd-data");
+    let out = mlp_cli(&[
+        "--any-idx",
+        "--epochs",
+        "1",
+        "-q",
+        "--data-dir",
+        &fixture.path("both"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("note: read") && stderr.contains("train-labels-idx1-ubyte.gz beside it"),
+        "{stderr}"
+    );
+    let out = mlp_cli(&[
+        "--any-idx",
+        "--epochs",
+        "1",
+        "-q",
+        "--data-dir",
+        &fixture.path("members"),
+    ]);
+    assert!(
+        out.status.success(),
+        "two gzip members: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn gpu_commands_print_nothing_of_mesa_without_a_runtime_directory() {
+    let out = mlp_cli(&["devices"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("XDG_RUNTIME_DIR"), "{stderr}");
+}
+
+#[test]
+fn a_network_whose_thousand_row_evaluation_would_not_fit_still_trains_on_the_gpu() {
+    // 784-36000-10: its parameters (113 MB) fit a 128 MiB storage binding, as on lavapipe,
+    // but 1,000 rows of its activations (144 MB) do not; evaluation takes fewer rows at once.
+    let fixture = Fixture::new("hostile-wide");
+    let dir = idx_set(fixture.scratch.path(), "wide", 20, 20);
+    let out = mlp_cli(&[
+        "--backend",
+        "gpu",
+        "--any-idx",
+        "--layers",
+        "784,36000,10",
+        "--batch-size",
+        "10",
+        "--epochs",
+        "1",
+        "-q",
+        "--data-dir",
+        &dir.to_string_lossy(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+}
+
+#[test]
+fn predict_takes_pictures_and_an_index_together() {
+    let fixture = Fixture::new("hostile-predict-both");
+    let picture = fixture.scratch.path().join("seven.png");
+    let mut img = image::GrayImage::from_pixel(40, 40, image::Luma([255]));
+    for y in 5..35 {
+        for x in 18..22 {
+            img.put_pixel(x, y, image::Luma([0]));
+        }
+    }
+    img.save(&picture).unwrap();
+    let out = mlp_cli(&[
+        "predict",
+        "--model",
+        &fixture.path("seed.safetensors"),
+        &picture.to_string_lossy(),
+        "--index",
+        "0",
+        "--data-dir",
+        &mnist(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("test image 0") && stdout.contains("seven.png"),
+        "{stdout}"
+    );
+}
