@@ -620,7 +620,7 @@ fn a_signal_mid_run_leaves_the_old_model_and_no_temporary_file() {
     fs::write(&model, b"the model of an earlier run").unwrap();
     let mnist = mnist();
     let mut child = Command::new(BIN)
-        .args(["--epochs", "30", "--save", &model.to_string_lossy()])
+        .args(["--epochs", "300", "--save", &model.to_string_lossy()])
         .args([
             "--metrics",
             &metrics.to_string_lossy(),
@@ -631,6 +631,7 @@ fn a_signal_mid_run_leaves_the_old_model_and_no_temporary_file() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Mid-run: loading takes about a second, and 300 epochs far longer than the wait.
     std::thread::sleep(Duration::from_millis(2500));
     assert!(
         Command::new("kill")
@@ -640,7 +641,11 @@ fn a_signal_mid_run_leaves_the_old_model_and_no_temporary_file() {
             .success()
     );
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "ended by the handler");
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "ended by the handler, not by the signal"
+    );
     assert_eq!(fs::read(&model).unwrap(), b"the model of an earlier run");
     assert_no_partial_files(scratch.path());
     // What the metrics file holds, if anything yet, is whole lines of finished epochs.

@@ -219,3 +219,16 @@ fn gzip_bytes_under_a_raw_name_load_without_the_mnist_crate() {
         from_gz
     );
 }
+
+#[test]
+fn a_header_whose_sizes_multiply_past_u64_is_an_error() {
+    // Found by the idx fuzz target: three u32 dimensions overflowed the promised length.
+    let mut header = Vec::new();
+    for v in [IMAGES_MAGIC, u32::MAX, u32::MAX, u32::MAX] {
+        header.extend(v.to_be_bytes());
+    }
+    let path = Path::new("overflow-idx");
+    let kind = data::IdxKind::Images;
+    let err = data::decode_idx(path, &header[..], header.len() as u64, kind).unwrap_err();
+    assert!(err.to_string().contains("overflow-idx"), "{err}");
+}

@@ -44,18 +44,21 @@ impl IdxKind {
     }
 
     /// The whole file's length as `header` (at least [`IdxKind::header_len`] bytes) promises
-    /// it.
+    /// it, saturating at u64::MAX.
     fn promised_len(self, header: &[u8]) -> u64 {
         let dimension = |i: usize| {
             u64::from(u32::from_be_bytes(
                 header[4 * i..4 * i + 4].try_into().expect("4 bytes"),
             ))
         };
+        // Three u32 dimensions can multiply past u64: such a promise is as good as infinite.
         let data = match self {
-            IdxKind::Images => dimension(1) * dimension(2) * dimension(3),
+            IdxKind::Images => dimension(1)
+                .saturating_mul(dimension(2))
+                .saturating_mul(dimension(3)),
             IdxKind::Labels => dimension(1),
         };
-        self.header_len() as u64 + data
+        data.saturating_add(self.header_len() as u64)
     }
 }
 
@@ -140,7 +143,7 @@ pub fn decode_idx(
         });
     }
     source
-        .take(promised + 1 - bytes.len() as u64)
+        .take(promised.saturating_add(1) - bytes.len() as u64)
         .read_to_end(&mut bytes)
         .map_err(read_error)?;
     if bytes.len() as u64 > promised {
