@@ -1,7 +1,7 @@
 //! Printing that never stops the work. `println!` panics when stdout is a pipe whose reader
 //! has gone (`mlp-cli --save m.safetensors | head -1`), which would lose the model being
-//! trained. Here a closed stdout only silences what is printed after it closed, as ripgrep
-//! does: the run goes on, saves what it was asked to save, and exits 0. Any other failure to
+//! trained. Here a closed stdout only silences what is printed after it closed: the run goes
+//! on while it has something to save, saves it, and exits 0, as ripgrep exits quietly. Any other failure to
 //! write stdout (a full disk behind a redirection) is kept and reported when the run ends.
 
 use std::fmt;
@@ -42,6 +42,11 @@ pub fn print_line(line: fmt::Arguments) {
 
 pub fn note_line(line: fmt::Arguments) {
     let _ = writeln!(io::stderr().lock(), "{line}");
+}
+
+/// Whether stdout has gone: nobody reads what is printed from now on.
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::Relaxed)
 }
 
 /// The first failure to write stdout other than a closed pipe, if there was one.

@@ -14,7 +14,7 @@ use mlp_core::train::{EpochMetrics, TrainError, batches, run_epoch};
 use mlp_core::{Evaluation, Model, Output, Parameters};
 
 use crate::args::TrainArgs;
-use crate::console::say;
+use crate::console::{self, say};
 use crate::plots::Plots;
 use crate::progress::Progress;
 use crate::session::Session;
@@ -153,6 +153,11 @@ fn train_epochs(
         }
         run.history.push(m);
         run.last_evaluation = Some(evaluation);
+        let saves_something = args.save.is_some() || args.metrics.is_some() || args.plots.is_some();
+        if console::stdout_closed() && !saves_something {
+            // Nobody reads the rest, and nothing is kept: the run is over.
+            break;
+        }
     }
     Ok(())
 }

@@ -575,6 +575,7 @@ fn a_closed_stdout_ends_quietly_after_the_model_is_saved() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     mlp_core::Model::load(Path::new(&model)).expect("the model was saved whole");
     for args in [
+        vec!["--epochs", "30", "--data-dir", &mnist],
         vec!["eval", "--model", &model, "--data-dir", &mnist],
         vec![
             "predict",
@@ -610,6 +611,40 @@ fn assert_no_partial_files(dir: &Path) {
         .filter(|name| name.ends_with(".partial"))
         .collect();
     assert!(partial.is_empty(), "left behind: {partial:?}");
+}
+
+#[test]
+fn a_model_saved_through_a_link_replaces_its_file_and_keeps_the_link() {
+    let scratch = Scratch::new("save-link");
+    let (file, link) = (
+        scratch.path().join("m.safetensors"),
+        scratch.file("link.safetensors"),
+    );
+    fs::write(&file, b"the model of an earlier run").unwrap();
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    let out = mlp_cli(&[
+        "--epochs",
+        "1",
+        "--limit",
+        "200",
+        "-q",
+        "--save",
+        &link,
+        "--data-dir",
+        &mnist(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    mlp_core::Model::load(&file).expect("the linked file holds the new model");
 }
 
 #[test]
