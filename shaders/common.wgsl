@@ -1,5 +1,5 @@
 // Shared by every kernel (prepended at compile time): the per-step and per-layer uniforms, the
-// activation functions and their derivatives, written as mlp-core's cpu.rs writes them.
+// activation functions and their derivatives, written as mlp-core's cpu/mod.rs writes them.
 //
 // Layer parameters live in one buffer per layer, (inputs + 1) x outputs, row-major: rows
 // 0..inputs are the weights Wk, row `inputs` is the bias bk. The bias is then the weight of a

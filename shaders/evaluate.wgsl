@@ -1,5 +1,5 @@
 // Per image of a validation chunk: the predicted digit (argmax of A_L, the first on ties, as
-// argmax_rows of cpu.rs) and the image's loss: the squared error sum (Y - A_L)^2 of its row for
+// argmax_rows of cpu/mod.rs) and the image's loss: the squared error sum (Y - A_L)^2 of its row for
 // a sigmoid output, or -ln A_L[label] for a softmax output, whose row is first turned into
 // probabilities in place (so that a read-back of A_L gets them). The host adds the rows up in
 // f64 after the one read-back per evaluation.

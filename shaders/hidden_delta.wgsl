@@ -1,4 +1,4 @@
-// Dk = (D(k+1) W(k+1)^T) ⊙ f'(Sk): hidden_delta of cpu.rs.
+// Dk = (D(k+1) W(k+1)^T) ⊙ f'(Sk): hidden_delta of cpu/mod.rs.
 //
 // bindings: step (B rows), layer: layer k+1's sizes (inputs = out_k, outputs = next) and
 //           input_activation, the f that made Ak,

@@ -25,7 +25,7 @@
 @group(0) @binding(9) var<storage, read> activations4: array<vec4<f32>>;
 @group(0) @binding(10) var<storage, read> deltas4: array<vec4<f32>>;
 
-// The batch's loss: the mean squared error over B x classes (squared_error_sum of cpu.rs over
+// The batch's loss: the mean squared error over B x classes (squared_error_sum of cpu/mod.rs over
 // its terms), or the mean cross-entropy over B.
 fn batch_loss() -> f32 {
     let output = network[arrayLength(&network) - 1u];

@@ -1,4 +1,4 @@
-// Ak = f(A(k-1) Wk + bk): linear_forward and activation_forward of cpu.rs, fused so that Sk
+// Ak = f(A(k-1) Wk + bk): linear_forward and activation_forward of cpu/mod.rs, fused so that Sk
 // never goes to memory. For a softmax output layer f is the identity here: output_delta and
 // evaluate normalise the logits, which needs the whole row.
 //

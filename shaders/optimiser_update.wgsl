@@ -1,4 +1,4 @@
-// The optimiser step of cpu.rs (gradient_descent_update, momentum_update or adam_update) for
+// The optimiser step of cpu/mod.rs (gradient_descent_update, momentum_update or adam_update) for
 // one parameter, shared by the kernels that update parameters (prepended to them at compile
 // time). It uses the `parameters` and `state` buffers that each such kernel binds:
 //           parameters: [Wk; bk], (in + 1, out), updated in place;

@@ -1,4 +1,4 @@
-// D_L and the batch loss, fused: both read A_L once. Mirrors cpu.rs:
+// D_L and the batch loss, fused: both read A_L once. Mirrors cpu/mod.rs:
 // - sigmoid output: D_L = (A_L - Y) ⊙ f'(S_L) (output_delta) and the loss mean((Y - A_L)^2)
 //   over B x classes (squared_error_sum);
 // - softmax output: A_L = softmax(S_L) row by row, written in place over the logits that

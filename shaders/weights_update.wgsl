@@ -1,5 +1,5 @@
 // [Wk; bk] moves by the gradient scale * [A(k-1), 1]^T Dk: weights_gradient, bias_gradient and
-// the optimiser update of cpu.rs (gradient_descent_update, momentum_update or adam_update),
+// the optimiser update of cpu/mod.rs (gradient_descent_update, momentum_update or adam_update),
 // fused. The gradient is never stored: each invocation sums its 4 x 4 block over the batch in
 // registers and applies it. Row `in` of the parameters is the bias, whose "input" is the
 // constant 1, so its gradient is the column sum of Dk.

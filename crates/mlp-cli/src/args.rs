@@ -15,7 +15,7 @@ use mlp_wgpu::Matmul;
     name = "mlp-cli",
     version,
     about = "Trains the seed MLP (784-64-32-16-10, sigmoid, MSE, plain gradient descent) on MNIST",
-    long_about = "Trains the seed MLP of SEED.md on MNIST on the CPU reference or a GPU.\n\
+    long_about = "Trains the seed MLP of docs/SEED.md on MNIST on the CPU reference or a GPU.\n\
                   With no subcommand it trains: `mlp-cli --backend cpu`.",
     args_conflicts_with_subcommands = true
 )]
@@ -79,7 +79,7 @@ pub struct NetworkArgs {
     /// Where to compute.
     #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
     pub backend: BackendKind,
-    /// A whole configuration: `seed` is SEED.md exactly (784-64-32-16-10 sigmoid, MSE,
+    /// A whole configuration: `seed` is docs/SEED.md exactly (784-64-32-16-10 sigmoid, MSE,
     /// summed gradients, N(0,1) weights, gradient descent at 0.01, batch 100, 30 epochs, file
     /// order); `modern` is 784-256-128-10 ReLU, softmax + cross-entropy, mean gradients, He
     /// weights, Adam at 1e-3 with a cosine schedule, batch 100, 20 epochs, shuffled. Every
@@ -149,7 +149,7 @@ pub struct NetworkArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PresetName {
-    /// SEED.md exactly.
+    /// docs/SEED.md exactly.
     Seed,
     /// A plain MLP trained the way people train one today.
     Modern,

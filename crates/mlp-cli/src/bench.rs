@@ -120,7 +120,7 @@ fn profile(session: &mut Session, batch_size: usize) -> Result<()> {
 }
 
 /// Multiply-adds per training sample: the forward products, the weight gradients, and the
-/// deltas propagated below the output layer (SEED.md, "Arithmetic").
+/// deltas propagated below the output layer (docs/SEED.md, "Arithmetic").
 fn multiply_adds_per_sample(sizes: &[usize]) -> usize {
     let products: usize = sizes.windows(2).map(|w| w[0] * w[1]).sum();
     let propagated: usize = sizes[1..].windows(2).map(|w| w[0] * w[1]).sum();

@@ -40,7 +40,7 @@ pub struct Evaluation {
     /// output, Σ −ln A_L\[label\] for a softmax output.
     pub loss_sum: f64,
     /// What [`Evaluation::loss`] divides the sum by: images x classes for the squared error
-    /// (SEED.md's mean), images for the cross-entropy.
+    /// (docs/SEED.md's mean), images for the cross-entropy.
     pub loss_terms: usize,
     /// Images whose argmax of A_L equals the label.
     pub correct: usize,
@@ -51,7 +51,7 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
-    /// The validation loss: SEED.md's mean((Y − A_L)²) over all images x classes, or the mean
+    /// The validation loss: docs/SEED.md's mean((Y − A_L)²) over all images x classes, or the mean
     /// cross-entropy per image.
     pub fn loss(&self) -> f64 {
         self.loss_sum / self.loss_terms.max(1) as f64
@@ -92,7 +92,7 @@ impl TrainLoss {
         self.batches += 1;
     }
 
-    /// SEED.md's training loss: the mean over the batches of each batch's mean((Y − A_L)²).
+    /// docs/SEED.md's training loss: the mean over the batches of each batch's mean((Y − A_L)²).
     pub fn mean(&self) -> f64 {
         self.batch_loss_sum / self.batches.max(1) as f64
     }
@@ -125,7 +125,7 @@ pub trait Backend {
     /// file's order (the seed's).
     fn set_order(&mut self, order: &[u32]) -> Result<(), BackendError>;
 
-    /// One gradient-descent step on the training images `rows`, in the order SEED.md gives.
+    /// One gradient-descent step on the training images `rows`, in the order docs/SEED.md gives.
     /// The batch loss is added to a running sum read by [`Backend::take_train_loss`]: a GPU
     /// backend may only queue the step and must not read anything back here.
     fn train_batch(&mut self, rows: Range<usize>) -> Result<(), BackendError>;

@@ -1,4 +1,4 @@
-//! The seed multilayer perceptron of `SEED.md`: its parameters, the CPU reference backend that
+//! The seed multilayer perceptron of `docs/SEED.md`: its parameters, the CPU reference backend that
 //! is the spec for every other backend, the training loop, the metrics, and the MNIST loader.
 //!
 //! Data flows one way: [`data`] loads and checks the IDX files, [`train`] drives any

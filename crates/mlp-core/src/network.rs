@@ -27,7 +27,7 @@ pub enum NetworkError {
 pub struct LayerSizes(Vec<usize>);
 
 impl LayerSizes {
-    /// The seed configuration of SEED.md.
+    /// The seed configuration of docs/SEED.md.
     pub fn seed() -> Self {
         Self(vec![INPUT_SIZE, 64, 32, 16, CLASSES])
     }

@@ -1,4 +1,4 @@
-//! The choices a run makes beyond the layer sizes. Each one's default is what SEED.md does, so
+//! The choices a run makes beyond the layer sizes. Each one's default is what docs/SEED.md does, so
 //! [`Hyperparameters::seed`] is the seed network exactly; the others are what people who
 //! train networks reach for next.
 
@@ -248,7 +248,7 @@ pub struct Hyperparameters {
 }
 
 impl Hyperparameters {
-    /// SEED.md: sigmoid layers, sigmoid output with squared error, gradients summed over the
+    /// docs/SEED.md: sigmoid layers, sigmoid output with squared error, gradients summed over the
     /// batch, plain gradient descent at 0.01.
     pub fn seed() -> Self {
         Self {

@@ -29,7 +29,7 @@ pub enum TrainError {
     },
 }
 
-/// How the epochs of a run go. [`TrainConfig::seed`] is SEED.md's configuration.
+/// How the epochs of a run go. [`TrainConfig::seed`] is docs/SEED.md's configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainConfig {
     pub epochs: usize,
@@ -69,7 +69,7 @@ pub fn epoch_order(seed: u64, epoch: usize, rows: usize) -> Vec<u32> {
     order
 }
 
-/// One epoch's numbers, as SEED.md defines them.
+/// One epoch's numbers, as docs/SEED.md defines them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpochMetrics {
     /// Counted from 1.

@@ -1,4 +1,4 @@
-//! The sigmoid of `cpu.rs` computed eight values at a time.
+//! The sigmoid of `cpu/mod.rs` computed eight values at a time.
 //!
 //! `f32::exp` is a call per value that the compiler cannot vectorise; in a seed training step
 //! the 12,200 sigmoids took as long as the first layer's forward product. Here exp is

@@ -1,4 +1,4 @@
-//! The CPU backend's fast kernels against the reference functions of `cpu.rs`: the first
+//! The CPU backend's fast kernels against the reference functions of `cpu/mod.rs`: the first
 //! layer's sparse products on random images that are mostly 0 (as MNIST's are), in a shuffled
 //! batch order, for widths that fill whole vector registers, part of one, and neither; and the
 //! vectorised sigmoid.

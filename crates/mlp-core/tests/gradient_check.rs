@@ -62,7 +62,7 @@ fn forward(net: &Network, input: &Array2<f64>) -> Vec<Array2<f64>> {
     activations
 }
 
-/// The loss whose derivatives the deltas are: L = ½ Σ (A_L − Y)² (SEED.md's), or the
+/// The loss whose derivatives the deltas are: L = ½ Σ (A_L − Y)² (docs/SEED.md's), or the
 /// cross-entropy L = Σ −ln A_L[label] of a softmax output.
 fn loss(net: &Network, input: &Array2<f64>, labels: &[u8]) -> f64 {
     let activations = forward(net, input);

@@ -1,5 +1,5 @@
 //! One training step of a hand-sized 2-3-2 network against values computed independently of
-//! this code: a plain-Python float64 script that spells out SEED.md's equations with lists.
+//! this code: a plain-Python float64 script that spells out docs/SEED.md's equations with lists.
 
 use mlp_core::backend::Backend;
 use mlp_core::compare::{Difference, Tolerance};

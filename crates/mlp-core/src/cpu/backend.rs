@@ -167,7 +167,7 @@ fn forward(
 }
 
 /// The row-wise half of a step for images `batch` (B) labelled `labels`: the forward pass,
-/// then D_L and every hidden delta (SEED.md's order). Returns the loss summed over the rows.
+/// then D_L and every hidden delta (docs/SEED.md's order). Returns the loss summed over the rows.
 fn forward_and_deltas(
     layers: &[Layer],
     hyper: &Hyperparameters,
@@ -344,7 +344,7 @@ fn update_layer(
     update_bias(update, delta, &mut layer.bias, bias_state, bias_gradient_k);
 }
 
-/// The reference backend: SEED.md on the CPU, in f32, with ndarray's matrix products, and the
+/// The reference backend: docs/SEED.md on the CPU, in f32, with ndarray's matrix products, and the
 /// options of [`Hyperparameters`] beyond it. The images are kept sparse (their zero pixels left
 /// out), and the first layer's two products skip those zeros ([`crate::sparse`]): the same
 /// sums with a fifth of the arithmetic.
@@ -390,7 +390,7 @@ impl CpuBackend {
     }
 
     /// One training step on `rows` of the training order: forward, every delta, then every
-    /// update (SEED.md's order). Returns the batch loss, from the forward pass before the update.
+    /// update (docs/SEED.md's order). Returns the batch loss, from the forward pass before the update.
     fn step(&mut self, rows: Range<usize>) -> Result<f64, BackendError> {
         let len = self.train_labels.len();
         if rows.start >= rows.end || rows.end > len {

@@ -1,4 +1,4 @@
-//! The CPU reference: SEED.md's equations on ndarray, one function per equation. This file is
+//! The CPU reference: docs/SEED.md's equations on ndarray, one function per equation. This file is
 //! the spec; the GPU kernels are checked against it.
 //!
 //! Shapes use B for the rows of the batch, `in` and `out` for a layer's inputs and outputs.
@@ -82,7 +82,7 @@ pub fn activation_derivative<F: Real>(activation: F, kind: Activation) -> F {
     }
 }
 
-/// Sk = A(k−1) Wk + bk.
+/// Sk = A(k−1) Wk + bk (E1 of docs/SEED.md).
 ///
 /// - `input` A(k−1): (B, in)
 /// - `weights` Wk: (in, out)
@@ -103,12 +103,12 @@ pub fn linear_forward<F: Real>(
     general_mat_mul(F::one(), &input, &weights, F::one(), &mut sum);
 }
 
-/// Ak = sigmoid(Sk), in place: `values` holds Sk (B, out) on entry and Ak on return.
+/// Ak = sigmoid(Sk) (E2), in place: `values` holds Sk (B, out) on entry and Ak on return.
 pub fn sigmoid_forward<F: Real>(values: ArrayViewMut2<F>) {
     activation_forward(values, Activation::Sigmoid);
 }
 
-/// Ak = f(Sk), in place: `values` holds Sk (B, out) on entry and Ak on return.
+/// Ak = f(Sk) (E2), in place: `values` holds Sk (B, out) on entry and Ak on return.
 pub fn activation_forward<F: Real>(mut values: ArrayViewMut2<F>, kind: Activation) {
     values.mapv_inplace(|s| activate(s, kind));
 }
@@ -126,7 +126,7 @@ pub fn softmax_forward<F: Real>(mut values: ArrayViewMut2<F>) {
     }
 }
 
-/// D_L = (A_L − Y) ⊙ f'(S_L), the derivative of ½ Σ (A_L − Y)² with respect to S_L.
+/// D_L = (A_L − Y) ⊙ f'(S_L) (E3), the derivative of ½ Σ (A_L − Y)² with respect to S_L.
 ///
 /// - `activation` A_L: (B, classes)
 /// - `labels`: (B) digits; Y is their one-hot rows
@@ -168,7 +168,7 @@ pub fn softmax_cross_entropy_delta<F: Real>(
     }
 }
 
-/// Dk = (D(k+1) W(k+1)ᵀ) ⊙ f'(Sk).
+/// Dk = (D(k+1) W(k+1)ᵀ) ⊙ f'(Sk) (E4).
 ///
 /// - `next_delta` D(k+1): (B, next)
 /// - `next_weights` W(k+1): (out, next)
@@ -201,7 +201,7 @@ pub fn reduction_scale<F: Real>(reduction: Reduction, rows: usize) -> F {
     }
 }
 
-/// grad Wk = scale · A(k−1)ᵀ Dk: summed over the batch when `scale` is 1 (the seed).
+/// grad Wk = scale · A(k−1)ᵀ Dk (E5): summed over the batch when `scale` is 1 (the seed).
 ///
 /// - `input` A(k−1): (B, in)
 /// - `delta` Dk: (B, out)
@@ -215,7 +215,7 @@ pub fn weights_gradient<F: Real>(
     general_mat_mul(scale, &input.t(), &delta, F::zero(), &mut gradient);
 }
 
-/// grad bk = scale · the column sums of Dk.
+/// grad bk = scale · the column sums of Dk (E6).
 ///
 /// - `delta` Dk: (B, out)
 /// - `gradient`: (out), overwritten
@@ -229,7 +229,7 @@ pub fn bias_gradient<F: Real>(delta: ArrayView2<F>, scale: F, mut gradient: Arra
     gradient.mapv_inplace(|g| g * scale);
 }
 
-/// P −= lr · grad P, for a weight matrix or a bias row alike.
+/// P −= lr · grad P (E7), for a weight matrix or a bias row alike.
 pub fn gradient_descent_update<F: Real, D: Dimension>(
     mut parameter: ArrayViewMut<'_, F, D>,
     gradient: ArrayView<'_, F, D>,
@@ -301,7 +301,7 @@ pub fn adam_update<F: Real, D: Dimension>(
         });
 }
 
-/// Σ (Y − A_L)² over the batch: (B, classes) activations against B labels. Summed in f64 so
+/// Σ (Y − A_L)² over the batch (E8, E9): (B, classes) activations against B labels. Summed in f64 so
 /// that the epoch's loss does not depend on the order of the additions.
 pub fn squared_error_sum<F: Real>(activation: ArrayView2<F>, labels: &[u8]) -> f64 {
     activation
@@ -348,7 +348,7 @@ pub fn loss_sum<F: Real>(output: Output, activation: ArrayView2<F>, labels: &[u8
     }
 }
 
-/// What a loss sum is divided by to give the loss SEED.md reports: every value of A_L for the
+/// What a loss sum is divided by to give the loss docs/SEED.md reports: every value of A_L for the
 /// squared error (its mean over images x classes), every image for the cross-entropy.
 pub fn loss_terms(output: Output, rows: usize, classes: usize) -> usize {
     match output {
@@ -357,7 +357,7 @@ pub fn loss_terms(output: Output, rows: usize, classes: usize) -> usize {
     }
 }
 
-/// The index of the largest value of each row, the first one on ties.
+/// The index of the largest value of each row, the first one on ties (E9).
 pub fn argmax_rows<F: Real>(activation: ArrayView2<F>) -> Vec<u8> {
     activation
         .outer_iter()
