@@ -36,8 +36,9 @@ pub enum Command {
     Download(DownloadArgs),
     /// List the GPU adapters wgpu can see, with backend and type.
     Devices,
-    /// Run the CPU reference and the GPU in lockstep from identical parameters and compare
-    /// activations, deltas and parameters; exits non-zero above the tolerance.
+    /// Run the plain reference, the fast CPU backend and the GPU in lockstep from identical
+    /// parameters and compare each fast one's activations, deltas and parameters with the
+    /// reference's; exits non-zero above the tolerance.
     Check(CheckArgs),
     /// Loss, accuracy and confusion matrix of a saved model on the MNIST test set.
     Eval(EvalArgs),
@@ -76,9 +77,9 @@ pub struct DownloadArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct NetworkArgs {
-    /// Where to compute.
-    #[arg(long, value_enum, default_value_t = BackendKind::Cpu)]
-    pub backend: BackendKind,
+    /// Where to compute [default: cpu].
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
     /// A whole configuration: `seed` is docs/SEED.md exactly (784-64-32-16-10 sigmoid, MSE,
     /// summed gradients, N(0,1) weights, gradient descent at 0.01, batch 100, 30 epochs, file
     /// order); `modern` is 784-256-128-10 ReLU, softmax + cross-entropy, mean gradients, He
@@ -145,6 +146,13 @@ pub struct NetworkArgs {
     pub limit: Option<usize>,
     #[command(flatten)]
     pub data: DataArgs,
+}
+
+impl NetworkArgs {
+    /// Where to compute: --backend, the CPU where it is not given.
+    pub fn backend(&self) -> BackendKind {
+        self.backend.unwrap_or(BackendKind::Cpu)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -25,13 +25,13 @@ pub struct Session {
 impl Session {
     pub fn new(args: &NetworkArgs, settings: &Settings) -> Result<Self> {
         args.gpu
-            .check_for(args.backend)
+            .check_for(args.backend())
             .map_err(anyhow::Error::msg)?;
         let (parameters, epochs_before) = initial_parameters(args, settings)?;
         let mnist = data::load_limited(args)?;
         let train = mnist.train;
         let backend = build_backend(
-            args.backend,
+            args.backend(),
             &args.gpu,
             parameters,
             &settings.hyper,

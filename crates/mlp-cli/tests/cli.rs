@@ -438,9 +438,19 @@ fn check_holds_the_backends_in_lockstep_with_adam_and_shuffling() {
         "5",
     ]);
     assert!(
-        out.contains("verdict: the GPU matches the CPU reference"),
+        out.contains("verdict: the fast CPU backend and the GPU match the reference"),
         "{out}"
     );
+    // Rows are named after the reference function and the kernel that computed the tensor.
+    for words in [
+        "fast CPU vs reference:",
+        "GPU vs reference:",
+        "linear_forward A1            by sparse_forward",
+        "hidden_delta D1              by row_forward_backward",
+        "weights_update W1            by sparse_weights_gradient + adam_update",
+    ] {
+        assert!(out.contains(words), "{words:?} not in:\n{out}");
+    }
     let out = succeeds(&[
         "check",
         "--optimiser",
@@ -466,7 +476,7 @@ fn check_holds_the_backends_in_lockstep_with_adam_and_shuffling() {
         "4",
     ]);
     assert!(
-        out.contains("verdict: the GPU matches the CPU reference"),
+        out.contains("verdict: the fast CPU backend and the GPU match the reference"),
         "{out}"
     );
 }

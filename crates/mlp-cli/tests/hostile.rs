@@ -460,6 +460,18 @@ fn cases(f: &Fixture) -> Vec<Case> {
             2,
             "unexpected argument '--any-idx'",
         ),
+        row(
+            "check of one backend",
+            vec![
+                "check".into(),
+                "--backend".into(),
+                "gpu".into(),
+                "--data-dir".into(),
+                mnist.clone(),
+            ],
+            1,
+            "check runs every backend against the reference: drop --backend",
+        ),
         // Cases that already failed cleanly before, kept so that they stay so.
         row(
             "a learning rate of 0",

@@ -25,6 +25,18 @@ pub enum BackendError {
     Device { backend: String, message: String },
 }
 
+/// Fails unless `rows` is a non-empty range inside a training set of `len` images.
+pub fn check_rows(rows: &Range<usize>, len: usize) -> Result<(), BackendError> {
+    if rows.start >= rows.end || rows.end > len {
+        return Err(BackendError::RowsOutOfRange {
+            start: rows.start,
+            end: rows.end,
+            len,
+        });
+    }
+    Ok(())
+}
+
 /// How long one kernel of a training step ran on the device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KernelTime {
@@ -51,6 +63,28 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// The evaluation of `predictions` against `labels`, with the loss summed over the set.
+    pub fn new(
+        loss_sum: f64,
+        loss_terms: usize,
+        predictions: Vec<u8>,
+        labels: &[u8],
+        classes: usize,
+    ) -> Self {
+        let correct = predictions
+            .iter()
+            .zip(labels)
+            .filter(|(p, l)| p == l)
+            .count();
+        Self {
+            loss_sum,
+            loss_terms,
+            correct,
+            predictions,
+            classes,
+        }
+    }
+
     /// The validation loss: docs/SEED.md's mean((Y − A_L)²) over all images x classes, or the mean
     /// cross-entropy per image.
     pub fn loss(&self) -> f64 {
@@ -107,9 +141,48 @@ pub struct StepTrace {
     pub deltas: Vec<Array2<f32>>,
 }
 
+/// What computed each tensor of a training step on a backend: the function or kernel that
+/// wrote A1..AL, D1..DL and W1..WL (each layer's bias with its weights). A comparison names its
+/// rows after the reference's and says which kernel of the checked backend made each tensor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepKernels {
+    pub activations: Vec<String>,
+    pub deltas: Vec<String>,
+    pub parameters: Vec<String>,
+}
+
+impl StepKernels {
+    /// The reference functions of `cpu/mod.rs` and `cpu/reference.rs` (docs/SEED.md's E1-E7;
+    /// `weights_update` is E5-E7 of one layer with the optimiser's step) for a network of
+    /// `depth` layers trained with `hyper`: the names every comparison row is given.
+    pub fn reference(depth: usize, hyper: &crate::Hyperparameters) -> Self {
+        let output_delta = match hyper.output {
+            crate::Output::SigmoidMse => "output_delta",
+            crate::Output::SoftmaxCrossEntropy => "softmax_cross_entropy_delta",
+        };
+        Self {
+            activations: vec!["linear_forward".into(); depth],
+            deltas: (0..depth)
+                .map(|k| {
+                    if k + 1 == depth {
+                        output_delta
+                    } else {
+                        "hidden_delta"
+                    }
+                    .into()
+                })
+                .collect(),
+            parameters: vec!["weights_update".into(); depth],
+        }
+    }
+}
+
 pub trait Backend {
     /// What computes: "cpu (ndarray, f32)" or the GPU adapter's name.
     fn name(&self) -> String;
+
+    /// What computes each tensor of a training step, as the step runs now.
+    fn step_kernels(&self) -> StepKernels;
 
     /// Replaces every weight and bias.
     fn set_parameters(&mut self, parameters: &Parameters) -> Result<(), BackendError>;

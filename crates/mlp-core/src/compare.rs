@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::backend::StepKernels;
+
 /// `|a − b| ≤ absolute + relative · |b|`, element by element, with `b` the reference.
 ///
 /// The absolute part covers values near zero, where a relative bound means nothing; the
@@ -111,55 +113,65 @@ mod tests {
     }
 }
 
-/// One compared tensor of a lockstep check, named after the function (and WGSL kernel) that
-/// computes it: "linear_forward A1", "hidden_delta D2", "weights_update W3".
+/// One compared tensor of a lockstep check, named after the reference function that computes
+/// it ("linear_forward A1", "hidden_delta D2", "weights_update W3"), with the function or
+/// kernel of the checked backend that did ("sparse_forward", "row_forward_backward").
 #[derive(Debug, Clone)]
 pub struct Row {
     pub name: String,
+    pub computed_by: String,
     pub difference: Difference,
 }
 
-/// Compares `other` with the `reference` trace and parameters, tensor by tensor.
+/// Compares `other` with the `reference` trace and parameters, tensor by tensor; `kernels`
+/// are what computed them on each side ([`crate::Backend::step_kernels`]).
 pub fn compare_step(
     reference: (&crate::StepTrace, &crate::Parameters),
     other: (&crate::StepTrace, &crate::Parameters),
+    kernels: (&StepKernels, &StepKernels),
     tolerance: Tolerance,
 ) -> Vec<Row> {
     let flat = |a: &ndarray::Array2<f32>| a.iter().copied().collect::<Vec<f32>>();
-    let row = |name: String, a: Vec<f32>, b: Vec<f32>| Row {
-        name,
+    let (names, computed_by) = kernels;
+    let row = |name: &str, tensor: String, by: &str, a: Vec<f32>, b: Vec<f32>| Row {
+        name: format!("{name} {tensor}"),
+        computed_by: by.to_string(),
         difference: Difference::between(&a, &b, tolerance),
     };
     let depth = reference.1.layers.len();
     let mut rows = Vec::new();
     for k in 0..depth {
         rows.push(row(
-            format!("linear_forward A{}", k + 1),
+            &names.activations[k],
+            format!("A{}", k + 1),
+            &computed_by.activations[k],
             flat(&other.0.activations[k]),
             flat(&reference.0.activations[k]),
         ));
     }
     for k in (0..depth).rev() {
-        let kernel = if k + 1 == depth {
-            "output_delta"
-        } else {
-            "hidden_delta"
-        };
         rows.push(row(
-            format!("{kernel} D{}", k + 1),
+            &names.deltas[k],
+            format!("D{}", k + 1),
+            &computed_by.deltas[k],
             flat(&other.0.deltas[k]),
             flat(&reference.0.deltas[k]),
         ));
     }
     for k in 0..depth {
         let (mine, theirs) = (&other.1.layers[k], &reference.1.layers[k]);
+        let (name, by) = (&names.parameters[k], &computed_by.parameters[k]);
         rows.push(row(
-            format!("weights_update W{}", k + 1),
+            name,
+            format!("W{}", k + 1),
+            by,
             flat(&mine.weights),
             flat(&theirs.weights),
         ));
         rows.push(row(
-            format!("weights_update b{}", k + 1),
+            name,
+            format!("b{}", k + 1),
+            by,
             mine.bias.to_vec(),
             theirs.bias.to_vec(),
         ));

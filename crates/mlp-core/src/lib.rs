@@ -21,7 +21,7 @@ pub mod train;
 pub mod vectorised;
 
 pub use backend::{Backend, BackendError, Evaluation, StepTrace};
-pub use cpu::CpuBackend;
+pub use cpu::{CpuBackend, ReferenceBackend};
 pub use data::{DataError, Dataset};
 pub use model::{Model, ModelError, ModelInfo};
 pub use network::{LayerSizes, NetworkError, Parameters};

@@ -181,6 +181,15 @@ impl Optimiser {
         }
     }
 
+    /// The reference function of `cpu/mod.rs` that applies one step of this optimiser.
+    pub fn update_function(self) -> &'static str {
+        match self {
+            Optimiser::GradientDescent => "gradient_descent_update",
+            Optimiser::Momentum { .. } => "momentum_update",
+            Optimiser::Adam { .. } => "adam_update",
+        }
+    }
+
     /// Values of state kept per parameter: none, a velocity, or two moments.
     pub fn state_per_parameter(self) -> usize {
         match self {

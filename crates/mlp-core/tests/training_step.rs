@@ -5,7 +5,7 @@ use mlp_core::backend::Backend;
 use mlp_core::compare::{Difference, Tolerance};
 use mlp_core::cpu::{AdamStep, adam_update, momentum_update};
 use mlp_core::network::{Layer, Parameters};
-use mlp_core::{CpuBackend, Dataset, Hyperparameters, Output};
+use mlp_core::{CpuBackend, Dataset, Hyperparameters, Output, ReferenceBackend};
 use ndarray::{Array1, Array2, array};
 
 /// The network is f32; the expectations are float64. Values are O(1), so f32 rounding stays
@@ -44,16 +44,24 @@ fn assert_close(name: &str, values: &Array2<f32>, expected: &[f64]) {
     assert!(d.passes(), "{name}: {d}");
 }
 
+/// The plain reference and the fast CPU backend, both holding the hand network and batch.
+fn both_backends() -> Vec<Box<dyn Backend>> {
+    let (data, hyper) = (hand_batch(), Hyperparameters::seed_with_rate(0.5));
+    vec![
+        Box::new(ReferenceBackend::new(hand_network(), &hyper, &data, &data).unwrap()),
+        Box::new(CpuBackend::new(hand_network(), &hyper, &data, &data).unwrap()),
+    ]
+}
+
 #[test]
 fn one_step_matches_independent_float64_values() {
-    let data = hand_batch();
-    let mut cpu = CpuBackend::new(
-        hand_network(),
-        &Hyperparameters::seed_with_rate(0.5),
-        &data,
-        &data,
-    )
-    .unwrap();
+    for mut backend in both_backends() {
+        println!("{}", backend.name());
+        one_step_matches_on(backend.as_mut());
+    }
+}
+
+fn one_step_matches_on(cpu: &mut dyn Backend) {
     let trace = cpu.trace_batch(0..2).unwrap();
 
     assert_close(
@@ -138,16 +146,10 @@ fn one_step_matches_independent_float64_values() {
 
 #[test]
 fn rows_outside_the_training_set_are_an_error_not_a_panic() {
-    let data = hand_batch();
-    let mut cpu = CpuBackend::new(
-        hand_network(),
-        &Hyperparameters::seed_with_rate(0.5),
-        &data,
-        &data,
-    )
-    .unwrap();
-    let err = cpu.train_batch(1..3).unwrap_err().to_string();
-    assert!(err.contains("outside the training set of 2"), "{err}");
+    for mut backend in both_backends() {
+        let err = backend.train_batch(1..3).unwrap_err().to_string();
+        assert!(err.contains("outside the training set of 2"), "{err}");
+    }
 }
 
 #[test]

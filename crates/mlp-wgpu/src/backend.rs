@@ -6,7 +6,9 @@
 use std::ops::Range;
 
 use mlp_core::Dataset;
-use mlp_core::backend::{Backend, BackendError, Evaluation, KernelTime, StepTrace, TrainLoss};
+use mlp_core::backend::{
+    Backend, BackendError, Evaluation, KernelTime, StepKernels, StepTrace, TrainLoss,
+};
 use mlp_core::cpu::{AdamStep, check_order, check_output_width, reduction_scale};
 use mlp_core::network::{Layer, Parameters};
 use mlp_core::options::{Activation, Hyperparameters, Optimiser, Output};
@@ -1302,6 +1304,40 @@ impl GpuBackend {
 }
 
 impl Backend for GpuBackend {
+    fn step_kernels(&self) -> StepKernels {
+        let depth = self.sizes.len() - 1;
+        let per_layer = |first: &str, rest: &str| -> Vec<String> {
+            (0..depth)
+                .map(|k| if k == 0 { first } else { rest }.to_string())
+                .collect()
+        };
+        let forward = match self.matmul() {
+            Matmul::Tiled => "linear_forward_tiled",
+            _ => "linear_forward",
+        };
+        match self.matmul() {
+            Matmul::Fused => StepKernels {
+                activations: per_layer("sparse_forward", "row_forward_backward"),
+                deltas: per_layer("row_forward_backward", "row_forward_backward"),
+                parameters: per_layer("sparse_weights_update", "layers_weights_update"),
+            },
+            Matmul::Registers | Matmul::Tiled => StepKernels {
+                activations: per_layer("sparse_forward", forward),
+                deltas: (0..depth)
+                    .map(|k| {
+                        if k + 1 == depth {
+                            "output_delta"
+                        } else {
+                            "hidden_delta"
+                        }
+                        .into()
+                    })
+                    .collect(),
+                parameters: per_layer("sparse_weights_update", "weights_update"),
+            },
+        }
+    }
+
     fn name(&self) -> String {
         let a = &self.context.adapter;
         let per_step = self.dispatches(PixelSource::PerStep);
@@ -1373,13 +1409,7 @@ impl Backend for GpuBackend {
     }
 
     fn train_batch(&mut self, rows: Range<usize>) -> Result<(), BackendError> {
-        if rows.start >= rows.end || rows.end > self.train_count {
-            return Err(BackendError::RowsOutOfRange {
-                start: rows.start,
-                end: rows.end,
-                len: self.train_count,
-            });
-        }
+        mlp_core::backend::check_rows(&rows, self.train_count)?;
         if rows.len() > self.max_batch {
             return Err(BackendError::Device {
                 backend: self.name(),
@@ -1494,19 +1524,14 @@ impl Backend for GpuBackend {
                 .map(|p| p as u8)
                 .collect()
         };
-        let correct = predictions
-            .iter()
-            .zip(&self.validation_labels)
-            .filter(|(p, l)| p == l)
-            .count();
         let classes = *self.sizes.last().unwrap_or(&0);
-        Ok(Evaluation {
-            loss_sum: errors.iter().map(|&e| f64::from(e)).sum(),
-            loss_terms: mlp_core::cpu::loss_terms(self.hyper.output, predictions.len(), classes),
-            correct,
+        Ok(Evaluation::new(
+            errors.iter().map(|&e| f64::from(e)).sum(),
+            mlp_core::cpu::loss_terms(self.hyper.output, predictions.len(), classes),
             predictions,
+            &self.validation_labels,
             classes,
-        })
+        ))
     }
 
     fn validation_outputs(&mut self) -> Result<Array2<f32>, BackendError> {

@@ -1,4 +1,4 @@
-//! The GPU against the CPU reference: single steps on awkward shapes, runs of whole steps, and
+//! The GPU against the plain reference (`mlp_core::ReferenceBackend`): single steps on awkward shapes, runs of whole steps, and
 //! a short run on real MNIST. Every test opens a real adapter and fails loudly when there is
 //! none: install a GPU driver or Mesa's lavapipe (`mesa-vulkan-drivers`).
 
@@ -12,8 +12,8 @@ use mlp_core::network::Parameters;
 use mlp_core::rng::Rng;
 use mlp_core::train::batches;
 use mlp_core::{
-    Activation, CpuBackend, Dataset, Hyperparameters, Init, LayerSizes, Optimiser, OptimiserKind,
-    Output, Reduction,
+    Activation, Dataset, Hyperparameters, Init, LayerSizes, Optimiser, OptimiserKind, Output,
+    Reduction, ReferenceBackend,
 };
 use mlp_wgpu::{GpuBackend, GpuContext, Matmul, PARITY};
 
@@ -47,7 +47,7 @@ fn backends(
     batch: usize,
     train: &Dataset,
     validation: &Dataset,
-) -> (CpuBackend, GpuBackend) {
+) -> (ReferenceBackend, GpuBackend) {
     backends_with(sizes, batch, train, validation, &Hyperparameters::seed())
 }
 
@@ -59,14 +59,14 @@ fn backends_with(
     train: &Dataset,
     validation: &Dataset,
     hyper: &Hyperparameters,
-) -> (CpuBackend, GpuBackend) {
+) -> (ReferenceBackend, GpuBackend) {
     let init = match hyper.activation {
         Activation::Sigmoid => Init::Normal,
         Activation::Tanh => Init::Xavier,
         Activation::Relu => Init::He,
     };
     let parameters = Parameters::init(&Parameters::layer_sizes_of(sizes), init, 5);
-    let cpu = CpuBackend::new(parameters.clone(), hyper, train, validation).unwrap();
+    let cpu = ReferenceBackend::new(parameters.clone(), hyper, train, validation).unwrap();
     let gpu = GpuBackend::new(context(), &parameters, hyper, batch, train, validation).unwrap();
     (cpu, gpu)
 }
@@ -122,6 +122,7 @@ fn one_step_rows_on(
     let mut rows = compare_step(
         (&cpu_trace, &cpu.parameters().unwrap()),
         (&gpu_trace, &gpu.parameters().unwrap()),
+        (&cpu.step_kernels(), &gpu.step_kernels()),
         PARITY,
     );
     for row in &mut rows {
@@ -202,6 +203,7 @@ fn too_wide_to_fuse_step_should_match_reference() {
     let rows = compare_step(
         (&cpu_trace, &cpu.parameters().unwrap()),
         (&gpu_trace, &gpu.parameters().unwrap()),
+        (&cpu.step_kernels(), &gpu.step_kernels()),
         PARITY,
     );
     assert_rows_pass("3 x 20-600-5", &rows);
@@ -439,6 +441,7 @@ fn lockstep_on(what: &str, hyper: &Hyperparameters, steps: usize, matmul: Matmul
         let compared = compare_step(
             (&cpu_trace, &cpu.parameters().unwrap()),
             (&gpu_trace, &gpu.parameters().unwrap()),
+            (&cpu.step_kernels(), &gpu.step_kernels()),
             PARITY,
         );
         assert_rows_pass(&format!("{what} step {}", step + 1), &compared);

@@ -14,8 +14,10 @@ use ndarray::{
 use num_traits::Float;
 
 mod backend;
+mod reference;
 
-pub use backend::CpuBackend;
+pub use backend::{CpuBackend, FAST_PARITY};
+pub use reference::{ReferenceBackend, deltas, forward, weights_update};
 
 use crate::backend::BackendError;
 use crate::data::Dataset;

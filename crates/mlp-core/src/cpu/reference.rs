@@ -1,0 +1,399 @@
+//! The plain reference backend: docs/SEED.md written out with the readable functions of
+//! [`super`] and nothing else — the images as dense rows A0 (every zero pixel included), one
+//! thread, ndarray's products, no fast kernel. It is slow on purpose: it is what `mlp-cli
+//! check` and the tests hold the fast CPU backend and the GPU to.
+
+use std::ops::Range;
+
+use ndarray::{
+    Array1, Array2, ArrayView, ArrayView2, ArrayViewMut, ArrayViewMut1, ArrayViewMut2, Dimension, s,
+};
+
+use super::{
+    AdamStep, Real, activation_forward, adam_update, argmax_rows, bias_gradient, check_input_width,
+    check_order, check_output_width, gradient_descent_update, hidden_delta, linear_forward,
+    loss_sum, loss_terms, momentum_update, output_delta, reduction_scale, sigmoid_forward,
+    softmax_cross_entropy_delta, softmax_forward, weights_gradient,
+};
+use crate::backend::{
+    Backend, BackendError, Evaluation, StepKernels, StepTrace, TrainLoss, check_rows,
+};
+use crate::data::Dataset;
+use crate::network::{Layer, Parameters};
+use crate::options::{Activation, Hyperparameters, Optimiser, Output};
+
+/// A1 .. AL of `input` A0 (B, inputs) (E1, E2): hidden layers through `activation`, the output
+/// layer through the sigmoid or the softmax that `output` names.
+pub fn forward<F: Real>(
+    weights: &[ArrayView2<F>],
+    biases: &[ndarray::ArrayView1<F>],
+    input: ArrayView2<F>,
+    activation: Activation,
+    output: Output,
+) -> Vec<Array2<F>> {
+    let mut activations: Vec<Array2<F>> = Vec::with_capacity(weights.len());
+    let last = weights.len() - 1;
+    for (k, (w, b)) in weights.iter().zip(biases).enumerate() {
+        let layer_input = activations.last().map_or(input, |a| a.view());
+        let mut sum = Array2::zeros((input.nrows(), w.ncols()));
+        linear_forward(layer_input, *w, *b, sum.view_mut());
+        match (k == last, output) {
+            (false, _) => activation_forward(sum.view_mut(), activation),
+            (true, Output::SigmoidMse) => sigmoid_forward(sum.view_mut()),
+            (true, Output::SoftmaxCrossEntropy) => softmax_forward(sum.view_mut()),
+        }
+        activations.push(sum);
+    }
+    activations
+}
+
+/// D1 .. DL of a forward pass (E3, E4), every one from the weights before any update.
+pub fn deltas<F: Real>(
+    weights: &[ArrayView2<F>],
+    activations: &[Array2<F>],
+    labels: &[u8],
+    activation: Activation,
+    output: Output,
+) -> Vec<Array2<F>> {
+    let depth = activations.len();
+    let mut deltas: Vec<Array2<F>> = activations.iter().map(|a| Array2::zeros(a.dim())).collect();
+    let last = activations[depth - 1].view();
+    match output {
+        Output::SigmoidMse => output_delta(last, labels, deltas[depth - 1].view_mut()),
+        Output::SoftmaxCrossEntropy => {
+            softmax_cross_entropy_delta(last, labels, deltas[depth - 1].view_mut());
+        }
+    }
+    for k in (0..depth - 1).rev() {
+        let (lower, upper) = deltas.split_at_mut(k + 1);
+        hidden_delta(
+            upper[0].view(),
+            weights[k + 1],
+            activations[k].view(),
+            activation,
+            lower[k].view_mut(),
+        );
+    }
+    deltas
+}
+
+/// What an optimiser keeps per layer: a velocity (momentum), or first and second moments
+/// (Adam), each shaped like the layer's parameters and starting at 0.
+pub(crate) struct OptimiserState {
+    pub first: Vec<Layer>,
+    pub second: Vec<Layer>,
+    /// Steps taken, for Adam's bias corrections.
+    pub steps: u64,
+}
+
+impl OptimiserState {
+    pub fn new(optimiser: Optimiser, parameters: &Parameters) -> Self {
+        let zeros = || -> Vec<Layer> {
+            parameters
+                .layers
+                .iter()
+                .map(|l| Layer {
+                    weights: Array2::zeros(l.weights.dim()),
+                    bias: Array1::zeros(l.bias.len()),
+                })
+                .collect()
+        };
+        let slots = optimiser.state_per_parameter();
+        Self {
+            first: if slots >= 1 { zeros() } else { Vec::new() },
+            second: if slots >= 2 { zeros() } else { Vec::new() },
+            steps: 0,
+        }
+    }
+}
+
+/// Moves one parameter tensor by its gradient as `optimiser` says (E7, or momentum's or
+/// Adam's step); `first` and `second` are the tensor's optimiser state (unused by plain
+/// gradient descent), `t` the step from 1.
+pub(crate) fn optimiser_update<D: Dimension>(
+    optimiser: Optimiser,
+    parameter: ArrayViewMut<'_, f32, D>,
+    first: Option<ArrayViewMut<'_, f32, D>>,
+    second: Option<ArrayViewMut<'_, f32, D>>,
+    gradient: ArrayView<'_, f32, D>,
+    learning_rate: f32,
+    t: u64,
+) {
+    match (optimiser, first, second) {
+        (Optimiser::Momentum { momentum }, Some(velocity), _) => {
+            momentum_update(parameter, velocity, gradient, learning_rate, momentum);
+        }
+        (
+            Optimiser::Adam {
+                beta1,
+                beta2,
+                epsilon,
+            },
+            Some(m),
+            Some(v),
+        ) => {
+            let step = AdamStep {
+                beta1,
+                beta2,
+                epsilon,
+                t,
+            };
+            adam_update(parameter, m, v, gradient, learning_rate, step);
+        }
+        _ => gradient_descent_update(parameter, gradient, learning_rate),
+    }
+}
+
+/// A layer's weights and bias, borrowed apart.
+fn layer_views(layer: &mut Layer) -> (ArrayViewMut2<'_, f32>, ArrayViewMut1<'_, f32>) {
+    (layer.weights.view_mut(), layer.bias.view_mut())
+}
+
+/// The dense rows A0 of `images` of `set`, each pixel / 255.
+fn dense_rows(set: &Dataset, images: impl Iterator<Item = usize>) -> (Array2<f32>, Vec<u8>) {
+    let pixels = set.pixels();
+    let mut rows = Vec::new();
+    let mut labels = Vec::new();
+    for image in images {
+        let bytes = &set.images[image * pixels..(image + 1) * pixels];
+        rows.extend(bytes.iter().map(|&p| f32::from(p) / 255.0));
+        labels.push(set.labels[image]);
+    }
+    let count = labels.len();
+    let rows = Array2::from_shape_vec((count, pixels), rows).expect("count x pixels values");
+    (rows, labels)
+}
+
+/// See the module's documentation.
+pub struct ReferenceBackend {
+    parameters: Parameters,
+    hyper: Hyperparameters,
+    train: Dataset,
+    validation: Dataset,
+    /// The order the training set is read in: row r of a batch is image `order[r]`.
+    order: Vec<u32>,
+    state: OptimiserState,
+    loss: TrainLoss,
+    /// The last step's activations and deltas.
+    trace: Option<StepTrace>,
+}
+
+impl ReferenceBackend {
+    pub fn new(
+        parameters: Parameters,
+        hyper: &Hyperparameters,
+        train: &Dataset,
+        validation: &Dataset,
+    ) -> Result<Self, BackendError> {
+        check_input_width(&parameters, train)?;
+        check_input_width(&parameters, validation)?;
+        check_output_width(&parameters, hyper.output)?;
+        let state = OptimiserState::new(hyper.optimiser, &parameters);
+        Ok(Self {
+            parameters,
+            hyper: *hyper,
+            train: train.clone(),
+            validation: validation.clone(),
+            order: (0..train.len() as u32).collect(),
+            state,
+            loss: TrainLoss::default(),
+            trace: None,
+        })
+    }
+
+    /// One training step (E1-E7) on `rows` of the training order; returns the batch loss
+    /// from the forward pass before the update.
+    fn step(&mut self, rows: Range<usize>) -> Result<f64, BackendError> {
+        check_rows(&rows, self.train.len())?;
+        let images = self.order[rows.clone()].iter().map(|&i| i as usize);
+        let (input, labels) = dense_rows(&self.train, images);
+        let hyper = self.hyper;
+        let weights: Vec<_> = self
+            .parameters
+            .layers
+            .iter()
+            .map(|l| l.weights.view())
+            .collect();
+        let biases: Vec<_> = self
+            .parameters
+            .layers
+            .iter()
+            .map(|l| l.bias.view())
+            .collect();
+        let activations = forward(
+            &weights,
+            &biases,
+            input.view(),
+            hyper.activation,
+            hyper.output,
+        );
+        let output = activations[activations.len() - 1].view();
+        let loss = loss_sum(hyper.output, output, &labels)
+            / loss_terms(hyper.output, labels.len(), output.ncols()) as f64;
+        let deltas = deltas(
+            &weights,
+            &activations,
+            &labels,
+            hyper.activation,
+            hyper.output,
+        );
+        self.update(&input, &activations, &deltas);
+        self.trace = Some(StepTrace {
+            activations,
+            deltas,
+        });
+        Ok(loss)
+    }
+
+    /// E5-E7 for every layer, from the batch's A0, activations and deltas.
+    fn update(&mut self, input: &Array2<f32>, activations: &[Array2<f32>], deltas: &[Array2<f32>]) {
+        self.state.steps += 1;
+        let t = self.state.steps;
+        for (k, layer) in self.parameters.layers.iter_mut().enumerate() {
+            let layer_input = if k == 0 { input } else { &activations[k - 1] };
+            let state = (self.state.first.get_mut(k), self.state.second.get_mut(k));
+            weights_update(
+                layer,
+                state,
+                layer_input.view(),
+                deltas[k].view(),
+                &self.hyper,
+                t,
+            );
+        }
+    }
+}
+
+/// One layer's step: grad Wk = scale · A(k−1)ᵀ Dk and grad bk (E5, E6), then the optimiser's
+/// update of Wk and bk (E7, or momentum's or Adam's) at step `t` (from 1). `state` is the
+/// layer's optimiser state, where the optimiser keeps any.
+///
+/// - `input` A(k−1): (B, in)
+/// - `delta` Dk: (B, out)
+pub fn weights_update(
+    layer: &mut Layer,
+    (first, second): (Option<&mut Layer>, Option<&mut Layer>),
+    input: ArrayView2<f32>,
+    delta: ArrayView2<f32>,
+    hyper: &Hyperparameters,
+    t: u64,
+) {
+    let scale: f32 = reduction_scale(hyper.reduction, input.nrows());
+    let mut weight_gradient = Array2::zeros(layer.weights.dim());
+    let mut bias_gradient_k = Array1::zeros(layer.bias.len());
+    weights_gradient(input, delta, scale, weight_gradient.view_mut());
+    bias_gradient(delta, scale, bias_gradient_k.view_mut());
+    let (first_weights, first_bias) = first.map(layer_views).unzip();
+    let (second_weights, second_bias) = second.map(layer_views).unzip();
+    let (optimiser, rate) = (hyper.optimiser, hyper.learning_rate);
+    optimiser_update(
+        optimiser,
+        layer.weights.view_mut(),
+        first_weights,
+        second_weights,
+        weight_gradient.view(),
+        rate,
+        t,
+    );
+    optimiser_update(
+        optimiser,
+        layer.bias.view_mut(),
+        first_bias,
+        second_bias,
+        bias_gradient_k.view(),
+        rate,
+        t,
+    );
+}
+
+impl Backend for ReferenceBackend {
+    fn name(&self) -> String {
+        "reference (cpu/mod.rs: dense, one thread, f32)".to_string()
+    }
+
+    fn step_kernels(&self) -> StepKernels {
+        StepKernels::reference(self.parameters.layers.len(), &self.hyper)
+    }
+
+    fn set_parameters(&mut self, parameters: &Parameters) -> Result<(), BackendError> {
+        parameters.check_shapes(&self.parameters.layer_sizes())?;
+        self.parameters = parameters.clone();
+        Ok(())
+    }
+
+    fn parameters(&mut self) -> Result<Parameters, BackendError> {
+        Ok(self.parameters.clone())
+    }
+
+    fn set_learning_rate(&mut self, learning_rate: f32) -> Result<(), BackendError> {
+        self.hyper.learning_rate = learning_rate;
+        Ok(())
+    }
+
+    fn set_order(&mut self, order: &[u32]) -> Result<(), BackendError> {
+        check_order(order, self.train.len())?;
+        self.order = order.to_vec();
+        Ok(())
+    }
+
+    fn train_batch(&mut self, rows: Range<usize>) -> Result<(), BackendError> {
+        let loss = self.step(rows)?;
+        self.loss.add(loss);
+        Ok(())
+    }
+
+    fn take_train_loss(&mut self) -> Result<TrainLoss, BackendError> {
+        Ok(std::mem::take(&mut self.loss))
+    }
+
+    fn trace_batch(&mut self, rows: Range<usize>) -> Result<StepTrace, BackendError> {
+        self.train_batch(rows)?;
+        Ok(self.trace.clone().expect("a step was just taken"))
+    }
+
+    fn evaluate(&mut self) -> Result<Evaluation, BackendError> {
+        let outputs = self.validation_outputs()?;
+        let labels = &self.validation.labels;
+        Ok(Evaluation::new(
+            loss_sum(self.hyper.output, outputs.view(), labels),
+            loss_terms(self.hyper.output, labels.len(), outputs.ncols()),
+            argmax_rows(outputs.view()),
+            labels,
+            outputs.ncols(),
+        ))
+    }
+
+    fn validation_outputs(&mut self) -> Result<Array2<f32>, BackendError> {
+        // In chunks, so that the dense rows of the whole set are never held at once.
+        const CHUNK: usize = 1000;
+        let count = self.validation.len();
+        let classes = self
+            .parameters
+            .layers
+            .last()
+            .map_or(0, |l| l.weights.ncols());
+        let mut outputs = Array2::zeros((count, classes));
+        let weights: Vec<_> = self
+            .parameters
+            .layers
+            .iter()
+            .map(|l| l.weights.view())
+            .collect();
+        let biases: Vec<_> = self
+            .parameters
+            .layers
+            .iter()
+            .map(|l| l.bias.view())
+            .collect();
+        for start in (0..count).step_by(CHUNK) {
+            let end = (start + CHUNK).min(count);
+            let (input, _) = dense_rows(&self.validation, start..end);
+            let (activation, output) = (self.hyper.activation, self.hyper.output);
+            let activations = forward(&weights, &biases, input.view(), activation, output);
+            outputs
+                .slice_mut(s![start..end, ..])
+                .assign(&activations[activations.len() - 1]);
+        }
+        Ok(outputs)
+    }
+}

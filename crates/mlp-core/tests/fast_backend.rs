@@ -1,0 +1,150 @@
+//! The fast CPU backend as a whole against the plain reference (`ReferenceBackend`): every
+//! activation, delta and parameter of lockstep steps from identical parameters, on mostly-dark
+//! random images of awkward widths, for the seed and for each option beyond it, with the
+//! order shuffled and the rate changed between epochs. The tolerance is FAST_PARITY, whose
+//! reason is written where it is defined.
+
+use mlp_core::backend::Backend;
+use mlp_core::compare::compare_step;
+use mlp_core::cpu::FAST_PARITY;
+use mlp_core::rng::Rng;
+use mlp_core::train::{batches, epoch_order};
+use mlp_core::{
+    Activation, CpuBackend, Dataset, Hyperparameters, Init, LayerSizes, Optimiser, OptimiserKind,
+    Output, Parameters, Reduction, ReferenceBackend,
+};
+
+/// `count` images of `pixels` bytes, three in four 0 as in MNIST, labels below `classes`.
+fn random_set(count: usize, pixels: usize, classes: usize, rng: &mut Rng) -> Dataset {
+    Dataset {
+        images: (0..count * pixels)
+            .map(|_| {
+                if rng.next_f64() < 0.25 {
+                    (rng.next_u64() % 256) as u8
+                } else {
+                    0
+                }
+            })
+            .collect(),
+        labels: (0..count)
+            .map(|_| (rng.next_u64() % classes as u64) as u8)
+            .collect(),
+        rows: 1,
+        cols: pixels,
+    }
+}
+
+/// Runs `steps` lockstep steps of batches of `batch` on both backends, shuffling and halving
+/// the rate at each epoch when `shuffle`, and fails on the first row beyond FAST_PARITY.
+fn lockstep(what: &str, sizes: &[usize], batch: usize, hyper: &Hyperparameters, shuffle: bool) {
+    let mut rng = Rng::new(sizes.iter().sum::<usize>() as u64);
+    let classes = *sizes.last().unwrap();
+    let train = random_set(3 * batch + batch / 2, sizes[0], classes, &mut rng);
+    let validation = random_set(7, sizes[0], classes, &mut rng);
+    let init = match hyper.activation {
+        Activation::Sigmoid => Init::Normal,
+        Activation::Tanh => Init::Xavier,
+        Activation::Relu => Init::He,
+    };
+    let layers = LayerSizes::new(sizes.to_vec(), sizes[0], classes).unwrap();
+    let parameters = Parameters::init(&layers, init, 3);
+    let mut reference =
+        ReferenceBackend::new(parameters.clone(), hyper, &train, &validation).unwrap();
+    let mut fast = CpuBackend::new(parameters, hyper, &train, &validation).unwrap();
+    let schedule: Vec<_> = batches(train.len(), batch).collect();
+    let mut rate = hyper.learning_rate;
+    for step in 0..2 * schedule.len() {
+        let index = step % schedule.len();
+        if index == 0 && shuffle {
+            let order = epoch_order(4, step / schedule.len() + 1, train.len());
+            for backend in [&mut reference as &mut dyn Backend, &mut fast] {
+                backend.set_order(&order).unwrap();
+                backend.set_learning_rate(rate).unwrap();
+            }
+            rate /= 2.0;
+        }
+        let rows = schedule[index].clone();
+        let expected = reference.trace_batch(rows.clone()).unwrap();
+        let found = fast.trace_batch(rows).unwrap();
+        let compared = compare_step(
+            (&expected, &reference.parameters().unwrap()),
+            (&found, &fast.parameters().unwrap()),
+            (&reference.step_kernels(), &fast.step_kernels()),
+            FAST_PARITY,
+        );
+        for row in &compared {
+            println!(
+                "{what} step {}: {:<28} by {:<48} {}",
+                step + 1,
+                row.name,
+                row.computed_by,
+                row.difference
+            );
+            assert!(
+                row.difference.passes(),
+                "{what} step {}: {} beyond {FAST_PARITY:?}",
+                step + 1,
+                row.name
+            );
+        }
+    }
+    let (expected, found) = (reference.evaluate().unwrap(), fast.evaluate().unwrap());
+    assert_eq!(expected.predictions, found.predictions, "{what}");
+    assert!(
+        FAST_PARITY.accepts(found.loss(), expected.loss()),
+        "{what}: validation loss"
+    );
+}
+
+fn options(change: impl FnOnce(&mut Hyperparameters)) -> Hyperparameters {
+    let mut hyper = Hyperparameters::seed();
+    change(&mut hyper);
+    hyper
+}
+
+#[test]
+fn seed_steps_should_match_reference() {
+    // Widths that fill whole vector registers (64, 16), part of one (13) and one unit.
+    lockstep(
+        "seed 784-64-13-16-10",
+        &[784, 64, 13, 16, 10],
+        100,
+        &Hyperparameters::seed(),
+        false,
+    );
+    lockstep(
+        "seed 37-1-5",
+        &[37, 1, 5],
+        9,
+        &Hyperparameters::seed(),
+        false,
+    );
+}
+
+#[test]
+fn momentum_tanh_shuffled_steps_should_match_reference() {
+    let hyper = options(|h| {
+        h.optimiser = Optimiser::with_defaults(OptimiserKind::Momentum);
+        h.activation = Activation::Tanh;
+        h.learning_rate = 0.005;
+    });
+    lockstep("momentum tanh 50-33-7", &[50, 33, 7], 20, &hyper, true);
+}
+
+#[test]
+fn adam_relu_softmax_mean_shuffled_steps_should_match_reference() {
+    let hyper = options(|h| {
+        h.optimiser = Optimiser::with_defaults(OptimiserKind::Adam);
+        h.activation = Activation::Relu;
+        h.output = Output::SoftmaxCrossEntropy;
+        h.reduction = Reduction::Mean;
+        h.learning_rate = 1e-3;
+    });
+    lockstep(
+        "adam relu softmax 100-40-24-10",
+        &[100, 40, 24, 10],
+        30,
+        &hyper,
+        true,
+    );
+}
