@@ -31,13 +31,27 @@ pub struct Kernels {
     pub evaluate: Kernel,
 }
 
+/// What the kernels of one backend are built for.
+#[derive(Debug, Clone, Copy)]
+pub struct KernelOptions {
+    /// common.wgsl's code of the optimiser, a pipeline constant of the update kernels.
+    pub optimiser: u32,
+    /// Weight layers, and units in layers 1..L, for row_forward_backward.wgsl's arrays.
+    pub layers: u32,
+    pub units: u32,
+    /// Invocations per workgroup of row_forward_backward.wgsl, one per batch row.
+    pub row_group: u32,
+    /// The most units the fused kernel is built for; wider networks get none.
+    pub max_units: u32,
+    pub uniform: UniformReads,
+}
+
 /// Read-only arrays of vec4s that kernels read through a uniform binding instead of a storage
 /// one, where the device can bind them so (at most its max_uniform_buffer_binding_size, 64 KiB
-/// on lavapipe and most GPUs): each the vec4s it holds, or None for storage. A CPU
-/// Vulkan (lavapipe) loads a storage buffer one invocation at a time, a branch and a bounds
-/// check each, and a uniform buffer as one gather. Measured on lavapipe, best seed epoch of
-/// alternate runs (README): D1 so, 1.25-2.01 s -> 1.07-1.61 s; the dense layers' parameters,
-/// 1.04-1.27 s -> 0.96-1.07 s; W1 in four pieces, 0.97-1.32 s -> 0.85-1.03 s.
+/// on lavapipe and most GPUs): each the vec4s it holds, or None for storage. A CPU Vulkan
+/// (lavapipe) loads a storage buffer one invocation at a time, a branch and a bounds check
+/// each, and a uniform buffer as one gather, so these reads are faster there
+/// (docs/performance.md has the figures). On a real GPU the choice is still to be measured.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UniformReads {
     /// D1 in sparse_weights_update.wgsl (`delta4`).
@@ -95,21 +109,19 @@ macro_rules! shader {
 use Slot::{Read, Step, Uniform, Write};
 
 impl Kernels {
-    /// The kernels, the update kernels built for the optimiser of `optimiser_code` (one of
-    /// common.wgsl's GRADIENT_DESCENT, MOMENTUM, ADAM), row_forward_backward for `layers`
-    /// layers with `row_group` rows per workgroup and room for `units` values of a row (the
-    /// widths of layers 1..L), where that is at most `max_units`: lavapipe's time to build it
-    /// grows steeply with them (measured: 5 s for 410, 29 s for 1,010, over 300 s for 4,106);
-    /// the arrays of `uniform` read through uniform bindings.
-    pub fn new(
-        device: &wgpu::Device,
-        optimiser_code: u32,
-        layers: u32,
-        row_group: u32,
-        units: u32,
-        max_units: u32,
-        uniform: UniformReads,
-    ) -> Self {
+    /// The kernels of `options`: the update kernels built for its optimiser,
+    /// row_forward_backward for its layers and units where they are at most `max_units`
+    /// (lavapipe's time to build the kernel grows steeply with its private arrays; see
+    /// docs/gpu.md), and the arrays of `uniform` read through uniform bindings.
+    pub fn new(device: &wgpu::Device, options: &KernelOptions) -> Self {
+        let KernelOptions {
+            optimiser: optimiser_code,
+            layers,
+            row_group,
+            units,
+            max_units,
+            uniform,
+        } = *options;
         let optimiser = &[("OPTIMISER", f64::from(optimiser_code))];
         let mut update_slots = [Step, Uniform, Read, Read, Read, Write, Write, Read];
         let mut update_source =

@@ -1,6 +1,22 @@
 //! The seed network on any GPU: WGSL compute shaders (in the workspace's `shaders/`) through
 //! wgpu, behind mlp-core's [`Backend`](mlp_core::Backend) interface, checked against its CPU
 //! reference.
+//!
+//! How a run flows through the crate, one file a concern:
+//!
+//! ```text
+//! context        adapter, device, queue, limits, read-back
+//!   -> backend/upload       the data sets as lit pixels, masks, per-batch pixel lists (once)
+//!   -> backend/layout       the tensors' per-layer buffers, the uniform structs and tables
+//!   -> kernels              the pipelines this network and device need (shaders/*.wgsl)
+//!   -> backend/bind_groups  which buffer each binding of each kernel sees (once)
+//!   -> backend/record       each step or evaluation chunk queued, then recorded as dispatches
+//!   -> backend/evaluate     the validation set: predictions and losses read back
+//!   -> backend/timing       each dispatch of a step between GPU timestamps (bench --profile)
+//! ```
+//!
+//! `backend/mod.rs` holds [`GpuBackend`]: its constructor runs those steps in that order, and
+//! its [`Backend`](mlp_core::Backend) methods queue work and read results.
 
 mod backend;
 mod context;

@@ -1,0 +1,395 @@
+//! The bind groups of every kernel, made once: which buffer (or region of one) each binding
+//! of each shader sees, and how W1 is cut into pieces for uniform bindings.
+
+use super::layout::{LayerTables, StepSlots, Tensors, whole};
+use super::record::PixelLists;
+use super::upload::{DataBuffers, LitImages};
+use crate::context::GpuContext;
+use crate::kernels::{Kernel, Kernels, UniformReads, WeightPieces};
+
+pub(super) struct BindGroups {
+    /// The training batch's lit pixels regrouped by pixel, and W1's update from them.
+    pub(super) pixel_columns: wgpu::BindGroup,
+    pub(super) sparse_weights_update: wgpu::BindGroup,
+    /// The first layer from the lit pixels of the training and the validation images.
+    pub(super) sparse_forward_train: wgpu::BindGroup,
+    pub(super) sparse_forward_validation: wgpu::BindGroup,
+    /// Per dense layer k ≥ 2, at index k − 2: A(k-1) -> Ak.
+    pub(super) forward: Vec<wgpu::BindGroup>,
+    pub(super) output_delta: wgpu::BindGroup,
+    /// Per hidden layer k (all but the last): D(k+1) -> Dk.
+    pub(super) hidden_delta: Vec<wgpu::BindGroup>,
+    /// Per dense layer k ≥ 2, at index k − 2.
+    pub(super) weights_update: Vec<wgpu::BindGroup>,
+    /// Layers 2..L of a step, all at once (Matmul::Fused), where the kernel was built.
+    pub(super) row_forward_backward: Option<wgpu::BindGroup>,
+    pub(super) layers_weights_update: wgpu::BindGroup,
+    pub(super) evaluate: wgpu::BindGroup,
+}
+
+/// Which arrays the kernels read through uniform bindings on this device (see
+/// kernels::UniformReads): D1 of a batch where its rows start on vec4s and it fits, the
+/// parameters of layers 2..L (`dense_bytes` of them) where they fit, and W1 in four pieces.
+pub(super) fn uniform_reads(
+    context: &GpuContext,
+    sizes: &[usize],
+    max_batch: usize,
+    dense_bytes: u64,
+) -> UniformReads {
+    let max_bytes = context.limits.max_uniform_buffer_binding_size;
+    let first_deltas_bytes = (max_batch * sizes[1] * 4) as u64;
+    UniformReads {
+        first_deltas: (sizes[1] % 8 == 0 && first_deltas_bytes <= max_bytes)
+            .then_some((first_deltas_bytes / 16) as u32),
+        dense_parameters: (dense_bytes <= max_bytes).then_some((dense_bytes / 16) as u32),
+        first_weights: first_weight_pieces(
+            sizes[0] + 1,
+            sizes[1],
+            max_bytes,
+            u64::from(context.limits.min_uniform_buffer_offset_alignment),
+        ),
+    }
+}
+
+/// What every bind group is made from.
+pub(super) struct Sources<'a> {
+    pub(super) device: &'a wgpu::Device,
+    pub(super) kernels: &'a Kernels,
+    pub(super) data: &'a DataBuffers,
+    pub(super) tensors: &'a Tensors,
+    pub(super) tables: &'a LayerTables,
+    pub(super) steps: &'a StepSlots,
+    pub(super) uniform: UniformReads,
+}
+
+impl Sources<'_> {
+    /// A bind group of `kernel`: the step slot at binding 0, then `buffers` in order.
+    fn group(&self, kernel: &Kernel, buffers: &[wgpu::BufferBinding]) -> wgpu::BindGroup {
+        let step = wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(self.steps.binding()),
+        };
+        let entries: Vec<wgpu::BindGroupEntry> = std::iter::once(step)
+            .chain(
+                buffers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| wgpu::BindGroupEntry {
+                        binding: i as u32 + 1,
+                        resource: wgpu::BindingResource::Buffer(b.clone()),
+                    }),
+            )
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &kernel.layout,
+            entries: &entries,
+        })
+    }
+
+    /// W1's update from a batch's lit pixels by pixel, `columns` and `spans`.
+    fn sparse_weights_update(
+        &self,
+        columns: &wgpu::Buffer,
+        spans: &wgpu::Buffer,
+    ) -> wgpu::BindGroup {
+        let (t, first_layer) = (self.tensors, &self.tables.layers[0]);
+        let first_deltas = match self.uniform.first_deltas {
+            Some(vec4s) => t.deltas.layer_start(0, u64::from(vec4s) * 16),
+            None => t.deltas.layer(0),
+        };
+        self.group(
+            &self.kernels.sparse_weights_update,
+            &[
+                whole(first_layer),
+                whole(columns),
+                whole(spans),
+                t.deltas.layer(0),
+                t.parameters.layer(0),
+                t.optimiser_state.layer(0),
+                first_deltas,
+            ],
+        )
+    }
+
+    /// The first layer's forward pass over the lit pixels of `images`. W1's four pieces are
+    /// each all of W1 where W1 is read from storage.
+    fn sparse_forward(&self, images: &LitImages) -> wgpu::BindGroup {
+        let t = self.tensors;
+        let piece = |piece: usize| match self.uniform.first_weights {
+            Some(pieces) => wgpu::BufferBinding {
+                buffer: &t.parameters.buffer,
+                offset: t.parameters.regions[0].start + u64::from(pieces.starts[piece]) * 16,
+                size: wgpu::BufferSize::new(u64::from(pieces.lengths[piece]) * 16),
+            },
+            None => t.parameters.layer(0),
+        };
+        self.group(
+            &self.kernels.sparse_forward,
+            &[
+                whole(&self.tables.layers[0]),
+                whole(&images.entries),
+                whole(&images.starts),
+                whole(&images.order),
+                t.parameters.layer(0),
+                t.activations.layer(0),
+                piece(0),
+                piece(1),
+                piece(2),
+                piece(3),
+            ],
+        )
+    }
+
+    fn pixel_columns(&self) -> wgpu::BindGroup {
+        let data = self.data;
+        self.group(
+            &self.kernels.pixel_columns,
+            &[
+                whole(&self.tables.layers[0]),
+                whole(&data.train_masks),
+                whole(&data.train_ranks),
+                whole(&data.train.entries),
+                whole(&data.train.order),
+                whole(&data.pixel_columns),
+                whole(&data.pixel_spans),
+            ],
+        )
+    }
+}
+
+impl BindGroups {
+    /// Every kernel's bind groups, and the W1 update over the pixel lists built at upload,
+    /// where they were (for batches of `max_batch`).
+    pub(super) fn new(sources: &Sources, max_batch: usize) -> (Self, Option<PixelLists>) {
+        let data = sources.data;
+        let pixel_lists = data
+            .cached_pixel_lists
+            .as_ref()
+            .map(|[columns, spans]| PixelLists {
+                batch: max_batch,
+                sparse_weights_update: sources.sparse_weights_update(columns, spans),
+            });
+        let bind = Self {
+            pixel_columns: sources.pixel_columns(),
+            sparse_weights_update: sources
+                .sparse_weights_update(&data.pixel_columns, &data.pixel_spans),
+            sparse_forward_train: sources.sparse_forward(&data.train),
+            sparse_forward_validation: sources.sparse_forward(&data.validation),
+            forward: sources.per_layer_forward(),
+            output_delta: sources.output_delta(),
+            hidden_delta: sources.hidden_delta(),
+            weights_update: sources.weights_update(),
+            row_forward_backward: sources.row_forward_backward(),
+            layers_weights_update: sources.layers_weights_update(),
+            evaluate: sources.evaluate(),
+        };
+        (bind, pixel_lists)
+    }
+}
+
+impl Sources<'_> {
+    fn depth(&self) -> usize {
+        self.tables.layers.len()
+    }
+
+    /// Per dense layer k ≥ 2: A(k−1) → Ak.
+    fn per_layer_forward(&self) -> Vec<wgpu::BindGroup> {
+        let (t, layers) = (self.tensors, &self.tables.layers);
+        (1..self.depth())
+            .map(|k| {
+                self.group(
+                    &self.kernels.linear_forward,
+                    &[
+                        whole(&layers[k]),
+                        t.activations.layer(k - 1),
+                        t.parameters.layer(k),
+                        t.activations.layer(k),
+                    ],
+                )
+            })
+            .collect()
+    }
+
+    fn output_delta(&self) -> wgpu::BindGroup {
+        let (t, last) = (self.tensors, self.depth() - 1);
+        self.group(
+            &self.kernels.output_delta,
+            &[
+                whole(&self.tables.layers[last]),
+                t.activations.layer(last),
+                whole(&self.data.train.labels),
+                whole(&self.data.train.order),
+                t.deltas.layer(last),
+                whole(&t.losses),
+            ],
+        )
+    }
+
+    /// Per hidden layer k (all but the last): D(k+1) → Dk.
+    fn hidden_delta(&self) -> Vec<wgpu::BindGroup> {
+        let (t, layers) = (self.tensors, &self.tables.layers);
+        (0..self.depth() - 1)
+            .map(|k| {
+                self.group(
+                    &self.kernels.hidden_delta,
+                    &[
+                        whole(&layers[k + 1]),
+                        t.deltas.layer(k + 1),
+                        t.parameters.layer(k + 1),
+                        t.activations.layer(k),
+                        t.deltas.layer(k),
+                    ],
+                )
+            })
+            .collect()
+    }
+
+    /// Per dense layer k ≥ 2: its gradient and update.
+    fn weights_update(&self) -> Vec<wgpu::BindGroup> {
+        let (t, layers) = (self.tensors, &self.tables.layers);
+        (1..self.depth())
+            .map(|k| {
+                self.group(
+                    &self.kernels.weights_update,
+                    &[
+                        whole(&layers[k]),
+                        t.activations.layer(k - 1),
+                        t.deltas.layer(k),
+                        t.parameters.layer(k),
+                        t.optimiser_state.layer(k),
+                    ],
+                )
+            })
+            .collect()
+    }
+
+    /// Layers 2..L forward and back, one invocation per row, where the kernel was built.
+    fn row_forward_backward(&self) -> Option<wgpu::BindGroup> {
+        let (t, tables) = (self.tensors, self.tables);
+        let kernel = self.kernels.row_forward_backward.as_ref()?;
+        let dense_parameters = wgpu::BufferBinding {
+            buffer: &t.parameters.buffer,
+            offset: tables.dense_start,
+            size: wgpu::BufferSize::new(tables.dense_bytes),
+        };
+        Some(self.group(
+            kernel,
+            &[
+                whole(&tables.row_network),
+                dense_parameters,
+                whole(&t.activations.buffer),
+                whole(&t.deltas.buffer),
+                whole(&self.data.train.labels),
+                whole(&self.data.train.order),
+                whole(&t.row_losses),
+            ],
+        ))
+    }
+
+    /// Every dense layer's gradient and update, and the batch loss from the rows' losses.
+    fn layers_weights_update(&self) -> wgpu::BindGroup {
+        let t = self.tensors;
+        self.group(
+            &self.kernels.layers_weights_update,
+            &[
+                whole(&self.tables.layers[0]),
+                whole(&self.tables.network),
+                whole(&t.activations.buffer),
+                whole(&t.deltas.buffer),
+                whole(&t.parameters.buffer),
+                whole(&t.optimiser_state.buffer),
+                whole(&t.row_losses),
+                whole(&t.losses),
+                whole(&t.activations.buffer),
+                whole(&t.deltas.buffer),
+            ],
+        )
+    }
+
+    fn evaluate(&self) -> wgpu::BindGroup {
+        let (t, last) = (self.tensors, self.depth() - 1);
+        self.group(
+            &self.kernels.evaluate,
+            &[
+                whole(&self.tables.layers[last]),
+                t.activations.layer(last),
+                whole(&self.data.validation.labels),
+                whole(&t.predictions),
+                whole(&t.image_losses),
+            ],
+        )
+    }
+}
+
+/// W1, `rows` rows (the bias's included) of `outputs` f32, in four pieces of whole rows that
+/// each fit in a uniform binding of `max_bytes` starting on a multiple of `align` bytes. None
+/// where W1's rows do not start on vec4s (sparse_forward then reads them one at a time) or four
+/// pieces are too few.
+pub(super) fn first_weight_pieces(
+    rows: usize,
+    outputs: usize,
+    max_bytes: u64,
+    align: u64,
+) -> Option<WeightPieces> {
+    let row_bytes = outputs as u64 * 4;
+    if outputs % 8 != 0 || row_bytes == 0 {
+        return None;
+    }
+    let piece_rows = (1..=max_bytes / row_bytes)
+        .rev()
+        .find(|&n| n * row_bytes % align == 0)?;
+    let rows = rows as u64;
+    let needed = rows.div_ceil(piece_rows);
+    if needed > 4 {
+        return None;
+    }
+    // A piece past the rows W1 needs binds the last real one again.
+    let real = |piece: usize| (piece as u64).min(needed - 1);
+    Some(WeightPieces {
+        rows: piece_rows as u32,
+        starts: std::array::from_fn(|piece| (real(piece) * piece_rows * row_bytes / 16) as u32),
+        lengths: std::array::from_fn(|piece| {
+            let rows_here = piece_rows.min(rows - real(piece) * piece_rows);
+            (rows_here * row_bytes / 16) as u32
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{WeightPieces, first_weight_pieces};
+
+    #[test]
+    fn the_seed_w1_fits_in_four_uniform_pieces_of_whole_rows() {
+        // 785 rows of 64 f32 (256 bytes): 256 rows per 64 KiB piece, the last 17 rows.
+        assert_eq!(
+            first_weight_pieces(785, 64, 65536, 256),
+            Some(WeightPieces {
+                rows: 256,
+                starts: [0, 4096, 2 * 4096, 3 * 4096],
+                lengths: [4096, 4096, 4096, 17 * 64 / 4]
+            })
+        );
+    }
+
+    #[test]
+    fn a_short_w1_binds_its_one_piece_four_times() {
+        // 600 f32 a row (2,400 bytes): a piece starts on 256 bytes only every 8 rows.
+        assert_eq!(
+            first_weight_pieces(21, 600, 65536, 256),
+            Some(WeightPieces {
+                rows: 24,
+                starts: [0; 4],
+                lengths: [21 * 150; 4]
+            })
+        );
+    }
+
+    #[test]
+    fn w1_that_needs_more_pieces_or_unaligned_rows_stays_in_storage() {
+        // The modern preset's 785 x 256 needs 13 pieces of 64 rows.
+        assert_eq!(first_weight_pieces(785, 256, 65536, 256), None);
+        assert_eq!(first_weight_pieces(38, 45, 65536, 256), None);
+    }
+}

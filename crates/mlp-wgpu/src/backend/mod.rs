@@ -1,0 +1,469 @@
+//! mlp-core's backend interface on the GPU. Parameters, both data sets, activations, deltas
+//! and the batch losses all live in GPU buffers. Training steps are queued and recorded many
+//! to a command buffer, one compute pass each (`record`); nothing is read back until the caller
+//! asks for the epoch's loss, the parameters, an evaluation or a trace.
+
+use std::ops::Range;
+
+use mlp_core::Dataset;
+use mlp_core::backend::{
+    Backend, BackendError, Evaluation, KernelTime, StepKernels, StepTrace, TrainLoss,
+};
+use mlp_core::cpu::{check_order, check_output_width};
+use mlp_core::network::{Layer, Parameters};
+use mlp_core::options::Hyperparameters;
+use ndarray::{Array2, s};
+
+mod bind_groups;
+mod evaluate;
+mod layout;
+mod record;
+mod timing;
+mod upload;
+
+use bind_groups::{BindGroups, Sources, uniform_reads};
+use evaluate::evaluation_chunk;
+use layout::{
+    BufferMaker, FUSED_UNITS, GROUP, LOSS_SLOTS, LayerTables, PerLayer, ROW_GROUP, STEP_SLOTS,
+    StepSlots, Tensors, div_ceil, optimiser_code, pack_layer,
+};
+use record::{PixelLists, PixelSource, Work};
+use upload::DataBuffers;
+
+use crate::context::GpuContext;
+use crate::error::GpuError;
+use crate::kernels::{KernelOptions, Kernels};
+
+/// How the dense layers 2..L of a training step are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Matmul {
+    /// Two dispatches for all of them: one invocation per batch row runs the row through
+    /// every layer's forward pass and back through every delta (row_forward_backward.wgsl),
+    /// then one dispatch updates every layer (layers_weights_update.wgsl). For a network this
+    /// small the dispatches, not the arithmetic, set the pace.
+    #[default]
+    Fused,
+    /// Dispatches per layer, each product a 4 x 4 block per invocation in registers, no
+    /// workgroup memory (linear_forward.wgsl).
+    Registers,
+    /// Dispatches per layer, the forward products in 16 x 16 tiles staged in workgroup memory
+    /// (linear_forward_tiled.wgsl): what real GPUs are expected to favour for large layers.
+    Tiled,
+}
+
+impl Matmul {
+    pub const NAMES: [&'static str; 3] = ["fused", "registers", "tiled"];
+
+    /// The name `--matmul` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fused => Self::NAMES[0],
+            Self::Registers => Self::NAMES[1],
+            Self::Tiled => Self::NAMES[2],
+        }
+    }
+}
+
+impl std::str::FromStr for Matmul {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        match name {
+            "fused" => Ok(Self::Fused),
+            "registers" => Ok(Self::Registers),
+            "tiled" => Ok(Self::Tiled),
+            _ => Err(format!(
+                "unknown matmul kernel {name:?}: choose {}",
+                Self::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+pub struct GpuBackend {
+    context: GpuContext,
+    kernels: Kernels,
+    hyper: Hyperparameters,
+    /// Training steps queued so far, for Adam's bias corrections.
+    steps: u64,
+    /// Both data sets as the kernels read them, the training order among them.
+    data: DataBuffers,
+    /// Whether the training order is the file order, where `pixel_lists` hold.
+    file_order: bool,
+    /// None where the lists would not fit in one binding.
+    pixel_lists: Option<PixelLists>,
+    /// Units per layer, input first.
+    sizes: Vec<usize>,
+    max_batch: usize,
+    train_count: usize,
+    validation_count: usize,
+    /// Validation rows per evaluation dispatch (see evaluation_chunk).
+    eval_chunk: usize,
+    validation_labels: Vec<u8>,
+    step_slots: StepSlots,
+    tensors: Tensors,
+    bind: BindGroups,
+    queued: Vec<Work>,
+    /// The kernel of the dense layers' forward products.
+    matmul: Matmul,
+    /// Loss slots written since the last read.
+    losses_used: usize,
+    /// Batch losses already read back early (only when more than LOSS_SLOTS batches are
+    /// trained between two reads).
+    loss_carry: TrainLoss,
+}
+
+/// Fails where a batch of `max_batch` rows, or the `capacity` rows of a training batch or an
+/// evaluation chunk, is more than the device can bind or dispatch.
+fn check_batch_fits(
+    context: &GpuContext,
+    sizes: &[usize],
+    max_batch: usize,
+    capacity: usize,
+) -> Result<(), GpuError> {
+    // A0 is never stored: the first layer reads the images' lit pixels.
+    let widest = sizes[1..].iter().copied().max().unwrap_or(1);
+    let pixels = sizes[0];
+    let remedy = "use a smaller --batch-size";
+    context.check_storage_size(
+        &format!("a batch of {capacity} rows of {widest} activations"),
+        (capacity * widest * 4) as u64,
+        remedy,
+    )?;
+    context.check_storage_size(
+        &format!("the lit pixels of a batch of {max_batch} images, by pixel"),
+        (max_batch * pixels * 8) as u64,
+        remedy,
+    )?;
+    let groups_needed = div_ceil(capacity.max(pixels + 1), GROUP);
+    let allowed = context.limits.max_compute_workgroups_per_dimension;
+    if groups_needed > allowed {
+        return Err(GpuError::LimitExceeded {
+            what: format!("a batch of {capacity} images of {pixels} pixels"),
+            remedy,
+            needed: u64::from(groups_needed),
+            limit: "max_compute_workgroups_per_dimension",
+            allowed: u64::from(allowed),
+            adapter: context.adapter.name.clone(),
+        });
+    }
+    Ok(())
+}
+
+impl GpuBackend {
+    /// Uploads `parameters` and both data sets once; `max_batch` is the largest batch that
+    /// [`Backend::train_batch`] will be given. The steps: check what must fit the device,
+    /// upload the data, make the tensors and the tables the kernels read, build the kernels
+    /// this network and device call for, and bind them.
+    pub fn new(
+        context: GpuContext,
+        parameters: &Parameters,
+        hyper: &Hyperparameters,
+        max_batch: usize,
+        train: &Dataset,
+        validation: &Dataset,
+    ) -> Result<Self, BackendError> {
+        mlp_core::cpu::check_input_width(parameters, train)?;
+        mlp_core::cpu::check_input_width(parameters, validation)?;
+        check_output_width(parameters, hyper.output)?;
+        let sizes = parameters.sizes();
+        let eval_chunk = evaluation_chunk(&context, &sizes);
+        let capacity = max_batch.max(eval_chunk);
+        check_batch_fits(&context, &sizes, max_batch, capacity)?;
+        let make = BufferMaker::new(&context);
+        let data = DataBuffers::upload(&make, train, validation, max_batch)?;
+        let tensors = Tensors::new(
+            &make,
+            parameters,
+            hyper,
+            (max_batch, capacity),
+            validation.len(),
+        )?;
+        let tables = LayerTables::new(&make, &sizes, hyper, &tensors);
+        let step_slots = StepSlots::new(&context);
+        let uniform = uniform_reads(&context, &sizes, max_batch, tables.dense_bytes);
+        let kernels = Kernels::new(
+            &context.device,
+            &KernelOptions {
+                optimiser: optimiser_code(hyper.optimiser).0,
+                layers: (sizes.len() - 1) as u32,
+                row_group: ROW_GROUP,
+                units: sizes[1..].iter().sum::<usize>() as u32,
+                max_units: FUSED_UNITS,
+                uniform,
+            },
+        );
+        let sources = Sources {
+            device: &context.device,
+            kernels: &kernels,
+            data: &data,
+            tensors: &tensors,
+            tables: &tables,
+            steps: &step_slots,
+            uniform,
+        };
+        let (bind, pixel_lists) = BindGroups::new(&sources, max_batch);
+        context.check()?;
+        Ok(Self {
+            context,
+            kernels,
+            hyper: *hyper,
+            steps: 0,
+            data,
+            file_order: true,
+            pixel_lists,
+            sizes,
+            max_batch,
+            train_count: train.len(),
+            validation_count: validation.len(),
+            eval_chunk,
+            validation_labels: validation.labels.clone(),
+            step_slots,
+            tensors,
+            bind,
+            queued: Vec::new(),
+            matmul: Matmul::default(),
+            losses_used: 0,
+            loss_carry: TrainLoss::default(),
+        })
+    }
+
+    /// Chooses how the layers after the first are computed from the next step on.
+    pub fn set_matmul(&mut self, matmul: Matmul) {
+        self.matmul = matmul;
+    }
+
+    /// How the layers after the first are computed: as chosen, except that a network with
+    /// more than FUSED_UNITS units in layers 1..L runs Matmul::Fused as Matmul::Registers.
+    pub fn matmul(&self) -> Matmul {
+        match (self.matmul, &self.bind.row_forward_backward) {
+            (Matmul::Fused, None) => Matmul::Registers,
+            (matmul, _) => matmul,
+        }
+    }
+
+    /// The adapter's name.
+    pub fn adapter_name(&self) -> &str {
+        &self.context.adapter.name
+    }
+
+    /// Reads `count` f32 values from the start of `buffer`.
+    fn read_f32(&self, buffer: &wgpu::Buffer, count: usize) -> Result<Vec<f32>, GpuError> {
+        self.read_f32_at(buffer, 0, count)
+    }
+
+    /// Reads `count` f32 values of `buffer` from byte `offset`.
+    fn read_f32_at(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        count: usize,
+    ) -> Result<Vec<f32>, GpuError> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = self
+            .context
+            .read_buffer(buffer, offset, (count * 4) as u64)?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// Reads the batch losses since the last read into the carry, and frees their slots.
+    fn collect_losses(&mut self) -> Result<(), GpuError> {
+        self.flush()?;
+        let losses = self.read_f32(&self.tensors.losses, self.losses_used)?;
+        for loss in losses {
+            self.loss_carry.add(f64::from(loss));
+        }
+        self.losses_used = 0;
+        Ok(())
+    }
+}
+
+impl Backend for GpuBackend {
+    fn step_kernels(&self) -> StepKernels {
+        let depth = self.sizes.len() - 1;
+        let per_layer = |first: &str, rest: &str| -> Vec<String> {
+            (0..depth)
+                .map(|k| if k == 0 { first } else { rest }.to_string())
+                .collect()
+        };
+        let forward = match self.matmul() {
+            Matmul::Tiled => "linear_forward_tiled",
+            _ => "linear_forward",
+        };
+        match self.matmul() {
+            Matmul::Fused => StepKernels {
+                activations: per_layer("sparse_forward", "row_forward_backward"),
+                deltas: per_layer("row_forward_backward", "row_forward_backward"),
+                parameters: per_layer("sparse_weights_update", "layers_weights_update"),
+            },
+            Matmul::Registers | Matmul::Tiled => StepKernels {
+                activations: per_layer("sparse_forward", forward),
+                deltas: (0..depth)
+                    .map(|k| {
+                        if k + 1 == depth {
+                            "output_delta"
+                        } else {
+                            "hidden_delta"
+                        }
+                        .into()
+                    })
+                    .collect(),
+                parameters: per_layer("sparse_weights_update", "weights_update"),
+            },
+        }
+    }
+
+    fn name(&self) -> String {
+        let a = &self.context.adapter;
+        let per_step = self.dispatches(PixelSource::PerStep);
+        let dispatches = match self.pixel_lists {
+            Some(_) => format!(
+                "{} dispatches per step in the file order, {per_step} shuffled",
+                self.dispatches(PixelSource::Cached { spans: 0 })
+            ),
+            None => format!("{per_step} dispatches per step"),
+        };
+        format!(
+            "gpu ({}, {} {}; {} kernels, {dispatches})",
+            a.name,
+            a.backend,
+            a.device_type,
+            self.matmul().name(),
+        )
+    }
+
+    fn set_parameters(&mut self, parameters: &Parameters) -> Result<(), BackendError> {
+        parameters.check_shapes(&Parameters::layer_sizes_of(&self.sizes))?;
+        // Steps queued before this call must still see the old parameters.
+        self.flush()?;
+        for (region, layer) in self
+            .tensors
+            .parameters
+            .regions
+            .iter()
+            .zip(&parameters.layers)
+        {
+            self.context.queue.write_buffer(
+                &self.tensors.parameters.buffer,
+                region.start,
+                bytemuck::cast_slice(&pack_layer(layer)),
+            );
+        }
+        Ok(())
+    }
+
+    fn parameters(&mut self) -> Result<Parameters, BackendError> {
+        self.flush()?;
+        let mut layers = Vec::new();
+        for (region, w) in self
+            .tensors
+            .parameters
+            .regions
+            .iter()
+            .zip(self.sizes.windows(2))
+        {
+            let (inputs, outputs) = (w[0], w[1]);
+            let values = self.read_f32_at(
+                &self.tensors.parameters.buffer,
+                region.start,
+                (inputs + 1) * outputs,
+            )?;
+            let all = Array2::from_shape_vec((inputs + 1, outputs), values)
+                .expect("buffer holds (in + 1) x out values");
+            layers.push(Layer {
+                weights: all.slice(s![..inputs, ..]).to_owned(),
+                bias: all.row(inputs).to_owned(),
+            });
+        }
+        Ok(Parameters { layers })
+    }
+
+    fn set_learning_rate(&mut self, learning_rate: f32) -> Result<(), BackendError> {
+        // Each queued step keeps the rate it was queued with.
+        self.hyper.learning_rate = learning_rate;
+        Ok(())
+    }
+
+    fn set_order(&mut self, order: &[u32]) -> Result<(), BackendError> {
+        check_order(order, self.train_count)?;
+        // Steps queued before this call must still read the old order.
+        self.flush()?;
+        self.context
+            .queue
+            .write_buffer(&self.data.train.order, 0, bytemuck::cast_slice(order));
+        self.file_order = order.iter().enumerate().all(|(i, &o)| o as usize == i);
+        Ok(())
+    }
+
+    fn train_batch(&mut self, rows: Range<usize>) -> Result<(), BackendError> {
+        mlp_core::backend::check_rows(&rows, self.train_count)?;
+        if rows.len() > self.max_batch {
+            return Err(BackendError::Device {
+                backend: self.name(),
+                message: format!(
+                    "a batch of {} rows is larger than the {} this backend was built for",
+                    rows.len(),
+                    self.max_batch
+                ),
+            });
+        }
+        if self.losses_used == LOSS_SLOTS {
+            self.collect_losses()?;
+        }
+        self.steps += 1;
+        let pixels = self.pixel_source(&rows);
+        self.queued.push(Work::Train {
+            rows,
+            loss_slot: self.losses_used,
+            learning_rate: self.hyper.learning_rate,
+            t: self.steps,
+            pixels,
+        });
+        self.losses_used += 1;
+        if self.queued.len() >= STEP_SLOTS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn kernel_times(&mut self, rows: Range<usize>) -> Result<Vec<KernelTime>, BackendError> {
+        self.train_batch(rows)?;
+        Ok(self.time_last_step()?)
+    }
+
+    fn take_train_loss(&mut self) -> Result<TrainLoss, BackendError> {
+        self.collect_losses()?;
+        Ok(std::mem::take(&mut self.loss_carry))
+    }
+
+    fn trace_batch(&mut self, rows: Range<usize>) -> Result<StepTrace, BackendError> {
+        let b = rows.len();
+        self.train_batch(rows)?;
+        self.flush()?;
+        let read = |tensors: &PerLayer, widths: &[usize]| -> Result<Vec<Array2<f32>>, GpuError> {
+            tensors
+                .regions
+                .iter()
+                .zip(widths)
+                .map(|(region, &n)| {
+                    let values = self.read_f32_at(&tensors.buffer, region.start, b * n)?;
+                    Ok(Array2::from_shape_vec((b, n), values).expect("b x n values"))
+                })
+                .collect()
+        };
+        Ok(StepTrace {
+            activations: read(&self.tensors.activations, &self.sizes[1..])?,
+            deltas: read(&self.tensors.deltas, &self.sizes[1..])?,
+        })
+    }
+
+    fn evaluate(&mut self) -> Result<Evaluation, BackendError> {
+        Ok(self.evaluate_validation()?)
+    }
+
+    fn validation_outputs(&mut self) -> Result<Array2<f32>, BackendError> {
+        Ok(self.output_layer_of_validation()?)
+    }
+}

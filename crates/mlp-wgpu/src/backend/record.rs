@@ -1,0 +1,316 @@
+//! Queued work and its recording: a training step or an evaluation chunk becomes a unit of
+//! work, and units are recorded up to STEP_SLOTS per command buffer in one compute pass, each
+//! unit's rows in a uniform slot bound at a dynamic offset.
+
+use std::ops::Range;
+
+use mlp_core::cpu::{AdamStep, reduction_scale};
+use mlp_core::options::{Hyperparameters, Optimiser};
+
+use super::layout::{
+    BLOCK, BLOCK_GROUP, GROUP, PIXEL_GROUP, ROW_GROUP, STEP_SLOTS, StepUniform, TILE, div_ceil,
+};
+use super::{GpuBackend, Matmul};
+use crate::error::GpuError;
+use crate::kernels::Kernel;
+
+/// Where a training step finds its batch's lit pixels regrouped by pixel, for W1's update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PixelSource {
+    /// pixel_columns.wgsl regroups the batch, a dispatch in the step itself.
+    PerStep,
+    /// The lists built once at upload for the file order (`PixelLists`); this batch's spans
+    /// start at this index.
+    Cached { spans: u32 },
+}
+
+/// The lit pixels of every batch of the training set in its file order, regrouped by pixel
+/// once at upload: the batches of that order are the same every epoch, so an epoch in it (the
+/// seed's) needs no pixel_columns dispatch. Other orders, and batches that are not the
+/// `batch`-sized ones from row 0, use the per-step kernel.
+pub(super) struct PixelLists {
+    /// The batch size the lists were made for.
+    pub(super) batch: usize,
+    /// sparse_weights_update.wgsl over these lists.
+    pub(super) sparse_weights_update: wgpu::BindGroup,
+}
+
+/// A queued unit of GPU work.
+#[derive(Debug, Clone)]
+pub(super) enum Work {
+    Train {
+        rows: Range<usize>,
+        loss_slot: usize,
+        learning_rate: f32,
+        /// The step's number from 1, for Adam's bias corrections.
+        t: u64,
+        pixels: PixelSource,
+    },
+    Evaluate {
+        rows: Range<usize>,
+    },
+}
+
+impl Work {
+    pub(super) fn uniform(&self, hyper: &Hyperparameters) -> StepUniform {
+        match self {
+            Work::Train {
+                rows,
+                loss_slot,
+                learning_rate,
+                t,
+                pixels,
+            } => {
+                let (correction1, correction2) = match hyper.optimiser {
+                    Optimiser::Adam {
+                        beta1,
+                        beta2,
+                        epsilon,
+                    } => AdamStep {
+                        beta1,
+                        beta2,
+                        epsilon,
+                        t: *t,
+                    }
+                    .corrections(),
+                    _ => (1.0, 1.0),
+                };
+                StepUniform {
+                    row_start: rows.start as u32,
+                    rows: rows.len() as u32,
+                    loss_slot: *loss_slot as u32,
+                    pixel_spans: match pixels {
+                        PixelSource::PerStep => 0,
+                        PixelSource::Cached { spans } => *spans,
+                    },
+                    learning_rate: *learning_rate,
+                    gradient_scale: reduction_scale(hyper.reduction, rows.len()),
+                    correction1,
+                    correction2,
+                }
+            }
+            Work::Evaluate { rows } => StepUniform {
+                row_start: rows.start as u32,
+                rows: rows.len() as u32,
+                ..StepUniform::default()
+            },
+        }
+    }
+}
+
+impl GpuBackend {
+    /// Dispatches per training step of a whole batch in the current order (see
+    /// `dispatches`).
+    pub fn dispatches_per_step(&self) -> usize {
+        let first_batch = 0..self.max_batch.min(self.train_count);
+        self.dispatches(self.pixel_source(&first_batch))
+    }
+
+    /// Dispatches of a training step that finds its pixel lists in `pixels`: the batch by
+    /// pixel (where not cached), the first layer's forward pass and update, and for the layers
+    /// after it either two (fused) or forward per layer, output delta, hidden deltas and
+    /// updates per layer.
+    pub(super) fn dispatches(&self, pixels: PixelSource) -> usize {
+        let depth = self.sizes.len() - 1;
+        let regroup = usize::from(pixels == PixelSource::PerStep);
+        regroup
+            + match self.matmul() {
+                Matmul::Fused => 4,
+                Matmul::Registers | Matmul::Tiled => depth + 1 + (depth - 1) + depth,
+            }
+    }
+
+    /// Where the step of `rows` finds its batch's lit pixels by pixel: in the lists cached
+    /// at upload where the order is the file order and `rows` is one of their batches.
+    pub(super) fn pixel_source(&self, rows: &Range<usize>) -> PixelSource {
+        match &self.pixel_lists {
+            Some(lists)
+                if self.file_order
+                    && rows.start % lists.batch == 0
+                    && rows.len() == lists.batch.min(self.train_count - rows.start) =>
+            {
+                PixelSource::Cached {
+                    spans: (rows.start / lists.batch * self.sizes[0]) as u32,
+                }
+            }
+            _ => PixelSource::PerStep,
+        }
+    }
+
+    /// Records and submits everything queued, STEP_SLOTS units per submission.
+    pub(super) fn flush(&mut self) -> Result<(), GpuError> {
+        self.flush_timed(None).map(|_| ())
+    }
+
+    /// [`Self::flush`], with a timestamp before each dispatch of the last queued unit and after
+    /// it written to `timer`, where given. Returns those dispatches' names.
+    pub(super) fn flush_timed(
+        &mut self,
+        timer: Option<&wgpu::QuerySet>,
+    ) -> Result<Vec<String>, GpuError> {
+        let queued = std::mem::take(&mut self.queued);
+        let mut timed = Vec::new();
+        for chunk in queued.chunks(STEP_SLOTS) {
+            let mut uniforms = vec![0u8; self.step_slots.stride as usize * chunk.len()];
+            for (slot, work) in chunk.iter().enumerate() {
+                let at = slot * self.step_slots.stride as usize;
+                uniforms[at..at + std::mem::size_of::<StepUniform>()]
+                    .copy_from_slice(bytemuck::bytes_of(&work.uniform(&self.hyper)));
+            }
+            self.context
+                .queue
+                .write_buffer(&self.step_slots.buffer, 0, &uniforms);
+            let mut encoder =
+                self.context
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("steps"),
+                    });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("steps"),
+                    timestamp_writes: None,
+                });
+                for (slot, work) in chunk.iter().enumerate() {
+                    let offset = (slot as u64 * self.step_slots.stride) as u32;
+                    let last = slot + 1 == chunk.len();
+                    timed = self.record(&mut pass, work, offset, timer.filter(|_| last));
+                }
+            }
+            self.context.queue.submit([encoder.finish()]);
+        }
+        self.context.check()?;
+        Ok(timed)
+    }
+
+    /// Records one unit's dispatches; with a `timer`, a timestamp before each and one after
+    /// the last, and returns their names.
+    pub(super) fn record(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        work: &Work,
+        offset: u32,
+        timer: Option<&wgpu::QuerySet>,
+    ) -> Vec<String> {
+        let k = &self.kernels;
+        let b = &self.bind;
+        let sizes = &self.sizes;
+        let depth = sizes.len() - 1;
+        let mut names = Vec::new();
+        // `what` names the dispatch by the layer k it works on, only when it is timed.
+        let mut dispatch = |kernel: &Kernel, group: &wgpu::BindGroup, what: (&str, usize), x, y| {
+            if let Some(timer) = timer {
+                pass.write_timestamp(timer, names.len() as u32);
+                names.push(format!("{} {}", what.0, what.1));
+            }
+            pass.set_pipeline(&kernel.pipeline);
+            pass.set_bind_group(0, group, &[offset]);
+            pass.dispatch_workgroups(x, y, 1);
+        };
+        let (rows, first_layer) = match work {
+            Work::Train { rows, .. } => (rows.len(), &b.sparse_forward_train),
+            Work::Evaluate { rows } => (rows.len(), &b.sparse_forward_validation),
+        };
+        let blocks = |n: usize| div_ceil(n, BLOCK * GROUP);
+        if let Work::Train {
+            pixels: PixelSource::PerStep,
+            ..
+        } = work
+        {
+            // The batch by pixel, for the first layer's weight update.
+            let what = ("pixel_columns layer", 1);
+            let groups = div_ceil(sizes[0], PIXEL_GROUP);
+            dispatch(&k.pixel_columns, &b.pixel_columns, what, groups, 1);
+        }
+        dispatch(
+            &k.sparse_forward,
+            first_layer,
+            ("sparse_forward layer", 1),
+            div_ceil(sizes[1], 8 * GROUP),
+            div_ceil(rows, GROUP),
+        );
+        let fused = self.matmul() == Matmul::Fused && matches!(work, Work::Train { .. });
+        for layer in (1..depth).filter(|_| !fused) {
+            let (kernel, x, y) = match self.matmul() {
+                Matmul::Registers | Matmul::Fused => {
+                    (&k.linear_forward, blocks(sizes[layer + 1]), blocks(rows))
+                }
+                Matmul::Tiled => (
+                    &k.linear_forward_tiled,
+                    div_ceil(sizes[layer + 1], TILE),
+                    div_ceil(rows, TILE),
+                ),
+            };
+            let what = ("linear_forward layer", layer + 1);
+            dispatch(kernel, &b.forward[layer - 1], what, x, y);
+        }
+        match work {
+            Work::Evaluate { .. } => {
+                let what = ("evaluate layer", depth);
+                dispatch(&k.evaluate, &b.evaluate, what, div_ceil(rows, 64), 1);
+            }
+            Work::Train { .. } if fused => {
+                let what = ("row_forward_backward layers 2 to", depth);
+                let groups = div_ceil(rows, ROW_GROUP);
+                if let (Some(kernel), Some(group)) =
+                    (&k.row_forward_backward, &b.row_forward_backward)
+                {
+                    dispatch(kernel, group, what, groups, 1);
+                }
+                let blocks: usize = sizes
+                    .windows(2)
+                    .skip(1)
+                    .map(|w| (w[0] + 1).div_ceil(4) * w[1].div_ceil(4))
+                    .sum();
+                let what = ("layers_weights_update layers 2 to", depth);
+                let groups = div_ceil(blocks.max(1), BLOCK_GROUP);
+                dispatch(
+                    &k.layers_weights_update,
+                    &b.layers_weights_update,
+                    what,
+                    groups,
+                    1,
+                );
+            }
+            Work::Train { .. } => {
+                let what = ("output_delta layer", depth);
+                dispatch(&k.output_delta, &b.output_delta, what, 1, 1);
+                for layer in (0..depth - 1).rev() {
+                    dispatch(
+                        &k.hidden_delta,
+                        &b.hidden_delta[layer],
+                        ("hidden_delta layer", layer + 1),
+                        blocks(sizes[layer + 1]),
+                        blocks(rows),
+                    );
+                }
+                for layer in 1..depth {
+                    dispatch(
+                        &k.weights_update,
+                        &b.weights_update[layer - 1],
+                        ("weights_update layer", layer + 1),
+                        blocks(sizes[layer + 1]),
+                        blocks(sizes[layer] + 1),
+                    );
+                }
+            }
+        }
+        if let Work::Train { pixels, .. } = work {
+            let group = match (pixels, &self.pixel_lists) {
+                (PixelSource::Cached { .. }, Some(lists)) => &lists.sparse_weights_update,
+                _ => &b.sparse_weights_update,
+            };
+            dispatch(
+                &k.sparse_weights_update,
+                group,
+                ("sparse_weights_update layer", 1),
+                div_ceil(sizes[1], 8 * GROUP),
+                div_ceil(sizes[0] + 1, GROUP),
+            );
+        }
+        if let Some(timer) = timer {
+            pass.write_timestamp(timer, names.len() as u32);
+        }
+        names
+    }
+}
