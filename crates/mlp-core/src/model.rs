@@ -209,122 +209,147 @@ impl Model {
     /// every layer's tensors are f32 of the shapes the layer sizes give, and that every value
     /// is finite.
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Self, ModelError> {
-        let format = |problem: String| ModelError::Format {
-            path: path.to_path_buf(),
-            problem,
-        };
-        let shape = |problem: String| ModelError::Shape {
-            path: path.to_path_buf(),
-            problem,
-        };
-        let (_, header) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| format(format!("not safetensors, or truncated ({e})")))?;
-        let tensors = SafeTensors::deserialize(bytes)
-            .map_err(|e| format(format!("not safetensors, or truncated ({e})")))?;
+        let not_safetensors =
+            |e| format_error(path, format!("not safetensors, or truncated ({e})"));
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(not_safetensors)?;
+        let tensors = SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
         let metadata = header.metadata().clone().unwrap_or_default();
-        let field = |key: &str| {
-            metadata
-                .get(key)
-                .ok_or_else(|| format(format!("its metadata has no \"{key}\"")))
+        let (info, sizes) = read_info(&metadata, path)?;
+        let model = Self {
+            parameters: Parameters {
+                layers: read_layers(&tensors, &sizes, path)?,
+            },
+            info,
         };
-        let found_format = field("format")?;
-        if found_format != FORMAT {
-            return Err(format(format!(
-                "its format is \"{found_format}\", expected \"{FORMAT}\""
-            )));
-        }
-        let layers_text = field("layers")?;
-        let sizes: LayerSizes = layers_text
-            .parse()
-            .map_err(|e| format(format!("bad \"layers\": {e}")))?;
-        if sizes.as_slice().len() < 2 || sizes.as_slice().contains(&0) {
-            return Err(format(format!(
-                "\"layers\" = \"{layers_text}\" needs at least two non-empty layers"
-            )));
-        }
-        let number = |key: &str| -> Result<u64, ModelError> {
-            let text = field(key)?;
-            text.parse()
-                .map_err(|e| format(format!("\"{key}\" = \"{text}\" is not a number ({e})")))
-        };
-        let accuracy =
-            match metadata.get("accuracy") {
-                None => None,
-                Some(text) => Some(text.parse::<f64>().map_err(|e| {
-                    format(format!("\"accuracy\" = \"{text}\" is not a number ({e})"))
-                })?),
-            };
-        let info = ModelInfo {
-            activation: field("activation")?
-                .parse()
-                .map_err(|e| format(format!("{e}")))?,
-            output: field("output")?
-                .parse()
-                .map_err(|e| format(format!("{e}")))?,
-            seed: number("seed")?,
-            epochs: number("epochs")? as usize,
-            accuracy,
-            options: metadata
-                .iter()
-                .filter(|(key, _)| !RESERVED.contains(&key.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        };
+        model.check_finite(path)?;
+        Ok(model)
+    }
+}
 
-        let expected_names = 2 * sizes.depth();
-        if tensors.len() != expected_names {
+fn format_error(path: &Path, problem: String) -> ModelError {
+    ModelError::Format {
+        path: path.to_path_buf(),
+        problem,
+    }
+}
+
+/// What the header's metadata says of the model, and its layer sizes.
+fn read_info(
+    metadata: &HashMap<String, String>,
+    path: &Path,
+) -> Result<(ModelInfo, LayerSizes), ModelError> {
+    let format = |problem: String| format_error(path, problem);
+    let field = |key: &str| {
+        metadata
+            .get(key)
+            .ok_or_else(|| format(format!("its metadata has no \"{key}\"")))
+    };
+    let found_format = field("format")?;
+    if found_format != FORMAT {
+        return Err(format(format!(
+            "its format is \"{found_format}\", expected \"{FORMAT}\""
+        )));
+    }
+    let layers_text = field("layers")?;
+    let sizes: LayerSizes = layers_text
+        .parse()
+        .map_err(|e| format(format!("bad \"layers\": {e}")))?;
+    if sizes.as_slice().len() < 2 || sizes.as_slice().contains(&0) {
+        return Err(format(format!(
+            "\"layers\" = \"{layers_text}\" needs at least two non-empty layers"
+        )));
+    }
+    let number = |key: &str| -> Result<u64, ModelError> {
+        let text = field(key)?;
+        text.parse()
+            .map_err(|e| format(format!("\"{key}\" = \"{text}\" is not a number ({e})")))
+    };
+    let accuracy = match metadata.get("accuracy") {
+        None => None,
+        Some(text) => Some(
+            text.parse::<f64>()
+                .map_err(|e| format(format!("\"accuracy\" = \"{text}\" is not a number ({e})")))?,
+        ),
+    };
+    let info = ModelInfo {
+        activation: field("activation")?
+            .parse()
+            .map_err(|e| format(format!("{e}")))?,
+        output: field("output")?
+            .parse()
+            .map_err(|e| format(format!("{e}")))?,
+        seed: number("seed")?,
+        epochs: number("epochs")? as usize,
+        accuracy,
+        options: metadata
+            .iter()
+            .filter(|(key, _)| !RESERVED.contains(&key.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
+    Ok((info, sizes))
+}
+
+/// Each layer's weights and bias from `tensors`, which must be exactly the f32 tensors that
+/// layer sizes `sizes` call for.
+fn read_layers(
+    tensors: &SafeTensors,
+    sizes: &LayerSizes,
+    path: &Path,
+) -> Result<Vec<Layer>, ModelError> {
+    let shape = |problem: String| ModelError::Shape {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let layers_text = sizes
+        .as_slice()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let expected_names = 2 * sizes.depth();
+    if tensors.len() != expected_names {
+        return Err(shape(format!(
+            "layers {layers_text} need {expected_names} tensors, the file has {} ({})",
+            tensors.len(),
+            tensors.names().join(", ")
+        )));
+    }
+    let read = |name: &str, dims: &[usize]| -> Result<Vec<f32>, ModelError> {
+        let view = tensors
+            .tensor(name)
+            .map_err(|_| shape(format!("no tensor \"{name}\" for layers {layers_text}")))?;
+        if view.dtype() != Dtype::F32 {
             return Err(shape(format!(
-                "layers {layers_text} need {expected_names} tensors, the file has {} ({})",
-                tensors.len(),
-                tensors.names().join(", ")
+                "\"{name}\" is {:?}, expected F32",
+                view.dtype()
             )));
         }
-        let read = |name: &str, dims: &[usize]| -> Result<Vec<f32>, ModelError> {
-            let view = tensors
-                .tensor(name)
-                .map_err(|_| shape(format!("no tensor \"{name}\" for layers {layers_text}")))?;
-            if view.dtype() != Dtype::F32 {
-                return Err(shape(format!(
-                    "\"{name}\" is {:?}, expected F32",
-                    view.dtype()
-                )));
-            }
-            if view.shape() != dims {
-                return Err(shape(format!(
-                    "\"{name}\" is {:?}, expected {dims:?} for layers {layers_text}",
-                    view.shape()
-                )));
-            }
-            let values: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            if let Some((index, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-                return Err(ModelError::NonFinite {
-                    path: path.to_path_buf(),
-                    tensor: name.to_string(),
-                    index,
-                    value,
-                });
-            }
-            Ok(values)
-        };
-        let mut layers = Vec::with_capacity(sizes.depth());
-        for (k, (inputs, outputs)) in sizes.shapes().enumerate() {
+        if view.shape() != dims {
+            return Err(shape(format!(
+                "\"{name}\" is {:?}, expected {dims:?} for layers {layers_text}",
+                view.shape()
+            )));
+        }
+        Ok(view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    };
+    sizes
+        .shapes()
+        .enumerate()
+        .map(|(k, (inputs, outputs))| {
             let weights = read(&weights_name(k + 1), &[inputs, outputs])?;
             let bias = read(&bias_name(k + 1), &[outputs])?;
-            layers.push(Layer {
+            Ok(Layer {
                 weights: Array2::from_shape_vec((inputs, outputs), weights)
                     .expect("the shape was checked"),
                 bias: Array1::from(bias),
-            });
-        }
-        Ok(Self {
-            parameters: Parameters { layers },
-            info,
+            })
         })
-    }
+        .collect()
 }
 
 #[cfg(test)]

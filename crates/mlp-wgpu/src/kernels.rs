@@ -108,6 +108,54 @@ macro_rules! shader {
 
 use Slot::{Read, Step, Uniform, Write};
 
+/// sparse_forward.wgsl and its bindings, W1 read in four uniform pieces where `uniform` says.
+fn sparse_forward_source(uniform: &UniformReads) -> (String, [Slot; 11]) {
+    let mut slots = [
+        Step, Uniform, Read, Read, Read, Read, Write, Read, Read, Read, Read,
+    ];
+    let piece_pixels = uniform
+        .first_weights
+        .map_or(WHOLE_PIECE_PIXELS, |pieces| pieces.rows);
+    let mut source = format!(
+        "const PIECE_PIXELS: u32 = {piece_pixels}u;\n{}",
+        shader!("sparse_forward.wgsl")
+    );
+    let lengths = uniform.first_weights.map(|pieces| pieces.lengths);
+    for (piece, length) in lengths.into_iter().flatten().enumerate() {
+        let name = format!("weights{piece}");
+        source = read_through_uniform(&source, &mut slots, 7 + piece, &name, length);
+    }
+    (source, slots)
+}
+
+/// sparse_weights_update.wgsl and its bindings, D1 read through a uniform where `uniform` says.
+fn sparse_weights_update_source(uniform: &UniformReads) -> (String, [Slot; 8]) {
+    let mut slots = [Step, Uniform, Read, Read, Read, Write, Write, Read];
+    let mut source = shader!("optimiser_update.wgsl", "sparse_weights_update.wgsl").to_string();
+    if let Some(length) = uniform.first_deltas {
+        source = read_through_uniform(&source, &mut slots, 7, "delta4", length);
+    }
+    (source, slots)
+}
+
+/// row_forward_backward.wgsl for `layers` layers of `units` units in all, and its bindings,
+/// the dense parameters read through a uniform where `uniform` says.
+fn row_forward_backward_source(
+    layers: u32,
+    units: u32,
+    uniform: &UniformReads,
+) -> (String, [Slot; 8]) {
+    let mut slots = [Step, Uniform, Read, Write, Write, Read, Read, Write];
+    let mut source = format!(
+        "const LAYERS: u32 = {layers}u;\nconst UNITS: u32 = {units}u;\n{}",
+        shader!("row_forward_backward.wgsl")
+    );
+    if let Some(length) = uniform.dense_parameters {
+        source = read_through_uniform(&source, &mut slots, 2, "parameters", length);
+    }
+    (source, slots)
+}
+
 impl Kernels {
     /// The kernels of `options`: the update kernels built for its optimiser,
     /// row_forward_backward for its layers and units where they are at most `max_units`
@@ -123,42 +171,11 @@ impl Kernels {
             uniform,
         } = *options;
         let optimiser = &[("OPTIMISER", f64::from(optimiser_code))];
-        let mut update_slots = [Step, Uniform, Read, Read, Read, Write, Write, Read];
-        let mut update_source =
-            shader!("optimiser_update.wgsl", "sparse_weights_update.wgsl").to_string();
-        if let Some(length) = uniform.first_deltas {
-            update_source =
-                read_through_uniform(&update_source, &mut update_slots, 7, "delta4", length);
-        }
-        let mut row_slots = [Step, Uniform, Read, Write, Write, Read, Read, Write];
-        let mut row_source = format!(
-            "const LAYERS: u32 = {layers}u;\nconst UNITS: u32 = {units}u;\n{}",
-            shader!("row_forward_backward.wgsl")
-        );
-        if let Some(length) = uniform.dense_parameters {
-            row_source = read_through_uniform(&row_source, &mut row_slots, 2, "parameters", length);
-        }
-        let mut forward_slots = [
-            Step, Uniform, Read, Read, Read, Read, Write, Read, Read, Read, Read,
-        ];
-        let mut forward_source = format!(
-            "const PIECE_PIXELS: u32 = {}u;\n{}",
-            uniform
-                .first_weights
-                .map_or(WHOLE_PIECE_PIXELS, |pieces| pieces.rows),
-            shader!("sparse_forward.wgsl")
-        );
-        let lengths = uniform.first_weights.map(|pieces| pieces.lengths);
-        for (piece, length) in lengths.into_iter().flatten().enumerate() {
-            let name = format!("weights{piece}");
-            forward_source = read_through_uniform(
-                &forward_source,
-                &mut forward_slots,
-                7 + piece,
-                &name,
-                length,
-            );
-        }
+        let (forward_source, forward_slots) = sparse_forward_source(&uniform);
+        let (update_source, update_slots) = sparse_weights_update_source(&uniform);
+        let (row_source, row_slots) = row_forward_backward_source(layers, units, &uniform);
+        // A table, one entry per kernel (its shader, its bindings, its pipeline constants),
+        // which is why this function is longer than a screen.
         Self {
             sparse_forward: build(
                 device,

@@ -6,6 +6,7 @@ use std::ops::Range;
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
 
 use super::reference::{OptimiserState, optimiser_update};
+use super::workspace::{Workspace, first_rows, split_first_layer, split_rows, split_state};
 use super::{
     activation_forward, argmax_rows, bias_gradient, check_input_width, check_order,
     check_output_width, hidden_delta, linear_forward, loss_sum, loss_terms, output_delta,
@@ -22,47 +23,6 @@ use crate::sparse::{
     sparse_weights_gradient,
 };
 use crate::vectorised::sigmoid_forward_vectorised;
-
-/// The buffers of one training step: activations A1..AL, deltas D1..DL and the gradients.
-struct Workspace {
-    /// The batch's image indices and labels, in the training order; their length is the
-    /// most rows the buffers hold.
-    batch: Vec<u32>,
-    labels: Vec<u8>,
-    activations: Vec<Array2<f32>>,
-    deltas: Vec<Array2<f32>>,
-    weight_gradients: Vec<Array2<f32>>,
-    bias_gradients: Vec<Array1<f32>>,
-    /// The batch's images regrouped by pixel, for the first layer's weight gradient: one
-    /// per half of W1's rows.
-    by_pixel: [PixelColumns; 2],
-}
-
-impl Workspace {
-    fn new(parameters: &Parameters, rows: usize) -> Self {
-        let outputs = |l: &Layer| l.weights.ncols();
-        let per_layer = |shape: &dyn Fn(&Layer) -> (usize, usize)| -> Vec<Array2<f32>> {
-            parameters
-                .layers
-                .iter()
-                .map(|l| Array2::zeros(shape(l)))
-                .collect()
-        };
-        Self {
-            batch: vec![0; rows],
-            labels: vec![0; rows],
-            activations: per_layer(&|l| (rows, outputs(l))),
-            deltas: per_layer(&|l| (rows, outputs(l))),
-            weight_gradients: per_layer(&|l| l.weights.dim()),
-            bias_gradients: parameters
-                .layers
-                .iter()
-                .map(|l| Array1::zeros(outputs(l)))
-                .collect(),
-            by_pixel: Default::default(),
-        }
-    }
-}
 
 /// The forward pass of images `batch` (B) of `images`: fills A1..AL, each `activations[k]`
 /// (B, out). Hidden layers use the chosen activation, the output layer sigmoid or softmax;
@@ -131,45 +91,6 @@ fn forward_and_deltas(
         );
     }
     loss
-}
-
-/// The first `rows` rows of each array, cut at row `mid` into two views.
-fn split_rows(
-    arrays: &mut [Array2<f32>],
-    rows: usize,
-    mid: usize,
-) -> (Vec<ArrayViewMut2<'_, f32>>, Vec<ArrayViewMut2<'_, f32>>) {
-    arrays
-        .iter_mut()
-        .map(|a| a.slice_mut(s![..rows, ..]).split_at(Axis(0), mid))
-        .unzip()
-}
-
-/// An optional optimiser-state matrix cut at row `mid` into two views.
-fn split_state(
-    state: Option<&mut Array2<f32>>,
-    mid: usize,
-) -> (
-    Option<ArrayViewMut2<'_, f32>>,
-    Option<ArrayViewMut2<'_, f32>>,
-) {
-    state.map(|m| m.view_mut().split_at(Axis(0), mid)).unzip()
-}
-
-/// One layer's optimiser state for its weights and its bias, borrowed apart.
-type LayerState<'a> = (&'a mut Array2<f32>, &'a mut Array1<f32>);
-
-/// The first layer's optimiser state, if the optimiser keeps any, and the later layers'.
-fn split_first_layer(state: &mut [Layer]) -> (Option<LayerState<'_>>, &mut [Layer]) {
-    match state {
-        [Layer { weights, bias }, later @ ..] => (Some((weights, bias)), later),
-        [] => (None, &mut []),
-    }
-}
-
-/// The first `rows` rows of each array.
-fn first_rows(arrays: &[Array2<f32>], rows: usize) -> Vec<ArrayView2<'_, f32>> {
-    arrays.iter().map(|a| a.slice(s![..rows, ..])).collect()
 }
 
 /// What every part of a step's update shares.
@@ -335,9 +256,19 @@ impl CpuBackend {
     }
 
     /// One training step on `rows` of the training order: forward, every delta, then every
-    /// update (docs/SEED.md's order). Returns the batch loss, from the forward pass before the update.
+    /// update (docs/SEED.md's order). Returns the batch loss, from the forward pass before the
+    /// update.
     fn step(&mut self, rows: Range<usize>) -> Result<f64, BackendError> {
         check_rows(&rows, self.train_labels.len())?;
+        let b = self.gather_batch(rows);
+        let loss = self.forward_and_deltas(b);
+        self.update(b);
+        Ok(loss)
+    }
+
+    /// Puts the images and labels of `rows` of the training order in the workspace, which it
+    /// grows where it is too small; returns the batch's rows B.
+    fn gather_batch(&mut self, rows: Range<usize>) -> usize {
         let b = rows.len();
         if self.workspace.batch.len() < b {
             self.workspace = Workspace::new(&self.parameters, b);
@@ -348,13 +279,15 @@ impl CpuBackend {
             ws.batch[r] = image;
             ws.labels[r] = self.train_labels[image as usize];
         }
-        let hyper = &self.hyper;
-        let images = &self.train_images;
-        let layers = &mut self.parameters.layers;
-        let last = layers.len() - 1;
-        let (batch, labels) = (&ws.batch[..b], &ws.labels[..b]);
+        b
+    }
 
-        // The forward pass and the deltas, by rows: half the batch each.
+    /// The forward pass and the deltas of the gathered batch of `b` rows, by rows: half the
+    /// batch on each thread. Returns the batch loss.
+    fn forward_and_deltas(&mut self, b: usize) -> f64 {
+        let (hyper, images, layers) = (&self.hyper, &self.train_images, &self.parameters.layers);
+        let ws = &mut self.workspace;
+        let (batch, labels) = (&ws.batch[..b], &ws.labels[..b]);
         let mid = b / 2;
         let (mut activations_top, mut activations_bottom) = split_rows(&mut ws.activations, b, mid);
         let (mut deltas_top, mut deltas_bottom) = split_rows(&mut ws.deltas, b, mid);
@@ -370,21 +303,26 @@ impl CpuBackend {
                 forward_and_deltas(layers, hyper, images, rows, a, d)
             },
         );
-        let classes = ws.activations[last].ncols();
-        let loss = (loss_top + loss_bottom) / loss_terms(hyper.output, b, classes) as f64;
+        let classes = layers[layers.len() - 1].weights.ncols();
+        (loss_top + loss_bottom) / loss_terms(hyper.output, b, classes) as f64
+    }
 
-        // The gradients and updates, by parameters: half of W1's rows (pixels) each, and b1
-        // and the later layers with the second half.
+    /// The gradients and updates of the gathered batch of `b` rows, by parameters: half of W1's
+    /// rows (pixels) on each thread, and b1 and the later layers with the second half.
+    fn update(&mut self, b: usize) {
+        let (hyper, images) = (&self.hyper, &self.train_images);
+        let ws = &mut self.workspace;
         let state = &mut self.state;
         state.steps += 1;
         let update = Update {
             hyper,
             images,
-            batch,
+            batch: &ws.batch[..b],
             scale: reduction_scale(hyper.reduction, b),
             t: state.steps,
         };
         let (activations, deltas) = (first_rows(&ws.activations, b), first_rows(&ws.deltas, b));
+        let layers = &mut self.parameters.layers;
         let (first_layer, later_layers) = layers.split_first_mut().expect("a network has layers");
         let (first_state, later_first) = split_first_layer(&mut state.first);
         let (second_state, later_second) = split_first_layer(&mut state.second);
@@ -394,8 +332,7 @@ impl CpuBackend {
             .weight_gradients
             .split_first_mut()
             .expect("a network has layers");
-        let pixels = first_layer.weights.nrows();
-        let half = pixels / 2;
+        let half = first_layer.weights.nrows() / 2;
         let (weights_top, weights_bottom) = first_layer.weights.view_mut().split_at(Axis(0), half);
         let (gradient_top, gradient_bottom) = first_gradient.view_mut().split_at(Axis(0), half);
         let (first_top, first_bottom) = split_state(first_weights_state, half);
@@ -422,18 +359,11 @@ impl CpuBackend {
                 for (k, layer) in later_layers.iter_mut().enumerate() {
                     let state = (later_first.get_mut(k), later_second.get_mut(k));
                     let gradients = (&mut later_gradients[k], &mut bias_gradients[k + 1]);
-                    update_layer(
-                        update,
-                        activations[k],
-                        deltas[k + 1],
-                        layer,
-                        state,
-                        gradients,
-                    );
+                    let (input, delta) = (activations[k], deltas[k + 1]);
+                    update_layer(update, input, delta, layer, state, gradients);
                 }
             },
         );
-        Ok(loss)
     }
 }
 

@@ -15,6 +15,7 @@ use num_traits::Float;
 
 mod backend;
 mod reference;
+mod workspace;
 
 pub use backend::{CpuBackend, FAST_PARITY};
 pub use reference::{ReferenceBackend, deltas, forward, weights_update};

@@ -192,125 +192,156 @@ impl GpuBackend {
         offset: u32,
         timer: Option<&wgpu::QuerySet>,
     ) -> Vec<String> {
-        let k = &self.kernels;
-        let b = &self.bind;
-        let sizes = &self.sizes;
-        let depth = sizes.len() - 1;
-        let mut names = Vec::new();
-        // `what` names the dispatch by the layer k it works on, only when it is timed.
-        let mut dispatch = |kernel: &Kernel, group: &wgpu::BindGroup, what: (&str, usize), x, y| {
-            if let Some(timer) = timer {
-                pass.write_timestamp(timer, names.len() as u32);
-                names.push(format!("{} {}", what.0, what.1));
-            }
-            pass.set_pipeline(&kernel.pipeline);
-            pass.set_bind_group(0, group, &[offset]);
-            pass.dispatch_workgroups(x, y, 1);
+        let mut recorder = Recorder {
+            pass,
+            offset,
+            timer,
+            names: Vec::new(),
         };
         let (rows, first_layer) = match work {
-            Work::Train { rows, .. } => (rows.len(), &b.sparse_forward_train),
-            Work::Evaluate { rows } => (rows.len(), &b.sparse_forward_validation),
+            Work::Train { rows, .. } => (rows.len(), &self.bind.sparse_forward_train),
+            Work::Evaluate { rows } => (rows.len(), &self.bind.sparse_forward_validation),
         };
-        let blocks = |n: usize| div_ceil(n, BLOCK * GROUP);
+        let (k, sizes) = (&self.kernels, &self.sizes);
         if let Work::Train {
             pixels: PixelSource::PerStep,
             ..
         } = work
         {
             // The batch by pixel, for the first layer's weight update.
-            let what = ("pixel_columns layer", 1);
             let groups = div_ceil(sizes[0], PIXEL_GROUP);
-            dispatch(&k.pixel_columns, &b.pixel_columns, what, groups, 1);
+            let what = ("pixel_columns layer", 1);
+            recorder.dispatch(&k.pixel_columns, &self.bind.pixel_columns, what, groups, 1);
         }
-        dispatch(
-            &k.sparse_forward,
-            first_layer,
-            ("sparse_forward layer", 1),
-            div_ceil(sizes[1], 8 * GROUP),
-            div_ceil(rows, GROUP),
-        );
-        let fused = self.matmul() == Matmul::Fused && matches!(work, Work::Train { .. });
-        for layer in (1..depth).filter(|_| !fused) {
-            let (kernel, x, y) = match self.matmul() {
-                Matmul::Registers | Matmul::Fused => {
-                    (&k.linear_forward, blocks(sizes[layer + 1]), blocks(rows))
+        let (x, y) = (div_ceil(sizes[1], 8 * GROUP), div_ceil(rows, GROUP));
+        let what = ("sparse_forward layer", 1);
+        recorder.dispatch(&k.sparse_forward, first_layer, what, x, y);
+        match work {
+            Work::Evaluate { .. } => {
+                self.record_dense_forward(&mut recorder, rows);
+                let what = ("evaluate layer", sizes.len() - 1);
+                let groups = div_ceil(rows, 64);
+                recorder.dispatch(&k.evaluate, &self.bind.evaluate, what, groups, 1);
+            }
+            Work::Train { pixels, .. } => {
+                if self.matmul() == Matmul::Fused {
+                    self.record_fused_layers(&mut recorder, rows);
+                } else {
+                    self.record_dense_forward(&mut recorder, rows);
+                    self.record_dense_backward(&mut recorder, rows);
                 }
+                let group = match (pixels, &self.pixel_lists) {
+                    (PixelSource::Cached { .. }, Some(lists)) => &lists.sparse_weights_update,
+                    _ => &self.bind.sparse_weights_update,
+                };
+                let (x, y) = (div_ceil(sizes[1], 8 * GROUP), div_ceil(sizes[0] + 1, GROUP));
+                let what = ("sparse_weights_update layer", 1);
+                recorder.dispatch(&k.sparse_weights_update, group, what, x, y);
+            }
+        }
+        recorder.finish()
+    }
+
+    /// Layers 2..L forward, one dispatch per layer, `rows` rows.
+    fn record_dense_forward(&self, recorder: &mut Recorder, rows: usize) {
+        let (k, sizes) = (&self.kernels, &self.sizes);
+        for layer in 1..sizes.len() - 1 {
+            let (kernel, x, y) = match self.matmul() {
                 Matmul::Tiled => (
                     &k.linear_forward_tiled,
                     div_ceil(sizes[layer + 1], TILE),
                     div_ceil(rows, TILE),
                 ),
+                Matmul::Registers | Matmul::Fused => {
+                    (&k.linear_forward, blocks(sizes[layer + 1]), blocks(rows))
+                }
             };
             let what = ("linear_forward layer", layer + 1);
-            dispatch(kernel, &b.forward[layer - 1], what, x, y);
+            recorder.dispatch(kernel, &self.bind.forward[layer - 1], what, x, y);
         }
-        match work {
-            Work::Evaluate { .. } => {
-                let what = ("evaluate layer", depth);
-                dispatch(&k.evaluate, &b.evaluate, what, div_ceil(rows, 64), 1);
-            }
-            Work::Train { .. } if fused => {
-                let what = ("row_forward_backward layers 2 to", depth);
-                let groups = div_ceil(rows, ROW_GROUP);
-                if let (Some(kernel), Some(group)) =
-                    (&k.row_forward_backward, &b.row_forward_backward)
-                {
-                    dispatch(kernel, group, what, groups, 1);
-                }
-                let blocks: usize = sizes
-                    .windows(2)
-                    .skip(1)
-                    .map(|w| (w[0] + 1).div_ceil(4) * w[1].div_ceil(4))
-                    .sum();
-                let what = ("layers_weights_update layers 2 to", depth);
-                let groups = div_ceil(blocks.max(1), BLOCK_GROUP);
-                dispatch(
-                    &k.layers_weights_update,
-                    &b.layers_weights_update,
-                    what,
-                    groups,
-                    1,
-                );
-            }
-            Work::Train { .. } => {
-                let what = ("output_delta layer", depth);
-                dispatch(&k.output_delta, &b.output_delta, what, 1, 1);
-                for layer in (0..depth - 1).rev() {
-                    dispatch(
-                        &k.hidden_delta,
-                        &b.hidden_delta[layer],
-                        ("hidden_delta layer", layer + 1),
-                        blocks(sizes[layer + 1]),
-                        blocks(rows),
-                    );
-                }
-                for layer in 1..depth {
-                    dispatch(
-                        &k.weights_update,
-                        &b.weights_update[layer - 1],
-                        ("weights_update layer", layer + 1),
-                        blocks(sizes[layer + 1]),
-                        blocks(sizes[layer] + 1),
-                    );
-                }
-            }
+    }
+
+    /// The output delta, every hidden delta and the updates of layers 2..L, one dispatch each.
+    fn record_dense_backward(&self, recorder: &mut Recorder, rows: usize) {
+        let (k, b, sizes) = (&self.kernels, &self.bind, &self.sizes);
+        let depth = sizes.len() - 1;
+        let what = ("output_delta layer", depth);
+        recorder.dispatch(&k.output_delta, &b.output_delta, what, 1, 1);
+        for layer in (0..depth - 1).rev() {
+            let (x, y) = (blocks(sizes[layer + 1]), blocks(rows));
+            let what = ("hidden_delta layer", layer + 1);
+            recorder.dispatch(&k.hidden_delta, &b.hidden_delta[layer], what, x, y);
         }
-        if let Work::Train { pixels, .. } = work {
-            let group = match (pixels, &self.pixel_lists) {
-                (PixelSource::Cached { .. }, Some(lists)) => &lists.sparse_weights_update,
-                _ => &b.sparse_weights_update,
-            };
-            dispatch(
-                &k.sparse_weights_update,
-                group,
-                ("sparse_weights_update layer", 1),
-                div_ceil(sizes[1], 8 * GROUP),
-                div_ceil(sizes[0] + 1, GROUP),
-            );
+        for layer in 1..depth {
+            let (x, y) = (blocks(sizes[layer + 1]), blocks(sizes[layer] + 1));
+            let what = ("weights_update layer", layer + 1);
+            recorder.dispatch(&k.weights_update, &b.weights_update[layer - 1], what, x, y);
         }
-        if let Some(timer) = timer {
-            pass.write_timestamp(timer, names.len() as u32);
+    }
+
+    /// Layers 2..L of a training step in two dispatches: every row forward and back, then
+    /// every layer's 4 x 4 blocks of gradient and update.
+    fn record_fused_layers(&self, recorder: &mut Recorder, rows: usize) {
+        let (k, b, sizes) = (&self.kernels, &self.bind, &self.sizes);
+        let depth = sizes.len() - 1;
+        if let (Some(kernel), Some(group)) = (&k.row_forward_backward, &b.row_forward_backward) {
+            let what = ("row_forward_backward layers 2 to", depth);
+            recorder.dispatch(kernel, group, what, div_ceil(rows, ROW_GROUP), 1);
         }
-        names
+        let blocks: usize = sizes
+            .windows(2)
+            .skip(1)
+            .map(|w| (w[0] + 1).div_ceil(4) * w[1].div_ceil(4))
+            .sum();
+        let what = ("layers_weights_update layers 2 to", depth);
+        let groups = div_ceil(blocks.max(1), BLOCK_GROUP);
+        recorder.dispatch(
+            &k.layers_weights_update,
+            &b.layers_weights_update,
+            what,
+            groups,
+            1,
+        );
+    }
+}
+
+/// Workgroups along one axis of the 4 x 4-block matrix kernels for `n` values.
+fn blocks(n: usize) -> u32 {
+    div_ceil(n, BLOCK * GROUP)
+}
+
+/// Dispatches into one compute pass, each at the unit's step slot; with a timer, a timestamp
+/// before each dispatch and one after the last, and each dispatch's name.
+struct Recorder<'a, 'p> {
+    pass: &'a mut wgpu::ComputePass<'p>,
+    offset: u32,
+    timer: Option<&'a wgpu::QuerySet>,
+    names: Vec<String>,
+}
+
+impl Recorder<'_, '_> {
+    /// `what` names the dispatch by the layer it works on, only when it is timed.
+    fn dispatch(
+        &mut self,
+        kernel: &Kernel,
+        group: &wgpu::BindGroup,
+        what: (&str, usize),
+        x: u32,
+        y: u32,
+    ) {
+        if let Some(timer) = self.timer {
+            self.pass.write_timestamp(timer, self.names.len() as u32);
+            self.names.push(format!("{} {}", what.0, what.1));
+        }
+        self.pass.set_pipeline(&kernel.pipeline);
+        self.pass.set_bind_group(0, group, &[self.offset]);
+        self.pass.dispatch_workgroups(x, y, 1);
+    }
+
+    fn finish(self) -> Vec<String> {
+        if let Some(timer) = self.timer {
+            self.pass.write_timestamp(timer, self.names.len() as u32);
+        }
+        self.names
     }
 }

@@ -1,0 +1,87 @@
+//! The buffers of the fast backend's training step, allocated once, and how they are cut
+//! between the two threads of a step.
+
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
+
+use crate::network::{Layer, Parameters};
+use crate::sparse::PixelColumns;
+
+/// The buffers of one training step: activations A1..AL, deltas D1..DL and the gradients.
+pub(super) struct Workspace {
+    /// The batch's image indices and labels, in the training order; their length is the
+    /// most rows the buffers hold.
+    pub(super) batch: Vec<u32>,
+    pub(super) labels: Vec<u8>,
+    pub(super) activations: Vec<Array2<f32>>,
+    pub(super) deltas: Vec<Array2<f32>>,
+    pub(super) weight_gradients: Vec<Array2<f32>>,
+    pub(super) bias_gradients: Vec<Array1<f32>>,
+    /// The batch's images regrouped by pixel, for the first layer's weight gradient: one
+    /// per half of W1's rows.
+    pub(super) by_pixel: [PixelColumns; 2],
+}
+
+impl Workspace {
+    pub(super) fn new(parameters: &Parameters, rows: usize) -> Self {
+        let outputs = |l: &Layer| l.weights.ncols();
+        let per_layer = |shape: &dyn Fn(&Layer) -> (usize, usize)| -> Vec<Array2<f32>> {
+            parameters
+                .layers
+                .iter()
+                .map(|l| Array2::zeros(shape(l)))
+                .collect()
+        };
+        Self {
+            batch: vec![0; rows],
+            labels: vec![0; rows],
+            activations: per_layer(&|l| (rows, outputs(l))),
+            deltas: per_layer(&|l| (rows, outputs(l))),
+            weight_gradients: per_layer(&|l| l.weights.dim()),
+            bias_gradients: parameters
+                .layers
+                .iter()
+                .map(|l| Array1::zeros(outputs(l)))
+                .collect(),
+            by_pixel: Default::default(),
+        }
+    }
+}
+
+/// The first `rows` rows of each array, cut at row `mid` into two views.
+pub(super) fn split_rows(
+    arrays: &mut [Array2<f32>],
+    rows: usize,
+    mid: usize,
+) -> (Vec<ArrayViewMut2<'_, f32>>, Vec<ArrayViewMut2<'_, f32>>) {
+    arrays
+        .iter_mut()
+        .map(|a| a.slice_mut(s![..rows, ..]).split_at(Axis(0), mid))
+        .unzip()
+}
+
+/// An optional optimiser-state matrix cut at row `mid` into two views.
+pub(super) fn split_state(
+    state: Option<&mut Array2<f32>>,
+    mid: usize,
+) -> (
+    Option<ArrayViewMut2<'_, f32>>,
+    Option<ArrayViewMut2<'_, f32>>,
+) {
+    state.map(|m| m.view_mut().split_at(Axis(0), mid)).unzip()
+}
+
+/// One layer's optimiser state for its weights and its bias, borrowed apart.
+pub(super) type LayerState<'a> = (&'a mut Array2<f32>, &'a mut Array1<f32>);
+
+/// The first layer's optimiser state, if the optimiser keeps any, and the later layers'.
+pub(super) fn split_first_layer(state: &mut [Layer]) -> (Option<LayerState<'_>>, &mut [Layer]) {
+    match state {
+        [Layer { weights, bias }, later @ ..] => (Some((weights, bias)), later),
+        [] => (None, &mut []),
+    }
+}
+
+/// The first `rows` rows of each array.
+pub(super) fn first_rows(arrays: &[Array2<f32>], rows: usize) -> Vec<ArrayView2<'_, f32>> {
+    arrays.iter().map(|a| a.slice(s![..rows, ..])).collect()
+}
