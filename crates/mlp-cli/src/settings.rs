@@ -28,17 +28,20 @@ impl Settings {
     /// A preset's values, before any option is laid over them.
     pub fn preset(name: PresetName) -> Self {
         match name {
-            PresetName::Seed => Self {
-                preset: name,
-                layers: LayerSizes::seed(),
-                epochs: 30,
-                batch_size: 100,
-                hyper: Hyperparameters::seed(),
-                weight_init: Init::Normal,
-                schedule: Schedule::Constant,
-                shuffle: false,
-                seed: 0,
-            },
+            PresetName::Seed => {
+                let epochs = TrainConfig::seed();
+                Self {
+                    preset: name,
+                    layers: LayerSizes::seed(),
+                    epochs: epochs.epochs,
+                    batch_size: epochs.batch_size,
+                    hyper: Hyperparameters::seed(),
+                    weight_init: Init::Normal,
+                    schedule: epochs.schedule,
+                    shuffle: epochs.shuffle,
+                    seed: epochs.seed,
+                }
+            }
             PresetName::Modern => Self {
                 preset: name,
                 layers: LayerSizes::new(vec![INPUT_SIZE, 256, 128, CLASSES], INPUT_SIZE, CLASSES)
