@@ -7,11 +7,7 @@
 //! gradients are held to 1e-9 absolutely (1e-6 of the 1e-3 floor). (In f32
 //! the rounding term alone is ≈ 1e-7/h, which forces h ≈ 1e-2 and a bound of only 1e-3.)
 
-use mlp_core::cpu::{
-    activation_forward, bias_gradient, cross_entropy_sum, hidden_delta, linear_forward,
-    output_delta, sigmoid_forward, softmax_cross_entropy_delta, softmax_forward, squared_error_sum,
-    weights_gradient,
-};
+use mlp_core::cpu::{bias_gradient, cross_entropy_sum, squared_error_sum, weights_gradient};
 use mlp_core::rng::Rng;
 use mlp_core::{Activation, Output};
 use ndarray::{Array1, Array2};
@@ -44,22 +40,11 @@ fn random_network(
     }
 }
 
-/// A1..AL for `input`.
+/// A1..AL for `input`, by the reference's forward pass.
 fn forward(net: &Network, input: &Array2<f64>) -> Vec<Array2<f64>> {
-    let mut activations: Vec<Array2<f64>> = Vec::new();
-    let last = net.weights.len() - 1;
-    for (k, (w, b)) in net.weights.iter().zip(&net.biases).enumerate() {
-        let layer_input = activations.last().unwrap_or(input).view();
-        let mut sum = Array2::zeros((input.nrows(), w.ncols()));
-        linear_forward(layer_input, w.view(), b.view(), sum.view_mut());
-        match (k == last, net.output) {
-            (false, _) => activation_forward(sum.view_mut(), net.activation),
-            (true, Output::SigmoidMse) => sigmoid_forward(sum.view_mut()),
-            (true, Output::SoftmaxCrossEntropy) => softmax_forward(sum.view_mut()),
-        }
-        activations.push(sum);
-    }
-    activations
+    let weights: Vec<_> = net.weights.iter().map(|w| w.view()).collect();
+    let biases: Vec<_> = net.biases.iter().map(|b| b.view()).collect();
+    mlp_core::cpu::forward(&weights, &biases, input.view(), net.activation, net.output)
 }
 
 /// The loss whose derivatives the deltas are: L = ½ Σ (A_L − Y)² (docs/SEED.md's), or the
@@ -81,24 +66,8 @@ fn backward(
 ) -> (Vec<Array2<f64>>, Vec<Array1<f64>>) {
     let activations = forward(net, input);
     let depth = net.weights.len();
-    let mut deltas: Vec<Array2<f64>> = activations.iter().map(|a| Array2::zeros(a.dim())).collect();
-    let output = activations[depth - 1].view();
-    match net.output {
-        Output::SigmoidMse => output_delta(output, labels, deltas[depth - 1].view_mut()),
-        Output::SoftmaxCrossEntropy => {
-            softmax_cross_entropy_delta(output, labels, deltas[depth - 1].view_mut());
-        }
-    }
-    for k in (0..depth - 1).rev() {
-        let next = deltas[k + 1].clone();
-        hidden_delta(
-            next.view(),
-            net.weights[k + 1].view(),
-            activations[k].view(),
-            net.activation,
-            deltas[k].view_mut(),
-        );
-    }
+    let weights: Vec<_> = net.weights.iter().map(|w| w.view()).collect();
+    let deltas = mlp_core::cpu::deltas(&weights, &activations, labels, net.activation, net.output);
     let mut weight_grads = Vec::new();
     let mut bias_grads = Vec::new();
     for k in 0..depth {
