@@ -36,8 +36,8 @@ struct Layer {
     outputs: u32,          // out
     activation: u32,       // f of this layer's output Ak
     input_activation: u32, // f that made A(k-1) (hidden_delta of layer k-1 reads it here)
-    beta1: f32,            // Adam's beta1, or the momentum mu
-    beta2: f32,
+    decay1: f32,           // Adam's beta1, or the momentum mu
+    decay2: f32,           // Adam's beta2
     epsilon: f32,
 }
 

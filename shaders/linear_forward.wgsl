@@ -5,10 +5,10 @@
 // bindings: step (B rows), layer (in, out, activation f),
 //           input: A(k-1), (B, in); parameters: [Wk; bk], (in + 1, out); output: Ak, (B, out)
 // Each invocation computes a 4 x 4 block of Ak in registers (4 rows, 4 columns), reading its
-// operands straight from memory with no workgroup barriers: on a CPU-hosted Vulkan (lavapipe)
-// such a kernel ran 1.5 ms for 100x784x64 where a 16 x 16 workgroup-memory tile ran 12.8 ms.
-// (On a real GPU a workgroup-memory tile is expected to win; not yet measured.) Indices past
-// the edge are clamped for reading and skipped for writing, so any B, in, out works.
+// operands straight from memory with no workgroup barriers, which is what a CPU-hosted Vulkan
+// (lavapipe) runs fastest; linear_forward_tiled.wgsl is the workgroup-memory variant for real
+// GPUs (docs/performance.md has both measured). Indices past the edge are clamped for reading
+// and skipped for writing, so any B, in, out works.
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> layer: Layer;

@@ -16,14 +16,14 @@ fn update_at(parameter: u32, moment: u32, moments: u32, g: f32) {
     let lr = step.learning_rate;
     switch OPTIMISER {
         case MOMENTUM: {
-            let velocity = layer.beta1 * state[moment] + g;
+            let velocity = layer.decay1 * state[moment] + g;
             state[moment] = velocity;
             parameters[parameter] = parameters[parameter] - lr * velocity;
         }
         case ADAM: {
             let second = moment + moments;
-            let m = layer.beta1 * state[moment] + (1.0 - layer.beta1) * g;
-            let v = layer.beta2 * state[second] + (1.0 - layer.beta2) * g * g;
+            let m = layer.decay1 * state[moment] + (1.0 - layer.decay1) * g;
+            let v = layer.decay2 * state[second] + (1.0 - layer.decay2) * g * g;
             state[moment] = m;
             state[second] = v;
             parameters[parameter] = parameters[parameter]

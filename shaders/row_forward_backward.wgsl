@@ -2,9 +2,9 @@
 // Ak = f(A(k-1) Wk + bk) for k = 2..L, then D_L with the row's loss, then the hidden deltas
 // Dk = (D(k+1) W(k+1)^T) ⊙ f'(Sk) for k = L-1..1. These are linear_forward, output_delta and
 // hidden_delta fused: every value a row needs was made by the same invocation, so one dispatch
-// does the work of 2L - 1 and no barrier is needed. For the seed network (layers 2..4 are
-// 64-32-16-10) the dispatches cost far more than the arithmetic: on lavapipe each of the seven
-// it replaces took 100-220 µs, most of it the cost of a dispatch.
+// does the work of 2L - 1 and no barrier is needed. For a network as small as the seed's
+// (layers 2..4 are 64-32-16-10) a dispatch costs more than its arithmetic, so fewer dispatches
+// is what makes a step fast (docs/gpu.md).
 //
 // bindings: step (B rows from row_start), network: per layer k = 1..L (index k - 1) its sizes,
 //           activation f and where its tensors start in the buffers below (DenseLayer), its

@@ -8,7 +8,7 @@ use mlp_core::network::{CLASSES, INPUT_SIZE};
 use mlp_core::options::{
     Activation, Init, OptimiserKind, Output, Reduction, Schedule, UnknownChoice,
 };
-use mlp_wgpu::Matmul;
+use mlp_wgpu::DenseSchedule;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -231,7 +231,7 @@ pub struct GpuArgs {
     /// per layer, 4 x 4 blocks in registers) or tiled (kernels per layer, forward products in
     /// 16 x 16 workgroup-memory tiles) [default: fused].
     #[arg(long, value_parser = matmul)]
-    pub matmul: Option<Matmul>,
+    pub matmul: Option<DenseSchedule>,
 }
 
 impl GpuArgs {
@@ -289,7 +289,7 @@ fn choice<T: std::str::FromStr<Err = UnknownChoice>>(text: &str) -> Result<T, St
     text.parse().map_err(|e: UnknownChoice| e.to_string())
 }
 
-fn matmul(text: &str) -> Result<Matmul, String> {
+fn matmul(text: &str) -> Result<DenseSchedule, String> {
     text.parse()
 }
 

@@ -126,7 +126,7 @@ pub fn build_backend(
             let mut backend =
                 GpuBackend::new(context, &parameters, hyper, max_batch, train, validation)?;
             if let Some(matmul) = gpu.matmul {
-                backend.set_matmul(matmul);
+                backend.set_dense_schedule(matmul);
             }
             Box::new(backend)
         }

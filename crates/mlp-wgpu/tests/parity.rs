@@ -15,7 +15,7 @@ use mlp_core::{
     Activation, Dataset, Hyperparameters, Init, LayerSizes, Optimiser, OptimiserKind, Output,
     Reduction, ReferenceBackend,
 };
-use mlp_wgpu::{GpuBackend, GpuContext, Matmul, PARITY};
+use mlp_wgpu::{DenseSchedule, GpuBackend, GpuContext, PARITY};
 
 fn context() -> GpuContext {
     GpuContext::new(None).unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
@@ -93,7 +93,7 @@ fn one_step_rows(sizes: &[usize], batch: usize) -> Vec<Row> {
 
 /// The ways the GPU can compute the layers after the first that run with no workgroup memory:
 /// all of them in two dispatches, and per layer.
-const SCHEDULES: [Matmul; 2] = [Matmul::Fused, Matmul::Registers];
+const SCHEDULES: [DenseSchedule; 2] = [DenseSchedule::Fused, DenseSchedule::Registers];
 
 /// One traced step of a network of `sizes` with `hyper` on a batch of `batch` random images,
 /// once per schedule of SCHEDULES; each row's name ends with the schedule's.
@@ -109,14 +109,14 @@ fn one_step_rows_on(
     sizes: &[usize],
     batch: usize,
     hyper: &Hyperparameters,
-    matmul: Matmul,
+    matmul: DenseSchedule,
 ) -> Vec<Row> {
     let mut rng = Rng::new(sizes.iter().sum::<usize>() as u64 + batch as u64);
     let classes = *sizes.last().unwrap();
     let train = random_set(batch, sizes[0], classes, &mut rng);
     let validation = random_set(3, sizes[0], classes, &mut rng);
     let (mut cpu, mut gpu) = backends_with(sizes, batch, &train, &validation, hyper);
-    gpu.set_matmul(matmul);
+    gpu.set_dense_schedule(matmul);
     let cpu_trace = cpu.trace_batch(0..batch).unwrap();
     let gpu_trace = gpu.trace_batch(0..batch).unwrap();
     let mut rows = compare_step(
@@ -181,7 +181,7 @@ fn linear_forward_tiled_should_match_reference() {
         (&[9, 17, 1, 2][..], 5),
         (LayerSizes::seed().as_slice(), 100),
     ] {
-        let rows = one_step_rows_on(sizes, batch, &seed, Matmul::Tiled);
+        let rows = one_step_rows_on(sizes, batch, &seed, DenseSchedule::Tiled);
         let what = format!("tiled {batch} x {sizes:?}");
         assert_rows_pass(&what, &rows_named(&rows, "linear_forward"));
         assert_rows_pass(&what, &rows);
@@ -196,8 +196,8 @@ fn too_wide_to_fuse_step_should_match_reference() {
     let mut rng = Rng::new(8);
     let train = random_set(3, 20, 5, &mut rng);
     let (mut cpu, mut gpu) = backends(&sizes, 3, &train, &train);
-    gpu.set_matmul(Matmul::Fused);
-    assert_eq!(gpu.matmul(), Matmul::Registers);
+    gpu.set_dense_schedule(DenseSchedule::Fused);
+    assert_eq!(gpu.dense_schedule(), DenseSchedule::Registers);
     let cpu_trace = cpu.trace_batch(0..3).unwrap();
     let gpu_trace = gpu.trace_batch(0..3).unwrap();
     let rows = compare_step(
@@ -417,12 +417,12 @@ fn lockstep(what: &str, hyper: &Hyperparameters, steps: usize) {
     }
 }
 
-fn lockstep_on(what: &str, hyper: &Hyperparameters, steps: usize, matmul: Matmul) {
+fn lockstep_on(what: &str, hyper: &Hyperparameters, steps: usize, matmul: DenseSchedule) {
     let mut rng = Rng::new(21);
     let train = random_set(100, 37, 5, &mut rng);
     let validation = random_set(40, 37, 5, &mut rng);
     let (mut cpu, mut gpu) = backends_with(&AWKWARD, 30, &train, &validation, hyper);
-    gpu.set_matmul(matmul);
+    gpu.set_dense_schedule(matmul);
     let schedule: Vec<_> = batches(train.len(), 30).collect();
     let mut rate = hyper.learning_rate;
     for step in 0..steps {

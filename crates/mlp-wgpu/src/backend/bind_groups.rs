@@ -21,7 +21,7 @@ pub(super) struct BindGroups {
     pub(super) hidden_delta: Vec<wgpu::BindGroup>,
     /// Per dense layer k ≥ 2, at index k − 2.
     pub(super) weights_update: Vec<wgpu::BindGroup>,
-    /// Layers 2..L of a step, all at once (Matmul::Fused), where the kernel was built.
+    /// Layers 2..L of a step, all at once (DenseSchedule::Fused), where the kernel was built.
     pub(super) row_forward_backward: Option<wgpu::BindGroup>,
     pub(super) layers_weights_update: wgpu::BindGroup,
     pub(super) evaluate: wgpu::BindGroup,

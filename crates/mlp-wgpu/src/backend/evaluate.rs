@@ -6,7 +6,7 @@ use ndarray::Array2;
 
 use super::GpuBackend;
 use super::layout::EVAL_CHUNK;
-use super::record::Work;
+use super::record::Queued;
 use crate::context::GpuContext;
 use crate::error::GpuError;
 
@@ -28,7 +28,7 @@ impl GpuBackend {
     /// GPU, read back once.
     pub(super) fn evaluate_validation(&mut self) -> Result<Evaluation, GpuError> {
         for start in (0..self.validation_count).step_by(self.eval_chunk) {
-            self.queued.push(Work::Evaluate {
+            self.queued.push(Queued::EvaluationChunk {
                 rows: start..(start + self.eval_chunk).min(self.validation_count),
             });
         }
@@ -65,7 +65,7 @@ impl GpuBackend {
         for start in (0..self.validation_count).step_by(self.eval_chunk) {
             let rows = start..(start + self.eval_chunk).min(self.validation_count);
             let count = rows.len();
-            self.queued.push(Work::Evaluate { rows });
+            self.queued.push(Queued::EvaluationChunk { rows });
             self.flush()?;
             let region = &self.tensors.activations.regions[depth - 1];
             outputs.extend(self.read_f32_at(

@@ -56,8 +56,9 @@ pub(super) struct LayerUniform {
     pub(super) outputs: u32,
     pub(super) activation: u32,
     pub(super) input_activation: u32,
-    pub(super) beta1: f32,
-    pub(super) beta2: f32,
+    /// Adam's β1 and β2, or momentum's μ as `decay1`.
+    pub(super) decay1: f32,
+    pub(super) decay2: f32,
     pub(super) epsilon: f32,
 }
 
@@ -148,7 +149,9 @@ pub(super) fn whole(buffer: &wgpu::Buffer) -> wgpu::BufferBinding<'_> {
     buffer.as_entire_buffer_binding()
 }
 
-pub(super) fn pack_bytes(bytes: &[u8]) -> Vec<u8> {
+/// `bytes` with zeros after them up to a whole number of 4-byte words, and at least one word:
+/// what a buffer of u32s that can be bound needs.
+pub(super) fn padded_to_words(bytes: &[u8]) -> Vec<u8> {
     let mut padded = bytes.to_vec();
     padded.resize(bytes.len().div_ceil(4).max(1) * 4, 0);
     padded
@@ -165,7 +168,7 @@ pub(super) fn pack_layer(layer: &Layer) -> Vec<f32> {
 }
 
 /// The optimiser codes of common.wgsl (GRADIENT_DESCENT, MOMENTUM, ADAM), with the decay rates
-/// the update kernels read from the layer uniform (Adam's β1, β2, ε; momentum's μ as `beta1`).
+/// the update kernels read from the layer uniform (Adam's β1, β2, ε; momentum's μ as `decay1`).
 pub(super) fn optimiser_code(optimiser: Optimiser) -> (u32, f32, f32, f32) {
     match optimiser {
         Optimiser::GradientDescent => (0, 0.0, 0.0, 0.0),
@@ -370,7 +373,7 @@ impl LayerTables {
         t: &Tensors,
     ) -> Self {
         let depth = sizes.len() - 1;
-        let (_, beta1, beta2, epsilon) = optimiser_code(hyper.optimiser);
+        let (_, decay1, decay2, epsilon) = optimiser_code(hyper.optimiser);
         let hidden = activation_code(hyper.activation);
         let output = match hyper.output {
             Output::SigmoidMse => activation_code(Activation::Sigmoid),
@@ -385,8 +388,8 @@ impl LayerTables {
                     outputs: sizes[k + 1] as u32,
                     activation: activation(k),
                     input_activation: hidden,
-                    beta1,
-                    beta2,
+                    decay1,
+                    decay2,
                     epsilon,
                 };
                 make.init(

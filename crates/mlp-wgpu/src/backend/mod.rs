@@ -27,7 +27,7 @@ use layout::{
     BufferMaker, FUSED_UNITS, GROUP, LOSS_SLOTS, LayerTables, PerLayer, ROW_GROUP, STEP_SLOTS,
     StepSlots, Tensors, div_ceil, optimiser_code, pack_layer,
 };
-use record::{PixelLists, PixelSource, Work};
+use record::{PixelLists, PixelSource, Queued};
 use upload::DataBuffers;
 
 use crate::context::GpuContext;
@@ -36,7 +36,7 @@ use crate::kernels::{KernelOptions, Kernels};
 
 /// How the dense layers 2..L of a training step are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Matmul {
+pub enum DenseSchedule {
     /// Two dispatches for all of them: one invocation per batch row runs the row through
     /// every layer's forward pass and back through every delta (row_forward_backward.wgsl),
     /// then one dispatch updates every layer (layers_weights_update.wgsl). For a network this
@@ -51,7 +51,7 @@ pub enum Matmul {
     Tiled,
 }
 
-impl Matmul {
+impl DenseSchedule {
     pub const NAMES: [&'static str; 3] = ["fused", "registers", "tiled"];
 
     /// The name `--matmul` takes.
@@ -64,7 +64,7 @@ impl Matmul {
     }
 }
 
-impl std::str::FromStr for Matmul {
+impl std::str::FromStr for DenseSchedule {
     type Err = String;
 
     fn from_str(name: &str) -> Result<Self, String> {
@@ -103,9 +103,9 @@ pub struct GpuBackend {
     step_slots: StepSlots,
     tensors: Tensors,
     bind: BindGroups,
-    queued: Vec<Work>,
+    queued: Vec<Queued>,
     /// The kernel of the dense layers' forward products.
-    matmul: Matmul,
+    matmul: DenseSchedule,
     /// Loss slots written since the last read.
     losses_used: usize,
     /// Batch losses already read back early (only when more than LOSS_SLOTS batches are
@@ -222,22 +222,22 @@ impl GpuBackend {
             tensors,
             bind,
             queued: Vec::new(),
-            matmul: Matmul::default(),
+            matmul: DenseSchedule::default(),
             losses_used: 0,
             loss_carry: TrainLoss::default(),
         })
     }
 
     /// Chooses how the layers after the first are computed from the next step on.
-    pub fn set_matmul(&mut self, matmul: Matmul) {
+    pub fn set_dense_schedule(&mut self, matmul: DenseSchedule) {
         self.matmul = matmul;
     }
 
     /// How the layers after the first are computed: as chosen, except that a network with
-    /// more than FUSED_UNITS units in layers 1..L runs Matmul::Fused as Matmul::Registers.
-    pub fn matmul(&self) -> Matmul {
+    /// more than FUSED_UNITS units in layers 1..L runs DenseSchedule::Fused as DenseSchedule::Registers.
+    pub fn dense_schedule(&self) -> DenseSchedule {
         match (self.matmul, &self.bind.row_forward_backward) {
-            (Matmul::Fused, None) => Matmul::Registers,
+            (DenseSchedule::Fused, None) => DenseSchedule::Registers,
             (matmul, _) => matmul,
         }
     }
@@ -288,17 +288,17 @@ impl Backend for GpuBackend {
                 .map(|k| if k == 0 { first } else { rest }.to_string())
                 .collect()
         };
-        let forward = match self.matmul() {
-            Matmul::Tiled => "linear_forward_tiled",
+        let forward = match self.dense_schedule() {
+            DenseSchedule::Tiled => "linear_forward_tiled",
             _ => "linear_forward",
         };
-        match self.matmul() {
-            Matmul::Fused => StepKernels {
+        match self.dense_schedule() {
+            DenseSchedule::Fused => StepKernels {
                 activations: per_layer("sparse_forward", "row_forward_backward"),
                 deltas: per_layer("row_forward_backward", "row_forward_backward"),
                 parameters: per_layer("sparse_weights_update", "layers_weights_update"),
             },
-            Matmul::Registers | Matmul::Tiled => StepKernels {
+            DenseSchedule::Registers | DenseSchedule::Tiled => StepKernels {
                 activations: per_layer("sparse_forward", forward),
                 deltas: (0..depth)
                     .map(|k| {
@@ -330,7 +330,7 @@ impl Backend for GpuBackend {
             a.name,
             a.backend,
             a.device_type,
-            self.matmul().name(),
+            self.dense_schedule().name(),
         )
     }
 
@@ -414,7 +414,7 @@ impl Backend for GpuBackend {
         }
         self.steps += 1;
         let pixels = self.pixel_source(&rows);
-        self.queued.push(Work::Train {
+        self.queued.push(Queued::TrainingStep {
             rows,
             loss_slot: self.losses_used,
             learning_rate: self.hyper.learning_rate,

@@ -10,7 +10,7 @@ use mlp_core::options::{Hyperparameters, Optimiser};
 use super::layout::{
     BLOCK, BLOCK_GROUP, GROUP, PIXEL_GROUP, ROW_GROUP, STEP_SLOTS, StepUniform, TILE, div_ceil,
 };
-use super::{GpuBackend, Matmul};
+use super::{DenseSchedule, GpuBackend};
 use crate::error::GpuError;
 use crate::kernels::Kernel;
 
@@ -35,10 +35,11 @@ pub(super) struct PixelLists {
     pub(super) sparse_weights_update: wgpu::BindGroup,
 }
 
-/// A queued unit of GPU work.
+/// Work waiting to be recorded: a training step, or a chunk of the validation set's forward
+/// pass and evaluation.
 #[derive(Debug, Clone)]
-pub(super) enum Work {
-    Train {
+pub(super) enum Queued {
+    TrainingStep {
         rows: Range<usize>,
         loss_slot: usize,
         learning_rate: f32,
@@ -46,15 +47,15 @@ pub(super) enum Work {
         t: u64,
         pixels: PixelSource,
     },
-    Evaluate {
+    EvaluationChunk {
         rows: Range<usize>,
     },
 }
 
-impl Work {
+impl Queued {
     pub(super) fn uniform(&self, hyper: &Hyperparameters) -> StepUniform {
         match self {
-            Work::Train {
+            Queued::TrainingStep {
                 rows,
                 loss_slot,
                 learning_rate,
@@ -89,7 +90,7 @@ impl Work {
                     correction2,
                 }
             }
-            Work::Evaluate { rows } => StepUniform {
+            Queued::EvaluationChunk { rows } => StepUniform {
                 row_start: rows.start as u32,
                 rows: rows.len() as u32,
                 ..StepUniform::default()
@@ -114,9 +115,9 @@ impl GpuBackend {
         let depth = self.sizes.len() - 1;
         let regroup = usize::from(pixels == PixelSource::PerStep);
         regroup
-            + match self.matmul() {
-                Matmul::Fused => 4,
-                Matmul::Registers | Matmul::Tiled => depth + 1 + (depth - 1) + depth,
+            + match self.dense_schedule() {
+                DenseSchedule::Fused => 4,
+                DenseSchedule::Registers | DenseSchedule::Tiled => depth + 1 + (depth - 1) + depth,
             }
     }
 
@@ -188,7 +189,7 @@ impl GpuBackend {
     pub(super) fn record(
         &self,
         pass: &mut wgpu::ComputePass<'_>,
-        work: &Work,
+        work: &Queued,
         offset: u32,
         timer: Option<&wgpu::QuerySet>,
     ) -> Vec<String> {
@@ -199,11 +200,11 @@ impl GpuBackend {
             names: Vec::new(),
         };
         let (rows, first_layer) = match work {
-            Work::Train { rows, .. } => (rows.len(), &self.bind.sparse_forward_train),
-            Work::Evaluate { rows } => (rows.len(), &self.bind.sparse_forward_validation),
+            Queued::TrainingStep { rows, .. } => (rows.len(), &self.bind.sparse_forward_train),
+            Queued::EvaluationChunk { rows } => (rows.len(), &self.bind.sparse_forward_validation),
         };
-        let (k, sizes) = (&self.kernels, &self.sizes);
-        if let Work::Train {
+        let (kernels, sizes) = (&self.kernels, &self.sizes);
+        if let Queued::TrainingStep {
             pixels: PixelSource::PerStep,
             ..
         } = work
@@ -211,20 +212,26 @@ impl GpuBackend {
             // The batch by pixel, for the first layer's weight update.
             let groups = div_ceil(sizes[0], PIXEL_GROUP);
             let what = ("pixel_columns layer", 1);
-            recorder.dispatch(&k.pixel_columns, &self.bind.pixel_columns, what, groups, 1);
+            recorder.dispatch(
+                &kernels.pixel_columns,
+                &self.bind.pixel_columns,
+                what,
+                groups,
+                1,
+            );
         }
         let (x, y) = (div_ceil(sizes[1], 8 * GROUP), div_ceil(rows, GROUP));
         let what = ("sparse_forward layer", 1);
-        recorder.dispatch(&k.sparse_forward, first_layer, what, x, y);
+        recorder.dispatch(&kernels.sparse_forward, first_layer, what, x, y);
         match work {
-            Work::Evaluate { .. } => {
+            Queued::EvaluationChunk { .. } => {
                 self.record_dense_forward(&mut recorder, rows);
                 let what = ("evaluate layer", sizes.len() - 1);
                 let groups = div_ceil(rows, 64);
-                recorder.dispatch(&k.evaluate, &self.bind.evaluate, what, groups, 1);
+                recorder.dispatch(&kernels.evaluate, &self.bind.evaluate, what, groups, 1);
             }
-            Work::Train { pixels, .. } => {
-                if self.matmul() == Matmul::Fused {
+            Queued::TrainingStep { pixels, .. } => {
+                if self.dense_schedule() == DenseSchedule::Fused {
                     self.record_fused_layers(&mut recorder, rows);
                 } else {
                     self.record_dense_forward(&mut recorder, rows);
@@ -236,7 +243,7 @@ impl GpuBackend {
                 };
                 let (x, y) = (div_ceil(sizes[1], 8 * GROUP), div_ceil(sizes[0] + 1, GROUP));
                 let what = ("sparse_weights_update layer", 1);
-                recorder.dispatch(&k.sparse_weights_update, group, what, x, y);
+                recorder.dispatch(&kernels.sparse_weights_update, group, what, x, y);
             }
         }
         recorder.finish()
@@ -244,17 +251,19 @@ impl GpuBackend {
 
     /// Layers 2..L forward, one dispatch per layer, `rows` rows.
     fn record_dense_forward(&self, recorder: &mut Recorder, rows: usize) {
-        let (k, sizes) = (&self.kernels, &self.sizes);
+        let (kernels, sizes) = (&self.kernels, &self.sizes);
         for layer in 1..sizes.len() - 1 {
-            let (kernel, x, y) = match self.matmul() {
-                Matmul::Tiled => (
-                    &k.linear_forward_tiled,
+            let (kernel, x, y) = match self.dense_schedule() {
+                DenseSchedule::Tiled => (
+                    &kernels.linear_forward_tiled,
                     div_ceil(sizes[layer + 1], TILE),
                     div_ceil(rows, TILE),
                 ),
-                Matmul::Registers | Matmul::Fused => {
-                    (&k.linear_forward, blocks(sizes[layer + 1]), blocks(rows))
-                }
+                DenseSchedule::Registers | DenseSchedule::Fused => (
+                    &kernels.linear_forward,
+                    blocks(sizes[layer + 1]),
+                    blocks(rows),
+                ),
             };
             let what = ("linear_forward layer", layer + 1);
             recorder.dispatch(kernel, &self.bind.forward[layer - 1], what, x, y);
@@ -263,28 +272,36 @@ impl GpuBackend {
 
     /// The output delta, every hidden delta and the updates of layers 2..L, one dispatch each.
     fn record_dense_backward(&self, recorder: &mut Recorder, rows: usize) {
-        let (k, b, sizes) = (&self.kernels, &self.bind, &self.sizes);
+        let (kernels, b, sizes) = (&self.kernels, &self.bind, &self.sizes);
         let depth = sizes.len() - 1;
         let what = ("output_delta layer", depth);
-        recorder.dispatch(&k.output_delta, &b.output_delta, what, 1, 1);
+        recorder.dispatch(&kernels.output_delta, &b.output_delta, what, 1, 1);
         for layer in (0..depth - 1).rev() {
             let (x, y) = (blocks(sizes[layer + 1]), blocks(rows));
             let what = ("hidden_delta layer", layer + 1);
-            recorder.dispatch(&k.hidden_delta, &b.hidden_delta[layer], what, x, y);
+            recorder.dispatch(&kernels.hidden_delta, &b.hidden_delta[layer], what, x, y);
         }
         for layer in 1..depth {
             let (x, y) = (blocks(sizes[layer + 1]), blocks(sizes[layer] + 1));
             let what = ("weights_update layer", layer + 1);
-            recorder.dispatch(&k.weights_update, &b.weights_update[layer - 1], what, x, y);
+            recorder.dispatch(
+                &kernels.weights_update,
+                &b.weights_update[layer - 1],
+                what,
+                x,
+                y,
+            );
         }
     }
 
     /// Layers 2..L of a training step in two dispatches: every row forward and back, then
     /// every layer's 4 x 4 blocks of gradient and update.
     fn record_fused_layers(&self, recorder: &mut Recorder, rows: usize) {
-        let (k, b, sizes) = (&self.kernels, &self.bind, &self.sizes);
+        let (kernels, b, sizes) = (&self.kernels, &self.bind, &self.sizes);
         let depth = sizes.len() - 1;
-        if let (Some(kernel), Some(group)) = (&k.row_forward_backward, &b.row_forward_backward) {
+        if let (Some(kernel), Some(group)) =
+            (&kernels.row_forward_backward, &b.row_forward_backward)
+        {
             let what = ("row_forward_backward layers 2 to", depth);
             recorder.dispatch(kernel, group, what, div_ceil(rows, ROW_GROUP), 1);
         }
@@ -296,7 +313,7 @@ impl GpuBackend {
         let what = ("layers_weights_update layers 2 to", depth);
         let groups = div_ceil(blocks.max(1), BLOCK_GROUP);
         recorder.dispatch(
-            &k.layers_weights_update,
+            &kernels.layers_weights_update,
             &b.layers_weights_update,
             what,
             groups,

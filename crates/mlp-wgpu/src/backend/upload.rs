@@ -4,7 +4,7 @@
 
 use mlp_core::Dataset;
 
-use super::layout::{BufferMaker, pack_bytes};
+use super::layout::{BufferMaker, padded_to_words};
 use crate::error::GpuError;
 
 /// Bits of a lit pixel's entry that hold its index; the byte is above them.
@@ -120,7 +120,7 @@ pub(super) fn pixel_lists(
 
 /// `words` as bytes, at least one word long, so that the buffer can be bound.
 fn word_bytes(words: &[u32]) -> Vec<u8> {
-    pack_bytes(bytemuck::cast_slice(words))
+    padded_to_words(bytemuck::cast_slice(words))
 }
 
 /// One set's images as the kernels read them: the lit pixels, and where each image's start.
