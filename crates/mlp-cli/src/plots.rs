@@ -383,35 +383,46 @@ fn confusion_heat_map(confusion: &ConfusionMatrix, path: &Path) -> Result<()> {
                 ))?;
             }
         }
-        // The colour key: share of the row, 0 at the bottom to 1 at the top.
-        let key_x = left + cell * classes + 40;
-        let key_h = cell * classes;
-        for step in 0..key_h {
-            let share = 1.0 - f64::from(step) / f64::from(key_h);
-            drawing(root.draw(&Rectangle::new(
-                [(key_x, top + step), (key_x + 24, top + step + 1)],
-                shade(share).filled(),
-            )))?;
-        }
-        drawing(root.draw(&Rectangle::new(
-            [(key_x, top), (key_x + 24, top + key_h)],
-            BLACK.stroke_width(1),
-        )))?;
-        for (share, text) in [(1.0, "100%"), (0.5, "50%"), (0.0, "0%")] {
-            let y = top + ((1.0 - share) * f64::from(key_h)) as i32;
-            drawing(root.draw_text(
-                text,
-                &TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
-                (key_x + 30, y),
-            ))?;
-        }
-        drawing(root.draw_text(
-            "share of the true digit's images",
-            &centred(15).transform(FontTransform::Rotate90),
-            (key_x + 90, top + key_h / 2),
-        ))?;
+        colour_key(root, (left + cell * classes + 40, top), cell * classes)?;
         Ok(())
     })
+}
+
+/// The confusion matrix's colour key at (`key_x`, `top`), `key_h` pixels high: the share of a
+/// true digit's images, 0 at the bottom to 1 at the top.
+fn colour_key(
+    root: &DrawingArea<BitMapBackend, Shift>,
+    (key_x, top): (i32, i32),
+    key_h: i32,
+) -> Result<()> {
+    let centred = |points: u32| {
+        TextStyle::from((FONT, points).into_font()).pos(Pos::new(HPos::Center, VPos::Center))
+    };
+    for step in 0..key_h {
+        let share = 1.0 - f64::from(step) / f64::from(key_h);
+        drawing(root.draw(&Rectangle::new(
+            [(key_x, top + step), (key_x + 24, top + step + 1)],
+            shade(share).filled(),
+        )))?;
+    }
+    drawing(root.draw(&Rectangle::new(
+        [(key_x, top), (key_x + 24, top + key_h)],
+        BLACK.stroke_width(1),
+    )))?;
+    for (share, text) in [(1.0, "100%"), (0.5, "50%"), (0.0, "0%")] {
+        let y = top + ((1.0 - share) * f64::from(key_h)) as i32;
+        drawing(root.draw_text(
+            text,
+            &TextStyle::from((FONT, 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
+            (key_x + 30, y),
+        ))?;
+    }
+    drawing(root.draw_text(
+        "share of the true digit's images",
+        &centred(15).transform(FontTransform::Rotate90),
+        (key_x + 90, top + key_h / 2),
+    ))?;
+    Ok(())
 }
 
 /// White for 0 through to dark blue for 1; the square root keeps small shares visible.
