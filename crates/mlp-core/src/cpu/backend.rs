@@ -8,9 +8,9 @@ use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
 use super::reference::{OptimiserState, optimiser_update};
 use super::workspace::{Workspace, first_rows, split_first_layer, split_rows, split_state};
 use super::{
-    activation_forward, argmax_rows, bias_gradient, check_input_width, check_order,
-    check_output_width, hidden_delta, linear_forward, loss_sum, loss_terms, output_delta,
-    reduction_scale, softmax_cross_entropy_delta, softmax_forward, weights_gradient,
+    activation_forward, bias_gradient, check_input_width, check_order, check_output_width,
+    evaluation, hidden_delta, linear_forward, loss_sum, loss_terms, output_delta, reduction_scale,
+    softmax_cross_entropy_delta, softmax_forward, weights_gradient,
 };
 use crate::backend::{
     Backend, BackendError, Evaluation, StepKernels, StepTrace, TrainLoss, check_rows,
@@ -449,13 +449,7 @@ impl Backend for CpuBackend {
     fn evaluate(&mut self) -> Result<Evaluation, BackendError> {
         let outputs = self.validation_outputs()?;
         let labels = &self.validation_labels;
-        Ok(Evaluation::new(
-            loss_sum(self.hyper.output, outputs.view(), labels),
-            loss_terms(self.hyper.output, labels.len(), outputs.ncols()),
-            argmax_rows(outputs.view()),
-            labels,
-            outputs.ncols(),
-        ))
+        Ok(evaluation(self.hyper.output, outputs.view(), labels))
     }
 
     fn validation_outputs(&mut self) -> Result<Array2<f32>, BackendError> {

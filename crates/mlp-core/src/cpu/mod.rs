@@ -20,7 +20,7 @@ mod workspace;
 pub use backend::{CpuBackend, FAST_PARITY};
 pub use reference::{ReferenceBackend, deltas, forward, weights_update};
 
-use crate::backend::BackendError;
+use crate::backend::{BackendError, Evaluation};
 use crate::data::Dataset;
 use crate::network::{NetworkError, Parameters};
 use crate::options::{Activation, Output, Reduction};
@@ -374,6 +374,18 @@ pub fn argmax_rows<F: Real>(activation: ArrayView2<F>) -> Vec<u8> {
             best as u8
         })
         .collect()
+}
+
+/// E9 over a set: the loss summed over `outputs` A_L (images, classes) against `labels`, and
+/// the predictions.
+pub fn evaluation<F: Real>(output: Output, outputs: ArrayView2<F>, labels: &[u8]) -> Evaluation {
+    Evaluation::new(
+        loss_sum(output, outputs, labels),
+        loss_terms(output, labels.len(), outputs.ncols()),
+        argmax_rows(outputs),
+        labels,
+        outputs.ncols(),
+    )
 }
 
 /// Fails unless the first layer takes exactly one image's pixels.

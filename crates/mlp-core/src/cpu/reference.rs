@@ -6,12 +6,13 @@
 use std::ops::Range;
 
 use ndarray::{
-    Array1, Array2, ArrayView, ArrayView2, ArrayViewMut, ArrayViewMut1, ArrayViewMut2, Dimension, s,
+    Array1, Array2, ArrayView, ArrayView1, ArrayView2, ArrayViewMut, ArrayViewMut1, ArrayViewMut2,
+    Dimension, s,
 };
 
 use super::{
-    AdamStep, Real, activation_forward, adam_update, argmax_rows, bias_gradient, check_input_width,
-    check_order, check_output_width, gradient_descent_update, hidden_delta, linear_forward,
+    AdamStep, Real, activation_forward, adam_update, bias_gradient, check_input_width, check_order,
+    check_output_width, evaluation, gradient_descent_update, hidden_delta, linear_forward,
     loss_sum, loss_terms, momentum_update, output_delta, reduction_scale, sigmoid_forward,
     softmax_cross_entropy_delta, softmax_forward, weights_gradient,
 };
@@ -144,8 +145,17 @@ pub(crate) fn optimiser_update<D: Dimension>(
     }
 }
 
+/// Every layer's weights and bias, as views.
+fn layer_views(parameters: &Parameters) -> (Vec<ArrayView2<'_, f32>>, Vec<ArrayView1<'_, f32>>) {
+    let layers = &parameters.layers;
+    (
+        layers.iter().map(|l| l.weights.view()).collect(),
+        layers.iter().map(|l| l.bias.view()).collect(),
+    )
+}
+
 /// A layer's weights and bias, borrowed apart.
-fn layer_views(layer: &mut Layer) -> (ArrayViewMut2<'_, f32>, ArrayViewMut1<'_, f32>) {
+fn layer_views_mut(layer: &mut Layer) -> (ArrayViewMut2<'_, f32>, ArrayViewMut1<'_, f32>) {
     (layer.weights.view_mut(), layer.bias.view_mut())
 }
 
@@ -208,18 +218,7 @@ impl ReferenceBackend {
         let images = self.order[rows.clone()].iter().map(|&i| i as usize);
         let (input, labels) = dense_rows(&self.train, images);
         let hyper = self.hyper;
-        let weights: Vec<_> = self
-            .parameters
-            .layers
-            .iter()
-            .map(|l| l.weights.view())
-            .collect();
-        let biases: Vec<_> = self
-            .parameters
-            .layers
-            .iter()
-            .map(|l| l.bias.view())
-            .collect();
+        let (weights, biases) = layer_views(&self.parameters);
         let activations = forward(
             &weights,
             &biases,
@@ -283,8 +282,8 @@ pub fn weights_update(
     let mut bias_gradient_k = Array1::zeros(layer.bias.len());
     weights_gradient(input, delta, scale, weight_gradient.view_mut());
     bias_gradient(delta, scale, bias_gradient_k.view_mut());
-    let (first_weights, first_bias) = first.map(layer_views).unzip();
-    let (second_weights, second_bias) = second.map(layer_views).unzip();
+    let (first_weights, first_bias) = first.map(layer_views_mut).unzip();
+    let (second_weights, second_bias) = second.map(layer_views_mut).unzip();
     let (optimiser, rate) = (hyper.optimiser, hyper.learning_rate);
     optimiser_update(
         optimiser,
@@ -354,13 +353,7 @@ impl Backend for ReferenceBackend {
     fn evaluate(&mut self) -> Result<Evaluation, BackendError> {
         let outputs = self.validation_outputs()?;
         let labels = &self.validation.labels;
-        Ok(Evaluation::new(
-            loss_sum(self.hyper.output, outputs.view(), labels),
-            loss_terms(self.hyper.output, labels.len(), outputs.ncols()),
-            argmax_rows(outputs.view()),
-            labels,
-            outputs.ncols(),
-        ))
+        Ok(evaluation(self.hyper.output, outputs.view(), labels))
     }
 
     fn validation_outputs(&mut self) -> Result<Array2<f32>, BackendError> {
@@ -373,18 +366,7 @@ impl Backend for ReferenceBackend {
             .last()
             .map_or(0, |l| l.weights.ncols());
         let mut outputs = Array2::zeros((count, classes));
-        let weights: Vec<_> = self
-            .parameters
-            .layers
-            .iter()
-            .map(|l| l.weights.view())
-            .collect();
-        let biases: Vec<_> = self
-            .parameters
-            .layers
-            .iter()
-            .map(|l| l.bias.view())
-            .collect();
+        let (weights, biases) = layer_views(&self.parameters);
         for start in (0..count).step_by(CHUNK) {
             let end = (start + CHUNK).min(count);
             let (input, _) = dense_rows(&self.validation, start..end);
