@@ -25,6 +25,8 @@ fn mlp_cli(args: &[&str]) -> Output {
         .args(args)
         .env_remove("MNIST_DIR")
         .env_remove("XDG_RUNTIME_DIR")
+        // As a user runs it: scripts/test quiets Mesa's layer for the tests, mlp-cli must itself.
+        .env_remove("NODEVICE_SELECT")
         .stdin(Stdio::null())
         .output()
         .expect("mlp-cli runs")
