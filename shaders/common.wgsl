@@ -69,6 +69,17 @@ fn cross_entropy(p: f32) -> f32 {
     return -log(max(p, PROBABILITY_FLOOR));
 }
 
+// Y's entry for class `c` of an image labelled `label`: one-hot (one_hot of cpu/mod.rs).
+fn one_hot(c: u32, label: u32) -> f32 {
+    return select(0.0, 1.0, c == label);
+}
+
+// One term (A_L - Y)^2 of the squared error (squared_error_sum of cpu/mod.rs).
+fn squared_error(a: f32, y: f32) -> f32 {
+    let e = a - y;
+    return e * e;
+}
+
 fn sigmoid(s: f32) -> f32 {
     return 1.0 / (1.0 + exp(-s));
 }

@@ -6,14 +6,14 @@
 //
 // bindings: step (chunk rows, row_start in the validation set), layer (outputs = classes,
 //           activation), activation: A_L, (B, classes); labels: u32 per validation image;
-//           predictions: u32 per validation image; errors: f32 per validation image
+//           predictions: u32 per validation image; image_losses: f32 per validation image, its loss
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> layer: Layer;
 @group(0) @binding(2) var<storage, read_write> activation: array<f32>;
 @group(0) @binding(3) var<storage, read> labels: array<u32>;
 @group(0) @binding(4) var<storage, read_write> predictions: array<u32>;
-@group(0) @binding(5) var<storage, read_write> errors: array<f32>;
+@group(0) @binding(5) var<storage, read_write> image_losses: array<f32>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -25,19 +25,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let image = step.row_start + row;
     let first = row * classes;
     if (layer.activation == SOFTMAX) {
-        var largest = activation[first];
-        for (var c = 1u; c < classes; c = c + 1u) {
-            largest = max(largest, activation[first + c]);
-        }
-        var total = 0.0;
-        for (var c = 0u; c < classes; c = c + 1u) {
-            let e = exp(activation[first + c] - largest);
-            activation[first + c] = e;
-            total = total + e;
-        }
-        for (var c = 0u; c < classes; c = c + 1u) {
-            activation[first + c] = activation[first + c] / total;
-        }
+        softmax_row(first, classes);
     }
     // The argmax of the probabilities, as the CPU takes it, so that ties agree.
     var best = 0u;
@@ -52,10 +40,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         loss = cross_entropy(activation[first + labels[image]]);
     } else {
         for (var c = 0u; c < classes; c = c + 1u) {
-            let y = select(0.0, 1.0, labels[image] == c);
-            let a = activation[first + c];
-            loss = loss + (a - y) * (a - y);
+            loss = loss + squared_error(activation[first + c], one_hot(c, labels[image]));
         }
     }
-    errors[image] = loss;
+    image_losses[image] = loss;
 }

@@ -41,7 +41,10 @@ fn batch_loss() -> f32 {
 }
 
 // The 4 x 4 block at block row `by`, block column `bx` of layer k's [Wk; bk], as
-// weights_update.wgsl moves it.
+// weights_update.wgsl moves it. The two are written apart because they read different
+// bindings (every layer's buffers at the offsets of `network` here, one layer's regions
+// there) and a WGSL function cannot take a storage binding as a parameter; the parity tests
+// hold both to the reference's weights_update.
 fn weights_update_block(k: u32, bx: u32, by: u32) {
     let l = network[k];
     let input = network[k - 1u].activations;

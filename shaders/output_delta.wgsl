@@ -32,20 +32,10 @@ fn main(@builtin(local_invocation_index) lid: u32) {
         for (var row = lid; row < step.rows; row = row + THREADS) {
             let label = labels[order[step.row_start + row]];
             let first = row * classes;
-            var largest = activation[first];
-            for (var c = 1u; c < classes; c = c + 1u) {
-                largest = max(largest, activation[first + c]);
-            }
-            var total = 0.0;
+            softmax_row(first, classes);
             for (var c = 0u; c < classes; c = c + 1u) {
-                let e = exp(activation[first + c] - largest);
-                activation[first + c] = e;
-                total = total + e;
-            }
-            for (var c = 0u; c < classes; c = c + 1u) {
-                let p = activation[first + c] / total;
-                activation[first + c] = p;
-                delta[first + c] = p - select(0.0, 1.0, label == c);
+                let p = activation[first + c];
+                delta[first + c] = p - one_hot(c, label);
                 if (label == c) {
                     loss = loss + cross_entropy(p);
                 }
@@ -55,10 +45,10 @@ fn main(@builtin(local_invocation_index) lid: u32) {
         terms = f32(step.rows * classes);
         for (var e = lid; e < step.rows * classes; e = e + THREADS) {
             let row = e / classes;
-            let y = select(0.0, 1.0, labels[order[step.row_start + row]] == e % classes);
+            let y = one_hot(e % classes, labels[order[step.row_start + row]]);
             let a = activation[e];
             delta[e] = (a - y) * activation_derivative(a, SIGMOID);
-            loss = loss + (a - y) * (a - y);
+            loss = loss + squared_error(a, y);
         }
     }
     partial[lid] = loss;

@@ -107,7 +107,7 @@ fn output_delta_row(m: u32, at: u32, a: ptr<function, Units>, d: ptr<function, U
         }
         for (var c = 0u; c < classes; c = c + 1u) {
             let p = (*a)[at + c] / total;
-            let value = p - select(0.0, 1.0, label == c);
+            let value = p - one_hot(c, label);
             activations[first + c] = p;
             (*d)[at + c] = value;
             deltas[delta + c] = value;
@@ -117,12 +117,11 @@ fn output_delta_row(m: u32, at: u32, a: ptr<function, Units>, d: ptr<function, U
         }
     } else {
         for (var c = 0u; c < classes; c = c + 1u) {
-            let y = select(0.0, 1.0, label == c);
+            let y = one_hot(c, label);
             let value = (*a)[at + c];
-            let error = value - y;
-            (*d)[at + c] = error * activation_derivative(value, SIGMOID);
+            (*d)[at + c] = (value - y) * activation_derivative(value, SIGMOID);
             deltas[delta + c] = (*d)[at + c];
-            loss = loss + error * error;
+            loss = loss + squared_error(value, y);
         }
     }
     return loss;

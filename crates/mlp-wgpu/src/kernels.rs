@@ -215,7 +215,7 @@ impl Kernels {
             output_delta: build(
                 device,
                 "output_delta",
-                shader!("output_delta.wgsl"),
+                shader!("softmax_row.wgsl", "output_delta.wgsl"),
                 &[Step, Uniform, Write, Read, Read, Write, Write],
                 &[],
             ),
@@ -254,7 +254,7 @@ impl Kernels {
             evaluate: build(
                 device,
                 "evaluate",
-                shader!("evaluate.wgsl"),
+                shader!("softmax_row.wgsl", "evaluate.wgsl"),
                 &[Step, Uniform, Write, Read, Write, Write],
                 &[],
             ),
