@@ -39,12 +39,10 @@ impl SparseImages {
         let mut columns = Vec::new();
         let mut values = Vec::new();
         starts.push(0);
-        for image in set.images.chunks_exact(pixels.max(1)).take(set.len()) {
-            for (column, &byte) in image.iter().enumerate() {
-                if byte != 0 {
-                    columns.push(u32::try_from(column).expect("an image has under 2^32 pixels"));
-                    values.push(f32::from(byte) / 255.0);
-                }
+        for image in set.lit_pixels() {
+            for (column, byte) in image {
+                columns.push(u32::try_from(column).expect("an image has under 2^32 pixels"));
+                values.push(f32::from(byte) / 255.0);
             }
             starts.push(columns.len());
         }

@@ -37,11 +37,9 @@ pub(super) fn lit_pixels(set: &Dataset, name: &str) -> Result<LitPixels, GpuErro
     let mut entries = Vec::new();
     let mut starts = Vec::with_capacity(set.len() + 1);
     starts.push(0);
-    for image in set.images.chunks_exact(pixels.max(1)).take(set.len()) {
-        for (pixel, &byte) in image.iter().enumerate() {
-            if byte != 0 {
-                entries.push(u32::from(byte) << PIXEL_INDEX_BITS | pixel as u32);
-            }
+    for image in set.lit_pixels() {
+        for (pixel, byte) in image {
+            entries.push(u32::from(byte) << PIXEL_INDEX_BITS | pixel as u32);
         }
         let count = u32::try_from(entries.len()).map_err(|_| GpuError::ImagesTooLarge {
             set: name.to_string(),
