@@ -12,23 +12,37 @@ enum Slot {
 }
 
 pub struct Kernel {
+    /// The shader's name, as its file and `bench --profile` name it.
+    pub name: String,
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
 }
 
+/// The kernels every schedule runs: the first layer's, the dense forward product (which the
+/// evaluation runs on every schedule) and the evaluation; and the kernels of the schedules of
+/// layers 2..L, each set built the first time a step runs that schedule.
 pub struct Kernels {
     pub sparse_forward: Kernel,
     pub pixel_columns: Kernel,
     pub sparse_weights_update: Kernel,
     pub linear_forward: Kernel,
+    pub evaluate: Kernel,
+    pub fused: Option<FusedKernels>,
+    pub per_layer: Option<PerLayerKernels>,
+}
+
+/// Layers 2..L of a step in two dispatches (DenseSchedule::Fused).
+pub struct FusedKernels {
+    pub row_forward_backward: Kernel,
+    pub layers_weights_update: Kernel,
+}
+
+/// Layers 2..L of a step a dispatch per layer and quantity (DenseSchedule::Registers, Tiled).
+pub struct PerLayerKernels {
     pub linear_forward_tiled: Kernel,
     pub output_delta: Kernel,
     pub hidden_delta: Kernel,
     pub weights_update: Kernel,
-    /// None where a row's values are too many for private arrays (see `new`).
-    pub row_forward_backward: Option<Kernel>,
-    pub layers_weights_update: Kernel,
-    pub evaluate: Kernel,
 }
 
 /// What the kernels of one backend are built for.
@@ -157,43 +171,26 @@ fn row_forward_backward_source(
 }
 
 impl Kernels {
-    /// The kernels of `options`: the update kernels built for its optimiser,
-    /// row_forward_backward for its layers and units where they are at most `max_units`
-    /// (lavapipe's time to build the kernel grows steeply with its private arrays; see
-    /// docs/gpu.md), and the arrays of `uniform` read through uniform bindings.
+    /// The kernels every schedule runs, for `options`: the first layer's update built for its
+    /// optimiser, and the arrays of `uniform` read through uniform bindings.
     pub fn new(device: &wgpu::Device, options: &KernelOptions) -> Self {
-        let KernelOptions {
-            optimiser: optimiser_code,
-            layers,
-            row_group,
-            units,
-            max_units,
-            uniform,
-        } = *options;
-        let optimiser = &[("OPTIMISER", f64::from(optimiser_code))];
-        let (forward_source, forward_slots) = sparse_forward_source(&uniform);
-        let (update_source, update_slots) = sparse_weights_update_source(&uniform);
-        let (row_source, row_slots) = row_forward_backward_source(layers, units, &uniform);
-        // A table, one entry per kernel (its shader, its bindings, its pipeline constants),
-        // which is why this function is longer than a screen.
+        let optimiser = &[("OPTIMISER", f64::from(options.optimiser))];
+        let (forward_source, forward_slots) = sparse_forward_source(&options.uniform);
+        let (update_source, update_slots) = sparse_weights_update_source(&options.uniform);
+        let pixel_columns_slots = [Step, Uniform, Read, Read, Read, Read, Write, Write];
+        let (sparse_forward, sparse_weights_update) = ("sparse_forward", "sparse_weights_update");
         Self {
-            sparse_forward: build(
-                device,
-                "sparse_forward",
-                &forward_source,
-                &forward_slots,
-                &[],
-            ),
+            sparse_forward: build(device, sparse_forward, &forward_source, &forward_slots, &[]),
             pixel_columns: build(
                 device,
                 "pixel_columns",
                 shader!("pixel_columns.wgsl"),
-                &[Step, Uniform, Read, Read, Read, Read, Write, Write],
+                &pixel_columns_slots,
                 &[],
             ),
             sparse_weights_update: build(
                 device,
-                "sparse_weights_update",
+                sparse_weights_update,
                 &update_source,
                 &update_slots,
                 optimiser,
@@ -205,6 +202,80 @@ impl Kernels {
                 &[Step, Uniform, Write, Read, Write],
                 &[],
             ),
+            evaluate: build(
+                device,
+                "evaluate",
+                shader!("softmax_row.wgsl", "evaluate.wgsl"),
+                &[Step, Uniform, Write, Read, Write, Write],
+                &[],
+            ),
+            fused: None,
+            per_layer: None,
+        }
+    }
+}
+
+impl Kernels {
+    /// The names of the kernels built so far.
+    pub fn built(&self) -> Vec<&str> {
+        let mut kernels = vec![
+            &self.sparse_forward,
+            &self.pixel_columns,
+            &self.sparse_weights_update,
+            &self.linear_forward,
+            &self.evaluate,
+        ];
+        if let Some(fused) = &self.fused {
+            kernels.extend([&fused.row_forward_backward, &fused.layers_weights_update]);
+        }
+        if let Some(per_layer) = &self.per_layer {
+            kernels.extend([
+                &per_layer.linear_forward_tiled,
+                &per_layer.output_delta,
+                &per_layer.hidden_delta,
+                &per_layer.weights_update,
+            ]);
+        }
+        kernels.into_iter().map(|k| k.name.as_str()).collect()
+    }
+}
+
+impl FusedKernels {
+    /// The fused kernels of `options`, where its layers have at most `max_units` units:
+    /// row_forward_backward keeps a row's values in private arrays, and lavapipe's time to
+    /// build it grows steeply with them (docs/gpu.md).
+    pub fn new(device: &wgpu::Device, options: &KernelOptions) -> Option<Self> {
+        if options.units > options.max_units {
+            return None;
+        }
+        let (row_source, row_slots) =
+            row_forward_backward_source(options.layers, options.units, &options.uniform);
+        let update_slots = [
+            Step, Uniform, Read, Read, Read, Write, Write, Read, Write, Read, Read,
+        ];
+        Some(Self {
+            row_forward_backward: build(
+                device,
+                "row_forward_backward",
+                &row_source,
+                &row_slots,
+                &[("ROW_GROUP", f64::from(options.row_group))],
+            ),
+            layers_weights_update: build(
+                device,
+                "layers_weights_update",
+                shader!("optimiser_update.wgsl", "layers_weights_update.wgsl"),
+                &update_slots,
+                &[("OPTIMISER", f64::from(options.optimiser))],
+            ),
+        })
+    }
+}
+
+impl PerLayerKernels {
+    pub fn new(device: &wgpu::Device, options: &KernelOptions) -> Self {
+        let optimiser = &[("OPTIMISER", f64::from(options.optimiser))];
+        Self {
             linear_forward_tiled: build(
                 device,
                 "linear_forward_tiled",
@@ -232,31 +303,6 @@ impl Kernels {
                 shader!("optimiser_update.wgsl", "weights_update.wgsl"),
                 &[Step, Uniform, Read, Read, Write, Write],
                 optimiser,
-            ),
-            row_forward_backward: (units <= max_units).then(|| {
-                build(
-                    device,
-                    "row_forward_backward",
-                    &row_source,
-                    &row_slots,
-                    &[("ROW_GROUP", f64::from(row_group))],
-                )
-            }),
-            layers_weights_update: build(
-                device,
-                "layers_weights_update",
-                shader!("optimiser_update.wgsl", "layers_weights_update.wgsl"),
-                &[
-                    Step, Uniform, Read, Read, Read, Write, Write, Read, Write, Read, Read,
-                ],
-                optimiser,
-            ),
-            evaluate: build(
-                device,
-                "evaluate",
-                shader!("softmax_row.wgsl", "evaluate.wgsl"),
-                &[Step, Uniform, Write, Read, Write, Write],
-                &[],
             ),
         }
     }
@@ -313,5 +359,9 @@ fn build(
         },
         cache: None,
     });
-    Kernel { pipeline, layout }
+    Kernel {
+        name: name.to_string(),
+        pipeline,
+        layout,
+    }
 }

@@ -188,6 +188,40 @@ fn linear_forward_tiled_should_match_reference() {
     }
 }
 
+/// Each schedule's kernels are built when a step first runs it, not before.
+#[test]
+fn only_the_kernels_of_the_schedules_in_use_are_built() {
+    let mut rng = Rng::new(12);
+    let train = random_set(10, 30, 5, &mut rng);
+    let (_, mut gpu) = backends(&[30, 8, 5], 10, &train, &train);
+    let per_layer = [
+        "output_delta",
+        "hidden_delta",
+        "weights_update",
+        "linear_forward_tiled",
+    ];
+    let fused = ["row_forward_backward", "layers_weights_update"];
+    let built = |gpu: &GpuBackend, kernels: &[&str]| {
+        let all = gpu.built_kernels();
+        kernels.iter().filter(|k| all.contains(k)).count()
+    };
+    assert_eq!(built(&gpu, &["evaluate", "sparse_forward"]), 2);
+    gpu.evaluate().unwrap();
+    assert_eq!(
+        built(&gpu, &fused) + built(&gpu, &per_layer),
+        0,
+        "{:?}",
+        gpu.built_kernels()
+    );
+    gpu.train_batch(0..10).unwrap();
+    assert_eq!(built(&gpu, &fused), 2, "{:?}", gpu.built_kernels());
+    assert_eq!(built(&gpu, &per_layer), 0, "{:?}", gpu.built_kernels());
+    gpu.set_dense_schedule(DenseSchedule::Registers);
+    gpu.train_batch(0..10).unwrap();
+    assert_eq!(built(&gpu, &per_layer), 4, "{:?}", gpu.built_kernels());
+    gpu.parameters().unwrap();
+}
+
 /// A network with more units than the fused kernel keeps per row runs the per-layer kernels
 /// when asked for the fused ones, and still matches.
 #[test]

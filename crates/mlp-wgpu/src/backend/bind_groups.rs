@@ -5,7 +5,7 @@ use super::layout::{LayerTables, StepSlots, Tensors, whole};
 use super::record::PixelLists;
 use super::upload::{DataBuffers, LitImages};
 use crate::context::GpuContext;
-use crate::kernels::{Kernel, Kernels, UniformReads, WeightPieces};
+use crate::kernels::{FusedKernels, Kernel, Kernels, PerLayerKernels, UniformReads, WeightPieces};
 
 pub(super) struct BindGroups {
     /// The training batch's lit pixels regrouped by pixel, and W1's update from them.
@@ -16,15 +16,23 @@ pub(super) struct BindGroups {
     pub(super) sparse_forward_validation: wgpu::BindGroup,
     /// Per dense layer k ≥ 2, at index k − 2: A(k-1) -> Ak.
     pub(super) forward: Vec<wgpu::BindGroup>,
+    pub(super) evaluate: wgpu::BindGroup,
+    /// Those of the schedules of layers 2..L, made with their kernels.
+    pub(super) fused: Option<FusedGroups>,
+    pub(super) per_layer: Option<PerLayerGroups>,
+}
+
+pub(super) struct FusedGroups {
+    pub(super) row_forward_backward: wgpu::BindGroup,
+    pub(super) layers_weights_update: wgpu::BindGroup,
+}
+
+pub(super) struct PerLayerGroups {
     pub(super) output_delta: wgpu::BindGroup,
     /// Per hidden layer k (all but the last): D(k+1) -> Dk.
     pub(super) hidden_delta: Vec<wgpu::BindGroup>,
     /// Per dense layer k ≥ 2, at index k − 2.
     pub(super) weights_update: Vec<wgpu::BindGroup>,
-    /// Layers 2..L of a step, all at once (DenseSchedule::Fused), where the kernel was built.
-    pub(super) row_forward_backward: Option<wgpu::BindGroup>,
-    pub(super) layers_weights_update: wgpu::BindGroup,
-    pub(super) evaluate: wgpu::BindGroup,
 }
 
 /// Which arrays the kernels read through uniform bindings on this device (see
@@ -177,12 +185,9 @@ impl BindGroups {
             sparse_forward_train: sources.sparse_forward(&data.train),
             sparse_forward_validation: sources.sparse_forward(&data.validation),
             forward: sources.per_layer_forward(),
-            output_delta: sources.output_delta(),
-            hidden_delta: sources.hidden_delta(),
-            weights_update: sources.weights_update(),
-            row_forward_backward: sources.row_forward_backward(),
-            layers_weights_update: sources.layers_weights_update(),
             evaluate: sources.evaluate(),
+            fused: None,
+            per_layer: None,
         };
         (bind, pixel_lists)
     }
@@ -211,10 +216,27 @@ impl Sources<'_> {
             .collect()
     }
 
-    fn output_delta(&self) -> wgpu::BindGroup {
+    /// The bind groups of the fused kernels.
+    pub(super) fn fused(&self, kernels: &FusedKernels) -> FusedGroups {
+        FusedGroups {
+            row_forward_backward: self.row_forward_backward(&kernels.row_forward_backward),
+            layers_weights_update: self.layers_weights_update(&kernels.layers_weights_update),
+        }
+    }
+
+    /// The bind groups of the per-layer kernels.
+    pub(super) fn per_layer(&self, kernels: &PerLayerKernels) -> PerLayerGroups {
+        PerLayerGroups {
+            output_delta: self.output_delta(&kernels.output_delta),
+            hidden_delta: self.hidden_delta(&kernels.hidden_delta),
+            weights_update: self.weights_update(&kernels.weights_update),
+        }
+    }
+
+    fn output_delta(&self, kernel: &Kernel) -> wgpu::BindGroup {
         let (t, last) = (self.tensors, self.depth() - 1);
         self.group(
-            &self.kernels.output_delta,
+            kernel,
             &[
                 whole(&self.tables.layers[last]),
                 t.activations.layer(last),
@@ -227,12 +249,12 @@ impl Sources<'_> {
     }
 
     /// Per hidden layer k (all but the last): D(k+1) → Dk.
-    fn hidden_delta(&self) -> Vec<wgpu::BindGroup> {
+    fn hidden_delta(&self, kernel: &Kernel) -> Vec<wgpu::BindGroup> {
         let (t, layers) = (self.tensors, &self.tables.layers);
         (0..self.depth() - 1)
             .map(|k| {
                 self.group(
-                    &self.kernels.hidden_delta,
+                    kernel,
                     &[
                         whole(&layers[k + 1]),
                         t.deltas.layer(k + 1),
@@ -246,12 +268,12 @@ impl Sources<'_> {
     }
 
     /// Per dense layer k ≥ 2: its gradient and update.
-    fn weights_update(&self) -> Vec<wgpu::BindGroup> {
+    fn weights_update(&self, kernel: &Kernel) -> Vec<wgpu::BindGroup> {
         let (t, layers) = (self.tensors, &self.tables.layers);
         (1..self.depth())
             .map(|k| {
                 self.group(
-                    &self.kernels.weights_update,
+                    kernel,
                     &[
                         whole(&layers[k]),
                         t.activations.layer(k - 1),
@@ -265,15 +287,14 @@ impl Sources<'_> {
     }
 
     /// Layers 2..L forward and back, one invocation per row, where the kernel was built.
-    fn row_forward_backward(&self) -> Option<wgpu::BindGroup> {
+    fn row_forward_backward(&self, kernel: &Kernel) -> wgpu::BindGroup {
         let (t, tables) = (self.tensors, self.tables);
-        let kernel = self.kernels.row_forward_backward.as_ref()?;
         let dense_parameters = wgpu::BufferBinding {
             buffer: &t.parameters.buffer,
             offset: tables.dense_start,
             size: wgpu::BufferSize::new(tables.dense_bytes),
         };
-        Some(self.group(
+        self.group(
             kernel,
             &[
                 whole(&tables.row_network),
@@ -284,14 +305,14 @@ impl Sources<'_> {
                 whole(&self.data.train.order),
                 whole(&t.row_losses),
             ],
-        ))
+        )
     }
 
     /// Every dense layer's gradient and update, and the batch loss from the rows' losses.
-    fn layers_weights_update(&self) -> wgpu::BindGroup {
+    fn layers_weights_update(&self, kernel: &Kernel) -> wgpu::BindGroup {
         let t = self.tensors;
         self.group(
-            &self.kernels.layers_weights_update,
+            kernel,
             &[
                 whole(&self.tables.layers[0]),
                 whole(&self.tables.network),

@@ -32,7 +32,7 @@ use upload::DataBuffers;
 
 use crate::context::GpuContext;
 use crate::error::GpuError;
-use crate::kernels::{KernelOptions, Kernels};
+use crate::kernels::{FusedKernels, KernelOptions, Kernels, PerLayerKernels};
 
 /// How the dense layers 2..L of a training step are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -83,6 +83,8 @@ impl std::str::FromStr for DenseSchedule {
 pub struct GpuBackend {
     context: GpuContext,
     kernels: Kernels,
+    kernel_options: KernelOptions,
+    tables: LayerTables,
     hyper: Hyperparameters,
     /// Training steps queued so far, for Adam's bias corrections.
     steps: u64,
@@ -104,8 +106,8 @@ pub struct GpuBackend {
     tensors: Tensors,
     bind: BindGroups,
     queued: Vec<Queued>,
-    /// The kernel of the dense layers' forward products.
-    matmul: DenseSchedule,
+    /// The schedule of layers 2..L that was chosen (see `dense_schedule`).
+    schedule: DenseSchedule,
     /// Loss slots written since the last read.
     losses_used: usize,
     /// Batch losses already read back early (only when more than LOSS_SLOTS batches are
@@ -182,17 +184,16 @@ impl GpuBackend {
         let tables = LayerTables::new(&make, &sizes, hyper, &tensors);
         let step_slots = StepSlots::new(&context);
         let uniform = uniform_reads(&context, &sizes, max_batch, tables.dense_bytes);
-        let kernels = Kernels::new(
-            &context.device,
-            &KernelOptions {
-                optimiser: optimiser_code(hyper.optimiser).0,
-                layers: (sizes.len() - 1) as u32,
-                row_group: ROW_GROUP,
-                units: sizes[1..].iter().sum::<usize>() as u32,
-                max_units: FUSED_UNITS,
-                uniform,
-            },
-        );
+        let kernel_options = KernelOptions {
+            optimiser: optimiser_code(hyper.optimiser).0,
+            layers: (sizes.len() - 1) as u32,
+            row_group: ROW_GROUP,
+            units: sizes[1..].iter().sum::<usize>() as u32,
+            max_units: FUSED_UNITS,
+            uniform,
+        };
+        // The schedule's own kernels are built with its first step (build_schedule_kernels).
+        let kernels = Kernels::new(&context.device, &kernel_options);
         let sources = Sources {
             device: &context.device,
             kernels: &kernels,
@@ -207,6 +208,8 @@ impl GpuBackend {
         Ok(Self {
             context,
             kernels,
+            kernel_options,
+            tables,
             hyper: *hyper,
             steps: 0,
             data,
@@ -222,24 +225,72 @@ impl GpuBackend {
             tensors,
             bind,
             queued: Vec::new(),
-            matmul: DenseSchedule::default(),
+            schedule: DenseSchedule::default(),
             losses_used: 0,
             loss_carry: TrainLoss::default(),
         })
     }
 
     /// Chooses how the layers after the first are computed from the next step on.
-    pub fn set_dense_schedule(&mut self, matmul: DenseSchedule) {
-        self.matmul = matmul;
+    pub fn set_dense_schedule(&mut self, schedule: DenseSchedule) {
+        self.schedule = schedule;
+        self.build_schedule_kernels();
     }
 
     /// How the layers after the first are computed: as chosen, except that a network with
-    /// more than FUSED_UNITS units in layers 1..L runs DenseSchedule::Fused as DenseSchedule::Registers.
+    /// more than FUSED_UNITS units in layers 1..L runs DenseSchedule::Fused as
+    /// DenseSchedule::Registers.
     pub fn dense_schedule(&self) -> DenseSchedule {
-        match (self.matmul, &self.bind.row_forward_backward) {
-            (DenseSchedule::Fused, None) => DenseSchedule::Registers,
-            (matmul, _) => matmul,
+        let options = &self.kernel_options;
+        match self.schedule {
+            DenseSchedule::Fused if options.units > options.max_units => DenseSchedule::Registers,
+            schedule => schedule,
         }
+    }
+
+    /// Builds the kernels of the current schedule and their bind groups, where they are not
+    /// built yet: each schedule's pipelines are made only once a run uses it.
+    fn build_schedule_kernels(&mut self) {
+        let device = &self.context.device;
+        let options = &self.kernel_options;
+        match self.dense_schedule() {
+            DenseSchedule::Fused if self.kernels.fused.is_none() => {
+                self.kernels.fused = FusedKernels::new(device, options);
+            }
+            DenseSchedule::Registers | DenseSchedule::Tiled if self.kernels.per_layer.is_none() => {
+                self.kernels.per_layer = Some(PerLayerKernels::new(device, options));
+            }
+            _ => return,
+        }
+        let sources = Sources {
+            device,
+            kernels: &self.kernels,
+            data: &self.data,
+            tensors: &self.tensors,
+            tables: &self.tables,
+            steps: &self.step_slots,
+            uniform: options.uniform,
+        };
+        let fused = match (&self.kernels.fused, &self.bind.fused) {
+            (Some(kernels), None) => Some(sources.fused(kernels)),
+            _ => None,
+        };
+        let per_layer = match (&self.kernels.per_layer, &self.bind.per_layer) {
+            (Some(kernels), None) => Some(sources.per_layer(kernels)),
+            _ => None,
+        };
+        if fused.is_some() {
+            self.bind.fused = fused;
+        }
+        if per_layer.is_some() {
+            self.bind.per_layer = per_layer;
+        }
+    }
+
+    /// The kernels built so far: those every schedule runs, and those of each schedule of
+    /// layers 2..L that a step has used.
+    pub fn built_kernels(&self) -> Vec<&str> {
+        self.kernels.built()
     }
 
     /// The adapter's name.
@@ -412,6 +463,7 @@ impl Backend for GpuBackend {
         if self.losses_used == LOSS_SLOTS {
             self.collect_losses()?;
         }
+        self.build_schedule_kernels();
         self.steps += 1;
         let pixels = self.pixel_source(&rows);
         self.queued.push(Queued::TrainingStep {

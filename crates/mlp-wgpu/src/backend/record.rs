@@ -7,12 +7,13 @@ use std::ops::Range;
 use mlp_core::cpu::{AdamStep, reduction_scale};
 use mlp_core::options::{Hyperparameters, Optimiser};
 
+use super::bind_groups::{FusedGroups, PerLayerGroups};
 use super::layout::{
     BLOCK, BLOCK_GROUP, GROUP, PIXEL_GROUP, ROW_GROUP, STEP_SLOTS, StepUniform, TILE, div_ceil,
 };
 use super::{DenseSchedule, GpuBackend};
 use crate::error::GpuError;
-use crate::kernels::Kernel;
+use crate::kernels::{FusedKernels, Kernel, PerLayerKernels};
 
 /// Where a training step finds its batch's lit pixels regrouped by pixel, for W1's update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,7 +256,7 @@ impl GpuBackend {
         for layer in 1..sizes.len() - 1 {
             let (kernel, x, y) = match self.dense_schedule() {
                 DenseSchedule::Tiled => (
-                    &kernels.linear_forward_tiled,
+                    &self.per_layer().0.linear_forward_tiled,
                     div_ceil(sizes[layer + 1], TILE),
                     div_ceil(rows, TILE),
                 ),
@@ -272,7 +273,7 @@ impl GpuBackend {
 
     /// The output delta, every hidden delta and the updates of layers 2..L, one dispatch each.
     fn record_dense_backward(&self, recorder: &mut Recorder, rows: usize) {
-        let (kernels, b, sizes) = (&self.kernels, &self.bind, &self.sizes);
+        let ((kernels, b), sizes) = (self.per_layer(), &self.sizes);
         let depth = sizes.len() - 1;
         let what = ("output_delta layer", depth);
         recorder.dispatch(&kernels.output_delta, &b.output_delta, what, 1, 1);
@@ -297,14 +298,17 @@ impl GpuBackend {
     /// Layers 2..L of a training step in two dispatches: every row forward and back, then
     /// every layer's 4 x 4 blocks of gradient and update.
     fn record_fused_layers(&self, recorder: &mut Recorder, rows: usize) {
-        let (kernels, b, sizes) = (&self.kernels, &self.bind, &self.sizes);
+        let ((kernels, b), sizes) = (self.fused(), &self.sizes);
         let depth = sizes.len() - 1;
-        if let (Some(kernel), Some(group)) =
-            (&kernels.row_forward_backward, &b.row_forward_backward)
-        {
-            let what = ("row_forward_backward layers 2 to", depth);
-            recorder.dispatch(kernel, group, what, div_ceil(rows, ROW_GROUP), 1);
-        }
+        let what = ("row_forward_backward layers 2 to", depth);
+        let groups = div_ceil(rows, ROW_GROUP);
+        recorder.dispatch(
+            &kernels.row_forward_backward,
+            &b.row_forward_backward,
+            what,
+            groups,
+            1,
+        );
         let blocks: usize = sizes
             .windows(2)
             .skip(1)
@@ -319,6 +323,27 @@ impl GpuBackend {
             groups,
             1,
         );
+    }
+}
+
+impl GpuBackend {
+    /// The per-layer kernels and their bind groups, which are built before any unit that
+    /// runs them is queued (`build_schedule_kernels`).
+    fn per_layer(&self) -> (&PerLayerKernels, &PerLayerGroups) {
+        let built = "the per-layer kernels are built with their schedule";
+        (
+            self.kernels.per_layer.as_ref().expect(built),
+            self.bind.per_layer.as_ref().expect(built),
+        )
+    }
+
+    /// The fused kernels and their bind groups, likewise.
+    fn fused(&self) -> (&FusedKernels, &FusedGroups) {
+        let built = "the fused kernels are built with their schedule";
+        (
+            self.kernels.fused.as_ref().expect(built),
+            self.bind.fused.as_ref().expect(built),
+        )
     }
 }
 
