@@ -77,7 +77,9 @@ pub(super) fn pixel_masks(pixels: usize, (entries, starts): &LitPixels) -> (Vec<
 /// regrouped by pixel as pixel_columns.wgsl regroups one batch: the pairs (row in the batch,
 /// byte) of every pixel, rows increasing, one batch after another; and per batch and pixel,
 /// (first, length) of its pairs. Each list holds at least one pair (unused where there is
-/// nothing to list), so that its buffer can be bound.
+/// nothing to list), so that its buffer can be bound. The CPU backend regroups a batch too
+/// (`mlp_core::sparse::PixelColumns`), into slots of normalised values refilled every step;
+/// these lists are bytes, compact, made once for every batch, so the two are written apart.
 pub(super) fn pixel_lists(
     pixels: usize,
     (entries, starts): &LitPixels,
