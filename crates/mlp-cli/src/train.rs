@@ -39,16 +39,20 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let mut run = Run::default();
     let trained = train_epochs(args, &settings, &mut session, &mut progress, &mut run);
     if let Err(error) = trained {
-        let Some(TrainError::Diverged { .. }) = error.downcast_ref::<TrainError>() else {
+        let diverged = matches!(
+            error.downcast_ref::<TrainError>(),
+            Some(TrainError::Diverged { .. } | TrainError::NonFiniteWeights { .. })
+        );
+        if !diverged {
             return Err(error);
-        };
+        }
         let kept = match (&args.save, &run.last_finite) {
             (Some(path), Some((epoch, parameters))) => {
                 save_model(args, &settings, &session, parameters.clone(), *epoch, None)
                     .with_context(|| error.to_string())?;
                 format!(
-                    "saved the parameters after epoch {epoch}, the last whose losses were \
-                     finite, to {}",
+                    "saved the parameters after epoch {epoch}, the last whose losses and \
+                     weights were finite, to {}",
                     path.display()
                 )
             }
@@ -69,8 +73,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     progress.say(&format!(
         "confusion matrix on the validation set:\n{confusion}"
     ));
-    if let Some(path) = &args.save {
-        let parameters = session.backend.parameters()?;
+    if let (Some(path), Some((_, parameters))) = (&args.save, run.last_finite.take()) {
         let accuracy = Some(evaluation.accuracy());
         save_model(
             args,
@@ -100,7 +103,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 struct Run {
     history: Vec<EpochMetrics>,
     last_evaluation: Option<Evaluation>,
-    /// With --save: the parameters after the last epoch, and its number.
+    /// With --save: the parameters after the last epoch whose parameters were all finite,
+    /// and its number.
     last_finite: Option<(usize, Parameters)>,
     /// The metrics file's lines so far.
     metrics: String,
@@ -148,8 +152,22 @@ fn train_epochs(
             write_atomically(path, run.metrics.as_bytes())
                 .context("cannot write the metrics file")?;
         }
-        if args.save.is_some() && epoch < config.epochs {
-            run.last_finite = Some((epoch, session.backend.parameters()?));
+        if args.save.is_some() {
+            // What --save keeps: a weight that only meets zero pixels can turn NaN while
+            // every loss stays finite, so the parameters themselves are checked.
+            let parameters = session.backend.parameters()?;
+            if !parameters.is_finite() {
+                let learning_rate =
+                    config
+                        .schedule
+                        .learning_rate(config.learning_rate, epoch, config.epochs);
+                return Err(TrainError::NonFiniteWeights {
+                    epoch,
+                    learning_rate,
+                }
+                .into());
+            }
+            run.last_finite = Some((epoch, parameters));
         }
         run.history.push(m);
         run.last_evaluation = Some(evaluation);

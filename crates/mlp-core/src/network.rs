@@ -165,6 +165,13 @@ pub struct Parameters {
 }
 
 impl Parameters {
+    /// Whether every weight and bias is a finite number.
+    pub fn is_finite(&self) -> bool {
+        self.layers
+            .iter()
+            .all(|l| l.weights.iter().chain(&l.bias).all(|v| v.is_finite()))
+    }
+
     /// The seed's initialisation: every weight from N(0, 1) with no scaling, every bias 0.
     pub fn seed_init(sizes: &LayerSizes, seed: u64) -> Self {
         Self::init(sizes, Init::Normal, seed)

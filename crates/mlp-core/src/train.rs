@@ -27,6 +27,12 @@ pub enum TrainError {
         which: &'static str,
         learning_rate: f32,
     },
+    #[error(
+        "training diverged in epoch {epoch}: a weight is no longer a finite number (the losses \
+         stayed finite because it only meets pixels that are 0). The learning rate \
+         ({learning_rate}) is likely too large for this network; try a smaller --lr"
+    )]
+    NonFiniteWeights { epoch: usize, learning_rate: f32 },
 }
 
 /// How the epochs of a run go. [`TrainConfig::seed`] is docs/SEED.md's configuration.
