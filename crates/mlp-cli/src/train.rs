@@ -153,8 +153,9 @@ fn train_epochs(
                 .context("cannot write the metrics file")?;
         }
         if args.save.is_some() {
-            // What --save keeps: a weight that only meets zero pixels can turn NaN while
-            // every loss stays finite, so the parameters themselves are checked.
+            // What --save keeps must be finite, and the losses do not always show a NaN
+            // weight: max(s, 0) of a ReLU turns a NaN sum into 0. So the parameters
+            // themselves are checked.
             let parameters = session.backend.parameters()?;
             if !parameters.is_finite() {
                 let learning_rate =

@@ -664,8 +664,8 @@ fn a_model_saved_through_a_link_replaces_its_file_and_keeps_the_link() {
 #[test]
 fn diverging_after_an_epoch_saves_the_last_finite_parameters() {
     // On 500 images these rates diverge in epoch 2 (found by trying rates): at 0.5 the loss
-    // turns NaN; at 0.2 a weight of a pixel that is 0 in every image turns NaN while every
-    // loss stays finite, which only the parameters themselves show.
+    // turns NaN; at 0.2 a weight of W1 turns NaN while every loss stays finite (the ReLU maps
+    // the NaN sum to 0), which only the parameters themselves show.
     let scratch = Scratch::new("diverge-later");
     let model = scratch.file("m.safetensors");
     let mnist = mnist();

@@ -28,8 +28,8 @@ pub enum TrainError {
         learning_rate: f32,
     },
     #[error(
-        "training diverged in epoch {epoch}: a weight is no longer a finite number (the losses \
-         stayed finite because it only meets pixels that are 0). The learning rate \
+        "training diverged in epoch {epoch}: a weight is no longer a finite number, though the \
+         losses stayed finite (a ReLU turns a NaN sum into 0). The learning rate \
          ({learning_rate}) is likely too large for this network; try a smaller --lr"
     )]
     NonFiniteWeights { epoch: usize, learning_rate: f32 },
