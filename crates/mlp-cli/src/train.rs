@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
-use mlp_core::atomic::{OutputError, check_writable, write_atomically};
+use mlp_core::atomic::{OutputError, check_writable, resolve_target, write_atomically};
 use mlp_core::metrics::ConfusionMatrix;
 use mlp_core::train::{EpochMetrics, TrainError, batches, run_epoch};
 use mlp_core::{Evaluation, Model, Output, Parameters};
@@ -191,6 +191,16 @@ fn check_outputs(args: &TrainArgs) -> Result<()> {
     }
     if let Some(dir) = &args.plots {
         check_plots_dir(dir).context("--plots")?;
+    }
+    if let (Some(save), Some(metrics)) = (&args.save, &args.metrics) {
+        // Both were just checked, so both resolve; one file for both would lose one of them.
+        if resolve_target(save)? == resolve_target(metrics)? {
+            return Err(anyhow!(
+                "--save {} and --metrics {} are the same file: give each its own",
+                save.display(),
+                metrics.display()
+            ));
+        }
     }
     Ok(())
 }

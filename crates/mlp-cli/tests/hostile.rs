@@ -284,6 +284,12 @@ fn cases(f: &Fixture) -> Vec<Case> {
             "--save: cannot write /proc/m.safetensors",
         ),
         row(
+            "metrics and model to one file",
+            with(&["--save", &link, "--metrics", &old]),
+            1,
+            "are the same file: give each its own",
+        ),
+        row(
             "metrics to a FIFO",
             with(&["--metrics", &fifo]),
             1,
