@@ -4,8 +4,10 @@
 //! order shuffled and the rate changed between epochs. The tolerance is FAST_PARITY, whose
 //! reason is written where it is defined.
 
+mod common;
+
+use common::{lockstep_step, start_epoch_on};
 use mlp_core::backend::Backend;
-use mlp_core::compare::compare_step;
 use mlp_core::cpu::FAST_PARITY;
 use mlp_core::rng::Rng;
 use mlp_core::train::{batches, epoch_order};
@@ -57,21 +59,11 @@ fn lockstep(what: &str, sizes: &[usize], batch: usize, hyper: &Hyperparameters, 
         let index = step % schedule.len();
         if index == 0 && shuffle {
             let order = epoch_order(4, step / schedule.len() + 1, train.len());
-            for backend in [&mut reference as &mut dyn Backend, &mut fast] {
-                backend.set_order(&order).unwrap();
-                backend.set_learning_rate(rate).unwrap();
-            }
+            start_epoch_on([&mut reference, &mut fast], &order, rate);
             rate /= 2.0;
         }
         let rows = schedule[index].clone();
-        let expected = reference.trace_batch(rows.clone()).unwrap();
-        let found = fast.trace_batch(rows).unwrap();
-        let compared = compare_step(
-            (&expected, &reference.parameters().unwrap()),
-            (&found, &fast.parameters().unwrap()),
-            (&reference.step_kernels(), &fast.step_kernels()),
-            FAST_PARITY,
-        );
+        let compared = lockstep_step(&mut reference, &mut fast, rows, FAST_PARITY);
         for row in &compared {
             println!(
                 "{what} step {}: {:<28} by {:<48} {}",

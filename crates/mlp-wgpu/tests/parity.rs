@@ -5,8 +5,9 @@
 #[path = "../../mlp-core/tests/common/mod.rs"]
 mod common;
 
+use common::{lockstep_step, start_epoch_on};
 use mlp_core::backend::Backend;
-use mlp_core::compare::{Difference, Row, compare_step};
+use mlp_core::compare::{Difference, Row};
 use mlp_core::data::{self, DataFormat};
 use mlp_core::network::Parameters;
 use mlp_core::rng::Rng;
@@ -117,14 +118,7 @@ fn one_step_rows_on(
     let validation = random_set(3, sizes[0], classes, &mut rng);
     let (mut cpu, mut gpu) = backends_with(sizes, batch, &train, &validation, hyper);
     gpu.set_dense_schedule(matmul);
-    let cpu_trace = cpu.trace_batch(0..batch).unwrap();
-    let gpu_trace = gpu.trace_batch(0..batch).unwrap();
-    let mut rows = compare_step(
-        (&cpu_trace, &cpu.parameters().unwrap()),
-        (&gpu_trace, &gpu.parameters().unwrap()),
-        (&cpu.step_kernels(), &gpu.step_kernels()),
-        PARITY,
-    );
+    let mut rows = lockstep_step(&mut cpu, &mut gpu, 0..batch, PARITY);
     for row in &mut rows {
         row.name = format!("{} ({matmul:?})", row.name);
     }
@@ -232,14 +226,7 @@ fn too_wide_to_fuse_step_should_match_reference() {
     let (mut cpu, mut gpu) = backends(&sizes, 3, &train, &train);
     gpu.set_dense_schedule(DenseSchedule::Fused);
     assert_eq!(gpu.dense_schedule(), DenseSchedule::Registers);
-    let cpu_trace = cpu.trace_batch(0..3).unwrap();
-    let gpu_trace = gpu.trace_batch(0..3).unwrap();
-    let rows = compare_step(
-        (&cpu_trace, &cpu.parameters().unwrap()),
-        (&gpu_trace, &gpu.parameters().unwrap()),
-        (&cpu.step_kernels(), &gpu.step_kernels()),
-        PARITY,
-    );
+    let rows = lockstep_step(&mut cpu, &mut gpu, 0..3, PARITY);
     assert_rows_pass("3 x 20-600-5", &rows);
 }
 
@@ -463,21 +450,11 @@ fn lockstep_on(what: &str, hyper: &Hyperparameters, steps: usize, matmul: DenseS
         let batch = step % schedule.len();
         if batch == 0 {
             let order = mlp_core::train::epoch_order(9, step / schedule.len() + 1, train.len());
-            cpu.set_order(&order).unwrap();
-            gpu.set_order(&order).unwrap();
-            cpu.set_learning_rate(rate).unwrap();
-            gpu.set_learning_rate(rate).unwrap();
+            start_epoch_on([&mut cpu, &mut gpu], &order, rate);
             rate /= 2.0;
         }
         let rows = schedule[batch].clone();
-        let cpu_trace = cpu.trace_batch(rows.clone()).unwrap();
-        let gpu_trace = gpu.trace_batch(rows).unwrap();
-        let compared = compare_step(
-            (&cpu_trace, &cpu.parameters().unwrap()),
-            (&gpu_trace, &gpu.parameters().unwrap()),
-            (&cpu.step_kernels(), &gpu.step_kernels()),
-            PARITY,
-        );
+        let compared = lockstep_step(&mut cpu, &mut gpu, rows, PARITY);
         assert_rows_pass(&format!("{what} step {}", step + 1), &compared);
     }
     let (cpu_eval, gpu_eval) = (cpu.evaluate().unwrap(), gpu.evaluate().unwrap());

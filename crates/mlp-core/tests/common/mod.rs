@@ -2,7 +2,11 @@
 //! The test files of mlp-wgpu and mlp-cli include this file too (`#[path]`).
 #![allow(dead_code)]
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+
+use mlp_core::backend::Backend;
+use mlp_core::compare::{Row, Tolerance, compare_step};
 
 /// The MNIST directory the tests read: `MNIST_DIR`, else the workspace's `data/mnist`
 /// (`.ci/run` links the shared copy there). Fails loudly when it is not there.
@@ -43,5 +47,31 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One lockstep step on `rows` of the training order: both backends take it, and `other`'s
+/// activations, deltas and parameters are compared with `reference`'s within `tolerance`.
+pub fn lockstep_step(
+    reference: &mut dyn Backend,
+    other: &mut dyn Backend,
+    rows: Range<usize>,
+    tolerance: Tolerance,
+) -> Vec<Row> {
+    let expected = reference.trace_batch(rows.clone()).unwrap();
+    let found = other.trace_batch(rows).unwrap();
+    compare_step(
+        (&expected, &reference.parameters().unwrap()),
+        (&found, &other.parameters().unwrap()),
+        (&reference.step_kernels(), &other.step_kernels()),
+        tolerance,
+    )
+}
+
+/// What a new epoch gives every backend alike: its order and its learning rate.
+pub fn start_epoch_on(backends: [&mut dyn Backend; 2], order: &[u32], learning_rate: f32) {
+    for backend in backends {
+        backend.set_order(order).unwrap();
+        backend.set_learning_rate(learning_rate).unwrap();
     }
 }
