@@ -20,8 +20,7 @@ pub fn load(args: &DataArgs) -> Result<Mnist> {
         fetch(&args.data_dir)?;
     }
     let loaded = data::load(&args.data_dir, format)?;
-    for gz in data::shadowed_files(&args.data_dir) {
-        let raw = gz.with_extension("");
+    for (raw, gz) in data::shadowed_files(&args.data_dir) {
         note!(
             "note: read {}, not {} beside it",
             raw.display(),

@@ -128,13 +128,13 @@ pub fn locate(dir: &Path, file: IdxFile) -> Option<PathBuf> {
     [raw, gz].into_iter().find(|p| p.is_file())
 }
 
-/// The `.gz` files of `dir` that are not read because the raw file of the same name is.
-pub fn shadowed_files(dir: &Path) -> Vec<PathBuf> {
+/// The files of `dir` that are there in both forms: the raw file that is read, and the `.gz`
+/// beside it that is not.
+pub fn shadowed_files(dir: &Path) -> Vec<(PathBuf, PathBuf)> {
     MNIST_FILES
         .iter()
-        .filter(|f| dir.join(f.name).is_file())
-        .map(|f| dir.join(format!("{}.gz", f.name)))
-        .filter(|gz| gz.is_file())
+        .map(|f| (dir.join(f.name), dir.join(format!("{}.gz", f.name))))
+        .filter(|(raw, gz)| raw.is_file() && gz.is_file())
         .collect()
 }
 
