@@ -158,10 +158,7 @@ fn train_epochs(
             // themselves are checked.
             let parameters = session.backend.parameters()?;
             if !parameters.is_finite() {
-                let learning_rate =
-                    config
-                        .schedule
-                        .learning_rate(config.learning_rate, epoch, config.epochs);
+                let learning_rate = config.learning_rate_of(epoch);
                 return Err(TrainError::NonFiniteWeights {
                     epoch,
                     learning_rate,

@@ -61,6 +61,12 @@ impl TrainConfig {
             seed: 0,
         }
     }
+
+    /// The learning rate of `epoch` (from 1), as the schedule takes it from the first's.
+    pub fn learning_rate_of(&self, epoch: usize) -> f32 {
+        self.schedule
+            .learning_rate(self.learning_rate, epoch, self.epochs)
+    }
 }
 
 /// The order of the `rows` training images in `epoch` (from 1) of a run seeded with `seed`:
@@ -105,10 +111,7 @@ pub fn start_epoch(
     epoch: usize,
 ) -> Result<(), BackendError> {
     if config.schedule != Schedule::Constant {
-        let rate = config
-            .schedule
-            .learning_rate(config.learning_rate, epoch, config.epochs);
-        backend.set_learning_rate(rate)?;
+        backend.set_learning_rate(config.learning_rate_of(epoch))?;
     }
     if config.shuffle {
         backend.set_order(&epoch_order(config.seed, epoch, train_rows))?;
@@ -141,9 +144,7 @@ pub fn run_epoch(
         step,
         steps,
         which,
-        learning_rate: config
-            .schedule
-            .learning_rate(config.learning_rate, epoch, config.epochs),
+        learning_rate: config.learning_rate_of(epoch),
     };
     if let Some(batch) = train_loss.first_non_finite {
         return Err(diverged(batch + 1, "training"));
