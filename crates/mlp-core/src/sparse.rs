@@ -127,7 +127,7 @@ pub fn sparse_weights_gradient(
 ) {
     // Row p of the gradient is scale times, for each batch row r where pixel p is lit,
     // x · row r of D1.
-    by_pixel.fill(images, batch, first_pixel..first_pixel + gradient.nrows());
+    by_pixel.fill_from(images, batch, first_pixel..first_pixel + gradient.nrows());
     let width = gradient.ncols();
     Arch::new().dispatch(ScaledRowSums {
         entries: |p: usize| by_pixel.pixel(p),
@@ -159,7 +159,7 @@ pub fn sparse_gradient_descent(
     mut weights: ArrayViewMut2<f32>,
     by_pixel: &mut PixelColumns,
 ) {
-    by_pixel.fill(images, batch, first_pixel..first_pixel + weights.nrows());
+    by_pixel.fill_from(images, batch, first_pixel..first_pixel + weights.nrows());
     let width = weights.ncols();
     Arch::new().dispatch(ScaledRowSums {
         entries: |p: usize| by_pixel.pixel(p),
@@ -306,55 +306,74 @@ fn finish_block<S: Simd, const N: usize>(
 }
 
 /// One batch's non-zero pixels regrouped by pixel (compressed sparse columns of A0), so that
-/// a pixel's gradient row can be summed in registers and stored once.
+/// a pixel's gradient row can be summed in registers and stored once. Both backends regroup
+/// through it: the CPU each step, with normalised values, the GPU once per batch of the file
+/// order at upload, with bytes (`T` is what an entry carries).
 #[derive(Debug, Clone, Default)]
-pub struct PixelColumns {
-    /// Room per pixel: the batch's rows, as a pixel is lit at most once per image.
+pub struct PixelColumns<T = f32> {
+    /// Room per pixel: the batch's rows, as a pixel is lit at most once per image. A slot per
+    /// row lets `fill` place each entry in one pass, without counting first: a pass that
+    /// counted made the seed epoch about 10 % slower (docs/performance.md).
     capacity: usize,
     /// How many entries pixel p has; they are at `p * capacity..` of `rows` and `values`.
     counts: Vec<u32>,
     /// The batch row of each entry, increasing within a pixel.
     rows: Vec<u32>,
-    values: Vec<f32>,
+    values: Vec<T>,
 }
 
-impl PixelColumns {
-    /// Regroups the non-zero entries of pixels `pixels` of images `batch` of `images` by
-    /// pixel: each goes straight to the next free slot of its pixel, in one pass. Entry p is
-    /// then pixel `pixels.start + p`.
-    pub fn fill(&mut self, images: &SparseImages, batch: &[u32], pixels: Range<usize>) {
+impl<T: Copy + Default> PixelColumns<T> {
+    /// Regroups by pixel the entries (pixel, value) that `row_entries(r)` lists for each batch
+    /// row r of `0..rows`, each at most once per row and all of them in `pixels`: each goes
+    /// straight to the next free slot of its pixel. Entry p is then pixel `pixels.start + p`.
+    pub fn fill<I>(&mut self, pixels: Range<usize>, rows: usize, row_entries: impl Fn(usize) -> I)
+    where
+        I: Iterator<Item = (usize, T)>,
+    {
         let first = pixels.start;
-        let within = |image: u32| {
-            let (columns, values) = images.image(image as usize);
-            let from = columns.partition_point(|&c| (c as usize) < pixels.start);
-            let to = columns.partition_point(|&c| (c as usize) < pixels.end);
-            (&columns[from..to], &values[from..to])
-        };
-        let pixels = pixels.len();
-        self.capacity = batch.len();
+        self.capacity = rows;
         self.counts.clear();
-        self.counts.resize(pixels, 0);
-        let room = pixels * batch.len();
+        self.counts.resize(pixels.len(), 0);
+        let room = pixels.len() * rows;
         if self.rows.len() < room {
             self.rows.resize(room, 0);
-            self.values.resize(room, 0.0);
+            self.values.resize(room, T::default());
         }
-        for (row, &image) in batch.iter().enumerate() {
-            let (columns, values) = within(image);
-            for (&column, &x) in columns.iter().zip(values) {
-                let pixel = column as usize - first;
-                let count = &mut self.counts[pixel];
-                let slot = pixel * self.capacity + *count as usize;
+        for row in 0..rows {
+            for (pixel, value) in row_entries(row) {
+                debug_assert!(pixels.contains(&pixel), "pixel {pixel} outside {pixels:?}");
+                let count = &mut self.counts[pixel - first];
+                let slot = (pixel - first) * self.capacity + *count as usize;
                 self.rows[slot] = row as u32;
-                self.values[slot] = x;
+                self.values[slot] = value;
                 *count += 1;
             }
         }
     }
 
-    fn pixel(&self, pixel: usize) -> (&[u32], &[f32]) {
+    /// How many pixels were regrouped.
+    pub fn pixels(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// Pixel `pixel`'s entries: the batch rows where it is lit, and its values there.
+    pub fn pixel(&self, pixel: usize) -> (&[u32], &[T]) {
         let start = pixel * self.capacity;
         let range = start..start + self.counts[pixel] as usize;
         (&self.rows[range.clone()], &self.values[range])
+    }
+}
+
+impl PixelColumns<f32> {
+    /// Regroups the non-zero pixels `pixels` of images `batch` of `images`.
+    pub fn fill_from(&mut self, images: &SparseImages, batch: &[u32], pixels: Range<usize>) {
+        let within = |row: usize| {
+            let (columns, values) = images.image(batch[row] as usize);
+            let from = columns.partition_point(|&c| (c as usize) < pixels.start);
+            let to = columns.partition_point(|&c| (c as usize) < pixels.end);
+            let columns = columns[from..to].iter().map(|&c| c as usize);
+            columns.zip(values[from..to].iter().copied())
+        };
+        self.fill(pixels.clone(), batch.len(), within);
     }
 }

@@ -3,6 +3,7 @@
 //! regrouped by pixel.
 
 use mlp_core::Dataset;
+use mlp_core::sparse::PixelColumns;
 
 use super::layout::{BufferMaker, padded_to_words};
 use crate::error::GpuError;
@@ -77,9 +78,7 @@ pub(super) fn pixel_masks(pixels: usize, (entries, starts): &LitPixels) -> (Vec<
 /// regrouped by pixel as pixel_columns.wgsl regroups one batch: the pairs (row in the batch,
 /// byte) of every pixel, rows increasing, one batch after another; and per batch and pixel,
 /// (first, length) of its pairs. Each list holds at least one pair (unused where there is
-/// nothing to list), so that its buffer can be bound. The CPU backend regroups a batch too
-/// (`mlp_core::sparse::PixelColumns`), into slots of normalised values refilled every step;
-/// these lists are bytes, compact, made once for every batch, so the two are written apart.
+/// nothing to list), so that its buffer can be bound.
 pub(super) fn pixel_lists(
     pixels: usize,
     (entries, starts): &LitPixels,
@@ -87,30 +86,28 @@ pub(super) fn pixel_lists(
 ) -> (Vec<[u32; 2]>, Vec<[u32; 2]>) {
     let images = starts.len() - 1;
     let lit = |image: usize| &entries[starts[image] as usize..starts[image + 1] as usize];
-    let mut columns = vec![[0u32; 2]; entries.len().max(1)];
+    let mut columns = Vec::with_capacity(entries.len().max(1));
     let mut spans = Vec::with_capacity(images.div_ceil(batch.max(1)) * pixels);
-    let mut next = vec![0u32; pixels];
-    let mut first = 0u32;
+    let mut by_pixel = PixelColumns::<u8>::default();
     for start in (0..images).step_by(batch.max(1)) {
-        let rows = start..(start + batch).min(images);
-        let mut lengths = vec![0u32; pixels];
-        for image in rows.clone() {
-            for &entry in lit(image) {
-                lengths[pixel_of(entry)] += 1;
-            }
+        let rows = (start + batch).min(images) - start;
+        let row_entries = |row: usize| {
+            let byte = |&entry: &u32| (pixel_of(entry), (entry >> PIXEL_INDEX_BITS) as u8);
+            lit(start + row).iter().map(byte)
+        };
+        by_pixel.fill(0..pixels, rows, row_entries);
+        for p in 0..pixels {
+            let (rows, bytes) = by_pixel.pixel(p);
+            spans.push([columns.len() as u32, rows.len() as u32]);
+            let pairs = rows
+                .iter()
+                .zip(bytes)
+                .map(|(&row, &byte)| [row, u32::from(byte)]);
+            columns.extend(pairs);
         }
-        for (p, &length) in lengths.iter().enumerate() {
-            spans.push([first, length]);
-            next[p] = first;
-            first += length;
-        }
-        for (row, image) in rows.enumerate() {
-            for &entry in lit(image) {
-                let p = pixel_of(entry);
-                columns[next[p] as usize] = [row as u32, entry >> PIXEL_INDEX_BITS];
-                next[p] += 1;
-            }
-        }
+    }
+    if columns.is_empty() {
+        columns.push([0, 0]);
     }
     if spans.is_empty() {
         spans.push([0, 0]);
