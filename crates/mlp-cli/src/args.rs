@@ -44,6 +44,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// The digit in each picture (PNG or JPEG), with the top three classes, by a saved model.
     Predict(PredictArgs),
+    /// Serve a page to draw a digit on and watch a saved model read it, with a JSON API.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -275,6 +277,21 @@ pub struct PredictArgs {
     pub device: DeviceArgs,
     #[command(flatten)]
     pub data: DataArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// A model saved by `mlp-cli --save FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// Where to listen; loopback unless you mean to share the page (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// Requests handled at once.
+    #[arg(long, default_value_t = 8, value_parser = positive_usize)]
+    pub threads: usize,
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 fn positive_usize(text: &str) -> Result<usize, String> {

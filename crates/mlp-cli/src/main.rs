@@ -9,6 +9,7 @@ mod eval;
 mod plots;
 mod predict;
 mod progress;
+mod serve;
 mod session;
 mod settings;
 mod train;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
         Some(Command::Check(args)) => check::run(&args),
         Some(Command::Eval(args)) => eval::run(&args),
         Some(Command::Predict(args)) => predict::run(&args),
+        Some(Command::Serve(args)) => serve::run(&args),
     };
     let result = result.and_then(|()| match console::stdout_error() {
         Some(error) => Err(anyhow::Error::new(error).context("cannot write to standard output")),

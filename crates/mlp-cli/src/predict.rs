@@ -53,10 +53,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     };
     let mut backend = inference_backend(args.device.backend, &args.device.gpu, &model, &images)?;
     let outputs = backend.validation_outputs()?;
-    let meaning = match model.info.output {
-        Output::SoftmaxCrossEntropy => "the numbers are softmax probabilities",
-        Output::SigmoidMse => "the numbers are the sigmoid outputs scaled to sum to 1",
-    };
+    let meaning = shares_meaning(model.info.output);
     say!(
         "model: {} ({} output; {meaning})\nbackend: {}",
         args.model.display(),
@@ -81,18 +78,31 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     Ok(())
 }
 
-/// Classes by decreasing output, each with its share of the summed outputs: the probability
-/// itself for a softmax output; the seed's sigmoid outputs are not probabilities, and scaled
-/// to sum to 1 they rank the same way.
+/// Classes by decreasing output, each with its share of the summed outputs (see
+/// [`class_shares`]).
 fn ranked_classes(output: ArrayView1<f32>) -> Vec<(usize, f64)> {
-    let total: f64 = output.iter().map(|&a| f64::from(a.max(0.0))).sum();
-    let mut ranked: Vec<(usize, f64)> = output
-        .iter()
-        .enumerate()
-        .map(|(class, &a)| (class, f64::from(a.max(0.0)) / total.max(f64::MIN_POSITIVE)))
-        .collect();
+    let mut ranked: Vec<(usize, f64)> = class_shares(output).into_iter().enumerate().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     ranked
+}
+
+/// Each class's share of the summed outputs: the probability itself for a softmax output;
+/// the seed's sigmoid outputs are not probabilities, and scaled to sum to 1 they rank the same
+/// way.
+pub fn class_shares(output: ArrayView1<f32>) -> Vec<f64> {
+    let total: f64 = output.iter().map(|&a| f64::from(a.max(0.0))).sum();
+    output
+        .iter()
+        .map(|&a| f64::from(a.max(0.0)) / total.max(f64::MIN_POSITIVE))
+        .collect()
+}
+
+/// What the numbers [`class_shares`] gives mean, for a model with output `output`.
+pub fn shares_meaning(output: Output) -> &'static str {
+    match output {
+        Output::SoftmaxCrossEntropy => "the numbers are softmax probabilities",
+        Output::SigmoidMse => "the numbers are the sigmoid outputs scaled to sum to 1",
+    }
 }
 
 /// The 28 x 28 pixels as text, darker characters for more ink.

@@ -24,13 +24,14 @@ pub const MAX_PIXELS: u64 = 48_000_000;
 #[derive(Debug, thiserror::Error)]
 pub enum DigitError {
     #[error(
-        "{} is {width} x {height} pixels, more than the {MAX_PIXELS} pixels a picture may have; \
+        "{} is {width} x {height} pixels, more than the {limit} pixels a picture may have; \
          scale it down (a digit needs no more than a few hundred pixels a side)", path.display()
     )]
     TooLarge {
         path: PathBuf,
         width: u32,
         height: u32,
+        limit: u64,
     },
     #[error("cannot read the image {} (give a PNG or JPEG file)", path.display())]
     Read {
@@ -47,22 +48,33 @@ pub enum DigitError {
 /// Reads the picture at `path` and returns its 28 x 28 MNIST-like pixels, row-major,
 /// 0 = background, 255 = full ink.
 pub fn load_digit(path: &Path) -> Result<Vec<u8>, DigitError> {
-    digit_from(path, || {
+    digit_from(path, MAX_PIXELS, || {
         image::ImageReader::open(path).and_then(|reader| reader.with_guessed_format())
     })
 }
 
 /// [`load_digit`] on a picture file's bytes; `name` names it in errors.
 pub fn decode_digit(bytes: &[u8], name: &Path) -> Result<Vec<u8>, DigitError> {
-    digit_from(name, || {
+    decode_digit_within(bytes, name, MAX_PIXELS)
+}
+
+/// [`decode_digit`], refusing pictures of more than `max_pixels` pixels: a server decoding
+/// several at once sets a lower limit than one command's.
+pub fn decode_digit_within(
+    bytes: &[u8],
+    name: &Path,
+    max_pixels: u64,
+) -> Result<Vec<u8>, DigitError> {
+    digit_from(name, max_pixels, || {
         image::ImageReader::new(Cursor::new(bytes)).with_guessed_format()
     })
 }
 
-/// The digit in the picture that `open` reads, refusing one of more than [`MAX_PIXELS`]
+/// The digit in the picture that `open` reads, refusing one of more than `max_pixels`
 /// pixels from its header alone, before it is decoded.
 fn digit_from<R: BufRead + Seek>(
     path: &Path,
+    max_pixels: u64,
     open: impl Fn() -> io::Result<image::ImageReader<R>>,
 ) -> Result<Vec<u8>, DigitError> {
     let unreadable = |source: image::ImageError| DigitError::Read {
@@ -71,17 +83,18 @@ fn digit_from<R: BufRead + Seek>(
     };
     let open = || open().map_err(|e| unreadable(image::ImageError::IoError(e)));
     let (width, height) = open()?.into_dimensions().map_err(unreadable)?;
-    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+    if u64::from(width) * u64::from(height) > max_pixels {
         return Err(DigitError::TooLarge {
             path: path.to_path_buf(),
             width,
             height,
+            limit: max_pixels,
         });
     }
     let mut reader = open()?;
     let mut limits = image::Limits::default();
     // The decoder's own buffers, for a file whose header told less than the truth.
-    limits.max_alloc = Some(MAX_PIXELS * 8);
+    limits.max_alloc = Some(max_pixels * 8);
     reader.limits(limits);
     let picture = reader.decode().map_err(unreadable)?;
     mnist_like(luminance(&picture).view()).ok_or_else(|| DigitError::Empty {

@@ -1,0 +1,105 @@
+//! What the page and the API show of one picture: a saved model's reading of its 28 x 28
+//! pixels, on the chosen backend, with every hidden layer's activations from the reference.
+
+use std::sync::Mutex;
+
+use anyhow::Result;
+use mlp_core::data::IMAGE_SIDE;
+use mlp_core::{Dataset, Model};
+use ndarray::{Array2, ArrayView1, ArrayView2};
+
+use crate::args::{BackendKind, DeviceArgs};
+use crate::predict::class_shares;
+use crate::session::inference_backend;
+
+/// A saved model, ready to read one picture at a time from any thread.
+pub struct Predictor {
+    pub model: Model,
+    /// What computes the outputs, as the backend names itself.
+    pub backend_name: String,
+    device: DeviceArgs,
+    /// One GPU reading at a time: each builds a backend of its own, and several at once would
+    /// hold the device's memory several times over for no gain on one small image.
+    gpu_turn: Mutex<()>,
+}
+
+/// One picture as the model read it.
+pub struct Prediction {
+    /// The class with the largest output.
+    pub digit: usize,
+    /// Each class's share of the outputs, as `predict` prints them.
+    pub scores: Vec<f64>,
+    /// The 28 x 28 pixels the network saw, row by row, 0 = background, 255 = full ink.
+    pub pixels: Vec<u8>,
+    /// A1 .. A(L-1): each hidden layer's activations.
+    pub hidden: Vec<Vec<f32>>,
+    /// What computed the outputs.
+    pub backend: String,
+    /// The largest difference between the backend's outputs and the reference functions'
+    /// (`mlp_core::cpu::forward`), which the hidden activations come from.
+    pub reference_difference: f32,
+}
+
+impl Predictor {
+    /// Reads one blank picture at once, so that a backend that cannot run (no GPU adapter,
+    /// say) stops the server before it listens.
+    pub fn new(model: Model, device: DeviceArgs) -> Result<Self> {
+        let mut predictor = Self {
+            model,
+            backend_name: String::new(),
+            device,
+            gpu_turn: Mutex::new(()),
+        };
+        predictor.backend_name = predictor.predict(vec![0; IMAGE_SIDE * IMAGE_SIDE])?.backend;
+        Ok(predictor)
+    }
+
+    /// The model's reading of `pixels` (28 x 28, row by row).
+    pub fn predict(&self, pixels: Vec<u8>) -> Result<Prediction> {
+        let input = Array2::from_shape_fn((1, pixels.len()), |(_, i)| f32::from(pixels[i]) / 255.0);
+        let mut activations = self.reference_forward(input.view());
+        let reference_output = activations.pop().expect("a model has layers");
+        let images = Dataset {
+            images: pixels.clone(),
+            labels: vec![0],
+            rows: IMAGE_SIDE,
+            cols: IMAGE_SIDE,
+        };
+        let (output, backend) = {
+            let _turn = (self.device.backend == BackendKind::Gpu)
+                .then(|| self.gpu_turn.lock().unwrap_or_else(|p| p.into_inner()));
+            let mut backend =
+                inference_backend(self.device.backend, &self.device.gpu, &self.model, &images)?;
+            (backend.validation_outputs()?, backend.name())
+        };
+        let digit = usize::from(mlp_core::cpu::argmax_rows(output.view())[0]);
+        let output = output.row(0);
+        Ok(Prediction {
+            digit,
+            scores: class_shares(output),
+            pixels,
+            hidden: activations
+                .iter()
+                .map(|a| a.iter().copied().collect())
+                .collect(),
+            backend,
+            reference_difference: largest_difference(output, reference_output.row(0)),
+        })
+    }
+
+    /// A1 .. AL of `input` (1, 784) by the reference functions.
+    fn reference_forward(&self, input: ArrayView2<f32>) -> Vec<Array2<f32>> {
+        let layers = &self.model.parameters.layers;
+        let weights: Vec<_> = layers.iter().map(|l| l.weights.view()).collect();
+        let biases: Vec<_> = layers.iter().map(|l| l.bias.view()).collect();
+        let info = &self.model.info;
+        mlp_core::cpu::forward(&weights, &biases, input, info.activation, info.output)
+    }
+}
+
+fn largest_difference(a: ArrayView1<f32>, b: ArrayView1<f32>) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
