@@ -69,6 +69,10 @@ fn page_reads_digits_drawn_with_the_mouse_and_a_dropped_picture() {
         result["model"].as_str().unwrap().contains("784-256-128-10"),
         "{result}"
     );
+    assert!(
+        result["options"].as_str().unwrap().contains("preset modern"),
+        "{result}"
+    );
     for (reading, digit) in [
         ("one", "1"),
         ("seven", "7"),

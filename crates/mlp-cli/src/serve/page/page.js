@@ -171,6 +171,8 @@ async function loadModel() {
     document.getElementById("model").textContent =
       `${model.file}: ${model.layers.join("-")}, ${model.activation} hidden layers, ${model.output} output, ` +
       `${model.epochs} epochs, ${accuracy}`;
+    const options = Object.entries(model.options || {}).map(([key, value]) => `${key.replaceAll("_", " ")} ${value}`);
+    document.getElementById("options").textContent = options.length ? `options: ${options.join(", ")}` : "";
     document.getElementById("scores-meaning").textContent = `scores: ${model.scores}`;
   } catch (error) {
     say(`cannot read the model's description (${error})`, true);
