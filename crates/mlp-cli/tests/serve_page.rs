@@ -70,7 +70,10 @@ fn page_reads_digits_drawn_with_the_mouse_and_a_dropped_picture() {
         "{result}"
     );
     assert!(
-        result["options"].as_str().unwrap().contains("preset modern"),
+        result["options"]
+            .as_str()
+            .unwrap()
+            .contains("preset modern"),
         "{result}"
     );
     for (reading, digit) in [
