@@ -146,8 +146,72 @@ pub struct NetworkArgs {
     /// Train on the first N training images only (quick runs).
     #[arg(long, value_parser = positive_usize)]
     pub limit: Option<usize>,
+    /// Hold the last N training images (or a fraction, such as 0.1, of them) out of training
+    /// and validate on them each epoch; the test set is then evaluated once, at the end, on
+    /// the epoch of lowest validation loss. They are held out before --limit applies
+    /// [default: validate on the test set, as the seed notebook does].
+    #[arg(long, value_name = "N", value_parser = held_out)]
+    pub validation: Option<HeldOut>,
     #[command(flatten)]
     pub data: DataArgs,
+}
+
+/// How many training images `--validation` holds out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HeldOut {
+    Count(usize),
+    /// A fraction of the training set, in (0, 1).
+    Fraction(f64),
+}
+
+impl HeldOut {
+    /// How many of `images` training images are held out; refused where none would be, or
+    /// none would be left to train on.
+    pub fn of(self, images: usize) -> Result<usize, String> {
+        let count = match self {
+            Self::Count(count) => count,
+            Self::Fraction(fraction) => (fraction * images as f64).round() as usize,
+        };
+        if count == 0 {
+            return Err(format!(
+                "--validation {self} holds out no image of the {images} training images"
+            ));
+        }
+        if count >= images {
+            return Err(format!(
+                "--validation {self} holds out {count} images, leaving none of the {images} \
+                 training images to train on"
+            ));
+        }
+        Ok(count)
+    }
+}
+
+impl std::fmt::Display for HeldOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Count(count) => write!(f, "{count}"),
+            Self::Fraction(fraction) => write!(f, "{fraction}"),
+        }
+    }
+}
+
+fn held_out(text: &str) -> Result<HeldOut, String> {
+    if let Ok(count) = text.parse::<usize>() {
+        return match count {
+            0 => Err("must be at least 1 image (or a fraction such as 0.1)".into()),
+            n => Ok(HeldOut::Count(n)),
+        };
+    }
+    match text.parse::<f64>() {
+        Ok(fraction) if fraction > 0.0 && fraction < 1.0 => Ok(HeldOut::Fraction(fraction)),
+        Ok(_) => Err(format!(
+            "{text} is neither a whole number of images nor a fraction in (0, 1)"
+        )),
+        Err(_) => Err(format!(
+            "{text} is not a number of images or a fraction such as 0.1"
+        )),
+    }
 }
 
 impl NetworkArgs {
@@ -183,6 +247,10 @@ pub struct TrainArgs {
     /// Print only the summary: no progress bar and no line per epoch.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Stop when the validation loss has not improved for this many epochs (needs
+    /// --validation); --save then keeps the epoch of lowest validation loss.
+    #[arg(long, value_name = "PATIENCE", value_parser = positive_usize)]
+    pub early_stopping: Option<usize>,
     #[command(flatten)]
     pub network: NetworkArgs,
 }

@@ -12,8 +12,7 @@ use mlp_wgpu::PARITY;
 
 use crate::args::{BackendKind, CheckArgs};
 use crate::console::say;
-use crate::data;
-use crate::session::{build_backend, initial_parameters};
+use crate::session::{build_backend, initial_parameters, split_data};
 use crate::settings::Settings;
 
 /// A backend checked against the reference, with the tolerance it is held to and why.
@@ -32,11 +31,11 @@ pub fn run(args: &CheckArgs) -> Result<()> {
         bail!("check runs every backend against the reference: drop --backend");
     }
     let settings = Settings::resolve(net, None)?;
-    let mnist = data::load_limited(net)?;
-    let train = &mnist.train;
+    let (train, validation, _) = split_data(net)?;
+    let train = &train;
     let (parameters, _) = initial_parameters(net, &settings)?;
     let mut reference =
-        ReferenceBackend::new(parameters.clone(), &settings.hyper, train, &mnist.test)?;
+        ReferenceBackend::new(parameters.clone(), &settings.hyper, train, &validation)?;
     let build = |kind| {
         build_backend(
             kind,
@@ -45,7 +44,7 @@ pub fn run(args: &CheckArgs) -> Result<()> {
             &settings.hyper,
             settings.batch_size,
             train,
-            &mnist.test,
+            &validation,
         )
     };
     let mut checked = [

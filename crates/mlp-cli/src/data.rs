@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use mlp_core::data::{self, DataFormat, MIRRORS, Mnist};
 
-use crate::args::{DataArgs, DownloadArgs, NetworkArgs};
+use crate::args::{DataArgs, DownloadArgs};
 use crate::console::{note, say};
 
 /// The training and test sets, downloaded first if the directory lacks them and downloads
@@ -28,15 +28,6 @@ pub fn load(args: &DataArgs) -> Result<Mnist> {
         );
     }
     Ok(loaded)
-}
-
-/// The data of a run: the training set cut to `--limit` images when one is given.
-pub fn load_limited(args: &NetworkArgs) -> Result<Mnist> {
-    let mut mnist = load(&args.data)?;
-    if let Some(limit) = args.limit {
-        mnist.train = mnist.train.first(limit);
-    }
-    Ok(mnist)
 }
 
 fn fetch(dir: &Path) -> Result<()> {

@@ -40,13 +40,14 @@ impl Plots {
         }
     }
 
-    /// Draws all four; `loss` names the loss, `predictions` are the last epoch's, one per
-    /// validation image.
+    /// Draws all four; `loss` names the loss and `validation` the images the curves were
+    /// validated on; `predictions` are the final model's, one per test image.
     pub fn draw(
         &self,
         history: &[EpochMetrics],
         loss: &str,
-        validation: &Dataset,
+        validation: &str,
+        test: &Dataset,
         predictions: &[u8],
         confusion: &ConfusionMatrix,
     ) -> Result<()> {
@@ -55,10 +56,11 @@ impl Plots {
                 .with_context(|| format!("cannot create the plots directory {}", dir.display()))?;
         }
         register_font();
-        loss_curves(history, loss, &self.loss).with_context(|| cannot_draw(&self.loss))?;
-        accuracy_curve(history, &self.accuracy).with_context(|| cannot_draw(&self.accuracy))?;
-        digit_grid(validation, predictions, &self.digits)
-            .with_context(|| cannot_draw(&self.digits))?;
+        loss_curves(history, loss, validation, &self.loss)
+            .with_context(|| cannot_draw(&self.loss))?;
+        accuracy_curve(history, validation, &self.accuracy)
+            .with_context(|| cannot_draw(&self.accuracy))?;
+        digit_grid(test, predictions, &self.digits).with_context(|| cannot_draw(&self.digits))?;
         confusion_heat_map(confusion, &self.confusion)
             .with_context(|| cannot_draw(&self.confusion))?;
         Ok(())
@@ -182,15 +184,15 @@ fn draw_curve(
     Ok(points.last().copied())
 }
 
-/// Training and validation loss per epoch; `loss` names it.
-fn loss_curves(history: &[EpochMetrics], loss: &str, path: &Path) -> Result<()> {
+/// Training and validation loss per epoch; `loss` names it, `validation` the images.
+fn loss_curves(history: &[EpochMetrics], loss: &str, validation: &str, path: &Path) -> Result<()> {
     save_png(path, (900, 560), |root| {
         drawing(root.fill(&WHITE))?;
         let train: Vec<f64> = history.iter().map(|m| m.train_loss).collect();
-        let validation: Vec<f64> = history.iter().map(|m| m.val_loss).collect();
+        let validation_loss: Vec<f64> = history.iter().map(|m| m.val_loss).collect();
         let highest = train
             .iter()
-            .chain(&validation)
+            .chain(&validation_loss)
             .copied()
             .fold(0.0f64, f64::max);
         let mut chart = epoch_chart(
@@ -208,9 +210,9 @@ fn loss_curves(history: &[EpochMetrics], loss: &str, path: &Path) -> Result<()> 
         )?;
         draw_curve(
             &mut chart,
-            &validation,
+            &validation_loss,
             VALIDATION_COLOUR,
-            Some("validation (after the epoch)"),
+            Some(&format!("validation on {validation} (after the epoch)")),
         )?;
         drawing(
             chart
@@ -225,8 +227,8 @@ fn loss_curves(history: &[EpochMetrics], loss: &str, path: &Path) -> Result<()> 
     })
 }
 
-/// Validation accuracy per epoch, in percent.
-fn accuracy_curve(history: &[EpochMetrics], path: &Path) -> Result<()> {
+/// Validation accuracy per epoch, in percent, on the images `validation` names.
+fn accuracy_curve(history: &[EpochMetrics], validation: &str, path: &Path) -> Result<()> {
     save_png(path, (900, 560), |root| {
         drawing(root.fill(&WHITE))?;
         let percent: Vec<f64> = history.iter().map(|m| 100.0 * m.val_accuracy).collect();
@@ -236,7 +238,7 @@ fn accuracy_curve(history: &[EpochMetrics], path: &Path) -> Result<()> {
         let mut chart = epoch_chart(
             root,
             "Validation accuracy per epoch",
-            "accuracy on the 10,000 test images (%)",
+            &format!("accuracy on {validation} (%)"),
             (lowest - margin).max(0.0)..(highest + margin).min(100.0),
             history.len(),
         )?;

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use mlp_core::{Backend, CpuBackend, Dataset, Hyperparameters, Model, Parameters};
+use mlp_core::{Backend, CpuBackend, Dataset, Evaluation, Hyperparameters, Model, Parameters};
 use mlp_wgpu::{GpuBackend, GpuContext};
 
 use crate::args::{BackendKind, GpuArgs, NetworkArgs};
@@ -18,6 +18,9 @@ pub struct Session {
     pub train_density: f64,
     /// The validation set, for the confusion matrix and the digit grid.
     pub validation: Dataset,
+    /// With --validation: the test set, evaluated once at the end; without, the test set is
+    /// the validation set.
+    pub test: Option<Dataset>,
     /// Epochs the --init model had been trained for (0 from random parameters).
     pub epochs_before: usize,
 }
@@ -28,8 +31,7 @@ impl Session {
             .check_for(args.backend())
             .map_err(anyhow::Error::msg)?;
         let (parameters, epochs_before) = initial_parameters(args, settings)?;
-        let mnist = data::load_limited(args)?;
-        let train = mnist.train;
+        let (train, validation, test) = split_data(args)?;
         let backend = build_backend(
             args.backend(),
             &args.gpu,
@@ -37,17 +39,73 @@ impl Session {
             &settings.hyper,
             settings.batch_size,
             &train,
-            &mnist.test,
+            &validation,
         )?;
         Ok(Self {
             backend,
             train_rows: train.len(),
             train_density: train.images.iter().filter(|&&p| p != 0).count() as f64
                 / train.images.len().max(1) as f64,
-            validation: mnist.test,
+            validation,
+            test,
             epochs_before,
         })
     }
+
+    /// Which images the per-epoch validation figures are from.
+    pub fn validation_name(&self) -> String {
+        match self.test {
+            Some(_) => format!(
+                "the last {} training images, held out",
+                self.validation.len()
+            ),
+            None => "the test set (as the seed notebook does)".into(),
+        }
+    }
+}
+
+/// The training, validation and (where --validation holds images out) test sets: the held-out
+/// images are the last of the training file, taken before --limit cuts the rest.
+pub fn split_data(args: &NetworkArgs) -> Result<(Dataset, Dataset, Option<Dataset>)> {
+    let mnist = data::load(&args.data)?;
+    let (train, validation, test) = match args.validation {
+        None => (mnist.train, mnist.test, None),
+        Some(held_out) => {
+            let count = held_out.of(mnist.train.len()).map_err(anyhow::Error::msg)?;
+            let (train, validation) = mnist.train.split_last(count);
+            (train, validation, Some(mnist.test))
+        }
+    };
+    let train = match args.limit {
+        Some(limit) => train.first(limit),
+        None => train,
+    };
+    Ok((train, validation, test))
+}
+
+/// Loss, accuracy and predictions of `parameters` on `set`, on the run's backend.
+pub fn evaluate_on(
+    args: &NetworkArgs,
+    settings: &Settings,
+    parameters: Parameters,
+    set: &Dataset,
+) -> Result<Evaluation> {
+    let no_training = Dataset {
+        images: Vec::new(),
+        labels: Vec::new(),
+        rows: set.rows,
+        cols: set.cols,
+    };
+    let mut backend = build_backend(
+        args.backend(),
+        &args.gpu,
+        parameters,
+        &settings.hyper,
+        1,
+        &no_training,
+        set,
+    )?;
+    Ok(backend.evaluate()?)
 }
 
 /// Random parameters as the settings draw them, or those of the --init model (with its epochs

@@ -144,6 +144,7 @@ impl Settings {
             schedule: self.schedule,
             shuffle: self.shuffle,
             seed: self.seed,
+            early_stopping: None,
         }
     }
 

@@ -10,80 +10,74 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow};
 use mlp_core::atomic::{OutputError, check_writable, resolve_target, write_atomically};
 use mlp_core::metrics::ConfusionMatrix;
-use mlp_core::train::{EpochMetrics, TrainError, batches, run_epoch};
+use mlp_core::train::{BestEpoch, EpochMetrics, TrainConfig, TrainError, batches, run_epoch};
 use mlp_core::{Evaluation, Model, Output, Parameters};
 
 use crate::args::TrainArgs;
 use crate::console::{self, say};
 use crate::plots::Plots;
 use crate::progress::Progress;
-use crate::session::Session;
+use crate::session::{Session, evaluate_on};
 use crate::settings::Settings;
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     check_outputs(args)?;
     let net = &args.network;
+    if args.early_stopping.is_some() && net.validation.is_none() {
+        return Err(anyhow!(
+            "--early-stopping needs --validation N: stopping on the test set would choose the \
+             model on the images it is then judged on"
+        ));
+    }
     let settings = Settings::resolve(net, args.epochs)?;
     let mut session = Session::new(net, &settings)?;
     let mut progress = Progress::new(args.quiet, settings.epochs);
     progress.say(&format!(
-        "backend: {}\n{}\ntraining images {}{}",
+        "backend: {}; validation on {}\n{}\ntraining images {}{}",
         session.backend.name(),
+        session.validation_name(),
         settings.describe(),
         session.train_rows,
         match &net.init {
             Some(path) => format!(", starting from {}", path.display()),
             None => String::new(),
-        }
+        },
     ));
-    let mut run = Run::default();
+    let mut run = Run::new(args.early_stopping);
     let trained = train_epochs(args, &settings, &mut session, &mut progress, &mut run);
     if let Err(error) = trained {
-        let diverged = matches!(
-            error.downcast_ref::<TrainError>(),
-            Some(TrainError::Diverged { .. } | TrainError::NonFiniteWeights { .. })
-        );
-        if !diverged {
-            return Err(error);
-        }
-        let kept = match (&args.save, &run.last_finite) {
-            (Some(path), Some((epoch, parameters))) => {
-                save_model(args, &settings, &session, parameters.clone(), *epoch, None)
-                    .with_context(|| error.to_string())?;
-                format!(
-                    "saved the parameters after epoch {epoch}, the last whose losses and \
-                     weights were finite, to {}",
-                    path.display()
-                )
-            }
-            (Some(_), None) => "no epoch ended with finite losses, so no model was saved".into(),
-            (None, _) => return Err(error),
-        };
-        return Err(anyhow!("{error}\n{kept}"));
+        return Err(diverged(args, &settings, &session, &run, error));
     }
     print_summary(&run.history);
-    let Some(evaluation) = run.last_evaluation else {
+    let Some(last_evaluation) = run.last_evaluation.take() else {
         return Ok(());
     };
+    let chosen = choose_model(args, &settings, &session, &mut run, last_evaluation)?;
+    let test = session.test.as_ref().unwrap_or(&session.validation);
     let confusion = ConfusionMatrix::new(
-        evaluation.classes,
-        &session.validation.labels,
-        &evaluation.predictions,
+        chosen.evaluation.classes,
+        &test.labels,
+        &chosen.evaluation.predictions,
     );
     progress.say(&format!(
-        "confusion matrix on the validation set:\n{confusion}"
+        "confusion matrix on {}:\n{confusion}",
+        chosen.described
     ));
-    if let (Some(path), Some((_, parameters))) = (&args.save, run.last_finite.take()) {
-        let accuracy = Some(evaluation.accuracy());
+    if let (Some(path), Some(parameters)) = (&args.save, chosen.parameters) {
+        let accuracy = Some(chosen.evaluation.accuracy());
         save_model(
             args,
             &settings,
             &session,
             parameters,
-            settings.epochs,
+            chosen.epoch,
             accuracy,
         )?;
-        say!("saved the model to {}", path.display());
+        say!(
+            "saved the model of epoch {} to {}",
+            chosen.epoch,
+            path.display()
+        );
     }
     if let Some(dir) = &args.plots {
         draw_plots(
@@ -91,23 +85,134 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             &settings,
             &session,
             &run.history,
-            &evaluation,
+            &chosen.evaluation,
             &confusion,
         )?;
     }
     Ok(())
 }
 
+/// The error of a run that diverged, after saving (with --save) the parameters of its last
+/// epoch whose numbers were finite; any other error as it is.
+fn diverged(
+    args: &TrainArgs,
+    settings: &Settings,
+    session: &Session,
+    run: &Run,
+    error: anyhow::Error,
+) -> anyhow::Error {
+    let diverged = matches!(
+        error.downcast_ref::<TrainError>(),
+        Some(TrainError::Diverged { .. } | TrainError::NonFiniteWeights { .. })
+    );
+    if !diverged {
+        return error;
+    }
+    let kept = match (&args.save, &run.last_finite) {
+        (Some(path), Some((epoch, parameters))) => {
+            let saved = save_model(args, settings, session, parameters.clone(), *epoch, None);
+            if let Err(failure) = saved {
+                return failure.context(error.to_string());
+            }
+            format!(
+                "saved the parameters after epoch {epoch}, the last whose losses and weights \
+                 were finite, to {}",
+                path.display()
+            )
+        }
+        (Some(_), None) => "no epoch ended with finite losses, so no model was saved".into(),
+        (None, _) => return error,
+    };
+    anyhow!("{error}\n{kept}")
+}
+
+/// The model a run ends with, and its figures on the test set.
+struct Chosen {
+    /// Its epoch of the run, from 1.
+    epoch: usize,
+    /// Its parameters, where --save or the test evaluation needed them.
+    parameters: Option<Parameters>,
+    /// On the test set.
+    evaluation: Evaluation,
+    /// Which set and model the evaluation is of, for the reader.
+    described: String,
+}
+
+/// Without --validation, the last epoch's model, already evaluated on the test set (the
+/// validation set). With it, the epoch of lowest validation loss, evaluated on the test set
+/// once, now; a metrics line records that figure.
+fn choose_model(
+    args: &TrainArgs,
+    settings: &Settings,
+    session: &Session,
+    run: &mut Run,
+    last_evaluation: Evaluation,
+) -> Result<Chosen> {
+    let (Some(test), Some((epoch, val_loss))) = (&session.test, run.best.best()) else {
+        return Ok(Chosen {
+            epoch: run.history.len(),
+            parameters: run.last_finite.take().map(|(_, parameters)| parameters),
+            evaluation: last_evaluation,
+            described: "the validation set".into(),
+        });
+    };
+    let parameters = run
+        .best_parameters
+        .take()
+        .expect("the best epoch's parameters are kept with --validation");
+    let evaluation = evaluate_on(&args.network, settings, parameters.clone(), test)?;
+    say!(
+        "test set: loss {:.5}  accuracy {:.2}% ({} of {}), the model of epoch {epoch}, chosen \
+         for its lowest validation loss ({val_loss:.5})",
+        evaluation.loss(),
+        100.0 * evaluation.accuracy(),
+        evaluation.correct,
+        test.len()
+    );
+    if let Some(path) = &args.metrics {
+        let line = serde_json::json!({
+            "set": "test",
+            "epoch": epoch,
+            "chosen_by": "lowest validation loss",
+            "test_loss": evaluation.loss(),
+            "test_accuracy": evaluation.accuracy(),
+        });
+        run.metrics.push_str(&format!("{line}\n"));
+        write_atomically(path, run.metrics.as_bytes()).context("cannot write the metrics file")?;
+    }
+    Ok(Chosen {
+        epoch,
+        parameters: Some(parameters),
+        evaluation,
+        described: format!("the test set (the model of epoch {epoch})"),
+    })
+}
+
 /// What the epochs so far have produced.
-#[derive(Default)]
 struct Run {
     history: Vec<EpochMetrics>,
     last_evaluation: Option<Evaluation>,
     /// With --save: the parameters after the last epoch whose parameters were all finite,
     /// and its number.
     last_finite: Option<(usize, Parameters)>,
+    /// The epoch of lowest validation loss, and with --validation its parameters.
+    best: BestEpoch,
+    best_parameters: Option<Parameters>,
     /// The metrics file's lines so far.
     metrics: String,
+}
+
+impl Run {
+    fn new(patience: Option<usize>) -> Self {
+        Self {
+            history: Vec::new(),
+            last_evaluation: None,
+            last_finite: None,
+            best: BestEpoch::new(patience),
+            best_parameters: None,
+            metrics: String::new(),
+        }
+    }
 }
 
 /// Every epoch of the run, each reported as it ends.
@@ -121,6 +226,11 @@ fn train_epochs(
     let config = settings.train_config();
     let batch_count = batches(session.train_rows, config.batch_size).count();
     let backend_name = session.backend.name();
+    let val_set = if session.test.is_some() {
+        "held-out"
+    } else {
+        "test"
+    };
     for epoch in 1..=config.epochs {
         progress.start_epoch(epoch, batch_count);
         let (m, evaluation) = run_epoch(
@@ -145,6 +255,7 @@ fn train_epochs(
                 "train_loss": m.train_loss,
                 "val_loss": m.val_loss,
                 "val_accuracy": m.val_accuracy,
+                "val_set": val_set,
                 "seconds": m.seconds,
                 "backend": backend_name,
             });
@@ -152,23 +263,25 @@ fn train_epochs(
             write_atomically(path, run.metrics.as_bytes())
                 .context("cannot write the metrics file")?;
         }
-        if args.save.is_some() {
-            // What --save keeps must be finite, and the losses do not always show a NaN
-            // weight: max(s, 0) of a ReLU turns a NaN sum into 0. So the parameters
-            // themselves are checked.
-            let parameters = session.backend.parameters()?;
-            if !parameters.is_finite() {
-                let learning_rate = config.learning_rate_of(epoch);
-                return Err(TrainError::NonFiniteWeights {
-                    epoch,
-                    learning_rate,
-                }
-                .into());
+        let improved = run.best.record(epoch, m.val_loss);
+        let keep_best = improved && session.test.is_some();
+        if args.save.is_some() || keep_best {
+            let parameters = finite_parameters(session, &config, epoch)?;
+            if keep_best {
+                run.best_parameters = Some(parameters.clone());
             }
             run.last_finite = Some((epoch, parameters));
         }
         run.history.push(m);
         run.last_evaluation = Some(evaluation);
+        if run.best.should_stop(epoch) {
+            let (best, _) = run.best.best().expect("an epoch was recorded");
+            progress.say(&format!(
+                "early stopping after epoch {epoch}: the validation loss has not improved \
+                 since epoch {best}"
+            ));
+            break;
+        }
         let saves_something = args.save.is_some() || args.metrics.is_some() || args.plots.is_some();
         if console::stdout_closed() && !saves_something {
             // Nobody reads the rest, and nothing is kept: the run is over.
@@ -176,6 +289,26 @@ fn train_epochs(
         }
     }
     Ok(())
+}
+
+/// The backend's parameters after `epoch`, refused where one is not finite: what is kept must
+/// be, and the losses do not always show a NaN weight (max(s, 0) of a ReLU turns a NaN sum
+/// into 0).
+fn finite_parameters(
+    session: &mut Session,
+    config: &TrainConfig,
+    epoch: usize,
+) -> Result<Parameters> {
+    let parameters = session.backend.parameters()?;
+    if !parameters.is_finite() {
+        let learning_rate = config.learning_rate_of(epoch);
+        return Err(TrainError::NonFiniteWeights {
+            epoch,
+            learning_rate,
+        }
+        .into());
+    }
+    Ok(parameters)
 }
 
 /// Refuses, before any work, a run whose results could not be written.
@@ -256,6 +389,14 @@ fn save_model(
     if let Some(limit) = net.limit {
         info.options.insert("limit".into(), limit.to_string());
     }
+    if session.test.is_some() {
+        let held_out = session.validation.len().to_string();
+        info.options.insert("validation".into(), held_out);
+    }
+    if let Some(patience) = args.early_stopping {
+        info.options
+            .insert("early_stopping".into(), patience.to_string());
+    }
     if let Some(path) = &net.init {
         info.options
             .insert("init_from".into(), path.display().to_string());
@@ -277,10 +418,16 @@ fn draw_plots(
         Output::SigmoidMse => "mean squared error",
         Output::SoftmaxCrossEntropy => "cross-entropy",
     };
+    let validation = match session.test {
+        Some(_) => format!("the {} held-out training images", session.validation.len()),
+        None => format!("the {} test images", session.validation.len()),
+    };
+    let test = session.test.as_ref().unwrap_or(&session.validation);
     plots.draw(
         history,
         loss,
-        &session.validation,
+        &validation,
+        test,
         &evaluation.predictions,
         confusion,
     )?;

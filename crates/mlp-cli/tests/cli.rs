@@ -351,6 +351,84 @@ fn options_that_make_no_sense_together_are_refused() {
         &["--weight-init", "--init"],
     );
     assert_refused(&["--shuffle", "--no-shuffle"], &["--no-shuffle"]);
+    assert_refused(
+        &["--early-stopping", "3"],
+        &["--early-stopping needs --validation"],
+    );
+    assert_refused(&["--validation", "0"], &["at least 1 image"]);
+    assert_refused(&["--validation", "1.5"], &["fraction in (0, 1)"]);
+    assert_refused(&["--validation", "ten"], &["not a number of images"]);
+    assert_refused(&["--early-stopping", "0"], &["at least 1"]);
+}
+
+/// --validation holds images out of training and chooses the epoch of lowest validation loss;
+/// early stopping ends the run; the test set is evaluated once, on that model, which is the
+/// one saved: `eval` of the file gives the same test figures, on both backends.
+#[test]
+fn held_out_validation_chooses_the_epoch_and_the_test_set_judges_it_once() {
+    let scratch = Scratch::new("held-out");
+    let (model, metrics) = (scratch.file("m.safetensors"), scratch.file("m.jsonl"));
+    let data = mnist_dir();
+    let out = succeeds(&[
+        "--preset",
+        "modern",
+        "--schedule",
+        "constant",
+        "--lr",
+        "0.003",
+        "--limit",
+        "3000",
+        "--validation",
+        "0.05",
+        "--early-stopping",
+        "2",
+        "--epochs",
+        "30",
+        "--data-dir",
+        &data,
+        "--save",
+        &model,
+        "--metrics",
+        &metrics,
+    ]);
+    assert!(
+        out.contains("validation on the last 3000 training images, held out"),
+        "{out}"
+    );
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&metrics)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (last, epochs) = lines.split_last().unwrap();
+    assert!(epochs.len() < 30, "early stopping never stopped: {out}");
+    assert!(epochs.iter().all(|l| l["val_set"] == "held-out"));
+    let best = epochs
+        .iter()
+        .min_by(|a, b| {
+            a["val_loss"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["val_loss"].as_f64().unwrap())
+        })
+        .unwrap();
+    let chosen = best["epoch"].as_u64().unwrap();
+    assert_eq!(
+        epochs.len() as u64,
+        chosen + 2,
+        "stopped 2 epochs after the best"
+    );
+    assert_eq!(
+        (&last["set"], &last["epoch"]),
+        (&"test".into(), &chosen.into())
+    );
+    assert!(
+        out.contains(&format!("saved the model of epoch {chosen} to")),
+        "{out}"
+    );
+    let test_accuracy = 100.0 * last["test_accuracy"].as_f64().unwrap();
+    assert!(test_accuracy > 85.0, "{out}");
+    eval_on_both_backends(&model, &data, test_accuracy);
 }
 
 #[test]

@@ -62,7 +62,9 @@ pub struct ModelInfo {
     pub seed: u64,
     /// Epochs trained, counting those of any model training started from.
     pub epochs: usize,
-    /// Validation accuracy (0..1) after the last epoch, if the run measured one.
+    /// Test-set accuracy (0..1) of these parameters, if the run measured it: the last epoch's
+    /// validation accuracy where the test set validates (the seed's way), else the accuracy of
+    /// the epoch chosen on held-out validation images.
     pub accuracy: Option<f64>,
     /// The other training options of the run, recorded as given ("lr" → "0.01").
     pub options: BTreeMap<String, String>,

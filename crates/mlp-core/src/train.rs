@@ -46,6 +46,8 @@ pub struct TrainConfig {
     /// Read the training set in a new order each epoch, drawn from `seed`.
     pub shuffle: bool,
     pub seed: u64,
+    /// Stop when the validation loss has not improved for this many epochs.
+    pub early_stopping: Option<usize>,
 }
 
 impl TrainConfig {
@@ -59,6 +61,7 @@ impl TrainConfig {
             schedule: Schedule::Constant,
             shuffle: false,
             seed: 0,
+            early_stopping: None,
         }
     }
 
@@ -162,20 +165,67 @@ pub fn run_epoch(
     Ok((metrics, evaluation))
 }
 
-/// Trains `config.epochs` epochs, calling `on_epoch` after each.
+/// The epoch of lowest validation loss so far, and whether `patience` epochs have passed
+/// since it (early stopping).
+#[derive(Debug, Clone, Default)]
+pub struct BestEpoch {
+    patience: Option<usize>,
+    best: Option<(usize, f64)>,
+}
+
+impl BestEpoch {
+    pub fn new(patience: Option<usize>) -> Self {
+        Self {
+            patience,
+            best: None,
+        }
+    }
+
+    /// Records `epoch`'s validation loss; true when it is the lowest so far (the first of
+    /// equals).
+    pub fn record(&mut self, epoch: usize, val_loss: f64) -> bool {
+        let improved = self.best.is_none_or(|(_, best)| val_loss < best);
+        if improved {
+            self.best = Some((epoch, val_loss));
+        }
+        improved
+    }
+
+    /// The epoch of lowest validation loss, and that loss.
+    pub fn best(&self) -> Option<(usize, f64)> {
+        self.best
+    }
+
+    /// Whether training should stop after `epoch`: the loss has not improved for `patience`
+    /// epochs.
+    pub fn should_stop(&self, epoch: usize) -> bool {
+        match (self.patience, self.best) {
+            (Some(patience), Some((best, _))) => epoch - best >= patience,
+            _ => false,
+        }
+    }
+}
+
+/// Trains `config.epochs` epochs, or fewer where early stopping ends the run, calling
+/// `on_epoch` after each.
 pub fn train(
     backend: &mut dyn Backend,
     train_rows: usize,
     config: &TrainConfig,
     mut on_epoch: impl FnMut(&EpochMetrics, &Evaluation),
 ) -> Result<Vec<EpochMetrics>, TrainError> {
-    (1..=config.epochs)
-        .map(|epoch| {
-            let (metrics, evaluation) = run_epoch(backend, train_rows, config, epoch, &mut || {})?;
-            on_epoch(&metrics, &evaluation);
-            Ok(metrics)
-        })
-        .collect()
+    let mut best = BestEpoch::new(config.early_stopping);
+    let mut history = Vec::new();
+    for epoch in 1..=config.epochs {
+        let (metrics, evaluation) = run_epoch(backend, train_rows, config, epoch, &mut || {})?;
+        on_epoch(&metrics, &evaluation);
+        best.record(epoch, metrics.val_loss);
+        history.push(metrics);
+        if best.should_stop(epoch) {
+            break;
+        }
+    }
+    Ok(history)
 }
 
 #[cfg(test)]
@@ -187,6 +237,24 @@ mod tests {
         let all: Vec<_> = batches(250, 100).collect();
         assert_eq!(all, vec![0..100, 100..200, 200..250]);
         assert_eq!(batches(60_000, 100).count(), 600);
+    }
+
+    #[test]
+    fn best_epoch_stops_after_patience_epochs_without_improvement() {
+        let mut best = BestEpoch::new(Some(2));
+        for (epoch, loss, improved, stop) in [
+            (1, 0.5, true, false),
+            (2, 0.4, true, false),
+            (3, 0.4, false, false),
+            (4, 0.45, false, true),
+        ] {
+            assert_eq!(best.record(epoch, loss), improved, "epoch {epoch}");
+            assert_eq!(best.should_stop(epoch), stop, "epoch {epoch}");
+        }
+        assert_eq!(best.best(), Some((2, 0.4)));
+        let mut never = BestEpoch::new(None);
+        never.record(1, 0.1);
+        assert!(!never.should_stop(100));
     }
 
     #[test]

@@ -104,10 +104,22 @@ impl Dataset {
 
     /// The first `count` images (all of them if there are fewer).
     pub fn first(&self, count: usize) -> Dataset {
-        let count = count.min(self.len());
+        self.images_in(0..count.min(self.len()))
+    }
+
+    /// The set split in two: all but the last `count` images, and the last `count` (a
+    /// validation set held out of training, say). `count` must not exceed the set.
+    pub fn split_last(&self, count: usize) -> (Dataset, Dataset) {
+        let keep = self.len() - count;
+        (self.images_in(0..keep), self.images_in(keep..self.len()))
+    }
+
+    /// Images `range` of the set, in order.
+    fn images_in(&self, range: std::ops::Range<usize>) -> Dataset {
+        let pixels = self.pixels();
         Dataset {
-            images: self.images[..count * self.pixels()].to_vec(),
-            labels: self.labels[..count].to_vec(),
+            images: self.images[range.start * pixels..range.end * pixels].to_vec(),
+            labels: self.labels[range].to_vec(),
             rows: self.rows,
             cols: self.cols,
         }

@@ -167,7 +167,7 @@ async function loadModel() {
   try {
     const response = await fetch("/api/model");
     model = await response.json();
-    const accuracy = model.accuracy == null ? "accuracy not recorded" : `${(100 * model.accuracy).toFixed(2)} % validation accuracy`;
+    const accuracy = model.accuracy == null ? "accuracy not recorded" : `${(100 * model.accuracy).toFixed(2)} % test accuracy`;
     document.getElementById("model").textContent =
       `${model.file}: ${model.layers.join("-")}, ${model.activation} hidden layers, ${model.output} output, ` +
       `${model.epochs} epochs, ${accuracy}`;
