@@ -251,6 +251,15 @@ pub struct TrainArgs {
     /// --validation); --save then keeps the epoch of lowest validation loss.
     #[arg(long, value_name = "PATIENCE", value_parser = positive_usize)]
     pub early_stopping: Option<usize>,
+    /// After every epoch, write everything the run needs to go on (parameters, optimiser
+    /// state, epoch, metrics, options) to DIR/checkpoint.safetensors, replacing the last one
+    /// atomically.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: Option<PathBuf>,
+    /// Go on from the checkpoint in DIR (and keep writing checkpoints there), with the same
+    /// options as the run that wrote it: the run ends as if it had never stopped.
+    #[arg(long, value_name = "DIR", conflicts_with = "init")]
+    pub resume: Option<PathBuf>,
     #[command(flatten)]
     pub network: NetworkArgs,
 }

@@ -9,6 +9,7 @@ mod eval;
 mod plots;
 mod predict;
 mod progress;
+mod resume;
 mod serve;
 mod session;
 mod settings;

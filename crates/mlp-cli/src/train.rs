@@ -9,14 +9,16 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
 use mlp_core::atomic::{OutputError, check_writable, resolve_target, write_atomically};
+use mlp_core::checkpoint::Checkpoint;
 use mlp_core::metrics::ConfusionMatrix;
 use mlp_core::train::{BestEpoch, EpochMetrics, TrainConfig, TrainError, batches, run_epoch};
-use mlp_core::{Evaluation, Model, Output, Parameters};
+use mlp_core::{Evaluation, Model, ModelInfo, Output, Parameters};
 
 use crate::args::TrainArgs;
 use crate::console::{self, say};
 use crate::plots::Plots;
 use crate::progress::Progress;
+use crate::resume;
 use crate::session::{Session, evaluate_on};
 use crate::settings::Settings;
 
@@ -29,8 +31,16 @@ pub fn run(args: &TrainArgs) -> Result<()> {
              model on the images it is then judged on"
         ));
     }
+    if let Some(dir) = resume::checkpoint_dir(args) {
+        resume::check_dir(dir)?;
+    }
     let settings = Settings::resolve(net, args.epochs)?;
     let mut session = Session::new(net, &settings)?;
+    let mut run = Run::new(args.early_stopping);
+    if let Some(dir) = &args.resume {
+        let checkpoint = resume::resume(dir, args, &settings, &mut session)?;
+        run.resume_from(checkpoint, session.test.is_some(), &session.backend.name());
+    }
     let mut progress = Progress::new(args.quiet, settings.epochs);
     progress.say(&format!(
         "backend: {}; validation on {}\n{}\ntraining images {}{}",
@@ -43,7 +53,14 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             None => String::new(),
         },
     ));
-    let mut run = Run::new(args.early_stopping);
+    if let Some(dir) = &args.resume {
+        say!(
+            "resuming after epoch {} of {} from {}",
+            run.history.len(),
+            settings.epochs,
+            dir.display()
+        );
+    }
     let trained = train_epochs(args, &settings, &mut session, &mut progress, &mut run);
     if let Err(error) = trained {
         return Err(diverged(args, &settings, &session, &run, error));
@@ -213,6 +230,34 @@ impl Run {
             metrics: String::new(),
         }
     }
+
+    /// The run as `checkpoint` left it; `held_out` says whether it validates on held-out
+    /// images (and so kept the best epoch's parameters).
+    fn resume_from(&mut self, checkpoint: Checkpoint, held_out: bool, backend: &str) {
+        for m in &checkpoint.history {
+            self.metrics.push_str(&metrics_line(m, held_out, backend));
+        }
+        if let Some((epoch, loss, parameters)) = checkpoint.best {
+            self.best.resume(epoch, loss);
+            self.best_parameters = parameters;
+        }
+        self.last_finite = Some((checkpoint.epoch, checkpoint.model.parameters));
+        self.history = checkpoint.history;
+    }
+}
+
+/// An epoch's line of the metrics file.
+fn metrics_line(m: &EpochMetrics, held_out: bool, backend: &str) -> String {
+    let line = serde_json::json!({
+        "epoch": m.epoch,
+        "train_loss": m.train_loss,
+        "val_loss": m.val_loss,
+        "val_accuracy": m.val_accuracy,
+        "val_set": if held_out { "held-out" } else { "test" },
+        "seconds": m.seconds,
+        "backend": backend,
+    });
+    format!("{line}\n")
 }
 
 /// Every epoch of the run, each reported as it ends.
@@ -226,12 +271,8 @@ fn train_epochs(
     let config = settings.train_config();
     let batch_count = batches(session.train_rows, config.batch_size).count();
     let backend_name = session.backend.name();
-    let val_set = if session.test.is_some() {
-        "held-out"
-    } else {
-        "test"
-    };
-    for epoch in 1..=config.epochs {
+    let held_out = session.test.is_some();
+    for epoch in run.history.len() + 1..=config.epochs {
         progress.start_epoch(epoch, batch_count);
         let (m, evaluation) = run_epoch(
             session.backend.as_mut(),
@@ -250,30 +291,36 @@ fn train_epochs(
             m.seconds
         ));
         if let Some(path) = &args.metrics {
-            let line = serde_json::json!({
-                "epoch": m.epoch,
-                "train_loss": m.train_loss,
-                "val_loss": m.val_loss,
-                "val_accuracy": m.val_accuracy,
-                "val_set": val_set,
-                "seconds": m.seconds,
-                "backend": backend_name,
-            });
-            run.metrics.push_str(&format!("{line}\n"));
+            run.metrics
+                .push_str(&metrics_line(&m, held_out, &backend_name));
             write_atomically(path, run.metrics.as_bytes())
                 .context("cannot write the metrics file")?;
         }
         let improved = run.best.record(epoch, m.val_loss);
-        let keep_best = improved && session.test.is_some();
-        if args.save.is_some() || keep_best {
+        let keep_best = improved && held_out;
+        let checkpoint_dir = resume::checkpoint_dir(args);
+        run.history.push(m);
+        run.last_evaluation = Some(evaluation);
+        if args.save.is_some() || keep_best || checkpoint_dir.is_some() {
             let parameters = finite_parameters(session, &config, epoch)?;
             if keep_best {
                 run.best_parameters = Some(parameters.clone());
             }
+            if let Some(dir) = checkpoint_dir {
+                let best = run
+                    .best
+                    .best()
+                    .map(|(epoch, loss)| (epoch, loss, run.best_parameters.clone()));
+                let progress = resume::Progress {
+                    epoch,
+                    parameters: &parameters,
+                    history: &run.history,
+                    best,
+                };
+                resume::write(dir, args, settings, session, progress)?;
+            }
             run.last_finite = Some((epoch, parameters));
         }
-        run.history.push(m);
-        run.last_evaluation = Some(evaluation);
         if run.best.should_stop(epoch) {
             let (best, _) = run.best.best().expect("an epoch was recorded");
             progress.say(&format!(
@@ -382,27 +429,32 @@ fn save_model(
     epochs: usize,
     accuracy: Option<f64>,
 ) -> Result<()> {
-    let net = &args.network;
-    let mut info = settings.model_info();
+    let mut info = run_info(args, settings, session);
     info.epochs = session.epochs_before + epochs;
     info.accuracy = accuracy;
-    if let Some(limit) = net.limit {
-        info.options.insert("limit".into(), limit.to_string());
-    }
-    if session.test.is_some() {
-        let held_out = session.validation.len().to_string();
-        info.options.insert("validation".into(), held_out);
-    }
-    if let Some(patience) = args.early_stopping {
-        info.options
-            .insert("early_stopping".into(), patience.to_string());
-    }
-    if let Some(path) = &net.init {
-        info.options
-            .insert("init_from".into(), path.display().to_string());
-    }
     let path = args.save.as_deref().expect("--save was given");
     Ok(Model { parameters, info }.save(path)?)
+}
+
+/// What a saved model and a checkpoint record of the run: the settings' options and those
+/// that shape the data and the epochs.
+pub fn run_info(args: &TrainArgs, settings: &Settings, session: &Session) -> ModelInfo {
+    let net = &args.network;
+    let mut info = settings.model_info();
+    let mut record = |key: &str, value: String| info.options.insert(key.into(), value);
+    if let Some(limit) = net.limit {
+        record("limit", limit.to_string());
+    }
+    if session.test.is_some() {
+        record("validation", session.validation.len().to_string());
+    }
+    if let Some(patience) = args.early_stopping {
+        record("early_stopping", patience.to_string());
+    }
+    if let Some(path) = &net.init {
+        record("init_from", path.display().to_string());
+    }
+    info
 }
 
 fn draw_plots(

@@ -610,3 +610,88 @@ fn bench_profile_names_each_gpu_kernel_and_says_when_a_backend_cannot() {
         "{cpu}"
     );
 }
+
+/// A run stopped by SIGTERM after its first checkpoint leaves that checkpoint whole (and no
+/// temporary file), and resumed from it ends with the same parameters, bit for bit, as a run
+/// that never stopped: on the CPU and on the GPU. Resuming with other options is refused.
+#[test]
+fn interrupted_run_resumed_from_its_checkpoint_ends_with_the_same_bits() {
+    let data = mnist_dir();
+    for backend in ["cpu", "gpu"] {
+        let scratch = Scratch::new(&format!("resume-{backend}"));
+        let dir = scratch.file("checkpoints");
+        let options = [
+            "--preset",
+            "modern",
+            "--epochs",
+            "10",
+            "--limit",
+            "4000",
+            "--validation",
+            "1000",
+            "--quiet",
+            "--backend",
+            backend,
+            "--data-dir",
+            &data,
+        ];
+        let with = |more: &[&str]| -> Vec<String> {
+            options.iter().chain(more).map(|s| s.to_string()).collect()
+        };
+        succeeds(&strs(&with(&[
+            "--save",
+            &scratch.file("whole.safetensors"),
+        ])));
+
+        let mut interrupted = Command::new(env!("CARGO_BIN_EXE_mlp-cli"))
+            .args(with(&["--checkpoint", &dir]))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let file = scratch.path().join("checkpoints/checkpoint.safetensors");
+        while !file.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        Command::new("kill")
+            .args(["-TERM", &interrupted.id().to_string()])
+            .status()
+            .unwrap();
+        interrupted.wait().unwrap();
+        let left: Vec<_> = std::fs::read_dir(scratch.path().join("checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["checkpoint.safetensors"], "{backend}");
+        let epoch = mlp_core::checkpoint::Checkpoint::load(&file).unwrap().epoch;
+        assert!(epoch < 10, "{backend}: the run ended before it was stopped");
+
+        let resumed = succeeds(&strs(&with(&[
+            "--resume",
+            &dir,
+            "--save",
+            &scratch.file("resumed.safetensors"),
+        ])));
+        assert!(
+            resumed.contains(&format!("resuming after epoch {epoch} of 10")),
+            "{resumed}"
+        );
+        let parameters = |name: &str| {
+            mlp_core::Model::load(&scratch.path().join(name))
+                .unwrap()
+                .parameters
+        };
+        assert_eq!(
+            parameters("whole.safetensors"),
+            parameters("resumed.safetensors"),
+            "{backend}: resumed after epoch {epoch}"
+        );
+        assert_refused(
+            &strs(&with(&["--resume", &dir, "--lr", "0.002"])),
+            &["options differ", "lr 0.002 (checkpoint 0.001)"],
+        );
+    }
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}

@@ -4,9 +4,10 @@
 
 use std::ops::Range;
 
-use ndarray::Array2;
+use ndarray::{Array1, Array2};
 
-use crate::network::{NetworkError, Parameters};
+use crate::network::{Layer, NetworkError, Parameters};
+use crate::options::Optimiser;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -20,9 +21,76 @@ pub enum BackendError {
     BadOrder { len: usize },
     #[error(transparent)]
     Network(#[from] NetworkError),
+    #[error("the optimiser state does not fit this network and optimiser: {problem}")]
+    OptimiserStateShape { problem: String },
     /// A failure of the device itself (out of memory, device lost, a limit exceeded).
     #[error("{backend}: {message}")]
     Device { backend: String, message: String },
+}
+
+/// What an optimiser keeps per layer: a velocity (momentum, in `first`), or first and second
+/// moments (Adam), each shaped like the layer's parameters and starting at 0; and the steps
+/// taken, for Adam's bias corrections. With the parameters, it is what a step depends on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptimiserState {
+    pub first: Vec<Layer>,
+    pub second: Vec<Layer>,
+    pub steps: u64,
+}
+
+impl OptimiserState {
+    /// The state before the first step of `optimiser` on `parameters`: zeros.
+    pub fn new(optimiser: Optimiser, parameters: &Parameters) -> Self {
+        let zeros = || -> Vec<Layer> {
+            parameters
+                .layers
+                .iter()
+                .map(|l| Layer {
+                    weights: Array2::zeros(l.weights.dim()),
+                    bias: Array1::zeros(l.bias.len()),
+                })
+                .collect()
+        };
+        let slots = optimiser.state_per_parameter();
+        Self {
+            first: if slots >= 1 { zeros() } else { Vec::new() },
+            second: if slots >= 2 { zeros() } else { Vec::new() },
+            steps: 0,
+        }
+    }
+
+    /// Fails unless this state is shaped as `optimiser`'s on `parameters`.
+    pub fn check_for(
+        &self,
+        optimiser: Optimiser,
+        parameters: &Parameters,
+    ) -> Result<(), BackendError> {
+        let expected = Self::new(optimiser, parameters);
+        let shapes = |layers: &[Layer]| -> Vec<((usize, usize), usize)> {
+            layers
+                .iter()
+                .map(|l| (l.weights.dim(), l.bias.len()))
+                .collect()
+        };
+        for (name, got, wanted) in [
+            ("first", &self.first, &expected.first),
+            ("second", &self.second, &expected.second),
+        ] {
+            if shapes(got) != shapes(wanted) {
+                return Err(BackendError::OptimiserStateShape {
+                    problem: format!(
+                        "{optimiser} keeps {} {name}-moment layers shaped {:?}, this state has {} \
+                         shaped {:?}",
+                        wanted.len(),
+                        shapes(wanted),
+                        got.len(),
+                        shapes(got)
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Fails unless `rows` is a non-empty range inside a training set of `len` images.
@@ -189,6 +257,14 @@ pub trait Backend {
 
     /// Reads every weight and bias back.
     fn parameters(&mut self) -> Result<Parameters, BackendError>;
+
+    /// The optimiser's state after the steps so far: what a checkpoint keeps besides the
+    /// parameters.
+    fn optimiser_state(&mut self) -> Result<OptimiserState, BackendError>;
+
+    /// Replaces the optimiser's state (a checkpoint's), shaped as
+    /// [`Backend::optimiser_state`] returns it.
+    fn set_optimiser_state(&mut self, state: &OptimiserState) -> Result<(), BackendError>;
 
     /// The learning rate of the steps after this call (a schedule changes it between epochs).
     fn set_learning_rate(&mut self, learning_rate: f32) -> Result<(), BackendError>;

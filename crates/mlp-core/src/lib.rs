@@ -6,6 +6,7 @@
 
 pub mod atomic;
 pub mod backend;
+pub mod checkpoint;
 pub mod compare;
 pub mod cpu;
 pub mod data;
@@ -20,7 +21,7 @@ pub mod sparse;
 pub mod train;
 pub mod vectorised;
 
-pub use backend::{Backend, BackendError, Evaluation, StepTrace};
+pub use backend::{Backend, BackendError, Evaluation, OptimiserState, StepTrace};
 pub use cpu::{CpuBackend, ReferenceBackend};
 pub use data::{DataError, Dataset};
 pub use model::{Model, ModelError, ModelInfo};

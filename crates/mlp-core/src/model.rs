@@ -115,9 +115,47 @@ fn f32_bytes(values: impl Iterator<Item = f32>) -> Vec<u8> {
     values.flat_map(f32::to_le_bytes).collect()
 }
 
+/// A tensor to serialise: its name, shape and little-endian bytes.
+pub(crate) type NamedTensor = (String, Vec<usize>, Vec<u8>);
+
+/// Each layer's weights and bias as tensors named `{prefix}layer{k}.weights` and `.bias`.
+pub(crate) fn layer_tensors(prefix: &str, parameters: &Parameters) -> Vec<NamedTensor> {
+    let mut tensors = Vec::new();
+    for (k, layer) in parameters.layers.iter().enumerate() {
+        let (inputs, outputs) = layer.weights.dim();
+        tensors.push((
+            format!("{prefix}{}", weights_name(k + 1)),
+            vec![inputs, outputs],
+            f32_bytes(layer.weights.iter().copied()),
+        ));
+        tensors.push((
+            format!("{prefix}{}", bias_name(k + 1)),
+            vec![outputs],
+            f32_bytes(layer.bias.iter().copied()),
+        ));
+    }
+    tensors
+}
+
+/// Safetensors bytes of f32 `tensors` with `metadata`.
+pub(crate) fn serialize(tensors: &[NamedTensor], metadata: HashMap<String, String>) -> Vec<u8> {
+    let views = tensors.iter().map(|(name, shape, bytes)| {
+        let view = TensorView::new(Dtype::F32, shape.clone(), bytes)
+            .expect("the byte count is the shape's product times 4");
+        (name.clone(), view)
+    });
+    safetensors::serialize(views, Some(metadata))
+        .expect("f32 tensors with distinct names always serialise")
+}
+
 impl Model {
     /// The model as safetensors bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
+        serialize(&layer_tensors("", &self.parameters), self.metadata())
+    }
+
+    /// The header's metadata: the reserved keys and the run's options.
+    pub(crate) fn metadata(&self) -> HashMap<String, String> {
         let info = &self.info;
         let mut metadata: HashMap<String, String> = info
             .options
@@ -144,27 +182,7 @@ impl Model {
         if let Some(accuracy) = info.accuracy {
             metadata.insert("accuracy".into(), accuracy.to_string());
         }
-        let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-        for (k, layer) in self.parameters.layers.iter().enumerate() {
-            let (inputs, outputs) = layer.weights.dim();
-            tensors.push((
-                weights_name(k + 1),
-                vec![inputs, outputs],
-                f32_bytes(layer.weights.iter().copied()),
-            ));
-            tensors.push((
-                bias_name(k + 1),
-                vec![outputs],
-                f32_bytes(layer.bias.iter().copied()),
-            ));
-        }
-        let views = tensors.iter().map(|(name, shape, bytes)| {
-            let view = TensorView::new(Dtype::F32, shape.clone(), bytes)
-                .expect("the byte count is the shape's product times 4");
-            (name.clone(), view)
-        });
-        safetensors::serialize(views, Some(metadata))
-            .expect("f32 tensors with distinct names always serialise")
+        metadata
     }
 
     /// Writes the model to `path` atomically ([`crate::atomic`]): a failed or interrupted
@@ -217,9 +235,26 @@ impl Model {
         let tensors = SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
         let metadata = header.metadata().clone().unwrap_or_default();
         let (info, sizes) = read_info(&metadata, path)?;
+        let expected = 2 * sizes.depth();
+        if tensors.len() != expected {
+            return Err(ModelError::Shape {
+                path: path.to_path_buf(),
+                problem: format!(
+                    "layers {} need {expected} tensors, the file has {} ({})",
+                    sizes
+                        .as_slice()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    tensors.len(),
+                    tensors.names().join(", ")
+                ),
+            });
+        }
         let model = Self {
             parameters: Parameters {
-                layers: read_layers(&tensors, &sizes, path)?,
+                layers: read_layers(&tensors, &sizes, "", path)?,
             },
             info,
         };
@@ -236,7 +271,7 @@ fn format_error(path: &Path, problem: String) -> ModelError {
 }
 
 /// What the header's metadata says of the model, and its layer sizes.
-fn read_info(
+pub(crate) fn read_info(
     metadata: &HashMap<String, String>,
     path: &Path,
 ) -> Result<(ModelInfo, LayerSizes), ModelError> {
@@ -292,11 +327,12 @@ fn read_info(
     Ok((info, sizes))
 }
 
-/// Each layer's weights and bias from `tensors`, which must be exactly the f32 tensors that
-/// layer sizes `sizes` call for.
-fn read_layers(
+/// Each layer's weights and bias from the tensors `{prefix}layer{k}.weights` and `.bias` of
+/// `tensors`, which must be f32 of the shapes that layer sizes `sizes` call for.
+pub(crate) fn read_layers(
     tensors: &SafeTensors,
     sizes: &LayerSizes,
+    prefix: &str,
     path: &Path,
 ) -> Result<Vec<Layer>, ModelError> {
     let shape = |problem: String| ModelError::Shape {
@@ -309,14 +345,6 @@ fn read_layers(
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(",");
-    let expected_names = 2 * sizes.depth();
-    if tensors.len() != expected_names {
-        return Err(shape(format!(
-            "layers {layers_text} need {expected_names} tensors, the file has {} ({})",
-            tensors.len(),
-            tensors.names().join(", ")
-        )));
-    }
     let read = |name: &str, dims: &[usize]| -> Result<Vec<f32>, ModelError> {
         let view = tensors
             .tensor(name)
@@ -343,8 +371,11 @@ fn read_layers(
         .shapes()
         .enumerate()
         .map(|(k, (inputs, outputs))| {
-            let weights = read(&weights_name(k + 1), &[inputs, outputs])?;
-            let bias = read(&bias_name(k + 1), &[outputs])?;
+            let weights = read(
+                &format!("{prefix}{}", weights_name(k + 1)),
+                &[inputs, outputs],
+            )?;
+            let bias = read(&format!("{prefix}{}", bias_name(k + 1)), &[outputs])?;
             Ok(Layer {
                 weights: Array2::from_shape_vec((inputs, outputs), weights)
                     .expect("the shape was checked"),

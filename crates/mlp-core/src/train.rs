@@ -191,6 +191,11 @@ impl BestEpoch {
         improved
     }
 
+    /// Goes on from a run whose lowest validation loss so far was `val_loss`, at `epoch`.
+    pub fn resume(&mut self, epoch: usize, val_loss: f64) {
+        self.best = Some((epoch, val_loss));
+    }
+
     /// The epoch of lowest validation loss, and that loss.
     pub fn best(&self) -> Option<(usize, f64)> {
         self.best

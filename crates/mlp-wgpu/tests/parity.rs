@@ -5,6 +5,8 @@
 #[path = "../../mlp-core/tests/common/mod.rs"]
 mod common;
 
+use std::ops::Range;
+
 use common::{lockstep_step, start_epoch_on};
 use mlp_core::backend::Backend;
 use mlp_core::compare::{Difference, Row};
@@ -573,4 +575,61 @@ fn cached_pixel_lists_should_match_per_step_ones() {
         }
     }
     assert_eq!(cached.parameters().unwrap(), per_step.parameters().unwrap());
+}
+
+/// Trains `epochs` epochs of `set` on `backend`, each shuffled as the trainer shuffles.
+fn train_epochs(backend: &mut dyn Backend, set: &Dataset, batch: usize, epochs: Range<usize>) {
+    for epoch in epochs {
+        let order = mlp_core::train::epoch_order(9, epoch, set.len());
+        backend.set_order(&order).unwrap();
+        for rows in batches(set.len(), batch) {
+            backend.train_batch(rows).unwrap();
+        }
+        backend.take_train_loss().unwrap();
+    }
+}
+
+/// A checkpoint's parameters and optimiser state (Adam's moments and step count), put into a
+/// backend built afresh, go on to the same bits as the backend that never stopped: on the
+/// reference and on the GPU. A state of another optimiser's shape is refused.
+#[test]
+fn resumed_adam_training_should_match_uninterrupted_bits() {
+    let mut rng = Rng::new(43);
+    let set = random_set(90, 37, 5, &mut rng);
+    let hyper = options(|h| {
+        h.optimiser = Optimiser::with_defaults(OptimiserKind::Adam);
+        h.activation = Activation::Relu;
+        h.output = Output::SoftmaxCrossEntropy;
+        h.reduction = Reduction::Mean;
+        h.learning_rate = 1e-3;
+    });
+    let sizes = [37, 20, 9, 5];
+    let (mut cpu, mut gpu) = backends_with(&sizes, 30, &set, &set, &hyper);
+    let (mut cpu_resumed, mut gpu_resumed) = backends_with(&sizes, 30, &set, &set, &hyper);
+    for (whole, resumed) in [
+        (
+            &mut cpu as &mut dyn Backend,
+            &mut cpu_resumed as &mut dyn Backend,
+        ),
+        (&mut gpu, &mut gpu_resumed),
+    ] {
+        train_epochs(whole, &set, 30, 1..3);
+        let state = whole.optimiser_state().unwrap();
+        assert_eq!(state.steps, 6);
+        assert_eq!((state.first.len(), state.second.len()), (3, 3));
+        resumed
+            .set_parameters(&whole.parameters().unwrap())
+            .unwrap();
+        resumed.set_optimiser_state(&state).unwrap();
+        assert_eq!(resumed.optimiser_state().unwrap(), state);
+        train_epochs(whole, &set, 30, 3..5);
+        train_epochs(resumed, &set, 30, 3..5);
+        assert_eq!(resumed.parameters().unwrap(), whole.parameters().unwrap());
+        let plain = mlp_core::OptimiserState::new(
+            Hyperparameters::seed().optimiser,
+            &whole.parameters().unwrap(),
+        );
+        let refused = resumed.set_optimiser_state(&plain).unwrap_err();
+        assert!(refused.to_string().contains("does not fit"), "{refused}");
+    }
 }

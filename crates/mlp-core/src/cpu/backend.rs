@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
 
-use super::reference::{OptimiserState, optimiser_update};
+use super::reference::optimiser_update;
 use super::workspace::{Workspace, first_rows, split_first_layer, split_rows, split_state};
 use super::{
     activation_forward, bias_gradient, check_input_width, check_order, check_output_width,
@@ -13,7 +13,8 @@ use super::{
     softmax_cross_entropy_delta, softmax_forward, weights_gradient,
 };
 use crate::backend::{
-    Backend, BackendError, Evaluation, StepKernels, StepTrace, TrainLoss, check_rows,
+    Backend, BackendError, Evaluation, OptimiserState, StepKernels, StepTrace, TrainLoss,
+    check_rows,
 };
 use crate::data::Dataset;
 use crate::network::{Layer, Parameters};
@@ -407,6 +408,16 @@ impl Backend for CpuBackend {
 
     fn parameters(&mut self) -> Result<Parameters, BackendError> {
         Ok(self.parameters.clone())
+    }
+
+    fn optimiser_state(&mut self) -> Result<OptimiserState, BackendError> {
+        Ok(self.state.clone())
+    }
+
+    fn set_optimiser_state(&mut self, state: &OptimiserState) -> Result<(), BackendError> {
+        state.check_for(self.hyper.optimiser, &self.parameters)?;
+        self.state = state.clone();
+        Ok(())
     }
 
     fn set_learning_rate(&mut self, learning_rate: f32) -> Result<(), BackendError> {

@@ -17,7 +17,8 @@ use super::{
     softmax_cross_entropy_delta, softmax_forward, weights_gradient,
 };
 use crate::backend::{
-    Backend, BackendError, Evaluation, StepKernels, StepTrace, TrainLoss, check_rows,
+    Backend, BackendError, Evaluation, OptimiserState, StepKernels, StepTrace, TrainLoss,
+    check_rows,
 };
 use crate::data::Dataset;
 use crate::network::{Layer, Parameters};
@@ -76,36 +77,6 @@ pub fn deltas<F: Real>(
         );
     }
     deltas
-}
-
-/// What an optimiser keeps per layer: a velocity (momentum), or first and second moments
-/// (Adam), each shaped like the layer's parameters and starting at 0.
-pub(crate) struct OptimiserState {
-    pub first: Vec<Layer>,
-    pub second: Vec<Layer>,
-    /// Steps taken, for Adam's bias corrections.
-    pub steps: u64,
-}
-
-impl OptimiserState {
-    pub fn new(optimiser: Optimiser, parameters: &Parameters) -> Self {
-        let zeros = || -> Vec<Layer> {
-            parameters
-                .layers
-                .iter()
-                .map(|l| Layer {
-                    weights: Array2::zeros(l.weights.dim()),
-                    bias: Array1::zeros(l.bias.len()),
-                })
-                .collect()
-        };
-        let slots = optimiser.state_per_parameter();
-        Self {
-            first: if slots >= 1 { zeros() } else { Vec::new() },
-            second: if slots >= 2 { zeros() } else { Vec::new() },
-            steps: 0,
-        }
-    }
 }
 
 /// Moves one parameter tensor by its gradient as `optimiser` says (E7, or momentum's or
@@ -322,6 +293,16 @@ impl Backend for ReferenceBackend {
 
     fn parameters(&mut self) -> Result<Parameters, BackendError> {
         Ok(self.parameters.clone())
+    }
+
+    fn optimiser_state(&mut self) -> Result<OptimiserState, BackendError> {
+        Ok(self.state.clone())
+    }
+
+    fn set_optimiser_state(&mut self, state: &OptimiserState) -> Result<(), BackendError> {
+        state.check_for(self.hyper.optimiser, &self.parameters)?;
+        self.state = state.clone();
+        Ok(())
     }
 
     fn set_learning_rate(&mut self, learning_rate: f32) -> Result<(), BackendError> {

@@ -167,6 +167,16 @@ pub(super) fn pack_layer(layer: &Layer) -> Vec<f32> {
         .collect()
 }
 
+/// A layer from the [Wk; bk] values `pack_layer` makes, (inputs + 1) x outputs.
+pub(super) fn unpack_layer(values: Vec<f32>, inputs: usize, outputs: usize) -> Layer {
+    let all = ndarray::Array2::from_shape_vec((inputs + 1, outputs), values)
+        .expect("a layer holds (in + 1) x out values");
+    Layer {
+        weights: all.slice(ndarray::s![..inputs, ..]).to_owned(),
+        bias: all.row(inputs).to_owned(),
+    }
+}
+
 /// The optimiser codes of common.wgsl (GRADIENT_DESCENT, MOMENTUM, ADAM), with the decay rates
 /// the update kernels read from the layer uniform (Adam's β1, β2, ε; momentum's μ as `decay1`).
 pub(super) fn optimiser_code(optimiser: Optimiser) -> (u32, f32, f32, f32) {

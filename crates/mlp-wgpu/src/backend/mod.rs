@@ -7,12 +7,13 @@ use std::ops::Range;
 
 use mlp_core::Dataset;
 use mlp_core::backend::{
-    Backend, BackendError, Evaluation, KernelTime, StepKernels, StepTrace, TrainLoss,
+    Backend, BackendError, Evaluation, KernelTime, OptimiserState, StepKernels, StepTrace,
+    TrainLoss,
 };
 use mlp_core::cpu::{check_order, check_output_width};
-use mlp_core::network::{Layer, Parameters};
+use mlp_core::network::Parameters;
 use mlp_core::options::Hyperparameters;
-use ndarray::{Array2, s};
+use ndarray::Array2;
 
 mod bind_groups;
 mod evaluate;
@@ -25,7 +26,7 @@ use bind_groups::{BindGroups, Sources, uniform_reads};
 use evaluate::evaluation_chunk;
 use layout::{
     BufferMaker, FUSED_UNITS, GROUP, LOSS_SLOTS, LayerTables, PerLayer, ROW_GROUP, STEP_SLOTS,
-    StepSlots, Tensors, div_ceil, optimiser_code, pack_layer,
+    StepSlots, Tensors, div_ceil, optimiser_code, pack_layer, unpack_layer,
 };
 use record::{PixelLists, PixelSource, Queued};
 use upload::DataBuffers;
@@ -421,14 +422,57 @@ impl Backend for GpuBackend {
                 region.start,
                 (inputs + 1) * outputs,
             )?;
-            let all = Array2::from_shape_vec((inputs + 1, outputs), values)
-                .expect("buffer holds (in + 1) x out values");
-            layers.push(Layer {
-                weights: all.slice(s![..inputs, ..]).to_owned(),
-                bias: all.row(inputs).to_owned(),
-            });
+            layers.push(unpack_layer(values, inputs, outputs));
         }
         Ok(Parameters { layers })
+    }
+
+    fn optimiser_state(&mut self) -> Result<OptimiserState, BackendError> {
+        self.flush()?;
+        let slots = self.hyper.optimiser.state_per_parameter();
+        let mut moments = [Vec::new(), Vec::new()];
+        for (region, w) in self
+            .tensors
+            .optimiser_state
+            .regions
+            .iter()
+            .zip(self.sizes.windows(2))
+        {
+            let count = (w[0] + 1) * w[1];
+            for (slot, layers) in moments.iter_mut().enumerate().take(slots) {
+                let start = region.start + (slot * count * 4) as u64;
+                let values =
+                    self.read_f32_at(&self.tensors.optimiser_state.buffer, start, count)?;
+                layers.push(unpack_layer(values, w[0], w[1]));
+            }
+        }
+        let [first, second] = moments;
+        Ok(OptimiserState {
+            first,
+            second,
+            steps: self.steps,
+        })
+    }
+
+    fn set_optimiser_state(&mut self, state: &OptimiserState) -> Result<(), BackendError> {
+        let parameters = self.parameters()?;
+        state.check_for(self.hyper.optimiser, &parameters)?;
+        for (k, region) in self.tensors.optimiser_state.regions.iter().enumerate() {
+            let packed: Vec<f32> = [&state.first, &state.second]
+                .into_iter()
+                .filter_map(|layers| layers.get(k))
+                .flat_map(pack_layer)
+                .collect();
+            if !packed.is_empty() {
+                self.context.queue.write_buffer(
+                    &self.tensors.optimiser_state.buffer,
+                    region.start,
+                    bytemuck::cast_slice(&packed),
+                );
+            }
+        }
+        self.steps = state.steps;
+        Ok(())
     }
 
     fn set_learning_rate(&mut self, learning_rate: f32) -> Result<(), BackendError> {
