@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mlp_core::LayerSizes;
-use mlp_core::network::{CLASSES, INPUT_SIZE};
+use mlp_core::data::DataFormat;
 use mlp_core::options::{
     Activation, Init, OptimiserKind, Output, Reduction, Schedule, UnknownChoice,
 };
@@ -58,23 +58,73 @@ pub enum BackendKind {
 
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
-    /// Directory holding the four MNIST files, raw or .gz.
-    #[arg(long, env = "MNIST_DIR", default_value = "data/mnist")]
-    pub data_dir: PathBuf,
-    /// Load any data set in MNIST's IDX layout and file names (Fashion-MNIST, say): skips
-    /// MNIST's SHA-256 checks and takes image counts from the headers.
+    /// The data set: mnist or fashion-mnist, each downloaded where missing and checked file
+    /// by file against its SHA-256 [default: mnist].
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetName>,
+    /// Directory holding the data set's four files, raw or .gz [default: MNIST_DIR, else
+    /// data/mnist; data/fashion-mnist for Fashion-MNIST].
     #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Load any data set in MNIST's IDX layout and file names: no SHA-256 checks; the image
+    /// size and counts come from the headers, the classes from the labels (or --classes).
+    #[arg(long, conflicts_with = "dataset")]
     pub any_idx: bool,
     /// Never download missing files; fail with instructions instead.
     #[arg(long)]
     pub no_download: bool,
 }
 
+/// The data sets `--dataset` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DatasetName {
+    Mnist,
+    FashionMnist,
+}
+
+impl DataArgs {
+    /// Which files to load and how they are checked.
+    pub fn format(&self) -> DataFormat {
+        match (self.any_idx, self.dataset) {
+            (true, _) => DataFormat::AnyIdx,
+            (false, Some(DatasetName::FashionMnist)) => DataFormat::FashionMnist,
+            (false, _) => DataFormat::Mnist,
+        }
+    }
+
+    /// Where the files are: --data-dir, else the data set's usual place.
+    pub fn dir(&self) -> PathBuf {
+        if let Some(dir) = &self.data_dir {
+            return dir.clone();
+        }
+        match self.format() {
+            DataFormat::FashionMnist => PathBuf::from("data/fashion-mnist"),
+            _ => std::env::var_os("MNIST_DIR")
+                .map_or_else(|| PathBuf::from("data/mnist"), PathBuf::from),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct DownloadArgs {
-    /// Directory to put the four MNIST files in (made if missing).
-    #[arg(long, env = "MNIST_DIR", default_value = "data/mnist")]
-    pub data_dir: PathBuf,
+    /// The data set to fetch: mnist or fashion-mnist [default: mnist].
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetName>,
+    /// Directory to put the four files in (made if missing) [default: as for training].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl DownloadArgs {
+    /// The same choice as a training run's data options.
+    pub fn data(&self) -> DataArgs {
+        DataArgs {
+            dataset: self.dataset,
+            data_dir: self.data_dir.clone(),
+            any_idx: false,
+            no_download: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -95,8 +145,8 @@ pub struct NetworkArgs {
     /// Learning rate of the first epoch [seed: 0.01, modern: 0.001].
     #[arg(long, value_parser = learning_rate, allow_negative_numbers = true)]
     pub lr: Option<f32>,
-    /// Units per layer, input first; must start at 784 and end at 10
-    /// [seed: 784,64,32,16,10, modern: 784,256,128,10].
+    /// Units per layer, input first; must start at the image size (784 for MNIST) and end at
+    /// the number of classes (10) [seed: 784,64,32,16,10, modern: 784,256,128,10].
     #[arg(long, value_parser = layer_sizes)]
     pub layers: Option<LayerSizes>,
     /// Hidden layers' activation: sigmoid, relu or tanh [seed: sigmoid, modern: relu].
@@ -143,6 +193,10 @@ pub struct NetworkArgs {
     pub init: Option<PathBuf>,
     #[command(flatten)]
     pub gpu: GpuArgs,
+    /// Classes the network tells apart [default: 10 for MNIST and Fashion-MNIST; one more
+    /// than the largest label for --any-idx].
+    #[arg(long, value_parser = positive_usize)]
+    pub classes: Option<usize>,
     /// Train on the first N training images only (quick runs).
     #[arg(long, value_parser = positive_usize)]
     pub limit: Option<usize>,
@@ -155,6 +209,19 @@ pub struct NetworkArgs {
     #[command(flatten)]
     pub data: DataArgs,
 }
+
+/// An option whose value does not fit what it applies to, found after parsing (--layers
+/// against the data's shape): it exits with code 2, as clap's own refusals do.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 /// How many training images `--validation` holds out.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -406,7 +473,10 @@ fn learning_rate(text: &str) -> Result<f32, String> {
     }
 }
 
+/// Layer sizes as given; whether they fit the data is checked once its shape is known.
 fn layer_sizes(text: &str) -> Result<LayerSizes, String> {
     let parsed: LayerSizes = text.parse().map_err(|e| format!("{e}"))?;
-    LayerSizes::new(parsed.as_slice().to_vec(), INPUT_SIZE, CLASSES).map_err(|e| e.to_string())
+    let sizes = parsed.as_slice().to_vec();
+    let (input, classes) = (sizes.first().copied(), sizes.last().copied());
+    LayerSizes::new(sizes, input.unwrap_or(0), classes.unwrap_or(0)).map_err(|e| e.to_string())
 }

@@ -9,13 +9,16 @@ use mlp_core::train::{TrainConfig, batches, start_epoch};
 
 use crate::args::BenchArgs;
 use crate::console::say;
-use crate::session::Session;
-use crate::settings::Settings;
+use crate::session::{Prepared, Session, prepare};
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     let net = &args.network;
-    let settings = Settings::resolve(net, None)?;
-    let mut session = Session::new(net, &settings)?;
+    let Prepared {
+        settings,
+        data,
+        initial,
+    } = prepare(net, None)?;
+    let mut session = Session::new(net, &settings, data, initial)?;
     let rows = session.train_rows;
     let flop_per_sample = 2.0 * multiply_adds_per_sample(settings.layers.as_slice()) as f64;
     let order = if settings.shuffle {

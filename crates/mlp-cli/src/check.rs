@@ -12,7 +12,7 @@ use mlp_wgpu::PARITY;
 
 use crate::args::{BackendKind, CheckArgs};
 use crate::console::say;
-use crate::session::{build_backend, initial_parameters, split_data};
+use crate::session::{Prepared, build_backend, prepare};
 use crate::settings::Settings;
 
 /// A backend checked against the reference, with the tolerance it is held to and why.
@@ -30,12 +30,14 @@ pub fn run(args: &CheckArgs) -> Result<()> {
     if net.backend.is_some() {
         bail!("check runs every backend against the reference: drop --backend");
     }
-    let settings = Settings::resolve(net, None)?;
-    let (train, validation, _) = split_data(net)?;
-    let train = &train;
-    let (parameters, _) = initial_parameters(net, &settings)?;
+    let Prepared {
+        settings,
+        data,
+        initial: (parameters, _),
+    } = prepare(net, None)?;
+    let (train, validation) = (&data.train, &data.validation);
     let mut reference =
-        ReferenceBackend::new(parameters.clone(), &settings.hyper, train, &validation)?;
+        ReferenceBackend::new(parameters.clone(), &settings.hyper, train, validation)?;
     let build = |kind| {
         build_backend(
             kind,
@@ -44,7 +46,7 @@ pub fn run(args: &CheckArgs) -> Result<()> {
             &settings.hyper,
             settings.batch_size,
             train,
-            &validation,
+            validation,
         )
     };
     let mut checked = [

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use mlp_core::data::{self, DataFormat, MIRRORS, Mnist};
+use mlp_core::data::{self, DataFormat, Mnist};
 
 use crate::args::{DataArgs, DownloadArgs};
 use crate::console::{note, say};
@@ -11,16 +11,12 @@ use crate::console::{note, say};
 /// The training and test sets, downloaded first if the directory lacks them and downloads
 /// are allowed.
 pub fn load(args: &DataArgs) -> Result<Mnist> {
-    let format = if args.any_idx {
-        DataFormat::AnyIdx
-    } else {
-        DataFormat::Mnist
-    };
-    if !args.no_download && !args.any_idx && !data::missing_files(&args.data_dir).is_empty() {
-        fetch(&args.data_dir)?;
+    let (format, dir) = (args.format(), args.dir());
+    if !args.no_download && format != DataFormat::AnyIdx && !data::missing_files(&dir).is_empty() {
+        fetch(&dir, format)?;
     }
-    let loaded = data::load(&args.data_dir, format)?;
-    for (raw, gz) in data::shadowed_files(&args.data_dir) {
+    let loaded = data::load(&dir, format)?;
+    for (raw, gz) in data::shadowed_files(&dir) {
         note!(
             "note: read {}, not {} beside it",
             raw.display(),
@@ -30,25 +26,29 @@ pub fn load(args: &DataArgs) -> Result<Mnist> {
     Ok(loaded)
 }
 
-fn fetch(dir: &Path) -> Result<()> {
-    note!("downloading MNIST into {} ...", dir.display());
-    let written = data::download_missing(dir, &MIRRORS)
-        .with_context(|| format!("MNIST is not in {}", dir.display()))?;
+fn fetch(dir: &Path, format: DataFormat) -> Result<()> {
+    let name = format.name();
+    note!("downloading {name} into {} ...", dir.display());
+    let written = data::download_missing(dir, format, format.mirrors())
+        .with_context(|| format!("{name} is not in {}", dir.display()))?;
     note!("downloaded and verified: {}", written.join(", "));
     Ok(())
 }
 
 /// `mlp-cli download`: fetch what is missing, then check all four files.
 pub fn download(args: &DownloadArgs) -> Result<()> {
-    if data::missing_files(&args.data_dir).is_empty() {
-        note!("{} already has all four files", args.data_dir.display());
+    let data = args.data();
+    let (format, dir) = (data.format(), data.dir());
+    if data::missing_files(&dir).is_empty() {
+        note!("{} already has all four files", dir.display());
     } else {
-        fetch(&args.data_dir)?;
+        fetch(&dir, format)?;
     }
-    let mnist = data::load(&args.data_dir, DataFormat::Mnist)?;
+    let mnist = data::load(&dir, format)?;
     say!(
-        "{}: {} training and {} test images, checksums verified",
-        args.data_dir.display(),
+        "{}: {} {} training and {} test images, checksums verified",
+        dir.display(),
+        format.name(),
         mnist.train.len(),
         mnist.test.len()
     );

@@ -7,11 +7,12 @@ use mlp_core::metrics::ConfusionMatrix;
 use crate::args::EvalArgs;
 use crate::console::say;
 use crate::data;
-use crate::session::{inference_backend, load_model};
+use crate::session::{check_model_fits, inference_backend, load_model};
 
 pub fn run(args: &EvalArgs) -> Result<()> {
     let model = load_model(&args.model)?;
     let test = data::load(&args.data)?.test;
+    check_model_fits(&model, &args.model, &test)?;
     let mut backend = inference_backend(args.device.backend, &args.device.gpu, &model, &test)?;
     let evaluation = backend.evaluate()?;
     let info = &model.info;

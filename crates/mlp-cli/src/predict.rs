@@ -10,7 +10,7 @@ use ndarray::ArrayView1;
 use crate::args::PredictArgs;
 use crate::console::say;
 use crate::data;
-use crate::session::{inference_backend, load_model};
+use crate::session::{check_model_fits, check_reads_pictures, inference_backend, load_model};
 
 /// One picture to predict: where it came from, its 28 x 28 pixels and, for a test image,
 /// its label.
@@ -23,8 +23,11 @@ struct Input {
 pub fn run(args: &PredictArgs) -> Result<()> {
     let model = load_model(&args.model)?;
     let mut inputs = Vec::new();
+    // Pictures are made 28 x 28; a test image is as its data set has it.
+    let (mut rows, mut cols) = (IMAGE_SIDE, IMAGE_SIDE);
     if let Some(index) = args.index {
         let test = data::load(&args.data)?.test;
+        check_model_fits(&model, &args.model, &test)?;
         if index >= test.len() {
             bail!(
                 "--index {index} is past the end of the test set: give 0 to {}",
@@ -32,11 +35,15 @@ pub fn run(args: &PredictArgs) -> Result<()> {
             );
         }
         let pixels = test.pixels();
+        (rows, cols) = (test.rows, test.cols);
         inputs.push(Input {
             name: format!("test image {index}"),
             pixels: test.images[index * pixels..(index + 1) * pixels].to_vec(),
             label: Some(test.labels[index]),
         });
+    }
+    if !args.images.is_empty() {
+        check_reads_pictures(&model, &args.model)?;
     }
     for path in &args.images {
         inputs.push(Input {
@@ -48,8 +55,8 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let images = Dataset {
         images: inputs.iter().flat_map(|i| i.pixels.clone()).collect(),
         labels: vec![0; inputs.len()],
-        rows: IMAGE_SIDE,
-        cols: IMAGE_SIDE,
+        rows,
+        cols,
     };
     let mut backend = inference_backend(args.device.backend, &args.device.gpu, &model, &images)?;
     let outputs = backend.validation_outputs()?;
@@ -60,20 +67,33 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         model.info.output,
         backend.name()
     );
+    let names: Option<Vec<&str>> = model
+        .info
+        .options
+        .get("class_names")
+        .map(|names| names.split("; ").collect());
+    let class = |class: usize| match names.as_ref().and_then(|n| n.get(class)) {
+        Some(name) => format!("{class} {name}"),
+        None => class.to_string(),
+    };
+    let kind = if names.is_some() { "class" } else { "digit" };
     for (input, output) in inputs.iter().zip(outputs.outer_iter()) {
         let ranked = ranked_classes(output);
         let top: Vec<String> = ranked
             .iter()
             .take(3)
-            .map(|(class, share)| format!("{class} ({share:.3})"))
+            .map(|&(c, share)| format!("{} ({share:.3})", class(c)))
             .collect();
         let label = match input.label {
-            Some(label) => format!("  label {label}"),
+            Some(label) => format!("  label {}", class(usize::from(label))),
             None => String::new(),
         };
-        say!("\n{}: digit {}{label}", input.name, ranked[0].0);
+        say!("\n{}: {kind} {}{label}", input.name, class(ranked[0].0));
         say!("  top 3: {}", top.join("  "));
-        say!("  as the network saw it:\n{}", ascii_digit(&input.pixels));
+        say!(
+            "  as the network saw it:\n{}",
+            ascii_digit(&input.pixels, cols)
+        );
     }
     Ok(())
 }
@@ -105,11 +125,11 @@ pub fn shares_meaning(output: Output) -> &'static str {
     }
 }
 
-/// The 28 x 28 pixels as text, darker characters for more ink.
-fn ascii_digit(pixels: &[u8]) -> String {
+/// The pixels, `cols` a row, as text, darker characters for more ink.
+fn ascii_digit(pixels: &[u8], cols: usize) -> String {
     const SHADES: &[u8] = b" .:-=+*#%@";
     pixels
-        .chunks(IMAGE_SIDE)
+        .chunks(cols)
         .map(|row| {
             let line: String = row
                 .iter()

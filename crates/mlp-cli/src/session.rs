@@ -4,12 +4,13 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use mlp_core::data::DataFormat;
 use mlp_core::{Backend, CpuBackend, Dataset, Evaluation, Hyperparameters, Model, Parameters};
 use mlp_wgpu::{GpuBackend, GpuContext};
 
 use crate::args::{BackendKind, GpuArgs, NetworkArgs};
 use crate::data;
-use crate::settings::Settings;
+use crate::settings::{DataShape, Settings};
 
 pub struct Session {
     pub backend: Box<dyn Backend>,
@@ -26,12 +27,20 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(args: &NetworkArgs, settings: &Settings) -> Result<Self> {
+    pub fn new(
+        args: &NetworkArgs,
+        settings: &Settings,
+        data: RunData,
+        (parameters, epochs_before): (Parameters, usize),
+    ) -> Result<Self> {
         args.gpu
             .check_for(args.backend())
             .map_err(anyhow::Error::msg)?;
-        let (parameters, epochs_before) = initial_parameters(args, settings)?;
-        let (train, validation, test) = split_data(args)?;
+        let RunData {
+            train,
+            validation,
+            test,
+        } = data;
         let backend = build_backend(
             args.backend(),
             &args.gpu,
@@ -64,9 +73,84 @@ impl Session {
     }
 }
 
+/// The sets of a run.
+pub struct RunData {
+    pub train: Dataset,
+    pub validation: Dataset,
+    /// With --validation: the test set, evaluated once at the end.
+    pub test: Option<Dataset>,
+}
+
+impl RunData {
+    fn sets(&self) -> impl Iterator<Item = &Dataset> {
+        [&self.train, &self.validation]
+            .into_iter()
+            .chain(&self.test)
+    }
+
+    /// The shape the sets ask of a network: their images' pixels and `classes` classes, or
+    /// one more than the largest label. Fails where a label is not below `classes`.
+    fn shape(&self, classes: Option<usize>) -> Result<DataShape> {
+        let largest = self
+            .sets()
+            .flat_map(|s| s.labels.iter().copied())
+            .max()
+            .unwrap_or(0);
+        let classes = classes.unwrap_or(usize::from(largest) + 1);
+        if usize::from(largest) >= classes {
+            bail!(
+                "the data has label {largest}, but --classes {classes} allows labels 0 to {}",
+                classes - 1
+            );
+        }
+        Ok(DataShape {
+            inputs: self.train.pixels(),
+            classes,
+        })
+    }
+}
+
+/// What a run starts from: its settings, its data, and its initial parameters with the
+/// epochs they were trained for (0 for random ones).
+pub struct Prepared {
+    pub settings: Settings,
+    pub data: RunData,
+    pub initial: (Parameters, usize),
+}
+
+/// The run's settings, initial parameters and data. For a known data set the settings and an
+/// --init model are checked first, so that a mistake there costs no loading; for --any-idx the
+/// shape comes from the files.
+pub fn prepare(args: &NetworkArgs, epochs: Option<usize>) -> Result<Prepared> {
+    if args.data.format() == DataFormat::AnyIdx {
+        let data = split_data(args)?;
+        let shape = data.shape(args.classes)?;
+        let settings = Settings::resolve(args, epochs, shape)?;
+        let initial = initial_parameters(args, &settings)?;
+        return Ok(Prepared {
+            settings,
+            data,
+            initial,
+        });
+    }
+    let shape = DataShape {
+        classes: args.classes.unwrap_or(DataShape::MNIST.classes),
+        ..DataShape::MNIST
+    };
+    let settings = Settings::resolve(args, epochs, shape)?;
+    let initial = initial_parameters(args, &settings)?;
+    let data = split_data(args)?;
+    data.shape(Some(shape.classes))?;
+    Ok(Prepared {
+        settings,
+        data,
+        initial,
+    })
+}
+
 /// The training, validation and (where --validation holds images out) test sets: the held-out
 /// images are the last of the training file, taken before --limit cuts the rest.
-pub fn split_data(args: &NetworkArgs) -> Result<(Dataset, Dataset, Option<Dataset>)> {
+pub fn split_data(args: &NetworkArgs) -> Result<RunData> {
     let mnist = data::load(&args.data)?;
     let (train, validation, test) = match args.validation {
         None => (mnist.train, mnist.test, None),
@@ -80,7 +164,11 @@ pub fn split_data(args: &NetworkArgs) -> Result<(Dataset, Dataset, Option<Datase
         Some(limit) => train.first(limit),
         None => train,
     };
-    Ok((train, validation, test))
+    Ok(RunData {
+        train,
+        validation,
+        test,
+    })
 }
 
 /// Loss, accuracy and predictions of `parameters` on `set`, on the run's backend.
@@ -149,21 +237,48 @@ pub fn initial_parameters(args: &NetworkArgs, settings: &Settings) -> Result<(Pa
     Ok((model.parameters, model.info.epochs))
 }
 
-/// Loads a saved model and checks that it maps MNIST's images to its classes.
+/// Loads a saved model.
 pub fn load_model(path: &Path) -> Result<Model> {
-    let model = Model::load(path)?;
+    Ok(Model::load(path)?)
+}
+
+/// Fails unless `model` takes `set`'s images and has an output for each of its labels.
+pub fn check_model_fits(model: &Model, model_path: &Path, set: &Dataset) -> Result<()> {
     let sizes = model.parameters.sizes();
-    if sizes.first() != Some(&mlp_core::network::INPUT_SIZE)
-        || sizes.last() != Some(&mlp_core::network::CLASSES)
-    {
+    let (inputs, outputs) = (sizes[0], sizes[sizes.len() - 1]);
+    if inputs != set.pixels() {
         bail!(
-            "{} maps {} inputs to {} outputs; MNIST needs 784 to 10",
-            path.display(),
-            sizes.first().unwrap_or(&0),
-            sizes.last().unwrap_or(&0)
+            "{} takes {inputs} inputs, but the data's images are {} x {} = {} pixels",
+            model_path.display(),
+            set.rows,
+            set.cols,
+            set.pixels()
         );
     }
-    Ok(model)
+    if let Some(&label) = set
+        .labels
+        .iter()
+        .max()
+        .filter(|&&l| usize::from(l) >= outputs)
+    {
+        bail!(
+            "{} has {outputs} outputs, but the data has label {label}",
+            model_path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Fails unless `model` reads 28 x 28 pictures: those are what a picture is made into.
+pub fn check_reads_pictures(model: &Model, model_path: &Path) -> Result<()> {
+    let inputs = model.parameters.sizes()[0];
+    if inputs != mlp_core::network::INPUT_SIZE {
+        bail!(
+            "{} takes {inputs} inputs, but pictures are made MNIST-like, 28 x 28 = 784 pixels",
+            model_path.display()
+        );
+    }
+    Ok(())
 }
 
 /// The backend `kind` (on the adapter matching `adapter`), holding `parameters` and both sets,

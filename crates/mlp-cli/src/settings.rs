@@ -9,7 +9,22 @@ use mlp_core::options::{
 use mlp_core::train::TrainConfig;
 use mlp_core::{LayerSizes, ModelInfo};
 
-use crate::args::{NetworkArgs, PresetName};
+use crate::args::{NetworkArgs, PresetName, UsageError};
+
+/// What the data asks of the network: values per image (its pixels) and classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataShape {
+    pub inputs: usize,
+    pub classes: usize,
+}
+
+impl DataShape {
+    /// MNIST's and Fashion-MNIST's: 28 x 28 images in 10 classes.
+    pub const MNIST: Self = Self {
+        inputs: INPUT_SIZE,
+        classes: CLASSES,
+    };
+}
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -63,14 +78,28 @@ impl Settings {
         }
     }
 
-    /// The preset of `args` with every option given in `args` (and `epochs`) laid over it.
-    /// Options that make no sense together are refused with the reason.
-    pub fn resolve(args: &NetworkArgs, epochs: Option<usize>) -> Result<Self> {
+    /// The preset of `args` with every option given in `args` (and `epochs`) laid over it,
+    /// for data of `shape`: the preset's network takes the data's inputs and classes, and
+    /// --layers must. Options that make no sense together are refused with the reason.
+    pub fn resolve(args: &NetworkArgs, epochs: Option<usize>, shape: DataShape) -> Result<Self> {
         let mut settings = Self::preset(args.preset);
-        let hyper = &mut settings.hyper;
+        settings.layers = fitted(&settings.layers, shape);
         if let Some(layers) = &args.layers {
+            if layers.input() != shape.inputs || layers.output() != shape.classes {
+                let given: Vec<String> =
+                    layers.as_slice().iter().map(ToString::to_string).collect();
+                return Err(UsageError(format!(
+                    "--layers {} does not fit the data: the first layer must be the input size \
+                     {} and the last the number of classes {}",
+                    given.join(","),
+                    shape.inputs,
+                    shape.classes
+                ))
+                .into());
+            }
             settings.layers = layers.clone();
         }
+        let hyper = &mut settings.hyper;
         settings.epochs = epochs.unwrap_or(settings.epochs);
         settings.batch_size = args.batch_size.unwrap_or(settings.batch_size);
         hyper.learning_rate = args.lr.unwrap_or(hyper.learning_rate);
@@ -195,6 +224,15 @@ impl Settings {
         record("shuffle", self.shuffle.to_string());
         info
     }
+}
+
+/// `layers` with its first and last sizes those of `shape`.
+fn fitted(layers: &LayerSizes, shape: DataShape) -> LayerSizes {
+    let mut sizes = layers.as_slice().to_vec();
+    let last = sizes.len() - 1;
+    sizes[0] = shape.inputs;
+    sizes[last] = shape.classes;
+    LayerSizes::new(sizes, shape.inputs, shape.classes).expect("a preset's sizes are positive")
 }
 
 /// A byte count as people read it: "3.1 PB (3136000000000000 bytes)".

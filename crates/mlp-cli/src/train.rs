@@ -10,6 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow};
 use mlp_core::atomic::{OutputError, check_writable, resolve_target, write_atomically};
 use mlp_core::checkpoint::Checkpoint;
+use mlp_core::data::DataFormat;
 use mlp_core::metrics::ConfusionMatrix;
 use mlp_core::train::{BestEpoch, EpochMetrics, TrainConfig, TrainError, batches, run_epoch};
 use mlp_core::{Evaluation, Model, ModelInfo, Output, Parameters};
@@ -19,7 +20,7 @@ use crate::console::{self, say};
 use crate::plots::Plots;
 use crate::progress::Progress;
 use crate::resume;
-use crate::session::{Session, evaluate_on};
+use crate::session::{Prepared, Session, evaluate_on, prepare};
 use crate::settings::Settings;
 
 pub fn run(args: &TrainArgs) -> Result<()> {
@@ -34,8 +35,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if let Some(dir) = resume::checkpoint_dir(args) {
         resume::check_dir(dir)?;
     }
-    let settings = Settings::resolve(net, args.epochs)?;
-    let mut session = Session::new(net, &settings)?;
+    let Prepared {
+        settings,
+        data,
+        initial,
+    } = prepare(net, args.epochs)?;
+    let mut session = Session::new(net, &settings, data, initial)?;
     let mut run = Run::new(args.early_stopping);
     if let Some(dir) = &args.resume {
         let checkpoint = resume::resume(dir, args, &settings, &mut session)?;
@@ -453,6 +458,13 @@ pub fn run_info(args: &TrainArgs, settings: &Settings, session: &Session) -> Mod
     }
     if let Some(path) = &net.init {
         record("init_from", path.display().to_string());
+    }
+    let format = net.data.format();
+    if format != DataFormat::Mnist {
+        record("dataset", format.name().to_string());
+    }
+    if let Some(names) = format.class_names() {
+        record("class_names", names.join("; "));
     }
     info
 }

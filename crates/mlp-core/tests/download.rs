@@ -114,7 +114,8 @@ fn good_mirror_fills_an_empty_directory_with_files_that_load() {
     let base = serve(routes, 4);
     let scratch = Scratch::new("download-good");
     let target = scratch.path().join("nested/mnist");
-    let written = data::download_missing(&target, &[&format!("{base}/mnist/")]).unwrap();
+    let written =
+        data::download_missing(&target, DataFormat::Mnist, &[&format!("{base}/mnist/")]).unwrap();
     assert_eq!(written.len(), 4);
     let mnist = data::load(&target, DataFormat::Mnist).unwrap();
     assert_eq!((mnist.train.len(), mnist.test.len()), (60_000, 10_000));
@@ -133,9 +134,10 @@ fn corrupt_file_is_refused_and_not_written() {
         1,
     );
     let scratch = dir_without_test_labels("download-corrupt");
-    let message = data::download_missing(scratch.path(), &[&format!("{base}/m/")])
-        .unwrap_err()
-        .to_string();
+    let message =
+        data::download_missing(scratch.path(), DataFormat::Mnist, &[&format!("{base}/m/")])
+            .unwrap_err()
+            .to_string();
     assert!(
         message.contains("t10k-labels-idx1-ubyte") && message.contains(&base),
         "{message}"
@@ -147,9 +149,13 @@ fn corrupt_file_is_refused_and_not_written() {
 fn not_found_is_reported_with_the_url() {
     let base = serve(HashMap::new(), 1);
     let scratch = dir_without_test_labels("download-404");
-    let message = data::download_missing(scratch.path(), &[&format!("{base}/none/")])
-        .unwrap_err()
-        .to_string();
+    let message = data::download_missing(
+        scratch.path(),
+        DataFormat::Mnist,
+        &[&format!("{base}/none/")],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         message.contains("404")
             && message.contains(&format!("{base}/none/t10k-labels-idx1-ubyte.gz")),
@@ -169,9 +175,13 @@ fn body_cut_off_midway_leaves_no_file() {
         1,
     );
     let scratch = dir_without_test_labels("download-cut");
-    let message = data::download_missing(scratch.path(), &[&format!("{base}/cut/")])
-        .unwrap_err()
-        .to_string();
+    let message = data::download_missing(
+        scratch.path(),
+        DataFormat::Mnist,
+        &[&format!("{base}/cut/")],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(message.contains("t10k-labels-idx1-ubyte"), "{message}");
     assert_nothing_written(scratch.path());
 }
@@ -189,7 +199,7 @@ fn a_failing_mirror_falls_back_to_the_next() {
     let scratch = dir_without_test_labels("download-fallback");
     let mirrors = [format!("{base}/missing/"), format!("{base}/good/")];
     let mirrors: Vec<&str> = mirrors.iter().map(String::as_str).collect();
-    let written = data::download_missing(scratch.path(), &mirrors).unwrap();
+    let written = data::download_missing(scratch.path(), DataFormat::Mnist, &mirrors).unwrap();
     assert_eq!(written, vec!["t10k-labels-idx1-ubyte"]);
     assert!(data::load(scratch.path(), DataFormat::Mnist).is_ok());
 }

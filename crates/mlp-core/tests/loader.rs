@@ -138,15 +138,24 @@ fn image_and_label_counts_must_agree() {
 }
 
 #[test]
-fn images_that_are_not_28_by_28_are_rejected() {
+fn test_images_of_another_size_than_the_training_images_are_rejected() {
     let message = error_with("t10k-images-idx3-ubyte", images_file(3, 32, 32));
-    assert!(message.contains("32x32"), "{message}");
+    assert!(
+        message.contains("32x32") && message.contains("28x28") && message.contains("same size"),
+        "{message}"
+    );
+    let message = error_with("t10k-images-idx3-ubyte", images_file(3, 0, 28));
+    assert!(message.contains("at least one pixel"), "{message}");
 }
 
 #[test]
-fn labels_that_are_not_digits_are_rejected() {
-    let message = error_with("train-labels-idx1-ubyte", labels_file(&[0, 1, 12, 3, 9]));
-    assert!(message.contains("label 12 at index 2"), "{message}");
+fn labels_beyond_nine_are_classes_of_their_own() {
+    let scratch = Scratch::new("many-classes");
+    write_small_set(scratch.path(), false);
+    let labels = labels_file(&[0, 1, 12, 3, 25]);
+    fs::write(scratch.path().join("train-labels-idx1-ubyte"), labels).unwrap();
+    let loaded = load_any(scratch.path()).unwrap();
+    assert_eq!(loaded.train.labels, [0, 1, 12, 3, 25]);
 }
 
 #[test]

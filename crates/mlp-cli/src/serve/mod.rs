@@ -13,7 +13,7 @@ use tiny_http::{Header, Request, Response, Server};
 
 use crate::args::ServeArgs;
 use crate::console::{note, say};
-use crate::session::load_model;
+use crate::session::{check_reads_pictures, load_model};
 use api::{Incoming, Reply};
 use predictor::Predictor;
 
@@ -23,6 +23,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         .check_for(args.device.backend)
         .map_err(anyhow::Error::msg)?;
     let model = load_model(&args.model)?;
+    check_reads_pictures(&model, &args.model)?;
     let model_name = args.model.display().to_string();
     let predictor = Predictor::new(model, args.device.clone())?;
     let server = Server::from_listener(listen(args.addr)?, None)

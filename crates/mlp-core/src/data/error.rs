@@ -55,13 +55,17 @@ pub enum DataError {
          checked); run again once nothing is writing the data directory", path.display()
     )]
     Changed { path: PathBuf },
-    #[error("{} holds {rows}x{cols} images; this network reads 28x28 images", path.display())]
+    #[error("{} holds {rows}x{cols} images: an image needs at least one pixel", path.display())]
     BadImageSize { path: PathBuf, rows: u32, cols: u32 },
-    #[error("{} has label {value} at index {index}; labels must be digits 0-9", path.display())]
-    BadLabel {
-        path: PathBuf,
-        index: usize,
-        value: u8,
+    #[error(
+        "{} holds {}x{} images, but {} holds {}x{}: the training and test images must be the same size",
+        test.display(), test_size.0, test_size.1, train.display(), train_size.0, train_size.1
+    )]
+    SizeMismatch {
+        train: PathBuf,
+        train_size: (usize, usize),
+        test: PathBuf,
+        test_size: (usize, usize),
     },
     #[error("{} holds {image_count} images but {} holds {label_count} labels", images.display(), labels.display())]
     CountMismatch {
@@ -71,12 +75,13 @@ pub enum DataError {
         label_count: usize,
     },
     #[error(
-        "{} is not the MNIST file it is named after: SHA-256 of its content is {found}, expected {expected}. \
+        "{} is not the {set} file it is named after: SHA-256 of its content is {found}, expected {expected}. \
          Replace it, or pass --any-idx to load another data set in the same IDX layout",
         path.display()
     )]
     Checksum {
         path: PathBuf,
+        set: &'static str,
         expected: String,
         found: String,
     },

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use super::{DataError, Dataset, IMAGE_SIDE};
+use super::{DataError, Dataset};
 use crate::memory::available_memory;
 
 /// Unsigned bytes, three dimensions (count, rows, cols).
@@ -203,7 +203,7 @@ fn check_length(path: &Path, bytes: &[u8], expected: u64) -> Result<(), DataErro
 pub fn parse_images(path: &Path, bytes: &[u8]) -> Result<Dataset, DataError> {
     let [magic, count, rows, cols] = header::<4>(path, bytes)?;
     check_magic(path, IdxKind::Images.name(), magic, IMAGES_MAGIC)?;
-    if rows as usize != IMAGE_SIDE || cols as usize != IMAGE_SIDE {
+    if rows == 0 || cols == 0 {
         return Err(DataError::BadImageSize {
             path: path.to_path_buf(),
             rows,
@@ -223,18 +223,10 @@ pub fn parse_images(path: &Path, bytes: &[u8]) -> Result<Dataset, DataError> {
     })
 }
 
-/// Parses a decompressed IDX labels file: the labels, each checked to be a digit.
+/// Parses a decompressed IDX labels file: one class per image, from 0.
 pub fn parse_labels<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a [u8], DataError> {
     let [magic, count] = header::<2>(path, bytes)?;
     check_magic(path, IdxKind::Labels.name(), magic, LABELS_MAGIC)?;
     check_length(path, bytes, 8 + u64::from(count))?;
-    let labels = &bytes[8..];
-    if let Some((index, &value)) = labels.iter().enumerate().find(|(_, v)| **v > 9) {
-        return Err(DataError::BadLabel {
-            path: path.to_path_buf(),
-            index,
-            value,
-        });
-    }
-    Ok(labels)
+    Ok(&bytes[8..])
 }
