@@ -16,6 +16,10 @@ struct Step {
     gradient_scale: f32, // 1 when gradients are summed over the batch (the seed), 1/B for the mean
     correction1: f32,    // Adam's 1 / (1 - beta1^t) for this step t
     correction2: f32,    // Adam's 1 / (1 - beta2^t)
+    weight_decay: f32,   // lambda: L2 for gradient descent and momentum, decoupled for Adam
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 // Values of Layer.activation and Layer.input_activation.

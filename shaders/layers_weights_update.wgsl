@@ -93,8 +93,9 @@ fn weights_update_block(k: u32, bx: u32, by: u32) {
     for (var i = 0u; i < min(4u, l.inputs + 1u - i0); i = i + 1u) {
         for (var j = 0u; j < min(4u, l.outputs - n0); j = j + 1u) {
             let index = (i0 + i) * l.outputs + n0 + j;
+            let decay = select(0.0, step.weight_decay, i0 + i < l.inputs);
             update_at(l.parameters + index, l.state + index, moments,
-                      step.gradient_scale * gradients[i][j]);
+                      step.gradient_scale * gradients[i][j], decay);
         }
     }
 }

@@ -11,14 +11,24 @@
 override OPTIMISER: u32 = 0u;
 
 // Moves parameters[parameter] by gradient g as the optimiser says; its state is at
-// state[moment] (and, for Adam, the second moment `moments` further on).
-fn update_at(parameter: u32, moment: u32, moments: u32, g: f32) {
+// state[moment] (and, for Adam, the second moment `moments` further on). `decay` is the
+// weight decay lambda for a weight, 0 for a bias: added to the gradient as L2 (l2_weight_decay)
+// for gradient descent and momentum, taken off the weight first for Adam
+// (decoupled_weight_decay).
+fn update_at(parameter: u32, moment: u32, moments: u32, g_loss: f32, decay: f32) {
     let lr = step.learning_rate;
+    var p = parameters[parameter];
+    var g = g_loss;
+    if (OPTIMISER == ADAM) {
+        p = p - lr * (decay * p);
+    } else {
+        g = g + decay * p;
+    }
     switch OPTIMISER {
         case MOMENTUM: {
             let velocity = layer.decay1 * state[moment] + g;
             state[moment] = velocity;
-            parameters[parameter] = parameters[parameter] - lr * velocity;
+            parameters[parameter] = p - lr * velocity;
         }
         case ADAM: {
             let second = moment + moments;
@@ -26,16 +36,18 @@ fn update_at(parameter: u32, moment: u32, moments: u32, g: f32) {
             let v = layer.decay2 * state[second] + (1.0 - layer.decay2) * g * g;
             state[moment] = m;
             state[second] = v;
-            parameters[parameter] = parameters[parameter]
+            parameters[parameter] = p
                 - lr * (m * step.correction1) / (sqrt(v * step.correction2) + layer.epsilon);
         }
         default: {
-            parameters[parameter] = parameters[parameter] - lr * g;
+            parameters[parameter] = p - lr * g;
         }
     }
 }
 
-// Moves parameters[index] of the one layer bound (`layer`), whose state is bound likewise.
+// Moves parameters[index] of the one layer bound (`layer`), whose state is bound likewise;
+// its rows before the last (the bias) are weights.
 fn update(index: u32, g: f32) {
-    update_at(index, index, (layer.inputs + 1u) * layer.outputs, g);
+    let decay = select(0.0, step.weight_decay, index < layer.inputs * layer.outputs);
+    update_at(index, index, (layer.inputs + 1u) * layer.outputs, g, decay);
 }

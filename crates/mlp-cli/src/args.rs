@@ -174,6 +174,10 @@ pub struct NetworkArgs {
     pub beta1: Option<f32>,
     #[arg(long, value_parser = unit_interval)]
     pub beta2: Option<f32>,
+    /// λ of the weights' decay (biases are not decayed): L2 for gd and momentum, decoupled
+    /// (AdamW) for adam [seed: 0, modern: 0].
+    #[arg(long, value_name = "LAMBDA", value_parser = weight_decay)]
+    pub weight_decay: Option<f32>,
     /// Learning rate over the epochs: constant, step (halved each quarter of the run) or
     /// cosine (down to 0 after the last epoch) [seed: constant, modern: cosine].
     #[arg(long, value_parser = choice::<Schedule>)]
@@ -461,6 +465,15 @@ fn unit_interval(text: &str) -> Result<f32, String> {
         Ok(value)
     } else {
         Err(format!("{value} is not in [0, 1)"))
+    }
+}
+
+fn weight_decay(text: &str) -> Result<f32, String> {
+    let decay: f32 = text.parse().map_err(|e| format!("not a number ({e})"))?;
+    if decay.is_finite() && (0.0..1.0).contains(&decay) {
+        Ok(decay)
+    } else {
+        Err(format!("{decay} is not a weight decay in [0, 1)"))
     }
 }
 

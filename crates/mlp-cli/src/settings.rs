@@ -69,6 +69,7 @@ impl Settings {
                     reduction: Reduction::Mean,
                     optimiser: Optimiser::with_defaults(OptimiserKind::Adam),
                     learning_rate: 1e-3,
+                    weight_decay: 0.0,
                 },
                 weight_init: Init::He,
                 schedule: Schedule::Cosine,
@@ -106,6 +107,7 @@ impl Settings {
         hyper.activation = args.activation.unwrap_or(hyper.activation);
         hyper.output = args.output.unwrap_or(hyper.output);
         hyper.reduction = args.reduction.unwrap_or(hyper.reduction);
+        hyper.weight_decay = args.weight_decay.unwrap_or(hyper.weight_decay);
         settings.weight_init = args.weight_init.unwrap_or(settings.weight_init);
         settings.schedule = args.schedule.unwrap_or(settings.schedule);
         settings.seed = args.seed;
@@ -181,7 +183,7 @@ impl Settings {
     pub fn describe(&self) -> String {
         let h = &self.hyper;
         format!(
-            "network: {} {} layers, {} output, {} weights  training: {} at lr {} ({} schedule), \
+            "network: {} {} layers, {} output, {} weights  training: {} at lr {} ({} schedule){}, \
              batch {} ({} of gradients), {}, seed {}",
             self.layers,
             h.activation,
@@ -190,6 +192,10 @@ impl Settings {
             h.optimiser,
             h.learning_rate,
             self.schedule,
+            match h.weight_decay {
+                0.0 => String::new(),
+                decay => format!(", weight decay {decay}"),
+            },
             self.batch_size,
             h.reduction,
             if self.shuffle {
@@ -222,6 +228,9 @@ impl Settings {
         record("weight_init", self.weight_init.to_string());
         record("schedule", self.schedule.to_string());
         record("shuffle", self.shuffle.to_string());
+        if self.hyper.weight_decay != 0.0 {
+            record("weight_decay", self.hyper.weight_decay.to_string());
+        }
         info
     }
 }

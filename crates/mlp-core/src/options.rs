@@ -254,6 +254,9 @@ pub struct Hyperparameters {
     pub reduction: Reduction,
     pub optimiser: Optimiser,
     pub learning_rate: f32,
+    /// λ of the weights' decay: L2 for gradient descent and momentum, decoupled (AdamW) for
+    /// Adam; 0 for none (the seed's). Biases are not decayed.
+    pub weight_decay: f32,
 }
 
 impl Hyperparameters {
@@ -266,6 +269,7 @@ impl Hyperparameters {
             reduction: Reduction::Sum,
             optimiser: Optimiser::GradientDescent,
             learning_rate: 0.01,
+            weight_decay: 0.0,
         }
     }
 

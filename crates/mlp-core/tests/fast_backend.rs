@@ -140,3 +140,29 @@ fn adam_relu_softmax_mean_shuffled_steps_should_match_reference() {
         true,
     );
 }
+
+/// Weight decay with each optimiser: L2 for gradient descent (where the fast first layer
+/// leaves its fused descent, which skips unlit rows) and momentum, decoupled for Adam.
+#[test]
+fn weight_decay_steps_with_each_optimiser_should_match_reference() {
+    for kind in [
+        OptimiserKind::GradientDescent,
+        OptimiserKind::Momentum,
+        OptimiserKind::Adam,
+    ] {
+        let hyper = options(|h| {
+            h.optimiser = Optimiser::with_defaults(kind);
+            h.weight_decay = 0.01;
+            if kind == OptimiserKind::Adam {
+                h.learning_rate = 1e-3;
+            }
+        });
+        lockstep(
+            &format!("{kind} weight decay 50-33-7"),
+            &[50, 33, 7],
+            20,
+            &hyper,
+            true,
+        );
+    }
+}

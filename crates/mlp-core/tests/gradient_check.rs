@@ -175,3 +175,27 @@ fn central_difference(
     *select(net) = original;
     (above - below) / (2.0 * H)
 }
+
+/// L2 weight decay's extra gradient (l2_weight_decay) is that of (λ/2) ‖W‖², by central
+/// differences in f64.
+#[test]
+fn l2_weight_decay_is_the_gradient_of_half_lambda_w_squared() {
+    let mut rng = Rng::new(17);
+    let weights = Array2::from_shape_fn((5, 3), |_| rng.standard_normal());
+    let decay = 0.3;
+    let penalty = |w: &Array2<f64>| 0.5 * decay * w.iter().map(|v| v * v).sum::<f64>();
+    let mut gradient = Array2::zeros(weights.dim());
+    mlp_core::cpu::l2_weight_decay(gradient.view_mut(), weights.view(), decay);
+    let h = 1e-6;
+    for index in [(0, 0), (2, 1), (4, 2)] {
+        let (mut up, mut down) = (weights.clone(), weights.clone());
+        up[index] += h;
+        down[index] -= h;
+        let numeric = (penalty(&up) - penalty(&down)) / (2.0 * h);
+        assert!(
+            (numeric - gradient[index]).abs() < 1e-8,
+            "{index:?}: {numeric} vs {}",
+            gradient[index]
+        );
+    }
+}

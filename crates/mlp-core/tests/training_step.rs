@@ -5,7 +5,9 @@ use mlp_core::backend::Backend;
 use mlp_core::compare::{Difference, Tolerance};
 use mlp_core::cpu::{AdamStep, adam_update, momentum_update};
 use mlp_core::network::{Layer, Parameters};
-use mlp_core::{CpuBackend, Dataset, Hyperparameters, Output, ReferenceBackend};
+use mlp_core::{
+    CpuBackend, Dataset, Hyperparameters, Optimiser, OptimiserKind, Output, ReferenceBackend,
+};
 use ndarray::{Array1, Array2, array};
 
 /// The network is f32; the expectations are float64. Values are O(1), so f32 rounding stays
@@ -268,4 +270,55 @@ fn softmax_with_a_single_output_unit_is_refused() {
         err.contains("softmax output needs at least 2 classes"),
         "{err}"
     );
+}
+
+/// Weight decay moves every weight by −lr · λ · W (the step's own weights) on top of the step
+/// without it, and leaves the biases as that step does: as L2 for gradient descent, whose
+/// extra gradient λ · W the learning rate scales, and decoupled for Adam, whose step does not
+/// depend on the weights. Both backends.
+#[test]
+fn weight_decay_takes_lr_lambda_w_off_each_weight_and_leaves_biases() {
+    let data = hand_batch();
+    let (rate, decay) = (0.5f32, 0.1f32);
+    for kind in [OptimiserKind::GradientDescent, OptimiserKind::Adam] {
+        let plain = Hyperparameters {
+            optimiser: Optimiser::with_defaults(kind),
+            ..Hyperparameters::seed_with_rate(rate)
+        };
+        let decayed = Hyperparameters {
+            weight_decay: decay,
+            ..plain
+        };
+        let step = |hyper: &Hyperparameters, fast: bool| -> Parameters {
+            let mut backend: Box<dyn Backend> = if fast {
+                Box::new(CpuBackend::new(hand_network(), hyper, &data, &data).unwrap())
+            } else {
+                Box::new(ReferenceBackend::new(hand_network(), hyper, &data, &data).unwrap())
+            };
+            backend.train_batch(0..2).unwrap();
+            backend.parameters().unwrap()
+        };
+        for fast in [false, true] {
+            let (without, with) = (step(&plain, fast), step(&decayed, fast));
+            for (k, start) in hand_network().layers.iter().enumerate() {
+                let expected: Vec<f64> = without.layers[k]
+                    .weights
+                    .iter()
+                    .zip(&start.weights)
+                    .map(|(&w, &w0)| f64::from(w) - f64::from(rate * decay) * f64::from(w0))
+                    .collect();
+                assert_close(
+                    &format!("{kind} W{}", k + 1),
+                    &with.layers[k].weights,
+                    &expected,
+                );
+                assert_eq!(
+                    with.layers[k].bias,
+                    without.layers[k].bias,
+                    "{kind} b{}",
+                    k + 1
+                );
+            }
+        }
+    }
 }

@@ -633,3 +633,21 @@ fn resumed_adam_training_should_match_uninterrupted_bits() {
         assert!(refused.to_string().contains("does not fit"), "{refused}");
     }
 }
+
+#[test]
+fn weight_decay_steps_with_each_optimiser_should_match_reference() {
+    for kind in [
+        OptimiserKind::GradientDescent,
+        OptimiserKind::Momentum,
+        OptimiserKind::Adam,
+    ] {
+        let hyper = options(|h| {
+            h.optimiser = Optimiser::with_defaults(kind);
+            h.weight_decay = 0.01;
+            if kind == OptimiserKind::Adam {
+                h.learning_rate = 1e-3;
+            }
+        });
+        lockstep(&format!("{kind} weight decay"), &hyper, 12);
+    }
+}

@@ -131,7 +131,8 @@ fn update_first_layer_rows(
         t,
     } = update;
     let (rate, start) = (hyper.learning_rate, first_pixel);
-    if hyper.optimiser == Optimiser::GradientDescent {
+    // The fused descent leaves the rows of unlit pixels alone; weight decay moves every row.
+    if hyper.optimiser == Optimiser::GradientDescent && hyper.weight_decay == 0.0 {
         sparse_gradient_descent(images, batch, delta, scale, rate, start, weights, by_pixel);
     } else {
         let rows = gradient.view_mut();
@@ -139,10 +140,10 @@ fn update_first_layer_rows(
         optimiser_update(
             hyper.optimiser,
             weights,
-            first,
-            second,
+            (first, second),
             gradient.view(),
             rate,
+            hyper.weight_decay,
             t,
         );
     }
@@ -163,10 +164,10 @@ fn update_bias(
     optimiser_update(
         hyper.optimiser,
         bias.view_mut(),
-        first.map(|m| m.view_mut()),
-        second.map(|m| m.view_mut()),
+        (first.map(|m| m.view_mut()), second.map(|m| m.view_mut())),
         gradient.view(),
         hyper.learning_rate,
+        0.0,
         t,
     );
 }
@@ -190,10 +191,13 @@ fn update_layer(
     optimiser_update(
         hyper.optimiser,
         layer.weights.view_mut(),
-        first_weights.map(|m| m.view_mut()),
-        second_weights.map(|m| m.view_mut()),
+        (
+            first_weights.map(|m| m.view_mut()),
+            second_weights.map(|m| m.view_mut()),
+        ),
         weights_gradient_k.view(),
         hyper.learning_rate,
+        hyper.weight_decay,
         t,
     );
     let bias_state = (first_bias, second_bias);

@@ -243,6 +243,28 @@ pub fn gradient_descent_update<F: Real, D: Dimension>(
         .for_each(|p, &g| *p = *p - learning_rate * g);
 }
 
+/// L2 weight decay, for gradient descent and momentum (E7b): grad W += λ · W, the gradient of
+/// (λ/2) ‖W‖² added to the loss's. Biases are not decayed.
+pub fn l2_weight_decay<F: Real, D: Dimension>(
+    mut gradient: ArrayViewMut<'_, F, D>,
+    weights: ArrayView<'_, F, D>,
+    decay: F,
+) {
+    Zip::from(&mut gradient)
+        .and(&weights)
+        .for_each(|g, &w| *g = *g + decay * w);
+}
+
+/// Decoupled weight decay, for Adam (AdamW, E7c): W −= lr · (λ · W), from the weights before
+/// the optimiser's step, which follows it. Biases are not decayed.
+pub fn decoupled_weight_decay<F: Real, D: Dimension>(
+    mut weights: ArrayViewMut<'_, F, D>,
+    learning_rate: F,
+    decay: F,
+) {
+    weights.mapv_inplace(|w| w - learning_rate * (decay * w));
+}
+
 /// V = μ V + grad P; P −= lr · V.
 pub fn momentum_update<F: Real, D: Dimension>(
     mut parameter: ArrayViewMut<'_, F, D>,

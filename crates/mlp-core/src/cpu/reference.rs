@@ -12,9 +12,10 @@ use ndarray::{
 
 use super::{
     AdamStep, Real, activation_forward, adam_update, bias_gradient, check_input_width, check_order,
-    check_output_width, evaluation, gradient_descent_update, hidden_delta, linear_forward,
-    loss_sum, loss_terms, momentum_update, output_delta, reduction_scale, sigmoid_forward,
-    softmax_cross_entropy_delta, softmax_forward, weights_gradient,
+    check_output_width, decoupled_weight_decay, evaluation, gradient_descent_update, hidden_delta,
+    l2_weight_decay, linear_forward, loss_sum, loss_terms, momentum_update, output_delta,
+    reduction_scale, sigmoid_forward, softmax_cross_entropy_delta, softmax_forward,
+    weights_gradient,
 };
 use crate::backend::{
     Backend, BackendError, Evaluation, OptimiserState, StepKernels, StepTrace, TrainLoss,
@@ -82,15 +83,32 @@ pub fn deltas<F: Real>(
 /// Moves one parameter tensor by its gradient as `optimiser` says (E7, or momentum's or
 /// Adam's step); `first` and `second` are the tensor's optimiser state (unused by plain
 /// gradient descent), `t` the step from 1.
+/// One tensor's optimiser state, as views: the first moment (or velocity) and the second.
+pub(crate) type OptimiserViews<'a, D> = (
+    Option<ArrayViewMut<'a, f32, D>>,
+    Option<ArrayViewMut<'a, f32, D>>,
+);
+
 pub(crate) fn optimiser_update<D: Dimension>(
     optimiser: Optimiser,
-    parameter: ArrayViewMut<'_, f32, D>,
-    first: Option<ArrayViewMut<'_, f32, D>>,
-    second: Option<ArrayViewMut<'_, f32, D>>,
+    mut parameter: ArrayViewMut<'_, f32, D>,
+    (first, second): OptimiserViews<'_, D>,
     gradient: ArrayView<'_, f32, D>,
     learning_rate: f32,
+    weight_decay: f32,
     t: u64,
 ) {
+    let mut decayed = None;
+    if weight_decay != 0.0 {
+        if let Optimiser::Adam { .. } = optimiser {
+            decoupled_weight_decay(parameter.view_mut(), learning_rate, weight_decay);
+        } else {
+            let mut with_decay = gradient.to_owned();
+            l2_weight_decay(with_decay.view_mut(), parameter.view(), weight_decay);
+            decayed = Some(with_decay);
+        }
+    }
+    let gradient = decayed.as_ref().map_or(gradient, |g| g.view());
     match (optimiser, first, second) {
         (Optimiser::Momentum { momentum }, Some(velocity), _) => {
             momentum_update(parameter, velocity, gradient, learning_rate, momentum);
@@ -259,19 +277,19 @@ pub fn weights_update(
     optimiser_update(
         optimiser,
         layer.weights.view_mut(),
-        first_weights,
-        second_weights,
+        (first_weights, second_weights),
         weight_gradient.view(),
         rate,
+        hyper.weight_decay,
         t,
     );
     optimiser_update(
         optimiser,
         layer.bias.view_mut(),
-        first_bias,
-        second_bias,
+        (first_bias, second_bias),
         bias_gradient_k.view(),
         rate,
+        0.0,
         t,
     );
 }

@@ -46,6 +46,9 @@ pub(super) struct StepUniform {
     pub(super) gradient_scale: f32,
     pub(super) correction1: f32,
     pub(super) correction2: f32,
+    pub(super) weight_decay: f32,
+    /// WGSL rounds a uniform struct up to 16 bytes.
+    pub(super) pad: [u32; 3],
 }
 
 /// `Layer` of common.wgsl.
@@ -341,8 +344,9 @@ pub(super) struct StepSlots {
 
 impl StepSlots {
     pub(super) fn new(context: &GpuContext) -> Self {
-        let stride = u64::from(context.limits.min_uniform_buffer_offset_alignment)
-            .max(std::mem::size_of::<StepUniform>() as u64);
+        // Each slot starts at a multiple of the device's alignment for dynamic offsets.
+        let align = u64::from(context.limits.min_uniform_buffer_offset_alignment);
+        let stride = (std::mem::size_of::<StepUniform>() as u64).div_ceil(align) * align;
         let buffer = context.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("steps"),
             size: stride * STEP_SLOTS as u64,
@@ -496,7 +500,11 @@ mod tests {
                 "learning_rate",
                 "gradient_scale",
                 "correction1",
-                "correction2"
+                "correction2",
+                "weight_decay",
+                "pad0",
+                "pad1",
+                "pad2"
             ]
         );
     }

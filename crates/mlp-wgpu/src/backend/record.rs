@@ -89,6 +89,8 @@ impl Queued {
                     gradient_scale: reduction_scale(hyper.reduction, rows.len()),
                     correction1,
                     correction2,
+                    weight_decay: hyper.weight_decay,
+                    pad: [0; 3],
                 }
             }
             Queued::EvaluationChunk { rows } => StepUniform {
