@@ -176,8 +176,13 @@ pub struct NetworkArgs {
     pub beta2: Option<f32>,
     /// λ of the weights' decay (biases are not decayed): L2 for gd and momentum, decoupled
     /// (AdamW) for adam [seed: 0, modern: 0].
-    #[arg(long, value_name = "LAMBDA", value_parser = weight_decay)]
+    #[arg(long, value_name = "LAMBDA", value_parser = weight_decay, allow_negative_numbers = true)]
     pub weight_decay: Option<f32>,
+    /// Drop each hidden unit with this probability while training (inverted dropout; the
+    /// masks are drawn from --seed, the step, the layer, the image and the unit) [none].
+    /// The CPU backend only, for now.
+    #[arg(long, value_name = "P", value_parser = dropout_rate, allow_negative_numbers = true)]
+    pub dropout: Option<f32>,
     /// Learning rate over the epochs: constant, step (halved each quarter of the run) or
     /// cosine (down to 0 after the last epoch) [seed: constant, modern: cosine].
     #[arg(long, value_parser = choice::<Schedule>)]
@@ -465,6 +470,15 @@ fn unit_interval(text: &str) -> Result<f32, String> {
         Ok(value)
     } else {
         Err(format!("{value} is not in [0, 1)"))
+    }
+}
+
+fn dropout_rate(text: &str) -> Result<f32, String> {
+    let rate: f32 = text.parse().map_err(|e| format!("not a number ({e})"))?;
+    if rate > 0.0 && rate < 1.0 {
+        Ok(rate)
+    } else {
+        Err(format!("{rate} is not a dropout probability in (0, 1)"))
     }
 }
 

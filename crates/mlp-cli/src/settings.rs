@@ -4,7 +4,8 @@
 use anyhow::{Result, bail};
 use mlp_core::network::{CLASSES, INPUT_SIZE};
 use mlp_core::options::{
-    Activation, Hyperparameters, Init, Optimiser, OptimiserKind, Output, Reduction, Schedule,
+    Activation, Dropout, Hyperparameters, Init, Optimiser, OptimiserKind, Output, Reduction,
+    Schedule,
 };
 use mlp_core::train::TrainConfig;
 use mlp_core::{LayerSizes, ModelInfo};
@@ -70,6 +71,7 @@ impl Settings {
                     optimiser: Optimiser::with_defaults(OptimiserKind::Adam),
                     learning_rate: 1e-3,
                     weight_decay: 0.0,
+                    dropout: None,
                 },
                 weight_init: Init::He,
                 schedule: Schedule::Cosine,
@@ -108,6 +110,11 @@ impl Settings {
         hyper.output = args.output.unwrap_or(hyper.output);
         hyper.reduction = args.reduction.unwrap_or(hyper.reduction);
         hyper.weight_decay = args.weight_decay.unwrap_or(hyper.weight_decay);
+        if let Some(rate) = args.dropout {
+            // The masks' own stream of the run's seed.
+            let seed = args.seed ^ 0x4452_4f50_4f55_5421;
+            hyper.dropout = Some(Dropout { rate, seed });
+        }
         settings.weight_init = args.weight_init.unwrap_or(settings.weight_init);
         settings.schedule = args.schedule.unwrap_or(settings.schedule);
         settings.seed = args.seed;
@@ -192,9 +199,11 @@ impl Settings {
             h.optimiser,
             h.learning_rate,
             self.schedule,
-            match h.weight_decay {
-                0.0 => String::new(),
-                decay => format!(", weight decay {decay}"),
+            match (h.weight_decay, h.dropout) {
+                (0.0, None) => String::new(),
+                (decay, None) => format!(", weight decay {decay}"),
+                (0.0, Some(d)) => format!(", dropout {}", d.rate),
+                (decay, Some(d)) => format!(", weight decay {decay}, dropout {}", d.rate),
             },
             self.batch_size,
             h.reduction,
@@ -230,6 +239,9 @@ impl Settings {
         record("shuffle", self.shuffle.to_string());
         if self.hyper.weight_decay != 0.0 {
             record("weight_decay", self.hyper.weight_decay.to_string());
+        }
+        if let Some(dropout) = self.hyper.dropout {
+            record("dropout", dropout.rate.to_string());
         }
         info
     }

@@ -359,6 +359,28 @@ fn options_that_make_no_sense_together_are_refused() {
     assert_refused(&["--validation", "1.5"], &["fraction in (0, 1)"]);
     assert_refused(&["--validation", "ten"], &["not a number of images"]);
     assert_refused(&["--early-stopping", "0"], &["at least 1"]);
+    assert_refused(
+        &["--dropout", "1"],
+        &["not a dropout probability in (0, 1)"],
+    );
+    assert_refused(
+        &["--weight-decay", "-0.1"],
+        &["not a weight decay in [0, 1)"],
+    );
+    let data = mnist_dir();
+    assert_refused(
+        &[
+            "--backend",
+            "gpu",
+            "--dropout",
+            "0.2",
+            "--data-dir",
+            &data,
+            "--limit",
+            "100",
+        ],
+        &["--dropout is not in the GPU kernels yet", "--backend cpu"],
+    );
 }
 
 /// --validation holds images out of training and chooses the epoch of lowest validation loss;

@@ -246,6 +246,18 @@ impl Schedule {
     }
 }
 
+/// Dropout of the hidden layers' units while training (inverted dropout, Srivastava et al.
+/// 2014): each unit of each row is kept with probability 1 − `rate`, and a kept one is scaled
+/// by 1 / (1 − rate). The masks are a hash of (seed, step, layer, image, unit)
+/// ([`crate::cpu::dropout_keeps`]), so every backend draws the same ones, and a resumed run
+/// the ones it would have drawn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dropout {
+    /// The probability of dropping a unit, in (0, 1).
+    pub rate: f32,
+    pub seed: u64,
+}
+
 /// What a backend needs besides the parameters to run a training step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hyperparameters {
@@ -257,6 +269,8 @@ pub struct Hyperparameters {
     /// λ of the weights' decay: L2 for gradient descent and momentum, decoupled (AdamW) for
     /// Adam; 0 for none (the seed's). Biases are not decayed.
     pub weight_decay: f32,
+    /// Dropout of the hidden layers while training; none in the seed.
+    pub dropout: Option<Dropout>,
 }
 
 impl Hyperparameters {
@@ -270,6 +284,7 @@ impl Hyperparameters {
             optimiser: Optimiser::GradientDescent,
             learning_rate: 0.01,
             weight_decay: 0.0,
+            dropout: None,
         }
     }
 

@@ -166,3 +166,87 @@ fn weight_decay_steps_with_each_optimiser_should_match_reference() {
         );
     }
 }
+
+/// Dropout: the fast backend draws the reference's masks (the same hash of seed, step, layer,
+/// image and unit) and goes through them forward and back, whatever the split between threads.
+#[test]
+fn dropout_steps_should_match_reference() {
+    let dropout = Some(mlp_core::options::Dropout {
+        rate: 0.3,
+        seed: 77,
+    });
+    let relu = options(|h| {
+        h.optimiser = Optimiser::with_defaults(OptimiserKind::Adam);
+        h.activation = Activation::Relu;
+        h.output = Output::SoftmaxCrossEntropy;
+        h.reduction = Reduction::Mean;
+        h.learning_rate = 1e-3;
+        h.dropout = dropout;
+    });
+    lockstep(
+        "dropout relu 100-40-24-10",
+        &[100, 40, 24, 10],
+        30,
+        &relu,
+        true,
+    );
+    let sigmoid = options(|h| h.dropout = dropout);
+    lockstep(
+        "dropout sigmoid 50-33-7-5",
+        &[50, 33, 7, 5],
+        21,
+        &sigmoid,
+        true,
+    );
+}
+
+/// The masks keep a unit with probability 1 − p, the same unit the same way every time, and
+/// differently at another step, layer, image, unit or seed.
+#[test]
+fn dropout_masks_keep_one_minus_p_and_depend_on_every_coordinate() {
+    use mlp_core::cpu::dropout_keeps;
+    let dropout = mlp_core::options::Dropout {
+        rate: 0.25,
+        seed: 3,
+    };
+    let kept = (0..100_000u32)
+        .filter(|&i| dropout_keeps(dropout, 7, 1, i / 100, (i % 100) as usize))
+        .count();
+    assert!((74_000..76_000).contains(&kept), "{kept} of 100000 kept");
+    let mask = |d, step, layer, image| -> Vec<bool> {
+        (0..256)
+            .map(|unit| dropout_keeps(d, step, layer, image, unit))
+            .collect()
+    };
+    let base = mask(dropout, 7, 1, 4);
+    assert_eq!(base, mask(dropout, 7, 1, 4));
+    for other in [
+        mask(dropout, 8, 1, 4),
+        mask(dropout, 7, 2, 4),
+        mask(dropout, 7, 1, 5),
+        mask(mlp_core::options::Dropout { seed: 4, ..dropout }, 7, 1, 4),
+    ] {
+        assert_ne!(base, other);
+    }
+}
+
+/// Dropout changes the step: the same batch without it moves the parameters elsewhere, on
+/// both CPU backends.
+#[test]
+fn dropout_changes_what_a_step_does() {
+    let mut rng = Rng::new(5);
+    let set = random_set(40, 30, 4, &mut rng);
+    let parameters = Parameters::init(&Parameters::layer_sizes_of(&[30, 20, 4]), Init::Normal, 1);
+    let with = options(|h| h.dropout = Some(mlp_core::options::Dropout { rate: 0.5, seed: 9 }));
+    let without = options(|_| {});
+    let mut after = Vec::new();
+    for hyper in [&with, &without] {
+        let mut reference = ReferenceBackend::new(parameters.clone(), hyper, &set, &set).unwrap();
+        let mut fast = CpuBackend::new(parameters.clone(), hyper, &set, &set).unwrap();
+        reference.train_batch(0..40).unwrap();
+        fast.train_batch(0..40).unwrap();
+        after.push((reference.parameters().unwrap(), fast.parameters().unwrap()));
+    }
+    assert_ne!(after[0].0, after[1].0);
+    assert_ne!(after[0].1, after[1].1);
+}

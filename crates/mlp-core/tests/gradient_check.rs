@@ -8,6 +8,7 @@
 //! the rounding term alone is ≈ 1e-7/h, which forces h ≈ 1e-2 and a bound of only 1e-3.)
 
 use mlp_core::cpu::{bias_gradient, cross_entropy_sum, squared_error_sum, weights_gradient};
+use mlp_core::options::Dropout;
 use mlp_core::rng::Rng;
 use mlp_core::{Activation, Output};
 use ndarray::{Array1, Array2};
@@ -17,6 +18,8 @@ struct Network {
     biases: Vec<Array1<f64>>,
     activation: Activation,
     output: Output,
+    /// Hidden-layer dropout, its masks drawn for step 1 and images 0, 1, ...
+    dropout: Option<Dropout>,
 }
 
 fn random_network(
@@ -29,6 +32,7 @@ fn random_network(
     Network {
         activation,
         output,
+        dropout: None,
         weights: shapes
             .iter()
             .map(|&s| Array2::from_shape_simple_fn(s, || 0.7 * rng.standard_normal()))
@@ -40,17 +44,31 @@ fn random_network(
     }
 }
 
-/// A1..AL for `input`, by the reference's forward pass.
-fn forward(net: &Network, input: &Array2<f64>) -> Vec<Array2<f64>> {
+/// A1..AL for `input`, by the reference's forward pass, and what layers 2..L read (under
+/// dropout, the dropped hidden outputs).
+fn forward(net: &Network, input: &Array2<f64>) -> (Vec<Array2<f64>>, Vec<Array2<f64>>) {
     let weights: Vec<_> = net.weights.iter().map(|w| w.view()).collect();
     let biases: Vec<_> = net.biases.iter().map(|b| b.view()).collect();
-    mlp_core::cpu::forward(&weights, &biases, input.view(), net.activation, net.output)
+    let functions = (net.activation, net.output);
+    match net.dropout {
+        None => {
+            let a =
+                mlp_core::cpu::forward(&weights, &biases, input.view(), functions.0, functions.1);
+            let inputs = a[..a.len() - 1].to_vec();
+            (a, inputs)
+        }
+        Some(dropout) => {
+            let images: Vec<u32> = (0..input.nrows() as u32).collect();
+            let at = (dropout, 1);
+            mlp_core::cpu::forward_dropped(&weights, &biases, input.view(), functions, at, &images)
+        }
+    }
 }
 
 /// The loss whose derivatives the deltas are: L = ½ Σ (A_L − Y)² (docs/SEED.md's), or the
 /// cross-entropy L = Σ −ln A_L[label] of a softmax output.
 fn loss(net: &Network, input: &Array2<f64>, labels: &[u8]) -> f64 {
-    let activations = forward(net, input);
+    let (activations, _) = forward(net, input);
     let output = activations.last().unwrap().view();
     match net.output {
         Output::SigmoidMse => 0.5 * squared_error_sum(output, labels),
@@ -64,14 +82,17 @@ fn backward(
     input: &Array2<f64>,
     labels: &[u8],
 ) -> (Vec<Array2<f64>>, Vec<Array1<f64>>) {
-    let activations = forward(net, input);
+    let (activations, inputs) = forward(net, input);
     let depth = net.weights.len();
     let weights: Vec<_> = net.weights.iter().map(|w| w.view()).collect();
-    let deltas = mlp_core::cpu::deltas(&weights, &activations, labels, net.activation, net.output);
+    let functions = (net.activation, net.output);
+    let images: Vec<u32> = (0..input.nrows() as u32).collect();
+    let masks = net.dropout.map(|dropout| (dropout, 1, &images[..]));
+    let deltas = mlp_core::cpu::deltas(&weights, &activations, labels, functions, masks);
     let mut weight_grads = Vec::new();
     let mut bias_grads = Vec::new();
     for k in 0..depth {
-        let layer_input = if k == 0 { input } else { &activations[k - 1] };
+        let layer_input = if k == 0 { input } else { &inputs[k - 1] };
         let mut gw = Array2::zeros(net.weights[k].dim());
         let mut gb = Array1::zeros(net.biases[k].len());
         weights_gradient(layer_input.view(), deltas[k].view(), 1.0, gw.view_mut());
@@ -107,6 +128,20 @@ fn tanh_softmax_cross_entropy_backward_matches_central_differences() {
     check_gradients(Activation::Tanh, Output::SoftmaxCrossEntropy);
 }
 
+/// Under dropout the backward pass is the derivative of the dropped network's loss, for the
+/// masks of its step (E2d, E4d): each activation, a third of units dropped.
+#[test]
+fn dropout_backward_matches_central_differences() {
+    let dropout = Some(Dropout {
+        rate: 0.33,
+        seed: 5,
+    });
+    for activation in [Activation::Sigmoid, Activation::Relu, Activation::Tanh] {
+        check_gradients_with(activation, Output::SoftmaxCrossEntropy, dropout);
+    }
+    check_gradients_with(Activation::Sigmoid, Output::SigmoidMse, dropout);
+}
+
 #[test]
 fn relu_and_tanh_with_the_seed_output_match_central_differences() {
     check_gradients(Activation::Relu, Output::SigmoidMse);
@@ -117,9 +152,14 @@ fn relu_and_tanh_with_the_seed_output_match_central_differences() {
 /// differences. (ReLU's kink at 0 is a probability-zero event for random inputs: no
 /// pre-activation lands within h of it here.)
 fn check_gradients(activation: Activation, output: Output) {
+    check_gradients_with(activation, output, None);
+}
+
+fn check_gradients_with(activation: Activation, output: Output, dropout: Option<Dropout>) {
     let mut rng = Rng::new(11);
     let sizes = [6, 5, 4, 3];
     let mut net = random_network(&sizes, activation, output, &mut rng);
+    net.dropout = dropout;
     let input = Array2::from_shape_simple_fn((4, 6), || rng.next_f64());
     let labels = [0u8, 2, 1, 2];
     let (weight_grads, bias_grads) = backward(&net, &input, &labels);

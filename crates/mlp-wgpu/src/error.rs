@@ -31,6 +31,8 @@ pub enum GpuError {
     ImagesTooLarge { set: String, problem: String },
     #[error("the GPU reported an error ({adapter}): {message}")]
     Device { adapter: String, message: String },
+    #[error("{option} is not in the GPU kernels yet: train with --backend cpu")]
+    NotOnGpu { option: &'static str },
 }
 
 impl From<GpuError> for mlp_core::BackendError {

@@ -9,8 +9,9 @@ use super::reference::optimiser_update;
 use super::workspace::{Workspace, first_rows, split_first_layer, split_rows, split_state};
 use super::{
     activation_forward, bias_gradient, check_input_width, check_order, check_output_width,
-    evaluation, hidden_delta, linear_forward, loss_sum, loss_terms, output_delta, reduction_scale,
-    softmax_cross_entropy_delta, softmax_forward, weights_gradient,
+    dropout_backward, dropout_forward, evaluation, hidden_delta, linear_forward, loss_sum,
+    loss_terms, output_delta, reduction_scale, softmax_cross_entropy_delta, softmax_forward,
+    weights_gradient,
 };
 use crate::backend::{
     Backend, BackendError, Evaluation, OptimiserState, StepKernels, StepTrace, TrainLoss,
@@ -18,22 +19,32 @@ use crate::backend::{
 };
 use crate::data::Dataset;
 use crate::network::{Layer, Parameters};
-use crate::options::{Activation, Hyperparameters, Optimiser, Output};
+use crate::options::{Activation, Dropout, Hyperparameters, Optimiser, Output};
 use crate::sparse::{
     PixelColumns, SparseImages, sparse_gradient_descent, sparse_linear_forward,
     sparse_weights_gradient,
 };
 use crate::vectorised::sigmoid_forward_vectorised;
 
+/// Dropout while training: its rate and seed, the step being taken (from 1), and the rows'
+/// dropped outputs Ã1 .. Ã(L−1), which layers 2 .. L read.
+struct Dropped<'a, 'b> {
+    dropout: Dropout,
+    step: u64,
+    outputs: &'a mut [ArrayViewMut2<'b, f32>],
+}
+
 /// The forward pass of images `batch` (B) of `images`: fills A1..AL, each `activations[k]`
 /// (B, out). Hidden layers use the chosen activation, the output layer sigmoid or softmax;
-/// sigmoids are computed eight at a time ([`crate::vectorised`]).
+/// sigmoids are computed eight at a time ([`crate::vectorised`]). Under `dropped` each hidden
+/// layer's output also goes through its dropout (E2d) into the next layer's input.
 fn forward(
     layers: &[Layer],
     hyper: &Hyperparameters,
     images: &SparseImages,
     batch: &[u32],
     activations: &mut [ArrayViewMut2<f32>],
+    mut dropped: Option<Dropped<'_, '_>>,
 ) {
     let last = layers.len() - 1;
     for (k, layer) in layers.iter().enumerate() {
@@ -43,7 +54,10 @@ fn forward(
             let (weights, bias) = (layer.weights.view(), layer.bias.view());
             sparse_linear_forward(images, batch, weights, bias, sum.view_mut());
         } else {
-            let input = before[k - 1].view();
+            let input = match &dropped {
+                Some(d) => d.outputs[k - 1].view(),
+                None => before[k - 1].view(),
+            };
             linear_forward(
                 input,
                 layer.weights.view(),
@@ -58,20 +72,26 @@ fn forward(
             (false, _, activation) => activation_forward(sum.view_mut(), activation),
             (true, Output::SoftmaxCrossEntropy, _) => softmax_forward(sum.view_mut()),
         }
+        if let (Some(d), true) = (&mut dropped, k < last) {
+            let at = (d.dropout, d.step, k + 1);
+            dropout_forward(sum.view(), d.outputs[k].view_mut(), at, batch);
+        }
     }
 }
 
 /// The row-wise half of a step for images `batch` (B) labelled `labels`: the forward pass,
-/// then D_L and every hidden delta (docs/SEED.md's order). Returns the loss summed over the rows.
+/// then D_L and every hidden delta (docs/SEED.md's order), through the dropout under
+/// `dropped`. Returns the loss summed over the rows.
 fn forward_and_deltas(
     layers: &[Layer],
     hyper: &Hyperparameters,
     images: &SparseImages,
     (batch, labels): (&[u32], &[u8]),
-    activations: &mut [ArrayViewMut2<f32>],
-    deltas: &mut [ArrayViewMut2<f32>],
+    (activations, deltas): (&mut [ArrayViewMut2<f32>], &mut [ArrayViewMut2<f32>]),
+    mut dropped: Option<Dropped<'_, '_>>,
 ) -> f64 {
-    forward(layers, hyper, images, batch, activations);
+    let masks = dropped.as_mut().map(|d| (d.dropout, d.step));
+    forward(layers, hyper, images, batch, activations, dropped);
     let last = layers.len() - 1;
     let output = activations[last].view();
     let loss = loss_sum(hyper.output, output, labels);
@@ -90,6 +110,9 @@ fn forward_and_deltas(
             hyper.activation,
             lower[k].view_mut(),
         );
+        if let Some((dropout, step)) = masks {
+            dropout_backward(lower[k].view_mut(), (dropout, step, k + 1), batch);
+        }
     }
     loss
 }
@@ -296,16 +319,28 @@ impl CpuBackend {
         let mid = b / 2;
         let (mut activations_top, mut activations_bottom) = split_rows(&mut ws.activations, b, mid);
         let (mut deltas_top, mut deltas_bottom) = split_rows(&mut ws.deltas, b, mid);
+        let (mut dropped_top, mut dropped_bottom) = split_rows(&mut ws.dropped, b, mid);
+        let step = self.state.steps + 1;
+        let dropped = |outputs| {
+            let dropout = hyper.dropout?;
+            Some(Dropped {
+                dropout,
+                step,
+                outputs,
+            })
+        };
         let (loss_top, loss_bottom) = rayon::join(
             || {
                 let rows = (&batch[..mid], &labels[..mid]);
-                let (a, d) = (&mut activations_top, &mut deltas_top);
-                forward_and_deltas(layers, hyper, images, rows, a, d)
+                let tensors = (&mut activations_top[..], &mut deltas_top[..]);
+                let dropped = dropped(&mut dropped_top[..]);
+                forward_and_deltas(layers, hyper, images, rows, tensors, dropped)
             },
             || {
                 let rows = (&batch[mid..], &labels[mid..]);
-                let (a, d) = (&mut activations_bottom, &mut deltas_bottom);
-                forward_and_deltas(layers, hyper, images, rows, a, d)
+                let tensors = (&mut activations_bottom[..], &mut deltas_bottom[..]);
+                let dropped = dropped(&mut dropped_bottom[..]);
+                forward_and_deltas(layers, hyper, images, rows, tensors, dropped)
             },
         );
         let classes = layers[layers.len() - 1].weights.ncols();
@@ -326,7 +361,13 @@ impl CpuBackend {
             scale: reduction_scale(hyper.reduction, b),
             t: state.steps,
         };
-        let (activations, deltas) = (first_rows(&ws.activations, b), first_rows(&ws.deltas, b));
+        // What layers 2 .. L read: the dropped outputs under dropout.
+        let inputs = if hyper.dropout.is_some() {
+            &ws.dropped
+        } else {
+            &ws.activations
+        };
+        let (activations, deltas) = (first_rows(inputs, b), first_rows(&ws.deltas, b));
         let layers = &mut self.parameters.layers;
         let (first_layer, later_layers) = layers.split_first_mut().expect("a network has layers");
         let (first_state, later_first) = split_first_layer(&mut state.first);
@@ -488,8 +529,8 @@ impl Backend for CpuBackend {
             let mid = chunk.len() / 2;
             let (mut top, mut bottom) = split_rows(&mut activations, chunk.len(), mid);
             rayon::join(
-                || forward(layers, hyper, set, &chunk[..mid], &mut top),
-                || forward(layers, hyper, set, &chunk[mid..], &mut bottom),
+                || forward(layers, hyper, set, &chunk[..mid], &mut top, None),
+                || forward(layers, hyper, set, &chunk[mid..], &mut bottom, None),
             );
             outputs
                 .slice_mut(s![start..end, ..])

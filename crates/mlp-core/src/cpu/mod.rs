@@ -18,12 +18,12 @@ mod reference;
 mod workspace;
 
 pub use backend::{CpuBackend, FAST_PARITY};
-pub use reference::{ReferenceBackend, deltas, forward, weights_update};
+pub use reference::{ReferenceBackend, deltas, forward, forward_dropped, weights_update};
 
 use crate::backend::{BackendError, Evaluation};
 use crate::data::Dataset;
 use crate::network::{NetworkError, Parameters};
-use crate::options::{Activation, Output, Reduction};
+use crate::options::{Activation, Dropout, Output, Reduction};
 
 /// f32 or f64.
 pub trait Real: Float + LinalgScalar {}
@@ -241,6 +241,76 @@ pub fn gradient_descent_update<F: Real, D: Dimension>(
     Zip::from(&mut parameter)
         .and(&gradient)
         .for_each(|p, &g| *p = *p - learning_rate * g);
+}
+
+/// A 32-bit integer hash with good avalanche (Chris Wellons' "lowbias32"): the same u32
+/// arithmetic in WGSL gives the same bits.
+pub fn hash32(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^= x >> 16;
+    x
+}
+
+/// Whether dropout keeps unit `unit` of image `image` in hidden layer `layer` (from 1) at
+/// training step `step` (from 1): the top 24 bits of a hash of the five numbers, as a
+/// fraction of 2²⁴, are at least the rate.
+pub fn dropout_keeps(dropout: Dropout, step: u64, layer: usize, image: u32, unit: usize) -> bool {
+    let seed = (dropout.seed ^ (dropout.seed >> 32)) as u32;
+    let mut h = hash32(seed);
+    for part in [step as u32, layer as u32, image, unit as u32] {
+        h = hash32(h ^ part);
+    }
+    let threshold = (f64::from(dropout.rate) * f64::from(1u32 << 24)).round() as u32;
+    (h >> 8) >= threshold
+}
+
+/// The factor of a unit in hidden layer `layer` of row `r` (image `images[r]`): 1 / (1 − p)
+/// where dropout keeps it, 0 where it drops it.
+fn dropout_factor<F: Real>(
+    dropout: Dropout,
+    step: u64,
+    layer: usize,
+    image: u32,
+    unit: usize,
+) -> F {
+    if dropout_keeps(dropout, step, layer, image, unit) {
+        F::from(1.0 / (1.0 - dropout.rate)).expect("a finite f32 fits any float")
+    } else {
+        F::zero()
+    }
+}
+
+/// Ãk = Ak ⊙ Mk / (1 − p) (E2d): hidden layer `layer`'s output as the next layer sees it while
+/// training, row r of the batch being image `images[r]`.
+///
+/// - `activation` Ak: (B, out)
+/// - `dropped` Ãk: (B, out), overwritten
+pub fn dropout_forward<F: Real>(
+    activation: ArrayView2<F>,
+    mut dropped: ArrayViewMut2<F>,
+    (dropout, step, layer): (Dropout, u64, usize),
+    images: &[u32],
+) {
+    for ((r, j), out) in dropped.indexed_iter_mut() {
+        *out = activation[[r, j]] * dropout_factor(dropout, step, layer, images[r], j);
+    }
+}
+
+/// Dk ⊙= Mk / (1 − p) (E4d): a hidden layer's delta through its dropout, after E4's product
+/// with f′, which is taken of the undropped Ak.
+///
+/// - `delta` Dk: (B, out), updated in place
+pub fn dropout_backward<F: Real>(
+    mut delta: ArrayViewMut2<F>,
+    (dropout, step, layer): (Dropout, u64, usize),
+    images: &[u32],
+) {
+    for ((r, j), d) in delta.indexed_iter_mut() {
+        *d = *d * dropout_factor(dropout, step, layer, images[r], j);
+    }
 }
 
 /// L2 weight decay, for gradient descent and momentum (E7b): grad W += λ · W, the gradient of

@@ -12,10 +12,10 @@ use ndarray::{
 
 use super::{
     AdamStep, Real, activation_forward, adam_update, bias_gradient, check_input_width, check_order,
-    check_output_width, decoupled_weight_decay, evaluation, gradient_descent_update, hidden_delta,
-    l2_weight_decay, linear_forward, loss_sum, loss_terms, momentum_update, output_delta,
-    reduction_scale, sigmoid_forward, softmax_cross_entropy_delta, softmax_forward,
-    weights_gradient,
+    check_output_width, decoupled_weight_decay, dropout_backward, dropout_forward, evaluation,
+    gradient_descent_update, hidden_delta, l2_weight_decay, linear_forward, loss_sum, loss_terms,
+    momentum_update, output_delta, reduction_scale, sigmoid_forward, softmax_cross_entropy_delta,
+    softmax_forward, weights_gradient,
 };
 use crate::backend::{
     Backend, BackendError, Evaluation, OptimiserState, StepKernels, StepTrace, TrainLoss,
@@ -23,7 +23,7 @@ use crate::backend::{
 };
 use crate::data::Dataset;
 use crate::network::{Layer, Parameters};
-use crate::options::{Activation, Hyperparameters, Optimiser, Output};
+use crate::options::{Activation, Dropout, Hyperparameters, Optimiser, Output};
 
 /// A1 .. AL of `input` A0 (B, inputs) (E1, E2): hidden layers through `activation`, the output
 /// layer through the sigmoid or the softmax that `output` names.
@@ -50,13 +50,49 @@ pub fn forward<F: Real>(
     activations
 }
 
-/// D1 .. DL of a forward pass (E3, E4), every one from the weights before any update.
+/// A1 .. AL of a training step under dropout (E1, E2, E2d): as [`forward`], but each hidden
+/// layer's output reaches the next layer dropped. Returns A1 .. AL undropped, and
+/// Ã1 .. Ã(L−1), what layers 2 .. L read. Row r of `input` is image `images[r]`; `step` is
+/// the step being taken, from 1.
+pub fn forward_dropped<F: Real>(
+    weights: &[ArrayView2<F>],
+    biases: &[ndarray::ArrayView1<F>],
+    input: ArrayView2<F>,
+    (activation, output): (Activation, Output),
+    (dropout, step): (Dropout, u64),
+    images: &[u32],
+) -> (Vec<Array2<F>>, Vec<Array2<F>>) {
+    let mut activations: Vec<Array2<F>> = Vec::with_capacity(weights.len());
+    let mut dropped: Vec<Array2<F>> = Vec::with_capacity(weights.len() - 1);
+    let last = weights.len() - 1;
+    for (k, (w, b)) in weights.iter().zip(biases).enumerate() {
+        let layer_input = dropped.last().map_or(input, |a| a.view());
+        let mut sum = Array2::zeros((input.nrows(), w.ncols()));
+        linear_forward(layer_input, *w, *b, sum.view_mut());
+        match (k == last, output) {
+            (false, _) => activation_forward(sum.view_mut(), activation),
+            (true, Output::SigmoidMse) => sigmoid_forward(sum.view_mut()),
+            (true, Output::SoftmaxCrossEntropy) => softmax_forward(sum.view_mut()),
+        }
+        if k < last {
+            let mut out = Array2::zeros(sum.dim());
+            dropout_forward(sum.view(), out.view_mut(), (dropout, step, k + 1), images);
+            dropped.push(out);
+        }
+        activations.push(sum);
+    }
+    (activations, dropped)
+}
+
+/// D1 .. DL of a forward pass (E3, E4), every one from the weights before any update; under
+/// `dropout` (at a step, for the images of the rows) each hidden delta also goes through its
+/// layer's dropout (E4d).
 pub fn deltas<F: Real>(
     weights: &[ArrayView2<F>],
     activations: &[Array2<F>],
     labels: &[u8],
-    activation: Activation,
-    output: Output,
+    (activation, output): (Activation, Output),
+    dropout: Option<(Dropout, u64, &[u32])>,
 ) -> Vec<Array2<F>> {
     let depth = activations.len();
     let mut deltas: Vec<Array2<F>> = activations.iter().map(|a| Array2::zeros(a.dim())).collect();
@@ -76,6 +112,9 @@ pub fn deltas<F: Real>(
             activation,
             lower[k].view_mut(),
         );
+        if let Some((dropout, step, images)) = dropout {
+            dropout_backward(lower[k].view_mut(), (dropout, step, k + 1), images);
+        }
     }
     deltas
 }
@@ -204,28 +243,32 @@ impl ReferenceBackend {
     /// from the forward pass before the update.
     fn step(&mut self, rows: Range<usize>) -> Result<f64, BackendError> {
         check_rows(&rows, self.train.len())?;
-        let images = self.order[rows.clone()].iter().map(|&i| i as usize);
-        let (input, labels) = dense_rows(&self.train, images);
+        let images: Vec<u32> = self.order[rows.clone()].to_vec();
+        let (input, labels) = dense_rows(&self.train, images.iter().map(|&i| i as usize));
         let hyper = self.hyper;
+        let functions = (hyper.activation, hyper.output);
         let (weights, biases) = layer_views(&self.parameters);
-        let activations = forward(
-            &weights,
-            &biases,
-            input.view(),
-            hyper.activation,
-            hyper.output,
-        );
+        let step = self.state.steps + 1;
+        let (activations, dropped) = match hyper.dropout {
+            None => {
+                let activations =
+                    forward(&weights, &biases, input.view(), functions.0, functions.1);
+                (activations, None)
+            }
+            Some(dropout) => {
+                let at = (dropout, step);
+                let (activations, dropped) =
+                    forward_dropped(&weights, &biases, input.view(), functions, at, &images);
+                (activations, Some(dropped))
+            }
+        };
         let output = activations[activations.len() - 1].view();
         let loss = loss_sum(hyper.output, output, &labels)
             / loss_terms(hyper.output, labels.len(), output.ncols()) as f64;
-        let deltas = deltas(
-            &weights,
-            &activations,
-            &labels,
-            hyper.activation,
-            hyper.output,
-        );
-        self.update(&input, &activations, &deltas);
+        let masks = hyper.dropout.map(|dropout| (dropout, step, &images[..]));
+        let deltas = deltas(&weights, &activations, &labels, functions, masks);
+        // What layers 2 .. L read: the dropped outputs under dropout.
+        self.update(&input, dropped.as_deref().unwrap_or(&activations), &deltas);
         self.trace = Some(StepTrace {
             activations,
             deltas,
@@ -233,7 +276,7 @@ impl ReferenceBackend {
         Ok(loss)
     }
 
-    /// E5-E7 for every layer, from the batch's A0, activations and deltas.
+    /// E5-E7 for every layer, from the batch's A0, the inputs of layers 2 .. L and the deltas.
     fn update(&mut self, input: &Array2<f32>, activations: &[Array2<f32>], deltas: &[Array2<f32>]) {
         self.state.steps += 1;
         let t = self.state.steps;

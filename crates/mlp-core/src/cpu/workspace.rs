@@ -13,6 +13,8 @@ pub(super) struct Workspace {
     pub(super) batch: Vec<u32>,
     pub(super) labels: Vec<u8>,
     pub(super) activations: Vec<Array2<f32>>,
+    /// Under dropout, Ã1 .. Ã(L−1): what layers 2 .. L read (the last is unused).
+    pub(super) dropped: Vec<Array2<f32>>,
     pub(super) deltas: Vec<Array2<f32>>,
     pub(super) weight_gradients: Vec<Array2<f32>>,
     pub(super) bias_gradients: Vec<Array1<f32>>,
@@ -35,6 +37,7 @@ impl Workspace {
             batch: vec![0; rows],
             labels: vec![0; rows],
             activations: per_layer(&|l| (rows, outputs(l))),
+            dropped: per_layer(&|l| (rows, outputs(l))),
             deltas: per_layer(&|l| (rows, outputs(l))),
             weight_gradients: per_layer(&|l| l.weights.dim()),
             bias_gradients: parameters

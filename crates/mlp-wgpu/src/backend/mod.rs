@@ -166,6 +166,12 @@ impl GpuBackend {
         train: &Dataset,
         validation: &Dataset,
     ) -> Result<Self, BackendError> {
+        if hyper.dropout.is_some() {
+            return Err(GpuError::NotOnGpu {
+                option: "--dropout",
+            }
+            .into());
+        }
         mlp_core::cpu::check_input_width(parameters, train)?;
         mlp_core::cpu::check_input_width(parameters, validation)?;
         check_output_width(parameters, hyper.output)?;
