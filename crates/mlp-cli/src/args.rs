@@ -179,7 +179,7 @@ pub struct NetworkArgs {
     #[arg(long, value_name = "LAMBDA", value_parser = weight_decay, allow_negative_numbers = true)]
     pub weight_decay: Option<f32>,
     /// Drop each hidden unit with this probability while training (inverted dropout; the
-    /// masks are drawn from --seed, the step, the layer, the image and the unit) [none].
+    /// masks are drawn from --seed, the step, the layer, the batch row and the unit) [none].
     /// The CPU backend only, for now.
     #[arg(long, value_name = "P", value_parser = dropout_rate, allow_negative_numbers = true)]
     pub dropout: Option<f32>,

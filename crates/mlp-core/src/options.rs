@@ -248,7 +248,7 @@ impl Schedule {
 
 /// Dropout of the hidden layers' units while training (inverted dropout, Srivastava et al.
 /// 2014): each unit of each row is kept with probability 1 − `rate`, and a kept one is scaled
-/// by 1 / (1 − rate). The masks are a hash of (seed, step, layer, image, unit)
+/// by 1 / (1 − rate). The masks are a hash of (seed, step, layer, batch row, unit)
 /// ([`crate::cpu::dropout_keeps`]), so every backend draws the same ones, and a resumed run
 /// the ones it would have drawn.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -168,7 +168,7 @@ fn weight_decay_steps_with_each_optimiser_should_match_reference() {
 }
 
 /// Dropout: the fast backend draws the reference's masks (the same hash of seed, step, layer,
-/// image and unit) and goes through them forward and back, whatever the split between threads.
+/// row and unit) and goes through them forward and back, whatever the split between threads.
 #[test]
 fn dropout_steps_should_match_reference() {
     let dropout = Some(mlp_core::options::Dropout {
@@ -201,7 +201,7 @@ fn dropout_steps_should_match_reference() {
 }
 
 /// The masks keep a unit with probability 1 − p, the same unit the same way every time, and
-/// differently at another step, layer, image, unit or seed.
+/// differently at another step, layer, row, unit or seed.
 #[test]
 fn dropout_masks_keep_one_minus_p_and_depend_on_every_coordinate() {
     use mlp_core::cpu::dropout_keeps;
@@ -210,7 +210,7 @@ fn dropout_masks_keep_one_minus_p_and_depend_on_every_coordinate() {
         seed: 3,
     };
     let kept = (0..100_000u32)
-        .filter(|&i| dropout_keeps(dropout, 7, 1, i / 100, (i % 100) as usize))
+        .filter(|&i| dropout_keeps(dropout, 7, 1, (i / 100) as usize, (i % 100) as usize))
         .count();
     assert!((74_000..76_000).contains(&kept), "{kept} of 100000 kept");
     let mask = |d, step, layer, image| -> Vec<bool> {

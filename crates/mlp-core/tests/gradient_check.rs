@@ -18,7 +18,7 @@ struct Network {
     biases: Vec<Array1<f64>>,
     activation: Activation,
     output: Output,
-    /// Hidden-layer dropout, its masks drawn for step 1 and images 0, 1, ...
+    /// Hidden-layer dropout, its masks drawn for step 1.
     dropout: Option<Dropout>,
 }
 
@@ -58,9 +58,8 @@ fn forward(net: &Network, input: &Array2<f64>) -> (Vec<Array2<f64>>, Vec<Array2<
             (a, inputs)
         }
         Some(dropout) => {
-            let images: Vec<u32> = (0..input.nrows() as u32).collect();
             let at = (dropout, 1);
-            mlp_core::cpu::forward_dropped(&weights, &biases, input.view(), functions, at, &images)
+            mlp_core::cpu::forward_dropped(&weights, &biases, input.view(), functions, at)
         }
     }
 }
@@ -86,8 +85,7 @@ fn backward(
     let depth = net.weights.len();
     let weights: Vec<_> = net.weights.iter().map(|w| w.view()).collect();
     let functions = (net.activation, net.output);
-    let images: Vec<u32> = (0..input.nrows() as u32).collect();
-    let masks = net.dropout.map(|dropout| (dropout, 1, &images[..]));
+    let masks = net.dropout.map(|dropout| (dropout, 1));
     let deltas = mlp_core::cpu::deltas(&weights, &activations, labels, functions, masks);
     let mut weight_grads = Vec::new();
     let mut bias_grads = Vec::new();

@@ -26,11 +26,12 @@ use crate::sparse::{
 };
 use crate::vectorised::sigmoid_forward_vectorised;
 
-/// Dropout while training: its rate and seed, the step being taken (from 1), and the rows'
-/// dropped outputs Ã1 .. Ã(L−1), which layers 2 .. L read.
+/// Dropout while training: its rate and seed, the step being taken (from 1), the batch row
+/// of the first row here, and the rows' dropped outputs Ã1 .. Ã(L−1), which layers 2 .. L read.
 struct Dropped<'a, 'b> {
     dropout: Dropout,
     step: u64,
+    first_row: usize,
     outputs: &'a mut [ArrayViewMut2<'b, f32>],
 }
 
@@ -74,7 +75,7 @@ fn forward(
         }
         if let (Some(d), true) = (&mut dropped, k < last) {
             let at = (d.dropout, d.step, k + 1);
-            dropout_forward(sum.view(), d.outputs[k].view_mut(), at, batch);
+            dropout_forward(sum.view(), d.outputs[k].view_mut(), at, d.first_row);
         }
     }
 }
@@ -90,7 +91,7 @@ fn forward_and_deltas(
     (activations, deltas): (&mut [ArrayViewMut2<f32>], &mut [ArrayViewMut2<f32>]),
     mut dropped: Option<Dropped<'_, '_>>,
 ) -> f64 {
-    let masks = dropped.as_mut().map(|d| (d.dropout, d.step));
+    let masks = dropped.as_mut().map(|d| (d.dropout, d.step, d.first_row));
     forward(layers, hyper, images, batch, activations, dropped);
     let last = layers.len() - 1;
     let output = activations[last].view();
@@ -110,8 +111,8 @@ fn forward_and_deltas(
             hyper.activation,
             lower[k].view_mut(),
         );
-        if let Some((dropout, step)) = masks {
-            dropout_backward(lower[k].view_mut(), (dropout, step, k + 1), batch);
+        if let Some((dropout, step, first_row)) = masks {
+            dropout_backward(lower[k].view_mut(), (dropout, step, k + 1), first_row);
         }
     }
     loss
@@ -321,11 +322,12 @@ impl CpuBackend {
         let (mut deltas_top, mut deltas_bottom) = split_rows(&mut ws.deltas, b, mid);
         let (mut dropped_top, mut dropped_bottom) = split_rows(&mut ws.dropped, b, mid);
         let step = self.state.steps + 1;
-        let dropped = |outputs| {
+        let dropped = |outputs, first_row| {
             let dropout = hyper.dropout?;
             Some(Dropped {
                 dropout,
                 step,
+                first_row,
                 outputs,
             })
         };
@@ -333,13 +335,13 @@ impl CpuBackend {
             || {
                 let rows = (&batch[..mid], &labels[..mid]);
                 let tensors = (&mut activations_top[..], &mut deltas_top[..]);
-                let dropped = dropped(&mut dropped_top[..]);
+                let dropped = dropped(&mut dropped_top[..], 0);
                 forward_and_deltas(layers, hyper, images, rows, tensors, dropped)
             },
             || {
                 let rows = (&batch[mid..], &labels[mid..]);
                 let tensors = (&mut activations_bottom[..], &mut deltas_bottom[..]);
-                let dropped = dropped(&mut dropped_bottom[..]);
+                let dropped = dropped(&mut dropped_bottom[..], mid);
                 forward_and_deltas(layers, hyper, images, rows, tensors, dropped)
             },
         );

@@ -254,29 +254,30 @@ pub fn hash32(mut x: u32) -> u32 {
     x
 }
 
-/// Whether dropout keeps unit `unit` of image `image` in hidden layer `layer` (from 1) at
+/// Whether dropout keeps unit `unit` of batch row `row` in hidden layer `layer` (from 1) at
 /// training step `step` (from 1): the top 24 bits of a hash of the five numbers, as a
-/// fraction of 2²⁴, are at least the rate.
-pub fn dropout_keeps(dropout: Dropout, step: u64, layer: usize, image: u32, unit: usize) -> bool {
+/// fraction of 2²⁴, are at least the rate. The step changes with every batch, so the row
+/// stands for the image; a kernel knows its row without reading the training order.
+pub fn dropout_keeps(dropout: Dropout, step: u64, layer: usize, row: usize, unit: usize) -> bool {
     let seed = (dropout.seed ^ (dropout.seed >> 32)) as u32;
     let mut h = hash32(seed);
-    for part in [step as u32, layer as u32, image, unit as u32] {
+    for part in [step as u32, layer as u32, row as u32, unit as u32] {
         h = hash32(h ^ part);
     }
     let threshold = (f64::from(dropout.rate) * f64::from(1u32 << 24)).round() as u32;
     (h >> 8) >= threshold
 }
 
-/// The factor of a unit in hidden layer `layer` of row `r` (image `images[r]`): 1 / (1 − p)
-/// where dropout keeps it, 0 where it drops it.
+/// The factor of a unit in hidden layer `layer` of batch row `row`: 1 / (1 − p) where dropout
+/// keeps it, 0 where it drops it.
 fn dropout_factor<F: Real>(
     dropout: Dropout,
     step: u64,
     layer: usize,
-    image: u32,
+    row: usize,
     unit: usize,
 ) -> F {
-    if dropout_keeps(dropout, step, layer, image, unit) {
+    if dropout_keeps(dropout, step, layer, row, unit) {
         F::from(1.0 / (1.0 - dropout.rate)).expect("a finite f32 fits any float")
     } else {
         F::zero()
@@ -284,7 +285,7 @@ fn dropout_factor<F: Real>(
 }
 
 /// Ãk = Ak ⊙ Mk / (1 − p) (E2d): hidden layer `layer`'s output as the next layer sees it while
-/// training, row r of the batch being image `images[r]`.
+/// training; row r of the arrays is row `first_row + r` of the batch.
 ///
 /// - `activation` Ak: (B, out)
 /// - `dropped` Ãk: (B, out), overwritten
@@ -292,10 +293,10 @@ pub fn dropout_forward<F: Real>(
     activation: ArrayView2<F>,
     mut dropped: ArrayViewMut2<F>,
     (dropout, step, layer): (Dropout, u64, usize),
-    images: &[u32],
+    first_row: usize,
 ) {
     for ((r, j), out) in dropped.indexed_iter_mut() {
-        *out = activation[[r, j]] * dropout_factor(dropout, step, layer, images[r], j);
+        *out = activation[[r, j]] * dropout_factor(dropout, step, layer, first_row + r, j);
     }
 }
 
@@ -306,10 +307,10 @@ pub fn dropout_forward<F: Real>(
 pub fn dropout_backward<F: Real>(
     mut delta: ArrayViewMut2<F>,
     (dropout, step, layer): (Dropout, u64, usize),
-    images: &[u32],
+    first_row: usize,
 ) {
     for ((r, j), d) in delta.indexed_iter_mut() {
-        *d = *d * dropout_factor(dropout, step, layer, images[r], j);
+        *d = *d * dropout_factor(dropout, step, layer, first_row + r, j);
     }
 }
 

@@ -52,15 +52,13 @@ pub fn forward<F: Real>(
 
 /// A1 .. AL of a training step under dropout (E1, E2, E2d): as [`forward`], but each hidden
 /// layer's output reaches the next layer dropped. Returns A1 .. AL undropped, and
-/// Ã1 .. Ã(L−1), what layers 2 .. L read. Row r of `input` is image `images[r]`; `step` is
-/// the step being taken, from 1.
+/// Ã1 .. Ã(L−1), what layers 2 .. L read. `step` is the step being taken, from 1.
 pub fn forward_dropped<F: Real>(
     weights: &[ArrayView2<F>],
     biases: &[ndarray::ArrayView1<F>],
     input: ArrayView2<F>,
     (activation, output): (Activation, Output),
     (dropout, step): (Dropout, u64),
-    images: &[u32],
 ) -> (Vec<Array2<F>>, Vec<Array2<F>>) {
     let mut activations: Vec<Array2<F>> = Vec::with_capacity(weights.len());
     let mut dropped: Vec<Array2<F>> = Vec::with_capacity(weights.len() - 1);
@@ -76,7 +74,7 @@ pub fn forward_dropped<F: Real>(
         }
         if k < last {
             let mut out = Array2::zeros(sum.dim());
-            dropout_forward(sum.view(), out.view_mut(), (dropout, step, k + 1), images);
+            dropout_forward(sum.view(), out.view_mut(), (dropout, step, k + 1), 0);
             dropped.push(out);
         }
         activations.push(sum);
@@ -85,14 +83,13 @@ pub fn forward_dropped<F: Real>(
 }
 
 /// D1 .. DL of a forward pass (E3, E4), every one from the weights before any update; under
-/// `dropout` (at a step, for the images of the rows) each hidden delta also goes through its
-/// layer's dropout (E4d).
+/// `dropout` (at a step) each hidden delta also goes through its layer's dropout (E4d).
 pub fn deltas<F: Real>(
     weights: &[ArrayView2<F>],
     activations: &[Array2<F>],
     labels: &[u8],
     (activation, output): (Activation, Output),
-    dropout: Option<(Dropout, u64, &[u32])>,
+    dropout: Option<(Dropout, u64)>,
 ) -> Vec<Array2<F>> {
     let depth = activations.len();
     let mut deltas: Vec<Array2<F>> = activations.iter().map(|a| Array2::zeros(a.dim())).collect();
@@ -112,8 +109,8 @@ pub fn deltas<F: Real>(
             activation,
             lower[k].view_mut(),
         );
-        if let Some((dropout, step, images)) = dropout {
-            dropout_backward(lower[k].view_mut(), (dropout, step, k + 1), images);
+        if let Some((dropout, step)) = dropout {
+            dropout_backward(lower[k].view_mut(), (dropout, step, k + 1), 0);
         }
     }
     deltas
@@ -243,8 +240,8 @@ impl ReferenceBackend {
     /// from the forward pass before the update.
     fn step(&mut self, rows: Range<usize>) -> Result<f64, BackendError> {
         check_rows(&rows, self.train.len())?;
-        let images: Vec<u32> = self.order[rows.clone()].to_vec();
-        let (input, labels) = dense_rows(&self.train, images.iter().map(|&i| i as usize));
+        let images = self.order[rows.clone()].iter().map(|&i| i as usize);
+        let (input, labels) = dense_rows(&self.train, images);
         let hyper = self.hyper;
         let functions = (hyper.activation, hyper.output);
         let (weights, biases) = layer_views(&self.parameters);
@@ -258,14 +255,14 @@ impl ReferenceBackend {
             Some(dropout) => {
                 let at = (dropout, step);
                 let (activations, dropped) =
-                    forward_dropped(&weights, &biases, input.view(), functions, at, &images);
+                    forward_dropped(&weights, &biases, input.view(), functions, at);
                 (activations, Some(dropped))
             }
         };
         let output = activations[activations.len() - 1].view();
         let loss = loss_sum(hyper.output, output, &labels)
             / loss_terms(hyper.output, labels.len(), output.ncols()) as f64;
-        let masks = hyper.dropout.map(|dropout| (dropout, step, &images[..]));
+        let masks = hyper.dropout.map(|dropout| (dropout, step));
         let deltas = deltas(&weights, &activations, &labels, functions, masks);
         // What layers 2 .. L read: the dropped outputs under dropout.
         self.update(&input, dropped.as_deref().unwrap_or(&activations), &deltas);
