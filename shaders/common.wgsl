@@ -17,6 +17,10 @@ struct Step {
     correction1: f32,    // Adam's 1 / (1 - beta1^t) for this step t
     correction2: f32,    // Adam's 1 / (1 - beta2^t)
     weight_decay: f32,   // lambda: L2 for gradient descent and momentum, decoupled for Adam
+    dropout_threshold: u32, // a unit is kept where its hash's top 24 bits reach this; 0: no dropout
+    dropout_seed: u32,
+    dropout_step: u32,   // the step t, from 1, whose masks these are
+    dropout_scale: f32,  // 1 / (1 - p), a kept unit's factor
     pad0: u32,
     pad1: u32,
     pad2: u32,

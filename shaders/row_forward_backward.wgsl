@@ -55,7 +55,7 @@ alias Units = array<f32, UNITS>;
 
 // Ak's row m from A(k-1)'s (linear_forward.wgsl for one row); A(k-1) at `a[at..]`, Ak after it.
 // For a softmax output f is the identity here; output_delta_row normalises the logits.
-fn linear_forward_row(m: u32, k: u32, at: u32, a: ptr<function, Units>) {
+fn linear_forward_row(m: u32, k: u32, at: u32, a: ptr<function, Units>, d: ptr<function, Units>) {
     let l = network[k];
     let output = l.activations + m * l.outputs;
     let bias_row = l.parameters + l.inputs * l.outputs;
@@ -78,8 +78,15 @@ fn linear_forward_row(m: u32, k: u32, at: u32, a: ptr<function, Units>) {
             }
         }
         for (var j = 0u; j < min(4u, l.outputs - n0); j = j + 1u) {
-            let value = activate(s[j], l.activation);
-            (*a)[at + l.inputs + n0 + j] = value;
+            let slot = at + l.inputs + n0 + j;
+            var value = activate(s[j], l.activation);
+            if (dropping() && k + 1u < LAYERS) {
+                // The undropped value waits in d's slot, unused until this layer's delta,
+                // for f'; the next layer and the weights' gradient read the dropped one.
+                (*d)[slot] = value;
+                value = value * dropout_factor(k + 1u, m, n0 + j);
+            }
+            (*a)[slot] = value;
             activations[output + n0 + j] = value;
         }
     }
@@ -152,10 +159,42 @@ fn hidden_delta_row(m: u32, k: u32, at: u32, a: ptr<function, Units>, d: ptr<fun
                 p = p + (*d)[next_at + j] * weight(w_row + j);
             }
         }
-        let value = p * activation_derivative((*a)[at + n], l.activation);
+        var value: f32;
+        if (dropping()) {
+            value = p * activation_derivative((*d)[at + n], l.activation)
+                * dropout_factor(k, m, n);
+        } else {
+            value = p * activation_derivative((*a)[at + n], l.activation);
+        }
         (*d)[at + n] = value;
         deltas[row + n] = value;
     }
+}
+
+// Under dropout (docs/SEED.md's E2d, E4d; cpu/mod.rs's dropout_keeps): a hidden unit's factor,
+// 1 / (1 - p) where the hash of (seed, step, layer, row, unit) keeps it and 0 where it drops
+// it. The hash is hash32 of cpu/mod.rs, in the same u32 arithmetic.
+fn hash32(x_in: u32) -> u32 {
+    var x = x_in;
+    x = x ^ (x >> 16u);
+    x = x * 0x7feb352du;
+    x = x ^ (x >> 15u);
+    x = x * 0x846ca68bu;
+    x = x ^ (x >> 16u);
+    return x;
+}
+
+fn dropout_factor(layer: u32, row: u32, unit: u32) -> f32 {
+    var h = hash32(step.dropout_seed);
+    h = hash32(h ^ step.dropout_step);
+    h = hash32(h ^ layer);
+    h = hash32(h ^ row);
+    h = hash32(h ^ unit);
+    return select(0.0, step.dropout_scale, (h >> 8u) >= step.dropout_threshold);
+}
+
+fn dropping() -> bool {
+    return step.dropout_threshold > 0u;
 }
 
 // Rows per workgroup, set when the pipeline is built.
@@ -172,12 +211,20 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let depth = LAYERS;
     let first = network[0];
     for (var j = 0u; j < first.outputs; j = j + 1u) {
-        a[j] = activations[first.activations + m * first.outputs + j];
+        let index = first.activations + m * first.outputs + j;
+        a[j] = activations[index];
+        if (dropping() && depth > 1u) {
+            // A1 as sparse_forward.wgsl made it, kept for f'; layer 2 and W2's gradient read
+            // it dropped.
+            d[j] = a[j];
+            a[j] = a[j] * dropout_factor(1u, m, j);
+            activations[index] = a[j];
+        }
     }
     // Where A(k-1) starts in `a`.
     var at = 0u;
     for (var k = 1u; k < depth; k = k + 1u) {
-        linear_forward_row(m, k, at, &a);
+        linear_forward_row(m, k, at, &a, &d);
         at = at + network[k].inputs;
     }
     row_losses[m] = output_delta_row(m, at, &a, &d);

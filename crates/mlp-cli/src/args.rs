@@ -180,7 +180,7 @@ pub struct NetworkArgs {
     pub weight_decay: Option<f32>,
     /// Drop each hidden unit with this probability while training (inverted dropout; the
     /// masks are drawn from --seed, the step, the layer, the batch row and the unit) [none].
-    /// The CPU backend only, for now.
+    /// On the GPU it needs the fused kernels (--matmul fused, the default).
     #[arg(long, value_name = "P", value_parser = dropout_rate, allow_negative_numbers = true)]
     pub dropout: Option<f32>,
     /// Learning rate over the epochs: constant, step (halved each quarter of the run) or

@@ -372,6 +372,8 @@ fn options_that_make_no_sense_together_are_refused() {
         &[
             "--backend",
             "gpu",
+            "--matmul",
+            "registers",
             "--dropout",
             "0.2",
             "--data-dir",
@@ -379,7 +381,7 @@ fn options_that_make_no_sense_together_are_refused() {
             "--limit",
             "100",
         ],
-        &["--dropout is not in the GPU kernels yet", "--backend cpu"],
+        &["dropout runs in the fused GPU kernel", "--matmul fused"],
     );
 }
 

@@ -651,3 +651,35 @@ fn weight_decay_steps_with_each_optimiser_should_match_reference() {
         lockstep(&format!("{kind} weight decay"), &hyper, 12);
     }
 }
+
+/// Dropout in the fused kernel: the same masks as the reference (the same hash of seed, step,
+/// layer, row and unit), forward and back, with sigmoid and with ReLU and Adam; the per-layer
+/// schedules refuse it with the reason.
+#[test]
+fn dropout_steps_should_match_reference() {
+    let dropout = Some(mlp_core::options::Dropout {
+        rate: 0.3,
+        seed: 12,
+    });
+    let sigmoid = options(|h| h.dropout = dropout);
+    lockstep_on("dropout sigmoid", &sigmoid, 12, DenseSchedule::Fused);
+    let relu = options(|h| {
+        h.dropout = dropout;
+        h.optimiser = Optimiser::with_defaults(OptimiserKind::Adam);
+        h.activation = Activation::Relu;
+        h.output = Output::SoftmaxCrossEntropy;
+        h.reduction = Reduction::Mean;
+        h.learning_rate = 1e-3;
+    });
+    lockstep_on("dropout relu adam", &relu, 12, DenseSchedule::Fused);
+
+    let mut rng = Rng::new(3);
+    let set = random_set(30, 37, 5, &mut rng);
+    let (_, mut gpu) = backends_with(&AWKWARD, 30, &set, &set, &sigmoid);
+    gpu.set_dense_schedule(DenseSchedule::Registers);
+    let refused = gpu.train_batch(0..30).unwrap_err().to_string();
+    assert!(
+        refused.contains("dropout runs in the fused GPU kernel"),
+        "{refused}"
+    );
+}

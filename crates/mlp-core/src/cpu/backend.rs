@@ -498,9 +498,16 @@ impl Backend for CpuBackend {
                 .map(|a| a.to_owned())
                 .collect()
         };
+        // Each hidden layer's output as the next layer read it: dropped, under dropout.
+        let ws = &self.workspace;
+        let mut activations: Vec<Array2<f32>> = rows_of(&ws.activations);
+        if self.hyper.dropout.is_some() {
+            let hidden = activations.len() - 1;
+            activations[..hidden].clone_from_slice(&rows_of(&ws.dropped)[..hidden]);
+        }
         Ok(StepTrace {
-            activations: rows_of(&self.workspace.activations),
-            deltas: rows_of(&self.workspace.deltas),
+            activations,
+            deltas: rows_of(&ws.deltas),
         })
     }
 

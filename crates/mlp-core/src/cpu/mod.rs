@@ -259,13 +259,41 @@ pub fn hash32(mut x: u32) -> u32 {
 /// fraction of 2²⁴, are at least the rate. The step changes with every batch, so the row
 /// stands for the image; a kernel knows its row without reading the training order.
 pub fn dropout_keeps(dropout: Dropout, step: u64, layer: usize, row: usize, unit: usize) -> bool {
-    let seed = (dropout.seed ^ (dropout.seed >> 32)) as u32;
-    let mut h = hash32(seed);
+    let constants = DropoutConstants::of(Some(dropout));
+    let mut h = hash32(constants.seed);
     for part in [step as u32, layer as u32, row as u32, unit as u32] {
         h = hash32(h ^ part);
     }
-    let threshold = (f64::from(dropout.rate) * f64::from(1u32 << 24)).round() as u32;
-    (h >> 8) >= threshold
+    (h >> 8) >= constants.threshold
+}
+
+/// The numbers `dropout_keeps` and a kept unit's factor are made of, as a GPU kernel takes
+/// them: no dropout is a threshold of 0 (every unit kept) and a factor of 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DropoutConstants {
+    /// The seed folded to 32 bits.
+    pub seed: u32,
+    /// round(p · 2²⁴): a unit is kept where its hash's top 24 bits reach it.
+    pub threshold: u32,
+    /// 1 / (1 − p) in f32.
+    pub scale: f32,
+}
+
+impl DropoutConstants {
+    pub fn of(dropout: Option<Dropout>) -> Self {
+        match dropout {
+            None => Self {
+                seed: 0,
+                threshold: 0,
+                scale: 1.0,
+            },
+            Some(d) => Self {
+                seed: (d.seed ^ (d.seed >> 32)) as u32,
+                threshold: (f64::from(d.rate) * f64::from(1u32 << 24)).round() as u32,
+                scale: 1.0 / (1.0 - d.rate),
+            },
+        }
+    }
 }
 
 /// The factor of a unit in hidden layer `layer` of batch row `row`: 1 / (1 − p) where dropout
@@ -278,7 +306,8 @@ fn dropout_factor<F: Real>(
     unit: usize,
 ) -> F {
     if dropout_keeps(dropout, step, layer, row, unit) {
-        F::from(1.0 / (1.0 - dropout.rate)).expect("a finite f32 fits any float")
+        let scale = DropoutConstants::of(Some(dropout)).scale;
+        F::from(scale).expect("a finite f32 fits any float")
     } else {
         F::zero()
     }

@@ -266,6 +266,11 @@ impl ReferenceBackend {
         let deltas = deltas(&weights, &activations, &labels, functions, masks);
         // What layers 2 .. L read: the dropped outputs under dropout.
         self.update(&input, dropped.as_deref().unwrap_or(&activations), &deltas);
+        // The trace shows each hidden layer's output as the next layer read it.
+        let mut activations = activations;
+        for (k, dropped) in dropped.into_iter().flatten().enumerate() {
+            activations[k] = dropped;
+        }
         self.trace = Some(StepTrace {
             activations,
             deltas,

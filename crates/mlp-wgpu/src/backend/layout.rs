@@ -47,6 +47,12 @@ pub(super) struct StepUniform {
     pub(super) correction1: f32,
     pub(super) correction2: f32,
     pub(super) weight_decay: f32,
+    /// The dropout of the hidden layers (`dropout_keeps`): the threshold of a hash's top 24
+    /// bits (0: none), the seed folded to 32 bits, the step and the kept units' factor.
+    pub(super) dropout_threshold: u32,
+    pub(super) dropout_seed: u32,
+    pub(super) dropout_step: u32,
+    pub(super) dropout_scale: f32,
     /// WGSL rounds a uniform struct up to 16 bytes.
     pub(super) pad: [u32; 3],
 }
@@ -502,6 +508,10 @@ mod tests {
                 "correction1",
                 "correction2",
                 "weight_decay",
+                "dropout_threshold",
+                "dropout_seed",
+                "dropout_step",
+                "dropout_scale",
                 "pad0",
                 "pad1",
                 "pad2"

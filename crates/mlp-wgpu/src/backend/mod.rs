@@ -166,12 +166,6 @@ impl GpuBackend {
         train: &Dataset,
         validation: &Dataset,
     ) -> Result<Self, BackendError> {
-        if hyper.dropout.is_some() {
-            return Err(GpuError::NotOnGpu {
-                option: "--dropout",
-            }
-            .into());
-        }
         mlp_core::cpu::check_input_width(parameters, train)?;
         mlp_core::cpu::check_input_width(parameters, validation)?;
         check_output_width(parameters, hyper.output)?;
@@ -512,6 +506,14 @@ impl Backend for GpuBackend {
         }
         if self.losses_used == LOSS_SLOTS {
             self.collect_losses()?;
+        }
+        if self.hyper.dropout.is_some() && self.dense_schedule() != DenseSchedule::Fused {
+            return Err(GpuError::DropoutNeedsFused {
+                units: self.kernel_options.units,
+                max_units: self.kernel_options.max_units,
+                schedule: self.schedule.name(),
+            }
+            .into());
         }
         self.build_schedule_kernels();
         self.steps += 1;

@@ -63,6 +63,7 @@ impl Queued {
                 t,
                 pixels,
             } => {
+                let dropout = mlp_core::cpu::DropoutConstants::of(hyper.dropout);
                 let (correction1, correction2) = match hyper.optimiser {
                     Optimiser::Adam {
                         beta1,
@@ -90,6 +91,10 @@ impl Queued {
                     correction1,
                     correction2,
                     weight_decay: hyper.weight_decay,
+                    dropout_threshold: dropout.threshold,
+                    dropout_seed: dropout.seed,
+                    dropout_step: *t as u32,
+                    dropout_scale: dropout.scale,
                     pad: [0; 3],
                 }
             }
