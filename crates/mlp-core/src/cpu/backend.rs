@@ -3,15 +3,15 @@
 
 use std::ops::Range;
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip, s};
 
 use super::reference::optimiser_update;
 use super::workspace::{Workspace, first_rows, split_first_layer, split_rows, split_state};
 use super::{
-    activation_forward, bias_gradient, check_input_width, check_order, check_output_width,
-    dropout_backward, dropout_forward, evaluation, hidden_delta, linear_forward, loss_sum,
-    loss_terms, output_delta, reduction_scale, softmax_cross_entropy_delta, softmax_forward,
-    weights_gradient,
+    DropoutConstants, activation_forward, bias_gradient, check_input_width, check_order,
+    check_output_width, dropout_row_hash, evaluation, hash32, hidden_delta, linear_forward,
+    loss_sum, loss_terms, output_delta, reduction_scale, softmax_cross_entropy_delta,
+    softmax_forward, weights_gradient,
 };
 use crate::backend::{
     Backend, BackendError, Evaluation, OptimiserState, StepKernels, StepTrace, TrainLoss,
@@ -27,12 +27,44 @@ use crate::sparse::{
 use crate::vectorised::sigmoid_forward_vectorised;
 
 /// Dropout while training: its rate and seed, the step being taken (from 1), the batch row
-/// of the first row here, and the rows' dropped outputs Ã1 .. Ã(L−1), which layers 2 .. L read.
+/// of the first row here, the rows' dropped outputs Ã1 .. Ã(L−1), which layers 2 .. L read,
+/// and each unit's factor Mk / (1 − p), drawn once in the forward pass for the backward.
 struct Dropped<'a, 'b> {
     dropout: Dropout,
     step: u64,
     first_row: usize,
     outputs: &'a mut [ArrayViewMut2<'b, f32>],
+    factors: &'a mut [ArrayViewMut2<'b, f32>],
+}
+
+impl<'b> Dropped<'_, 'b> {
+    fn reborrow(&mut self) -> Dropped<'_, 'b> {
+        Dropped {
+            dropout: self.dropout,
+            step: self.step,
+            first_row: self.first_row,
+            outputs: &mut *self.outputs,
+            factors: &mut *self.factors,
+        }
+    }
+}
+
+/// Fills `factors` (rows, out) with hidden layer `layer`'s dropout factors of batch rows
+/// `first_row..`, as `dropout_forward` computes them (tests/fast_backend.rs checks the two
+/// agree): the hash of (seed, step, layer, row) once a row, then one hash a unit.
+fn dropout_factors(
+    factors: &mut ArrayViewMut2<f32>,
+    (dropout, step, first_row): (Dropout, u64, usize),
+    layer: usize,
+) {
+    let constants = DropoutConstants::of(Some(dropout));
+    for (r, mut row) in factors.outer_iter_mut().enumerate() {
+        let row_hash = dropout_row_hash(constants, step, layer, first_row + r);
+        for (unit, factor) in row.iter_mut().enumerate() {
+            let kept = (hash32(row_hash ^ unit as u32) >> 8) >= constants.threshold;
+            *factor = if kept { constants.scale } else { 0.0 };
+        }
+    }
 }
 
 /// The forward pass of images `batch` (B) of `images`: fills A1..AL, each `activations[k]`
@@ -74,8 +106,12 @@ fn forward(
             (true, Output::SoftmaxCrossEntropy, _) => softmax_forward(sum.view_mut()),
         }
         if let (Some(d), true) = (&mut dropped, k < last) {
-            let at = (d.dropout, d.step, k + 1);
-            dropout_forward(sum.view(), d.outputs[k].view_mut(), at, d.first_row);
+            let at = (d.dropout, d.step, d.first_row);
+            dropout_factors(&mut d.factors[k], at, k + 1);
+            Zip::from(&mut d.outputs[k])
+                .and(&*sum)
+                .and(&d.factors[k])
+                .for_each(|out, &a, &f| *out = a * f);
         }
     }
 }
@@ -89,10 +125,17 @@ fn forward_and_deltas(
     images: &SparseImages,
     (batch, labels): (&[u32], &[u8]),
     (activations, deltas): (&mut [ArrayViewMut2<f32>], &mut [ArrayViewMut2<f32>]),
-    mut dropped: Option<Dropped<'_, '_>>,
+    dropped: Option<Dropped<'_, '_>>,
 ) -> f64 {
-    let masks = dropped.as_mut().map(|d| (d.dropout, d.step, d.first_row));
-    forward(layers, hyper, images, batch, activations, dropped);
+    let mut dropped = dropped;
+    forward(
+        layers,
+        hyper,
+        images,
+        batch,
+        activations,
+        dropped.as_mut().map(Dropped::reborrow),
+    );
     let last = layers.len() - 1;
     let output = activations[last].view();
     let loss = loss_sum(hyper.output, output, labels);
@@ -111,8 +154,10 @@ fn forward_and_deltas(
             hyper.activation,
             lower[k].view_mut(),
         );
-        if let Some((dropout, step, first_row)) = masks {
-            dropout_backward(lower[k].view_mut(), (dropout, step, k + 1), first_row);
+        if let Some(d) = &dropped {
+            Zip::from(&mut lower[k])
+                .and(&d.factors[k])
+                .for_each(|delta, &f| *delta *= f);
         }
     }
     loss
@@ -268,7 +313,7 @@ impl CpuBackend {
         check_input_width(&parameters, train)?;
         check_input_width(&parameters, validation)?;
         check_output_width(&parameters, hyper.output)?;
-        let workspace = Workspace::new(&parameters, 0);
+        let workspace = Workspace::new(&parameters, 0, hyper.dropout.is_some());
         let state = OptimiserState::new(hyper.optimiser, &parameters);
         Ok(Self {
             parameters,
@@ -300,7 +345,7 @@ impl CpuBackend {
     fn gather_batch(&mut self, rows: Range<usize>) -> usize {
         let b = rows.len();
         if self.workspace.batch.len() < b {
-            self.workspace = Workspace::new(&self.parameters, b);
+            self.workspace = Workspace::new(&self.parameters, b, self.hyper.dropout.is_some());
         }
         let ws = &mut self.workspace;
         for (r, row) in rows.enumerate() {
@@ -320,28 +365,37 @@ impl CpuBackend {
         let mid = b / 2;
         let (mut activations_top, mut activations_bottom) = split_rows(&mut ws.activations, b, mid);
         let (mut deltas_top, mut deltas_bottom) = split_rows(&mut ws.deltas, b, mid);
-        let (mut dropped_top, mut dropped_bottom) = split_rows(&mut ws.dropped, b, mid);
+        // The dropout buffers hold rows only under dropout.
+        let (rows_d, mid_d) = if hyper.dropout.is_some() {
+            (b, mid)
+        } else {
+            (0, 0)
+        };
+        let (mut dropped_top, mut dropped_bottom) = split_rows(&mut ws.dropped, rows_d, mid_d);
+        let (mut factors_top, mut factors_bottom) =
+            split_rows(&mut ws.dropout_factors, rows_d, mid_d);
         let step = self.state.steps + 1;
-        let dropped = |outputs, first_row| {
+        let dropped = |outputs, factors, first_row| {
             let dropout = hyper.dropout?;
             Some(Dropped {
                 dropout,
                 step,
                 first_row,
                 outputs,
+                factors,
             })
         };
         let (loss_top, loss_bottom) = rayon::join(
             || {
                 let rows = (&batch[..mid], &labels[..mid]);
                 let tensors = (&mut activations_top[..], &mut deltas_top[..]);
-                let dropped = dropped(&mut dropped_top[..], 0);
+                let dropped = dropped(&mut dropped_top[..], &mut factors_top[..], 0);
                 forward_and_deltas(layers, hyper, images, rows, tensors, dropped)
             },
             || {
                 let rows = (&batch[mid..], &labels[mid..]);
                 let tensors = (&mut activations_bottom[..], &mut deltas_bottom[..]);
-                let dropped = dropped(&mut dropped_bottom[..], mid);
+                let dropped = dropped(&mut dropped_bottom[..], &mut factors_bottom[..], mid);
                 forward_and_deltas(layers, hyper, images, rows, tensors, dropped)
             },
         );

@@ -260,11 +260,18 @@ pub fn hash32(mut x: u32) -> u32 {
 /// stands for the image; a kernel knows its row without reading the training order.
 pub fn dropout_keeps(dropout: Dropout, step: u64, layer: usize, row: usize, unit: usize) -> bool {
     let constants = DropoutConstants::of(Some(dropout));
+    let h = hash32(dropout_row_hash(constants, step, layer, row) ^ unit as u32);
+    (h >> 8) >= constants.threshold
+}
+
+/// The hash of (seed, step, layer, row) that `dropout_keeps` goes on from with the unit: the
+/// same for every unit of a row, so a fast path computes it once a row.
+pub fn dropout_row_hash(constants: DropoutConstants, step: u64, layer: usize, row: usize) -> u32 {
     let mut h = hash32(constants.seed);
-    for part in [step as u32, layer as u32, row as u32, unit as u32] {
+    for part in [step as u32, layer as u32, row as u32] {
         h = hash32(h ^ part);
     }
-    (h >> 8) >= constants.threshold
+    h
 }
 
 /// The numbers `dropout_keeps` and a kept unit's factor are made of, as a GPU kernel takes

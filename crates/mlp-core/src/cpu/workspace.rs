@@ -15,6 +15,8 @@ pub(super) struct Workspace {
     pub(super) activations: Vec<Array2<f32>>,
     /// Under dropout, Ã1 .. Ã(L−1): what layers 2 .. L read (the last is unused).
     pub(super) dropped: Vec<Array2<f32>>,
+    /// Under dropout, each hidden unit's factor Mk / (1 − p), for the backward pass.
+    pub(super) dropout_factors: Vec<Array2<f32>>,
     pub(super) deltas: Vec<Array2<f32>>,
     pub(super) weight_gradients: Vec<Array2<f32>>,
     pub(super) bias_gradients: Vec<Array1<f32>>,
@@ -24,7 +26,9 @@ pub(super) struct Workspace {
 }
 
 impl Workspace {
-    pub(super) fn new(parameters: &Parameters, rows: usize) -> Self {
+    /// Buffers for batches of `rows` rows; the dropout ones hold rows only `with_dropout`.
+    pub(super) fn new(parameters: &Parameters, rows: usize, with_dropout: bool) -> Self {
+        let dropout_rows = if with_dropout { rows } else { 0 };
         let outputs = |l: &Layer| l.weights.ncols();
         let per_layer = |shape: &dyn Fn(&Layer) -> (usize, usize)| -> Vec<Array2<f32>> {
             parameters
@@ -37,7 +41,8 @@ impl Workspace {
             batch: vec![0; rows],
             labels: vec![0; rows],
             activations: per_layer(&|l| (rows, outputs(l))),
-            dropped: per_layer(&|l| (rows, outputs(l))),
+            dropped: per_layer(&|l| (dropout_rows, outputs(l))),
+            dropout_factors: per_layer(&|l| (dropout_rows, outputs(l))),
             deltas: per_layer(&|l| (rows, outputs(l))),
             weight_gradients: per_layer(&|l| l.weights.dim()),
             bias_gradients: parameters
