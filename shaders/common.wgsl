@@ -21,9 +21,39 @@ struct Step {
     dropout_seed: u32,
     dropout_step: u32,   // the step t, from 1, whose masks these are
     dropout_scale: f32,  // 1 / (1 - p), a kept unit's factor
+    input_dropout_threshold: u32, // the same for the input pixels (layer 0 of the masks)
+    input_dropout_seed: u32,
+    input_dropout_scale: f32,
     pad0: u32,
-    pad1: u32,
-    pad2: u32,
+}
+
+// hash32 of cpu/mod.rs, in the same u32 arithmetic: the dropout masks' hash.
+fn hash32(x_in: u32) -> u32 {
+    var x = x_in;
+    x = x ^ (x >> 16u);
+    x = x * 0x7feb352du;
+    x = x ^ (x >> 15u);
+    x = x * 0x846ca68bu;
+    x = x ^ (x >> 16u);
+    return x;
+}
+
+// dropout_row_hash of cpu/mod.rs: the hash of (seed, step, layer, row) that a unit's goes on
+// from.
+fn dropout_row_hash(seed: u32, step_index: u32, layer: u32, row: u32) -> u32 {
+    var h = hash32(seed);
+    h = hash32(h ^ step_index);
+    h = hash32(h ^ layer);
+    return hash32(h ^ row);
+}
+
+// A unit's dropout factor from its row's hash: `scale` where the unit is kept, else 0; 1
+// where `threshold` is 0 (no dropout, as in evaluation).
+fn dropout_unit_factor(row_hash: u32, unit: u32, threshold: u32, scale: f32) -> f32 {
+    if (threshold == 0u) {
+        return 1.0;
+    }
+    return select(0.0, scale, (hash32(row_hash ^ unit) >> 8u) >= threshold);
 }
 
 // Values of Layer.activation and Layer.input_activation.

@@ -172,25 +172,10 @@ fn hidden_delta_row(m: u32, k: u32, at: u32, a: ptr<function, Units>, d: ptr<fun
 }
 
 // Under dropout (docs/SEED.md's E2d, E4d; cpu/mod.rs's dropout_keeps): a hidden unit's factor,
-// 1 / (1 - p) where the hash of (seed, step, layer, row, unit) keeps it and 0 where it drops
-// it. The hash is hash32 of cpu/mod.rs, in the same u32 arithmetic.
-fn hash32(x_in: u32) -> u32 {
-    var x = x_in;
-    x = x ^ (x >> 16u);
-    x = x * 0x7feb352du;
-    x = x ^ (x >> 15u);
-    x = x * 0x846ca68bu;
-    x = x ^ (x >> 16u);
-    return x;
-}
-
+// 1 / (1 - p) where the hash of (seed, step, layer, row, unit) keeps it and 0 where it drops it.
 fn dropout_factor(layer: u32, row: u32, unit: u32) -> f32 {
-    var h = hash32(step.dropout_seed);
-    h = hash32(h ^ step.dropout_step);
-    h = hash32(h ^ layer);
-    h = hash32(h ^ row);
-    h = hash32(h ^ unit);
-    return select(0.0, step.dropout_scale, (h >> 8u) >= step.dropout_threshold);
+    let h = dropout_row_hash(step.dropout_seed, step.dropout_step, layer, row);
+    return dropout_unit_factor(h, unit, step.dropout_threshold, step.dropout_scale);
 }
 
 fn dropping() -> bool {

@@ -45,9 +45,14 @@ fn first_entry_from(pixel: u32, first: u32, last: u32) -> u32 {
     return low;
 }
 
-// A lit entry's byte as the input x in [0, 1].
+// The input dropout's hash of this invocation's row (dropout_row_hash for layer 0).
+var<private> row_hash: u32;
+
+// A lit entry's byte as the input x in [0, 1], through the input dropout while training.
 fn lit_input(entry: u32) -> f32 {
-    return f32(entry >> 24u) / 255.0;
+    let factor = dropout_unit_factor(row_hash, entry & 0xffffffu, step.input_dropout_threshold,
+                                     step.input_dropout_scale);
+    return f32(entry >> 24u) / 255.0 * factor;
 }
 
 // Where a lit entry's pixel's 8 columns from n0 start, in vec4s from the start of piece
@@ -76,6 +81,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var s_low = weights_columns(layer.inputs, low);
     var s_high = weights_columns(layer.inputs, high);
     let image = order[step.row_start + m];
+    row_hash = dropout_row_hash(step.input_dropout_seed, step.dropout_step, 0u, m);
     if (n_out % 8u == 0u) {
         let last = starts[image + 1u];
         var e = starts[image];
@@ -109,7 +115,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     } else {
         for (var e = starts[image]; e < starts[image + 1u]; e = e + 1u) {
             let entry = entries[e];
-            let x = f32(entry >> 24u) / 255.0;
+            let x = lit_input(entry);
             s_low = s_low + x * weights_columns(entry & 0xffffffu, low);
             s_high = s_high + x * weights_columns(entry & 0xffffffu, high);
         }

@@ -28,6 +28,15 @@ fn delta_columns(r: u32, cols: vec4<u32>) -> vec4<f32> {
                      delta[d_row + cols.z], delta[d_row + cols.w]);
 }
 
+// Pixel p's input x in [0, 1] on the batch row of `lit` (row, byte), through the input
+// dropout as sparse_forward.wgsl applied it.
+fn pixel_input(lit: vec2<u32>, p: u32) -> f32 {
+    let row_hash = dropout_row_hash(step.input_dropout_seed, step.dropout_step, 0u, lit.x);
+    let factor = dropout_unit_factor(row_hash, p, step.input_dropout_threshold,
+                                     step.input_dropout_scale);
+    return f32(lit.y) / 255.0 * factor;
+}
+
 @compute @workgroup_size(8, 8)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let n0 = gid.x * 8u;
@@ -52,7 +61,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         if (n_out % 8u == 0u) {
             for (var e = span.x; e < last; e = e + 1u) {
                 let lit = columns[e];
-                let x = f32(lit.y) / 255.0;
+                let x = pixel_input(lit, p);
                 let at = (lit.x * n_out + n0) / 4u;
                 g_low = g_low + x * delta4[at];
                 g_high = g_high + x * delta4[at + 1u];
@@ -60,7 +69,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         } else {
             for (var e = span.x; e < last; e = e + 1u) {
                 let lit = columns[e];
-                let x = f32(lit.y) / 255.0;
+                let x = pixel_input(lit, p);
                 g_low = g_low + x * delta_columns(lit.x, low);
                 g_high = g_high + x * delta_columns(lit.x, high);
             }

@@ -183,6 +183,10 @@ pub struct NetworkArgs {
     /// On the GPU it needs the fused kernels (--matmul fused, the default).
     #[arg(long, value_name = "P", value_parser = dropout_rate, allow_negative_numbers = true)]
     pub dropout: Option<f32>,
+    /// Drop each input pixel with this probability while training, as --dropout does the
+    /// hidden units [none].
+    #[arg(long, value_name = "P", value_parser = dropout_rate, allow_negative_numbers = true)]
+    pub input_dropout: Option<f32>,
     /// Learning rate over the epochs: constant, step (halved each quarter of the run) or
     /// cosine (down to 0 after the last epoch) [seed: constant, modern: cosine].
     #[arg(long, value_parser = choice::<Schedule>)]

@@ -72,6 +72,7 @@ impl Settings {
                     learning_rate: 1e-3,
                     weight_decay: 0.0,
                     dropout: None,
+                    input_dropout: None,
                 },
                 weight_init: Init::He,
                 schedule: Schedule::Cosine,
@@ -111,9 +112,13 @@ impl Settings {
         hyper.reduction = args.reduction.unwrap_or(hyper.reduction);
         hyper.weight_decay = args.weight_decay.unwrap_or(hyper.weight_decay);
         if let Some(rate) = args.dropout {
-            // The masks' own stream of the run's seed.
+            // The masks' own streams of the run's seed.
             let seed = args.seed ^ 0x4452_4f50_4f55_5421;
             hyper.dropout = Some(Dropout { rate, seed });
+        }
+        if let Some(rate) = args.input_dropout {
+            let seed = args.seed ^ 0x494e_5055_5444_524f;
+            hyper.input_dropout = Some(Dropout { rate, seed });
         }
         settings.weight_init = args.weight_init.unwrap_or(settings.weight_init);
         settings.schedule = args.schedule.unwrap_or(settings.schedule);
@@ -199,12 +204,7 @@ impl Settings {
             h.optimiser,
             h.learning_rate,
             self.schedule,
-            match (h.weight_decay, h.dropout) {
-                (0.0, None) => String::new(),
-                (decay, None) => format!(", weight decay {decay}"),
-                (0.0, Some(d)) => format!(", dropout {}", d.rate),
-                (decay, Some(d)) => format!(", weight decay {decay}, dropout {}", d.rate),
-            },
+            regularisation(h),
             self.batch_size,
             h.reduction,
             if self.shuffle {
@@ -243,8 +243,26 @@ impl Settings {
         if let Some(dropout) = self.hyper.dropout {
             record("dropout", dropout.rate.to_string());
         }
+        if let Some(dropout) = self.hyper.input_dropout {
+            record("input_dropout", dropout.rate.to_string());
+        }
         info
     }
+}
+
+/// ", weight decay λ, dropout p, input dropout p" for what the run has of them.
+fn regularisation(h: &Hyperparameters) -> String {
+    let mut parts = Vec::new();
+    if h.weight_decay != 0.0 {
+        parts.push(format!("weight decay {}", h.weight_decay));
+    }
+    if let Some(d) = h.dropout {
+        parts.push(format!("dropout {}", d.rate));
+    }
+    if let Some(d) = h.input_dropout {
+        parts.push(format!("input dropout {}", d.rate));
+    }
+    parts.iter().map(|part| format!(", {part}")).collect()
 }
 
 /// `layers` with its first and last sizes those of `shape`.

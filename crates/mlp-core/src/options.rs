@@ -271,6 +271,8 @@ pub struct Hyperparameters {
     pub weight_decay: f32,
     /// Dropout of the hidden layers while training; none in the seed.
     pub dropout: Option<Dropout>,
+    /// Dropout of the input pixels while training (layer 0 of the masks); none in the seed.
+    pub input_dropout: Option<Dropout>,
 }
 
 impl Hyperparameters {
@@ -285,6 +287,7 @@ impl Hyperparameters {
             learning_rate: 0.01,
             weight_decay: 0.0,
             dropout: None,
+            input_dropout: None,
         }
     }
 

@@ -19,7 +19,7 @@ use crate::data::Dataset;
 
 /// Images as the network sees them (each byte divided by 255), with their zero pixels left out:
 /// compressed sparse rows.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SparseImages {
     /// Pixels per image: the width of A0.
     pixels: usize,
@@ -72,6 +72,35 @@ impl SparseImages {
     /// The fraction of pixels that are stored (not 0).
     pub fn density(&self) -> f64 {
         self.values.len() as f64 / (self.len() * self.pixels).max(1) as f64
+    }
+
+    /// Images `batch` of `source`, in order, with each pixel through input dropout at `step`
+    /// (E2d for layer 0, as `crate::cpu::dropout_forward` applies it to a dense A0): dropped
+    /// pixels left out, kept ones scaled by 1 / (1 − p). Row r of `batch` becomes image r.
+    pub fn fill_dropped(
+        &mut self,
+        source: &SparseImages,
+        batch: &[u32],
+        (dropout, step): (crate::options::Dropout, u64),
+    ) {
+        let constants = crate::cpu::DropoutConstants::of(Some(dropout));
+        self.pixels = source.pixels;
+        self.starts.clear();
+        self.columns.clear();
+        self.values.clear();
+        self.starts.push(0);
+        for (row, &image) in batch.iter().enumerate() {
+            let row_hash = crate::cpu::dropout_row_hash(constants, step, 0, row);
+            let (columns, values) = source.image(image as usize);
+            for (&column, &x) in columns.iter().zip(values) {
+                let kept = (crate::cpu::hash32(row_hash ^ column) >> 8) >= constants.threshold;
+                if kept {
+                    self.columns.push(column);
+                    self.values.push(x * constants.scale);
+                }
+            }
+            self.starts.push(self.columns.len());
+        }
     }
 
     /// Image `image`'s non-zero pixels: their indices and normalised values.

@@ -250,3 +250,42 @@ fn dropout_changes_what_a_step_does() {
     assert_ne!(after[0].0, after[1].0);
     assert_ne!(after[0].1, after[1].1);
 }
+
+/// Input dropout: the fast backend drops the pixels of each batch's own sparse copy with the
+/// reference's masks (layer 0), for the forward pass and W1's gradient, with and without
+/// hidden dropout; and it changes what a step does.
+#[test]
+fn input_dropout_steps_should_match_reference() {
+    let input = |seed| Some(mlp_core::options::Dropout { rate: 0.2, seed });
+    let alone = options(|h| h.input_dropout = input(4));
+    lockstep(
+        "input dropout sigmoid 50-33-7",
+        &[50, 33, 7],
+        20,
+        &alone,
+        true,
+    );
+    let both = options(|h| {
+        h.input_dropout = input(4);
+        h.dropout = input(8);
+        h.optimiser = Optimiser::with_defaults(OptimiserKind::Momentum);
+    });
+    lockstep(
+        "input and hidden dropout 784-64-13-10",
+        &[784, 64, 13, 10],
+        100,
+        &both,
+        true,
+    );
+
+    let mut rng = Rng::new(6);
+    let set = random_set(40, 30, 4, &mut rng);
+    let parameters = Parameters::init(&Parameters::layer_sizes_of(&[30, 20, 4]), Init::Normal, 1);
+    let mut after = Vec::new();
+    for hyper in [&alone, &options(|_| {})] {
+        let mut fast = CpuBackend::new(parameters.clone(), hyper, &set, &set).unwrap();
+        fast.train_batch(0..40).unwrap();
+        after.push(fast.parameters().unwrap());
+    }
+    assert_ne!(after[0], after[1]);
+}

@@ -683,3 +683,33 @@ fn dropout_steps_should_match_reference() {
         "{refused}"
     );
 }
+
+/// Input dropout on the GPU: sparse_forward.wgsl and sparse_weights_update.wgsl drop the same
+/// pixels as the reference (layer 0 of the masks), in the file order (pixel lists built at
+/// upload) and shuffled (pixel_columns.wgsl), with hidden dropout too, on every schedule that
+/// takes it.
+#[test]
+fn input_dropout_steps_should_match_reference() {
+    let input = Some(mlp_core::options::Dropout {
+        rate: 0.2,
+        seed: 31,
+    });
+    let alone = options(|h| h.input_dropout = input);
+    lockstep("input dropout", &alone, 12);
+    let both = options(|h| {
+        h.input_dropout = input;
+        h.dropout = Some(mlp_core::options::Dropout { rate: 0.4, seed: 2 });
+    });
+    lockstep_on("input and hidden dropout", &both, 12, DenseSchedule::Fused);
+    let (mut cpu, mut gpu) = {
+        let mut rng = Rng::new(8);
+        let set = random_set(60, 37, 5, &mut rng);
+        let (cpu, gpu) = backends_with(&AWKWARD, 30, &set, &set, &alone);
+        (cpu, gpu)
+    };
+    // The file order: whole batches read the lists built at upload.
+    for rows in batches(60, 30) {
+        let compared = lockstep_step(&mut cpu, &mut gpu, rows, PARITY);
+        assert_rows_pass("input dropout, file order", &compared);
+    }
+}

@@ -298,6 +298,10 @@ pub struct CpuBackend {
     validation_images: SparseImages,
     validation_labels: Vec<u8>,
     workspace: Workspace,
+    /// Under input dropout, the batch's images with their pixels dropped (image r is batch row
+    /// r), and the rows 0..B that index them.
+    input_dropped: SparseImages,
+    input_rows: Vec<u32>,
     state: OptimiserState,
     loss: TrainLoss,
 }
@@ -324,6 +328,8 @@ impl CpuBackend {
             validation_images: SparseImages::new(validation),
             validation_labels: validation.labels.clone(),
             workspace,
+            input_dropped: SparseImages::default(),
+            input_rows: Vec::new(),
             state,
             loss: TrainLoss::default(),
         })
@@ -353,15 +359,26 @@ impl CpuBackend {
             ws.batch[r] = image;
             ws.labels[r] = self.train_labels[image as usize];
         }
+        if let Some(dropout) = self.hyper.input_dropout {
+            let at = (dropout, self.state.steps + 1);
+            self.input_dropped
+                .fill_dropped(&self.train_images, &ws.batch[..b], at);
+            self.input_rows = (0..b as u32).collect();
+        }
         b
     }
 
     /// The forward pass and the deltas of the gathered batch of `b` rows, by rows: half the
     /// batch on each thread. Returns the batch loss.
     fn forward_and_deltas(&mut self, b: usize) -> f64 {
-        let (hyper, images, layers) = (&self.hyper, &self.train_images, &self.parameters.layers);
+        let (hyper, layers) = (&self.hyper, &self.parameters.layers);
         let ws = &mut self.workspace;
-        let (batch, labels) = (&ws.batch[..b], &ws.labels[..b]);
+        // Layer 1 reads the batch's own dropped copy under input dropout.
+        let (images, batch) = match hyper.input_dropout {
+            Some(_) => (&self.input_dropped, &self.input_rows[..b]),
+            None => (&self.train_images, &ws.batch[..b]),
+        };
+        let labels = &ws.labels[..b];
         let mid = b / 2;
         let (mut activations_top, mut activations_bottom) = split_rows(&mut ws.activations, b, mid);
         let (mut deltas_top, mut deltas_bottom) = split_rows(&mut ws.deltas, b, mid);
@@ -406,14 +423,18 @@ impl CpuBackend {
     /// The gradients and updates of the gathered batch of `b` rows, by parameters: half of W1's
     /// rows (pixels) on each thread, and b1 and the later layers with the second half.
     fn update(&mut self, b: usize) {
-        let (hyper, images) = (&self.hyper, &self.train_images);
+        let hyper = &self.hyper;
         let ws = &mut self.workspace;
+        let (images, batch) = match hyper.input_dropout {
+            Some(_) => (&self.input_dropped, &self.input_rows[..b]),
+            None => (&self.train_images, &ws.batch[..b]),
+        };
         let state = &mut self.state;
         state.steps += 1;
         let update = Update {
             hyper,
             images,
-            batch: &ws.batch[..b],
+            batch,
             scale: reduction_scale(hyper.reduction, b),
             t: state.steps,
         };

@@ -243,6 +243,16 @@ impl ReferenceBackend {
         let images = self.order[rows.clone()].iter().map(|&i| i as usize);
         let (input, labels) = dense_rows(&self.train, images);
         let hyper = self.hyper;
+        // A0 through input dropout (E2d for layer 0): what layer 1 reads, forward and in E5.
+        let input = match hyper.input_dropout {
+            None => input,
+            Some(dropout) => {
+                let mut dropped = Array2::zeros(input.dim());
+                let at = (dropout, self.state.steps + 1, 0);
+                dropout_forward(input.view(), dropped.view_mut(), at, 0);
+                dropped
+            }
+        };
         let functions = (hyper.activation, hyper.output);
         let (weights, biases) = layer_views(&self.parameters);
         let step = self.state.steps + 1;

@@ -12,6 +12,7 @@ pub(super) struct Workspace {
     /// most rows the buffers hold.
     pub(super) batch: Vec<u32>,
     pub(super) labels: Vec<u8>,
+
     pub(super) activations: Vec<Array2<f32>>,
     /// Under dropout, Ã1 .. Ã(L−1): what layers 2 .. L read (the last is unused).
     pub(super) dropped: Vec<Array2<f32>>,
@@ -40,6 +41,7 @@ impl Workspace {
         Self {
             batch: vec![0; rows],
             labels: vec![0; rows],
+
             activations: per_layer(&|l| (rows, outputs(l))),
             dropped: per_layer(&|l| (dropout_rows, outputs(l))),
             dropout_factors: per_layer(&|l| (dropout_rows, outputs(l))),

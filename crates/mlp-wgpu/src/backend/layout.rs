@@ -53,8 +53,12 @@ pub(super) struct StepUniform {
     pub(super) dropout_seed: u32,
     pub(super) dropout_step: u32,
     pub(super) dropout_scale: f32,
+    /// The same for the input pixels.
+    pub(super) input_dropout_threshold: u32,
+    pub(super) input_dropout_seed: u32,
+    pub(super) input_dropout_scale: f32,
     /// WGSL rounds a uniform struct up to 16 bytes.
-    pub(super) pad: [u32; 3],
+    pub(super) pad: u32,
 }
 
 /// `Layer` of common.wgsl.
@@ -512,9 +516,10 @@ mod tests {
                 "dropout_seed",
                 "dropout_step",
                 "dropout_scale",
-                "pad0",
-                "pad1",
-                "pad2"
+                "input_dropout_threshold",
+                "input_dropout_seed",
+                "input_dropout_scale",
+                "pad0"
             ]
         );
     }

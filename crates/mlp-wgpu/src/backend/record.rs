@@ -64,6 +64,7 @@ impl Queued {
                 pixels,
             } => {
                 let dropout = mlp_core::cpu::DropoutConstants::of(hyper.dropout);
+                let input = mlp_core::cpu::DropoutConstants::of(hyper.input_dropout);
                 let (correction1, correction2) = match hyper.optimiser {
                     Optimiser::Adam {
                         beta1,
@@ -95,7 +96,10 @@ impl Queued {
                     dropout_seed: dropout.seed,
                     dropout_step: *t as u32,
                     dropout_scale: dropout.scale,
-                    pad: [0; 3],
+                    input_dropout_threshold: input.threshold,
+                    input_dropout_seed: input.seed,
+                    input_dropout_scale: input.scale,
+                    pad: 0,
                 }
             }
             Queued::EvaluationChunk { rows } => StepUniform {
