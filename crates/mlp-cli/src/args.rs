@@ -353,8 +353,28 @@ pub struct BenchArgs {
     /// where the adapter has them): where a step's time goes.
     #[arg(long)]
     pub profile: bool,
+    /// Instead, train the run's whole schedule (the preset's epochs, or --train-epochs) until
+    /// the validation accuracy reaches this fraction at the end of an epoch, and report the
+    /// seconds of training it took (validation excluded), the epochs, and the test accuracy of
+    /// the model at that epoch. Hold validation images out with --validation.
+    #[arg(long, value_name = "FRACTION", value_parser = accuracy_target, conflicts_with = "profile")]
+    pub to_accuracy: Option<f64>,
+    /// With --to-accuracy: the epochs of the schedule trained [default: the preset's].
+    #[arg(long, value_name = "N", value_parser = positive_usize, requires = "to_accuracy")]
+    pub train_epochs: Option<usize>,
     #[command(flatten)]
     pub network: NetworkArgs,
+}
+
+fn accuracy_target(text: &str) -> Result<f64, String> {
+    let target: f64 = text.parse().map_err(|e| format!("not a number ({e})"))?;
+    if target > 0.0 && target <= 1.0 {
+        Ok(target)
+    } else {
+        Err(format!(
+            "{target} is not an accuracy in (0, 1], such as 0.98"
+        ))
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -7,18 +7,23 @@ use anyhow::Result;
 use mlp_core::Schedule;
 use mlp_core::train::{TrainConfig, batches, start_epoch};
 
-use crate::args::BenchArgs;
+use crate::args::{BenchArgs, NetworkArgs};
 use crate::console::say;
-use crate::session::{Prepared, Session, prepare};
+use crate::session::{Prepared, Session, evaluate_on, prepare};
+use crate::settings::Settings;
 
 pub fn run(args: &BenchArgs) -> Result<()> {
     let net = &args.network;
+    let epochs = args.to_accuracy.and(args.train_epochs);
     let Prepared {
         settings,
         data,
         initial,
-    } = prepare(net, None)?;
+    } = prepare(net, epochs)?;
     let mut session = Session::new(net, &settings, data, initial)?;
+    if let Some(target) = args.to_accuracy {
+        return to_accuracy(net, &settings, &mut session, target);
+    }
     let rows = session.train_rows;
     let flop_per_sample = 2.0 * multiply_adds_per_sample(settings.layers.as_slice()) as f64;
     let order = if settings.shuffle {
@@ -128,4 +133,61 @@ fn multiply_adds_per_sample(sizes: &[usize]) -> usize {
     let products: usize = sizes.windows(2).map(|w| w[0] * w[1]).sum();
     let propagated: usize = sizes[1..].windows(2).map(|w| w[0] * w[1]).sum();
     2 * products + propagated
+}
+
+/// `bench --to-accuracy`: the run's schedule, epoch by epoch, until the validation accuracy
+/// reaches `target`; the clock runs around the training batches only.
+fn to_accuracy(
+    net: &NetworkArgs,
+    settings: &Settings,
+    session: &mut Session,
+    target: f64,
+) -> Result<()> {
+    let config = settings.train_config();
+    let rows = session.train_rows;
+    say!(
+        "backend: {}\n{}\ntraining images {rows}; validation on {}; target {:.2}%",
+        session.backend.name(),
+        settings.describe(),
+        session.validation_name(),
+        100.0 * target
+    );
+    let mut training = 0.0;
+    for epoch in 1..=config.epochs {
+        start_epoch(session.backend.as_mut(), rows, &config, epoch)?;
+        let started = Instant::now();
+        for batch in batches(rows, config.batch_size) {
+            session.backend.train_batch(batch)?;
+        }
+        // Reading the loss waits for every queued step: on a GPU this is what ends the epoch.
+        session.backend.take_train_loss()?;
+        training += started.elapsed().as_secs_f64();
+        let evaluation = session.backend.evaluate()?;
+        say!(
+            "epoch {epoch}: {training:.2} s of training, validation accuracy {:.2}%",
+            100.0 * evaluation.accuracy()
+        );
+        if evaluation.accuracy() >= target {
+            let test = match &session.test {
+                Some(test) => {
+                    let parameters = session.backend.parameters()?;
+                    evaluate_on(net, settings, parameters, test)?.accuracy()
+                }
+                None => evaluation.accuracy(),
+            };
+            say!(
+                "reached {:.2}% after {epoch} epochs and {training:.2} s of training; test \
+                 accuracy {:.2}% (the model of epoch {epoch})",
+                100.0 * target,
+                100.0 * test
+            );
+            return Ok(());
+        }
+    }
+    say!(
+        "did not reach {:.2}% in the {} epochs of the schedule ({training:.2} s of training)",
+        100.0 * target,
+        config.epochs
+    );
+    Ok(())
 }

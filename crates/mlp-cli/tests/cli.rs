@@ -719,3 +719,40 @@ fn interrupted_run_resumed_from_its_checkpoint_ends_with_the_same_bits() {
 fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
+
+/// `bench --to-accuracy` trains until the held-out validation accuracy reaches the target and
+/// reports the seconds of training, the epochs and the test accuracy of that epoch's model; a
+/// target the schedule never reaches is said so; a target that is not an accuracy is refused.
+#[test]
+fn bench_to_accuracy_reports_the_time_and_the_test_accuracy_of_that_model() {
+    let data = mnist_dir();
+    let run = |target: &str, epochs: &str| {
+        succeeds(&[
+            "bench",
+            "--preset",
+            "modern",
+            "--limit",
+            "3000",
+            "--validation",
+            "500",
+            "--to-accuracy",
+            target,
+            "--train-epochs",
+            epochs,
+            "--data-dir",
+            &data,
+        ])
+    };
+    let reached = run("0.85", "5");
+    let line = line_starting(&reached, "reached 85.00% after");
+    assert!(line.contains("s of training; test accuracy"), "{line}");
+    let never = run("1", "2");
+    assert!(
+        never.contains("did not reach 100.00% in the 2 epochs"),
+        "{never}"
+    );
+    assert_refused(
+        &["bench", "--to-accuracy", "98"],
+        &["not an accuracy in (0, 1]"],
+    );
+}
