@@ -38,14 +38,8 @@ pub fn forward<F: Real>(
     let last = weights.len() - 1;
     for (k, (w, b)) in weights.iter().zip(biases).enumerate() {
         let layer_input = activations.last().map_or(input, |a| a.view());
-        let mut sum = Array2::zeros((input.nrows(), w.ncols()));
-        linear_forward(layer_input, *w, *b, sum.view_mut());
-        match (k == last, output) {
-            (false, _) => activation_forward(sum.view_mut(), activation),
-            (true, Output::SigmoidMse) => sigmoid_forward(sum.view_mut()),
-            (true, Output::SoftmaxCrossEntropy) => softmax_forward(sum.view_mut()),
-        }
-        activations.push(sum);
+        let functions = (activation, output);
+        activations.push(layer_forward(layer_input, (*w, *b), k == last, functions));
     }
     activations
 }
@@ -57,7 +51,7 @@ pub fn forward_dropped<F: Real>(
     weights: &[ArrayView2<F>],
     biases: &[ndarray::ArrayView1<F>],
     input: ArrayView2<F>,
-    (activation, output): (Activation, Output),
+    functions: (Activation, Output),
     (dropout, step): (Dropout, u64),
 ) -> (Vec<Array2<F>>, Vec<Array2<F>>) {
     let mut activations: Vec<Array2<F>> = Vec::with_capacity(weights.len());
@@ -65,13 +59,7 @@ pub fn forward_dropped<F: Real>(
     let last = weights.len() - 1;
     for (k, (w, b)) in weights.iter().zip(biases).enumerate() {
         let layer_input = dropped.last().map_or(input, |a| a.view());
-        let mut sum = Array2::zeros((input.nrows(), w.ncols()));
-        linear_forward(layer_input, *w, *b, sum.view_mut());
-        match (k == last, output) {
-            (false, _) => activation_forward(sum.view_mut(), activation),
-            (true, Output::SigmoidMse) => sigmoid_forward(sum.view_mut()),
-            (true, Output::SoftmaxCrossEntropy) => softmax_forward(sum.view_mut()),
-        }
+        let sum = layer_forward(layer_input, (*w, *b), k == last, functions);
         if k < last {
             let mut out = Array2::zeros(sum.dim());
             dropout_forward(sum.view(), out.view_mut(), (dropout, step, k + 1), 0);
@@ -80,6 +68,24 @@ pub fn forward_dropped<F: Real>(
         activations.push(sum);
     }
     (activations, dropped)
+}
+
+/// One layer's output Ak from its input (E1, E2): a hidden layer through `activation`, the
+/// last through the sigmoid or the softmax that `output` names.
+fn layer_forward<F: Real>(
+    input: ArrayView2<F>,
+    (weights, bias): (ArrayView2<F>, ndarray::ArrayView1<F>),
+    is_last: bool,
+    (activation, output): (Activation, Output),
+) -> Array2<F> {
+    let mut sum = Array2::zeros((input.nrows(), weights.ncols()));
+    linear_forward(input, weights, bias, sum.view_mut());
+    match (is_last, output) {
+        (false, _) => activation_forward(sum.view_mut(), activation),
+        (true, Output::SigmoidMse) => sigmoid_forward(sum.view_mut()),
+        (true, Output::SoftmaxCrossEntropy) => softmax_forward(sum.view_mut()),
+    }
+    sum
 }
 
 /// D1 .. DL of a forward pass (E3, E4), every one from the weights before any update; under
