@@ -14,6 +14,7 @@ mod serve;
 mod session;
 mod settings;
 mod train;
+mod values;
 
 use std::process::ExitCode;
 

@@ -3,15 +3,14 @@
 
 use std::ops::Range;
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip, s};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
 
 use super::reference::optimiser_update;
+use super::rows::{Dropped, forward, forward_and_deltas};
 use super::workspace::{Workspace, first_rows, split_first_layer, split_rows, split_state};
 use super::{
-    DropoutConstants, activation_forward, bias_gradient, check_input_width, check_order,
-    check_output_width, dropout_row_hash, evaluation, hash32, hidden_delta, linear_forward,
-    loss_sum, loss_terms, output_delta, reduction_scale, softmax_cross_entropy_delta,
-    softmax_forward, weights_gradient,
+    bias_gradient, check_input_width, check_order, check_output_width, evaluation, loss_terms,
+    reduction_scale, weights_gradient,
 };
 use crate::backend::{
     Backend, BackendError, Evaluation, OptimiserState, StepKernels, StepTrace, TrainLoss,
@@ -19,149 +18,8 @@ use crate::backend::{
 };
 use crate::data::Dataset;
 use crate::network::{Layer, Parameters};
-use crate::options::{Activation, Dropout, Hyperparameters, Optimiser, Output};
-use crate::sparse::{
-    PixelColumns, SparseImages, sparse_gradient_descent, sparse_linear_forward,
-    sparse_weights_gradient,
-};
-use crate::vectorised::sigmoid_forward_vectorised;
-
-/// Dropout while training: its rate and seed, the step being taken (from 1), the batch row
-/// of the first row here, the rows' dropped outputs Ã1 .. Ã(L−1), which layers 2 .. L read,
-/// and each unit's factor Mk / (1 − p), drawn once in the forward pass for the backward.
-struct Dropped<'a, 'b> {
-    dropout: Dropout,
-    step: u64,
-    first_row: usize,
-    outputs: &'a mut [ArrayViewMut2<'b, f32>],
-    factors: &'a mut [ArrayViewMut2<'b, f32>],
-}
-
-impl<'b> Dropped<'_, 'b> {
-    fn reborrow(&mut self) -> Dropped<'_, 'b> {
-        Dropped {
-            dropout: self.dropout,
-            step: self.step,
-            first_row: self.first_row,
-            outputs: &mut *self.outputs,
-            factors: &mut *self.factors,
-        }
-    }
-}
-
-/// Fills `factors` (rows, out) with hidden layer `layer`'s dropout factors of batch rows
-/// `first_row..`, as `dropout_forward` computes them (tests/fast_backend.rs checks the two
-/// agree): the hash of (seed, step, layer, row) once a row, then one hash a unit.
-fn dropout_factors(
-    factors: &mut ArrayViewMut2<f32>,
-    (dropout, step, first_row): (Dropout, u64, usize),
-    layer: usize,
-) {
-    let constants = DropoutConstants::of(Some(dropout));
-    for (r, mut row) in factors.outer_iter_mut().enumerate() {
-        let row_hash = dropout_row_hash(constants, step, layer, first_row + r);
-        for (unit, factor) in row.iter_mut().enumerate() {
-            let kept = (hash32(row_hash ^ unit as u32) >> 8) >= constants.threshold;
-            *factor = if kept { constants.scale } else { 0.0 };
-        }
-    }
-}
-
-/// The forward pass of images `batch` (B) of `images`: fills A1..AL, each `activations[k]`
-/// (B, out). Hidden layers use the chosen activation, the output layer sigmoid or softmax;
-/// sigmoids are computed eight at a time ([`crate::vectorised`]). Under `dropped` each hidden
-/// layer's output also goes through its dropout (E2d) into the next layer's input.
-fn forward(
-    layers: &[Layer],
-    hyper: &Hyperparameters,
-    images: &SparseImages,
-    batch: &[u32],
-    activations: &mut [ArrayViewMut2<f32>],
-    mut dropped: Option<Dropped<'_, '_>>,
-) {
-    let last = layers.len() - 1;
-    for (k, layer) in layers.iter().enumerate() {
-        let (before, rest) = activations.split_at_mut(k);
-        let sum = &mut rest[0];
-        if k == 0 {
-            let (weights, bias) = (layer.weights.view(), layer.bias.view());
-            sparse_linear_forward(images, batch, weights, bias, sum.view_mut());
-        } else {
-            let input = match &dropped {
-                Some(d) => d.outputs[k - 1].view(),
-                None => before[k - 1].view(),
-            };
-            linear_forward(
-                input,
-                layer.weights.view(),
-                layer.bias.view(),
-                sum.view_mut(),
-            );
-        }
-        match (k == last, hyper.output, hyper.activation) {
-            (false, _, Activation::Sigmoid) | (true, Output::SigmoidMse, _) => {
-                sigmoid_forward_vectorised(sum.view_mut());
-            }
-            (false, _, activation) => activation_forward(sum.view_mut(), activation),
-            (true, Output::SoftmaxCrossEntropy, _) => softmax_forward(sum.view_mut()),
-        }
-        if let (Some(d), true) = (&mut dropped, k < last) {
-            let at = (d.dropout, d.step, d.first_row);
-            dropout_factors(&mut d.factors[k], at, k + 1);
-            Zip::from(&mut d.outputs[k])
-                .and(&*sum)
-                .and(&d.factors[k])
-                .for_each(|out, &a, &f| *out = a * f);
-        }
-    }
-}
-
-/// The row-wise half of a step for images `batch` (B) labelled `labels`: the forward pass,
-/// then D_L and every hidden delta (docs/SEED.md's order), through the dropout under
-/// `dropped`. Returns the loss summed over the rows.
-fn forward_and_deltas(
-    layers: &[Layer],
-    hyper: &Hyperparameters,
-    images: &SparseImages,
-    (batch, labels): (&[u32], &[u8]),
-    (activations, deltas): (&mut [ArrayViewMut2<f32>], &mut [ArrayViewMut2<f32>]),
-    dropped: Option<Dropped<'_, '_>>,
-) -> f64 {
-    let mut dropped = dropped;
-    forward(
-        layers,
-        hyper,
-        images,
-        batch,
-        activations,
-        dropped.as_mut().map(Dropped::reborrow),
-    );
-    let last = layers.len() - 1;
-    let output = activations[last].view();
-    let loss = loss_sum(hyper.output, output, labels);
-    match hyper.output {
-        Output::SigmoidMse => output_delta(output, labels, deltas[last].view_mut()),
-        Output::SoftmaxCrossEntropy => {
-            softmax_cross_entropy_delta(output, labels, deltas[last].view_mut());
-        }
-    }
-    for k in (0..last).rev() {
-        let (lower, upper) = deltas.split_at_mut(k + 1);
-        hidden_delta(
-            upper[0].view(),
-            layers[k + 1].weights.view(),
-            activations[k].view(),
-            hyper.activation,
-            lower[k].view_mut(),
-        );
-        if let Some(d) = &dropped {
-            Zip::from(&mut lower[k])
-                .and(&d.factors[k])
-                .for_each(|delta, &f| *delta *= f);
-        }
-    }
-    loss
-}
+use crate::options::{Activation, Hyperparameters, Optimiser, Output};
+use crate::sparse::{PixelColumns, SparseImages, sparse_gradient_descent, sparse_weights_gradient};
 
 /// What every part of a step's update shares.
 #[derive(Clone, Copy)]

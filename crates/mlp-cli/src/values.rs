@@ -1,0 +1,149 @@
+//! The values the options take, parsed and checked: each parser's error says what the value
+//! must be, and clap prefixes it with the option's name.
+
+use mlp_core::LayerSizes;
+use mlp_core::options::UnknownChoice;
+use mlp_wgpu::DenseSchedule;
+
+/// An option whose value does not fit what it applies to, found after parsing (--layers
+/// against the data's shape): it exits with code 2, as clap's own refusals do.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// How many training images `--validation` holds out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HeldOut {
+    Count(usize),
+    /// A fraction of the training set, in (0, 1).
+    Fraction(f64),
+}
+
+impl HeldOut {
+    /// How many of `images` training images are held out; refused where none would be, or
+    /// none would be left to train on.
+    pub fn of(self, images: usize) -> Result<usize, String> {
+        let count = match self {
+            Self::Count(count) => count,
+            Self::Fraction(fraction) => (fraction * images as f64).round() as usize,
+        };
+        if count == 0 {
+            return Err(format!(
+                "--validation {self} holds out no image of the {images} training images"
+            ));
+        }
+        if count >= images {
+            return Err(format!(
+                "--validation {self} holds out {count} images, leaving none of the {images} \
+                 training images to train on"
+            ));
+        }
+        Ok(count)
+    }
+}
+
+impl std::fmt::Display for HeldOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Count(count) => write!(f, "{count}"),
+            Self::Fraction(fraction) => write!(f, "{fraction}"),
+        }
+    }
+}
+
+pub fn held_out(text: &str) -> Result<HeldOut, String> {
+    if let Ok(count) = text.parse::<usize>() {
+        return match count {
+            0 => Err("must be at least 1 image (or a fraction such as 0.1)".into()),
+            n => Ok(HeldOut::Count(n)),
+        };
+    }
+    match text.parse::<f64>() {
+        Ok(fraction) if fraction > 0.0 && fraction < 1.0 => Ok(HeldOut::Fraction(fraction)),
+        Ok(_) => Err(format!(
+            "{text} is neither a whole number of images nor a fraction in (0, 1)"
+        )),
+        Err(_) => Err(format!(
+            "{text} is not a number of images or a fraction such as 0.1"
+        )),
+    }
+}
+
+pub fn accuracy_target(text: &str) -> Result<f64, String> {
+    let target: f64 = text.parse().map_err(|e| format!("not a number ({e})"))?;
+    if target > 0.0 && target <= 1.0 {
+        Ok(target)
+    } else {
+        Err(format!(
+            "{target} is not an accuracy in (0, 1], such as 0.98"
+        ))
+    }
+}
+
+pub fn positive_usize(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a whole number ({e})")),
+    }
+}
+
+pub fn choice<T: std::str::FromStr<Err = UnknownChoice>>(text: &str) -> Result<T, String> {
+    text.parse().map_err(|e: UnknownChoice| e.to_string())
+}
+
+pub fn matmul(text: &str) -> Result<DenseSchedule, String> {
+    text.parse()
+}
+
+/// A decay rate such as μ or β: at least 0 and below 1.
+pub fn unit_interval(text: &str) -> Result<f32, String> {
+    let value: f32 = text.parse().map_err(|e| format!("not a number ({e})"))?;
+    if (0.0..1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{value} is not in [0, 1)"))
+    }
+}
+
+pub fn dropout_rate(text: &str) -> Result<f32, String> {
+    let rate: f32 = text.parse().map_err(|e| format!("not a number ({e})"))?;
+    if rate > 0.0 && rate < 1.0 {
+        Ok(rate)
+    } else {
+        Err(format!("{rate} is not a dropout probability in (0, 1)"))
+    }
+}
+
+pub fn weight_decay(text: &str) -> Result<f32, String> {
+    let decay: f32 = text.parse().map_err(|e| format!("not a number ({e})"))?;
+    if decay.is_finite() && (0.0..1.0).contains(&decay) {
+        Ok(decay)
+    } else {
+        Err(format!("{decay} is not a weight decay in [0, 1)"))
+    }
+}
+
+pub fn learning_rate(text: &str) -> Result<f32, String> {
+    let lr: f32 = text.parse().map_err(|e| format!("not a number ({e})"))?;
+    if lr.is_finite() && lr > 0.0 {
+        Ok(lr)
+    } else {
+        Err(format!("{lr} is not a positive finite learning rate"))
+    }
+}
+
+/// Layer sizes as given; whether they fit the data is checked once its shape is known.
+pub fn layer_sizes(text: &str) -> Result<LayerSizes, String> {
+    let parsed: LayerSizes = text.parse().map_err(|e| format!("{e}"))?;
+    let sizes = parsed.as_slice().to_vec();
+    let (input, classes) = (sizes.first().copied(), sizes.last().copied());
+    LayerSizes::new(sizes, input.unwrap_or(0), classes.unwrap_or(0)).map_err(|e| e.to_string())
+}
