@@ -5,23 +5,23 @@
 //! data is loaded, each file is written atomically, and a run that diverges stops with an
 //! error, saving (with --save) the parameters of its last epoch whose numbers were finite.
 
-use std::path::Path;
-
 use anyhow::{Context, Result, anyhow};
-use mlp_core::atomic::{OutputError, check_writable, resolve_target, write_atomically};
+use mlp_core::atomic::write_atomically;
 use mlp_core::checkpoint::Checkpoint;
-use mlp_core::data::DataFormat;
 use mlp_core::metrics::ConfusionMatrix;
 use mlp_core::train::{BestEpoch, EpochMetrics, TrainConfig, TrainError, batches, run_epoch};
-use mlp_core::{Evaluation, Model, ModelInfo, Output, Parameters};
+use mlp_core::{Evaluation, Parameters};
 
 use crate::args::TrainArgs;
 use crate::console::{self, say};
-use crate::plots::Plots;
 use crate::progress::Progress;
 use crate::resume;
 use crate::session::{Prepared, Session, evaluate_on, prepare};
 use crate::settings::Settings;
+pub use outputs::run_info;
+use outputs::{check_outputs, draw_plots, save_model};
+
+mod outputs;
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     check_outputs(args)?;
@@ -70,11 +70,23 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if let Err(error) = trained {
         return Err(diverged(args, &settings, &session, &run, error));
     }
+    finish(args, &settings, &session, &mut run, &mut progress)
+}
+
+/// After the last epoch: the summary, the model chosen and its test figures, the confusion
+/// matrix, and what --save and --plots keep.
+fn finish(
+    args: &TrainArgs,
+    settings: &Settings,
+    session: &Session,
+    run: &mut Run,
+    progress: &mut Progress,
+) -> Result<()> {
     print_summary(&run.history);
     let Some(last_evaluation) = run.last_evaluation.take() else {
         return Ok(());
     };
-    let chosen = choose_model(args, &settings, &session, &mut run, last_evaluation)?;
+    let chosen = choose_model(args, settings, session, run, last_evaluation)?;
     let test = session.test.as_ref().unwrap_or(&session.validation);
     let confusion = ConfusionMatrix::new(
         chosen.evaluation.classes,
@@ -87,14 +99,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     ));
     if let (Some(path), Some(parameters)) = (&args.save, chosen.parameters) {
         let accuracy = Some(chosen.evaluation.accuracy());
-        save_model(
-            args,
-            &settings,
-            &session,
-            parameters,
-            chosen.epoch,
-            accuracy,
-        )?;
+        save_model(args, settings, session, parameters, chosen.epoch, accuracy)?;
         say!(
             "saved the model of epoch {} to {}",
             chosen.epoch,
@@ -104,8 +109,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if let Some(dir) = &args.plots {
         draw_plots(
             dir,
-            &settings,
-            &session,
+            settings,
+            session,
             &run.history,
             &chosen.evaluation,
             &confusion,
@@ -361,148 +366,6 @@ fn finite_parameters(
         .into());
     }
     Ok(parameters)
-}
-
-/// Refuses, before any work, a run whose results could not be written.
-fn check_outputs(args: &TrainArgs) -> Result<()> {
-    if let Some(path) = &args.save {
-        check_writable(path).context("--save")?;
-    }
-    if let Some(path) = &args.metrics {
-        check_writable(path).context("--metrics")?;
-    }
-    if let Some(dir) = &args.plots {
-        check_plots_dir(dir).context("--plots")?;
-    }
-    if let (Some(save), Some(metrics)) = (&args.save, &args.metrics) {
-        // Both were just checked, so both resolve; one file for both would lose one of them.
-        if resolve_target(save)? == resolve_target(metrics)? {
-            return Err(anyhow!(
-                "--save {} and --metrics {} are the same file: give each its own",
-                save.display(),
-                metrics.display()
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The plots can be drawn in `dir`: it is a directory whose four files can be written, or it
-/// does not exist yet and can be made in the nearest directory above it that does.
-fn check_plots_dir(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
-        let plots = Plots::in_dir(dir);
-        for file in [
-            &plots.loss,
-            &plots.accuracy,
-            &plots.digits,
-            &plots.confusion,
-        ] {
-            check_writable(file)?;
-        }
-        return Ok(());
-    }
-    if dir.exists() {
-        return Err(anyhow!("{} is not a directory", dir.display()));
-    }
-    let mut missing = dir;
-    loop {
-        match missing.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() && !parent.exists() => {
-                missing = parent;
-            }
-            _ => break,
-        }
-    }
-    // The first directory to be made must be creatable where it goes: a file of its name
-    // would be, and that is what check_writable tries without making anything.
-    match check_writable(missing) {
-        Err(OutputError::Io { source, .. }) => Err(anyhow!(
-            "cannot make the directory {}: {source}",
-            dir.display()
-        )),
-        other => Ok(other?),
-    }
-}
-
-/// Saves `parameters` as the model this run made after `epochs` of its epochs.
-fn save_model(
-    args: &TrainArgs,
-    settings: &Settings,
-    session: &Session,
-    parameters: Parameters,
-    epochs: usize,
-    accuracy: Option<f64>,
-) -> Result<()> {
-    let mut info = run_info(args, settings, session);
-    info.epochs = session.epochs_before + epochs;
-    info.accuracy = accuracy;
-    let path = args.save.as_deref().expect("--save was given");
-    Ok(Model { parameters, info }.save(path)?)
-}
-
-/// What a saved model and a checkpoint record of the run: the settings' options and those
-/// that shape the data and the epochs.
-pub fn run_info(args: &TrainArgs, settings: &Settings, session: &Session) -> ModelInfo {
-    let net = &args.network;
-    let mut info = settings.model_info();
-    let mut record = |key: &str, value: String| info.options.insert(key.into(), value);
-    if let Some(limit) = net.limit {
-        record("limit", limit.to_string());
-    }
-    if session.test.is_some() {
-        record("validation", session.validation.len().to_string());
-    }
-    if let Some(patience) = args.early_stopping {
-        record("early_stopping", patience.to_string());
-    }
-    if let Some(path) = &net.init {
-        record("init_from", path.display().to_string());
-    }
-    let format = net.data.format();
-    if format != DataFormat::Mnist {
-        record("dataset", format.name().to_string());
-    }
-    if let Some(names) = format.class_names() {
-        record("class_names", names.join("; "));
-    }
-    info
-}
-
-fn draw_plots(
-    dir: &Path,
-    settings: &Settings,
-    session: &Session,
-    history: &[EpochMetrics],
-    evaluation: &Evaluation,
-    confusion: &ConfusionMatrix,
-) -> Result<()> {
-    let plots = Plots::in_dir(dir);
-    let loss = match settings.hyper.output {
-        Output::SigmoidMse => "mean squared error",
-        Output::SoftmaxCrossEntropy => "cross-entropy",
-    };
-    let validation = match session.test {
-        Some(_) => format!("the {} held-out training images", session.validation.len()),
-        None => format!("the {} test images", session.validation.len()),
-    };
-    let test = session.test.as_ref().unwrap_or(&session.validation);
-    plots.draw(
-        history,
-        loss,
-        &validation,
-        test,
-        &evaluation.predictions,
-        confusion,
-    )?;
-    say!(
-        "plots: {}, {}, {}, {}",
-        plots.loss.display(),
-        plots.accuracy.display(),
-        plots.digits.display(),
-        plots.confusion.display()
-    );
-    Ok(())
 }
 
 fn print_summary(history: &[EpochMetrics]) {

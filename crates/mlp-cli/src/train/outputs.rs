@@ -1,0 +1,159 @@
+//! What a training run writes besides its console lines: the checks of every output path
+//! before any work, the saved model and what it records of the run, and the plots.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow};
+use mlp_core::atomic::{OutputError, check_writable, resolve_target};
+use mlp_core::data::DataFormat;
+use mlp_core::metrics::ConfusionMatrix;
+use mlp_core::train::EpochMetrics;
+use mlp_core::{Evaluation, Model, ModelInfo, Output, Parameters};
+
+use crate::args::TrainArgs;
+use crate::console::say;
+use crate::plots::Plots;
+use crate::session::Session;
+use crate::settings::Settings;
+
+/// Refuses, before any work, a run whose results could not be written.
+pub(super) fn check_outputs(args: &TrainArgs) -> Result<()> {
+    if let Some(path) = &args.save {
+        check_writable(path).context("--save")?;
+    }
+    if let Some(path) = &args.metrics {
+        check_writable(path).context("--metrics")?;
+    }
+    if let Some(dir) = &args.plots {
+        check_plots_dir(dir).context("--plots")?;
+    }
+    if let (Some(save), Some(metrics)) = (&args.save, &args.metrics) {
+        // Both were just checked, so both resolve; one file for both would lose one of them.
+        if resolve_target(save)? == resolve_target(metrics)? {
+            return Err(anyhow!(
+                "--save {} and --metrics {} are the same file: give each its own",
+                save.display(),
+                metrics.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The plots can be drawn in `dir`: it is a directory whose four files can be written, or it
+/// does not exist yet and can be made in the nearest directory above it that does.
+pub(super) fn check_plots_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        let plots = Plots::in_dir(dir);
+        for file in [
+            &plots.loss,
+            &plots.accuracy,
+            &plots.digits,
+            &plots.confusion,
+        ] {
+            check_writable(file)?;
+        }
+        return Ok(());
+    }
+    if dir.exists() {
+        return Err(anyhow!("{} is not a directory", dir.display()));
+    }
+    let mut missing = dir;
+    loop {
+        match missing.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() && !parent.exists() => {
+                missing = parent;
+            }
+            _ => break,
+        }
+    }
+    // The first directory to be made must be creatable where it goes: a file of its name
+    // would be, and that is what check_writable tries without making anything.
+    match check_writable(missing) {
+        Err(OutputError::Io { source, .. }) => Err(anyhow!(
+            "cannot make the directory {}: {source}",
+            dir.display()
+        )),
+        other => Ok(other?),
+    }
+}
+
+/// Saves `parameters` as the model this run made after `epochs` of its epochs.
+pub(super) fn save_model(
+    args: &TrainArgs,
+    settings: &Settings,
+    session: &Session,
+    parameters: Parameters,
+    epochs: usize,
+    accuracy: Option<f64>,
+) -> Result<()> {
+    let mut info = run_info(args, settings, session);
+    info.epochs = session.epochs_before + epochs;
+    info.accuracy = accuracy;
+    let path = args.save.as_deref().expect("--save was given");
+    Ok(Model { parameters, info }.save(path)?)
+}
+
+/// What a saved model and a checkpoint record of the run: the settings' options and those
+/// that shape the data and the epochs.
+pub fn run_info(args: &TrainArgs, settings: &Settings, session: &Session) -> ModelInfo {
+    let net = &args.network;
+    let mut info = settings.model_info();
+    let mut record = |key: &str, value: String| info.options.insert(key.into(), value);
+    if let Some(limit) = net.limit {
+        record("limit", limit.to_string());
+    }
+    if session.test.is_some() {
+        record("validation", session.validation.len().to_string());
+    }
+    if let Some(patience) = args.early_stopping {
+        record("early_stopping", patience.to_string());
+    }
+    if let Some(path) = &net.init {
+        record("init_from", path.display().to_string());
+    }
+    let format = net.data.format();
+    if format != DataFormat::Mnist {
+        record("dataset", format.name().to_string());
+    }
+    if let Some(names) = format.class_names() {
+        record("class_names", names.join("; "));
+    }
+    info
+}
+
+pub(super) fn draw_plots(
+    dir: &Path,
+    settings: &Settings,
+    session: &Session,
+    history: &[EpochMetrics],
+    evaluation: &Evaluation,
+    confusion: &ConfusionMatrix,
+) -> Result<()> {
+    let plots = Plots::in_dir(dir);
+    let loss = match settings.hyper.output {
+        Output::SigmoidMse => "mean squared error",
+        Output::SoftmaxCrossEntropy => "cross-entropy",
+    };
+    let validation = match session.test {
+        Some(_) => format!("the {} held-out training images", session.validation.len()),
+        None => format!("the {} test images", session.validation.len()),
+    };
+    let test = session.test.as_ref().unwrap_or(&session.validation);
+    plots.draw(
+        history,
+        loss,
+        &validation,
+        test,
+        &evaluation.predictions,
+        confusion,
+    )?;
+    say!(
+        "plots: {}, {}, {}, {}",
+        plots.loss.display(),
+        plots.accuracy.display(),
+        plots.digits.display(),
+        plots.confusion.display()
+    );
+    Ok(())
+}
