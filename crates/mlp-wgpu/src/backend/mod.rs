@@ -19,6 +19,7 @@ mod bind_groups;
 mod evaluate;
 mod layout;
 mod record;
+mod state;
 mod timing;
 mod upload;
 
@@ -26,7 +27,7 @@ use bind_groups::{BindGroups, Sources, uniform_reads};
 use evaluate::evaluation_chunk;
 use layout::{
     BufferMaker, FUSED_UNITS, GROUP, LOSS_SLOTS, LayerTables, PerLayer, ROW_GROUP, STEP_SLOTS,
-    StepSlots, Tensors, div_ceil, optimiser_code, pack_layer, unpack_layer,
+    StepSlots, Tensors, div_ceil, optimiser_code,
 };
 use record::{PixelLists, PixelSource, Queued};
 use upload::DataBuffers;
@@ -387,92 +388,19 @@ impl Backend for GpuBackend {
     }
 
     fn set_parameters(&mut self, parameters: &Parameters) -> Result<(), BackendError> {
-        parameters.check_shapes(&Parameters::layer_sizes_of(&self.sizes))?;
-        // Steps queued before this call must still see the old parameters.
-        self.flush()?;
-        for (region, layer) in self
-            .tensors
-            .parameters
-            .regions
-            .iter()
-            .zip(&parameters.layers)
-        {
-            self.context.queue.write_buffer(
-                &self.tensors.parameters.buffer,
-                region.start,
-                bytemuck::cast_slice(&pack_layer(layer)),
-            );
-        }
-        Ok(())
+        self.write_parameters(parameters)
     }
 
     fn parameters(&mut self) -> Result<Parameters, BackendError> {
-        self.flush()?;
-        let mut layers = Vec::new();
-        for (region, w) in self
-            .tensors
-            .parameters
-            .regions
-            .iter()
-            .zip(self.sizes.windows(2))
-        {
-            let (inputs, outputs) = (w[0], w[1]);
-            let values = self.read_f32_at(
-                &self.tensors.parameters.buffer,
-                region.start,
-                (inputs + 1) * outputs,
-            )?;
-            layers.push(unpack_layer(values, inputs, outputs));
-        }
-        Ok(Parameters { layers })
+        self.read_parameters()
     }
 
     fn optimiser_state(&mut self) -> Result<OptimiserState, BackendError> {
-        self.flush()?;
-        let slots = self.hyper.optimiser.state_per_parameter();
-        let mut moments = [Vec::new(), Vec::new()];
-        for (region, w) in self
-            .tensors
-            .optimiser_state
-            .regions
-            .iter()
-            .zip(self.sizes.windows(2))
-        {
-            let count = (w[0] + 1) * w[1];
-            for (slot, layers) in moments.iter_mut().enumerate().take(slots) {
-                let start = region.start + (slot * count * 4) as u64;
-                let values =
-                    self.read_f32_at(&self.tensors.optimiser_state.buffer, start, count)?;
-                layers.push(unpack_layer(values, w[0], w[1]));
-            }
-        }
-        let [first, second] = moments;
-        Ok(OptimiserState {
-            first,
-            second,
-            steps: self.steps,
-        })
+        self.read_optimiser_state()
     }
 
     fn set_optimiser_state(&mut self, state: &OptimiserState) -> Result<(), BackendError> {
-        let parameters = self.parameters()?;
-        state.check_for(self.hyper.optimiser, &parameters)?;
-        for (k, region) in self.tensors.optimiser_state.regions.iter().enumerate() {
-            let packed: Vec<f32> = [&state.first, &state.second]
-                .into_iter()
-                .filter_map(|layers| layers.get(k))
-                .flat_map(pack_layer)
-                .collect();
-            if !packed.is_empty() {
-                self.context.queue.write_buffer(
-                    &self.tensors.optimiser_state.buffer,
-                    region.start,
-                    bytemuck::cast_slice(&packed),
-                );
-            }
-        }
-        self.steps = state.steps;
-        Ok(())
+        self.write_optimiser_state(state)
     }
 
     fn set_learning_rate(&mut self, learning_rate: f32) -> Result<(), BackendError> {
