@@ -379,7 +379,7 @@ impl Backend for ReferenceBackend {
     }
 
     fn set_optimiser_state(&mut self, state: &OptimiserState) -> Result<(), BackendError> {
-        state.check_for(self.hyper.optimiser, &self.parameters)?;
+        state.check_for(self.hyper.optimiser, &self.parameters.layer_sizes())?;
         self.state = state.clone();
         Ok(())
     }

@@ -85,8 +85,12 @@ impl GpuBackend {
         &mut self,
         state: &OptimiserState,
     ) -> Result<(), BackendError> {
-        let parameters = self.read_parameters()?;
-        state.check_for(self.hyper.optimiser, &parameters)?;
+        state.check_for(
+            self.hyper.optimiser,
+            &Parameters::layer_sizes_of(&self.sizes),
+        )?;
+        // Steps queued before this call must still see the old state.
+        self.flush()?;
         for (k, region) in self.tensors.optimiser_state.regions.iter().enumerate() {
             let packed: Vec<f32> = [&state.first, &state.second]
                 .into_iter()
