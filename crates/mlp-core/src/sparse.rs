@@ -93,8 +93,7 @@ impl SparseImages {
             let row_hash = crate::cpu::dropout_row_hash(constants, step, 0, row);
             let (columns, values) = source.image(image as usize);
             for (&column, &x) in columns.iter().zip(values) {
-                let kept = (crate::cpu::hash32(row_hash ^ column) >> 8) >= constants.threshold;
-                if kept {
+                if constants.keeps(row_hash, column) {
                     self.columns.push(column);
                     self.values.push(x * constants.scale);
                 }

@@ -24,8 +24,7 @@ pub fn hash32(mut x: u32) -> u32 {
 /// stands for the image; a kernel knows its row without reading the training order.
 pub fn dropout_keeps(dropout: Dropout, step: u64, layer: usize, row: usize, unit: usize) -> bool {
     let constants = DropoutConstants::of(Some(dropout));
-    let h = hash32(dropout_row_hash(constants, step, layer, row) ^ unit as u32);
-    (h >> 8) >= constants.threshold
+    constants.keeps(dropout_row_hash(constants, step, layer, row), unit as u32)
 }
 
 /// The hash of (seed, step, layer, row) that `dropout_keeps` goes on from with the unit: the
@@ -64,6 +63,12 @@ impl DropoutConstants {
                 scale: 1.0 / (1.0 - d.rate),
             },
         }
+    }
+
+    /// Whether the unit `unit` of a row whose hash is `row_hash` ([`dropout_row_hash`]) is
+    /// kept: the top 24 bits of hash32(row_hash ^ unit) reach the threshold.
+    pub fn keeps(self, row_hash: u32, unit: u32) -> bool {
+        (hash32(row_hash ^ unit) >> 8) >= self.threshold
     }
 }
 

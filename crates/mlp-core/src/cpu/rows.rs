@@ -5,8 +5,8 @@
 use ndarray::{ArrayViewMut2, Zip};
 
 use super::{
-    DropoutConstants, activation_forward, dropout_row_hash, hash32, hidden_delta, linear_forward,
-    loss_sum, output_delta, softmax_cross_entropy_delta, softmax_forward,
+    DropoutConstants, activation_forward, dropout_row_hash, hidden_delta, linear_forward, loss_sum,
+    output_delta, softmax_cross_entropy_delta, softmax_forward,
 };
 use crate::network::Layer;
 use crate::options::{Activation, Dropout, Hyperparameters, Output};
@@ -48,7 +48,7 @@ fn dropout_factors(
     for (r, mut row) in factors.outer_iter_mut().enumerate() {
         let row_hash = dropout_row_hash(constants, step, layer, first_row + r);
         for (unit, factor) in row.iter_mut().enumerate() {
-            let kept = (hash32(row_hash ^ unit as u32) >> 8) >= constants.threshold;
+            let kept = constants.keeps(row_hash, unit as u32);
             *factor = if kept { constants.scale } else { 0.0 };
         }
     }
