@@ -13,14 +13,13 @@
 //! (`best.layer{k}.*`). Metadata: the model's (see [`crate::model`]) with `format` set to
 //! [`FORMAT`], and `epoch`, `steps`, `history`, `best_epoch` and `best_val_loss`.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use safetensors::SafeTensors;
 
 use crate::atomic::write_atomically;
 use crate::backend::OptimiserState;
-use crate::model::{ModelError, layer_tensors, read_info, read_layers, serialize};
+use crate::model::{ModelError, layer_tensors, read_file, read_info, read_layers, serialize};
 use crate::network::Parameters;
 use crate::train::EpochMetrics;
 use crate::{Model, ModelInfo};
@@ -79,11 +78,7 @@ impl Checkpoint {
     }
 
     pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let bytes = fs::read(path).map_err(|source| ModelError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_bytes(&bytes, path)
+        Self::from_bytes(&read_file(path)?, path)
     }
 
     /// Parses checkpoint `bytes`; `path` names the file in errors.

@@ -218,11 +218,7 @@ impl Model {
 
     /// Reads and checks the model at `path`.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let bytes = fs::read(path).map_err(|source| ModelError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_bytes(&bytes, path)
+        Self::from_bytes(&read_file(path)?, path)
     }
 
     /// Parses safetensors `bytes`; `path` names the file in errors. Checks the format, that
@@ -261,6 +257,14 @@ impl Model {
         model.check_finite(path)?;
         Ok(model)
     }
+}
+
+/// The bytes of the file at `path`, a model's or a checkpoint's.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, ModelError> {
+    fs::read(path).map_err(|source| ModelError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn format_error(path: &Path, problem: String) -> ModelError {
