@@ -19,11 +19,14 @@ struct Step {
     weight_decay: f32,   // lambda: L2 for gradient descent and momentum, decoupled for Adam
     dropout_threshold: u32, // a unit is kept where its hash's top 24 bits reach this; 0: no dropout
     dropout_seed: u32,
-    dropout_step: u32,   // the step t, from 1, whose masks these are
+    dropout_step: u32,   // the step t, from 1, whose masks and shifts these are
     dropout_scale: f32,  // 1 / (1 - p), a kept unit's factor
     input_dropout_threshold: u32, // the same for the input pixels (layer 0 of the masks)
     input_dropout_seed: u32,
     input_dropout_scale: f32,
+    shift_pixels: u32,   // the largest move of a training image along each axis; 0: no shifts
+    shift_seed: u32,
+    image_cols: u32,     // pixels per image row
     pad0: u32,
 }
 
@@ -45,6 +48,31 @@ fn dropout_row_hash(seed: u32, step_index: u32, layer: u32, row: u32) -> u32 {
     h = hash32(h ^ step_index);
     h = hash32(h ^ layer);
     return hash32(h ^ row);
+}
+
+// shift_offsets of cpu/augmentation.rs: how far batch row `row` of step `step_index` moves,
+// (dx, dy), each in -pixels..=pixels.
+fn shift_offsets(seed: u32, pixels: u32, step_index: u32, row: u32) -> vec2<i32> {
+    if (pixels == 0u) {
+        return vec2<i32>(0, 0);
+    }
+    var h = hash32(seed);
+    h = hash32(h ^ step_index);
+    h = hash32(h ^ row);
+    let span = 2u * pixels + 1u;
+    return vec2<i32>(i32(hash32(h ^ 0u) % span), i32(hash32(h ^ 1u) % span)) - i32(pixels);
+}
+
+// shifted_pixel of cpu/augmentation.rs: where pixel `pixel` of an image of `pixels` pixels,
+// `cols` a row, lands when the image moves by `offsets`; NOT_IN_IMAGE where it leaves.
+const NOT_IN_IMAGE: u32 = 0xffffffffu;
+fn shifted_pixel(pixel: u32, offsets: vec2<i32>, pixels: u32, cols: u32) -> u32 {
+    let row = i32(pixel / cols) + offsets.y;
+    let col = i32(pixel % cols) + offsets.x;
+    if (row < 0 || row >= i32(pixels / cols) || col < 0 || col >= i32(cols)) {
+        return NOT_IN_IMAGE;
+    }
+    return u32(row) * cols + u32(col);
 }
 
 // A unit's dropout factor from its row's hash: `scale` where the unit is kept, else 0; 1

@@ -13,7 +13,9 @@
 //           order: row r of the data set's order is image order[r];
 //           columns: pixel p's pairs (batch row, byte), at p * B and on;
 //           spans: per pixel, where its pairs start in `columns` and how many rows light it
-// In the data set's file order the backend builds the same lists for every batch once, at
+// Under shifts (step.shift_pixels), pixel p of row r is the image's pixel that the row's
+// shift_offsets move to p, and rows whose shift brings nothing to p leave it out.
+// In the data set's file order without shifts the backend builds the same lists for every batch once, at
 // upload, and this kernel does not run (GpuBackend's PixelLists).
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -33,17 +35,27 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     let words = (pixels + 31u) / 32u;
-    let word_index = p / 32u;
-    let bit = 1u << (p % 32u);
     let first = p * step.rows;
     var length = 0u;
     for (var r = 0u; r < step.rows; r = r + 1u) {
         let image = order[step.row_start + r];
-        let word = masks[image * words + word_index];
-        if ((word & bit) != 0u) {
-            // p's entry: after the image's lit pixels of the earlier words, and those below
-            // p's bit in its own word.
-            let entry = ranks[image * words + word_index] + countOneBits(word & (bit - 1u));
+        // Under shifts, p of row r is the image's pixel that the row's shift moves to p.
+        var source = p;
+        if (step.shift_pixels != 0u) {
+            let offsets = shift_offsets(step.shift_seed, step.shift_pixels, step.dropout_step, r);
+            source = shifted_pixel(p, -offsets, pixels, step.image_cols);
+            if (source == NOT_IN_IMAGE) {
+                continue;
+            }
+        }
+        let source_word = source / 32u;
+        let source_bit = 1u << (source % 32u);
+        let word = masks[image * words + source_word];
+        if ((word & source_bit) != 0u) {
+            // The pixel's entry: after the image's lit pixels of the earlier words, and those
+            // below its bit in its own word.
+            let entry = ranks[image * words + source_word]
+                + countOneBits(word & (source_bit - 1u));
             columns[first + length] = vec2<u32>(r, entries[entry] >> 24u);
             length = length + 1u;
         }

@@ -8,6 +8,8 @@
 //           starts: image i's entries are starts[i]..starts[i + 1];
 //           order: row r of the data set's order is image order[r];
 //           parameters: [W1; b1], (in + 1, out); output: A1, (B, out)
+// A training step with shifts (step.shift_pixels) moves each row's pixels by the row's
+// shift_offsets first, leaving out those moved past the edge, as cpu/augmentation.rs does.
 // Each invocation sums one row's 8 columns in registers. The invocations of a row are
 // neighbours along x, so they run the same loop (one image's pixels) side by side.
 // Where `out` is a multiple of 8, W1's rows are read four weights at a time from four pieces
@@ -48,9 +50,10 @@ fn first_entry_from(pixel: u32, first: u32, last: u32) -> u32 {
 // The input dropout's hash of this invocation's row (dropout_row_hash for layer 0).
 var<private> row_hash: u32;
 
-// A lit entry's byte as the input x in [0, 1], through the input dropout while training.
-fn lit_input(entry: u32) -> f32 {
-    let factor = dropout_unit_factor(row_hash, entry & 0xffffffu, step.input_dropout_threshold,
+// A lit entry's byte as the input x in [0, 1] at `pixel` (its own, or where the row's shift
+// moved it), through the input dropout while training.
+fn lit_input(entry: u32, pixel: u32) -> f32 {
+    let factor = dropout_unit_factor(row_hash, pixel, step.input_dropout_threshold,
                                      step.input_dropout_scale);
     return f32(entry >> 24u) / 255.0 * factor;
 }
@@ -82,42 +85,51 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var s_high = weights_columns(layer.inputs, high);
     let image = order[step.row_start + m];
     row_hash = dropout_row_hash(step.input_dropout_seed, step.dropout_step, 0u, m);
-    if (n_out % 8u == 0u) {
+    // A shift moves the pixels across the pieces' bounds: the general loop reads W1 whole.
+    if (n_out % 8u == 0u && step.shift_pixels == 0u) {
         let last = starts[image + 1u];
         var e = starts[image];
         var to = first_entry_from(PIECE_PIXELS, e, last);
         for (; e < to; e = e + 1u) {
             let entry = entries[e];
             let at = piece_at(entry, 0u, n0);
-            s_low = s_low + lit_input(entry) * weights0[at];
-            s_high = s_high + lit_input(entry) * weights0[at + 1u];
+            s_low = s_low + lit_input(entry, entry & 0xffffffu) * weights0[at];
+            s_high = s_high + lit_input(entry, entry & 0xffffffu) * weights0[at + 1u];
         }
         to = first_entry_from(2u * PIECE_PIXELS, e, last);
         for (; e < to; e = e + 1u) {
             let entry = entries[e];
             let at = piece_at(entry, 1u, n0);
-            s_low = s_low + lit_input(entry) * weights1[at];
-            s_high = s_high + lit_input(entry) * weights1[at + 1u];
+            s_low = s_low + lit_input(entry, entry & 0xffffffu) * weights1[at];
+            s_high = s_high + lit_input(entry, entry & 0xffffffu) * weights1[at + 1u];
         }
         to = first_entry_from(3u * PIECE_PIXELS, e, last);
         for (; e < to; e = e + 1u) {
             let entry = entries[e];
             let at = piece_at(entry, 2u, n0);
-            s_low = s_low + lit_input(entry) * weights2[at];
-            s_high = s_high + lit_input(entry) * weights2[at + 1u];
+            s_low = s_low + lit_input(entry, entry & 0xffffffu) * weights2[at];
+            s_high = s_high + lit_input(entry, entry & 0xffffffu) * weights2[at + 1u];
         }
         for (; e < last; e = e + 1u) {
             let entry = entries[e];
             let at = piece_at(entry, 3u, n0);
-            s_low = s_low + lit_input(entry) * weights3[at];
-            s_high = s_high + lit_input(entry) * weights3[at + 1u];
+            s_low = s_low + lit_input(entry, entry & 0xffffffu) * weights3[at];
+            s_high = s_high + lit_input(entry, entry & 0xffffffu) * weights3[at + 1u];
         }
     } else {
+        let offsets = shift_offsets(step.shift_seed, step.shift_pixels, step.dropout_step, m);
         for (var e = starts[image]; e < starts[image + 1u]; e = e + 1u) {
             let entry = entries[e];
-            let x = lit_input(entry);
-            s_low = s_low + x * weights_columns(entry & 0xffffffu, low);
-            s_high = s_high + x * weights_columns(entry & 0xffffffu, high);
+            var p = entry & 0xffffffu;
+            if (step.shift_pixels != 0u) {
+                p = shifted_pixel(p, offsets, layer.inputs, step.image_cols);
+                if (p == NOT_IN_IMAGE) {
+                    continue;
+                }
+            }
+            let x = lit_input(entry, p);
+            s_low = s_low + x * weights_columns(p, low);
+            s_high = s_high + x * weights_columns(p, high);
         }
     }
     for (var j = 0u; j < min(8u, n_out - n0); j = j + 1u) {

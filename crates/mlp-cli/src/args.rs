@@ -11,7 +11,7 @@ use mlp_wgpu::DenseSchedule;
 pub use crate::values::{HeldOut, UsageError};
 use crate::values::{
     accuracy_target, choice, dropout_rate, held_out, layer_sizes, learning_rate, matmul,
-    positive_usize, unit_interval, weight_decay,
+    positive_usize, shift_pixels, unit_interval, weight_decay,
 };
 
 #[derive(Debug, Parser)]
@@ -191,6 +191,11 @@ pub struct NetworkArgs {
     /// hidden units [none].
     #[arg(long, value_name = "P", value_parser = dropout_rate, allow_negative_numbers = true)]
     pub input_dropout: Option<f32>,
+    /// Move each training image by up to this many pixels along each axis, anew each epoch
+    /// (drawn from --seed, the step and the batch row; what moves past the edge is lost)
+    /// [none].
+    #[arg(long, value_name = "PIXELS", value_parser = shift_pixels, allow_negative_numbers = true)]
+    pub shift: Option<u32>,
     /// Learning rate over the epochs: constant, step (halved each quarter of the run) or
     /// cosine (down to 0 after the last epoch) [seed: constant, modern: cosine].
     #[arg(long, value_parser = choice::<Schedule>)]

@@ -104,7 +104,8 @@ impl RunData {
             );
         }
         Ok(DataShape {
-            inputs: self.train.pixels(),
+            rows: self.train.rows,
+            cols: self.train.cols,
             classes,
         })
     }

@@ -2,29 +2,38 @@
 //! checked as a whole.
 
 use anyhow::{Result, bail};
+use mlp_core::data::IMAGE_SIDE;
 use mlp_core::network::{CLASSES, INPUT_SIZE};
 use mlp_core::options::{
     Activation, Dropout, Hyperparameters, Init, Optimiser, OptimiserKind, Output, Reduction,
-    Schedule,
+    Schedule, Shift,
 };
 use mlp_core::train::TrainConfig;
 use mlp_core::{LayerSizes, ModelInfo};
 
 use crate::args::{NetworkArgs, PresetName, UsageError};
 
-/// What the data asks of the network: values per image (its pixels) and classes.
+/// What the data asks of the network: the images' size (its pixels are the inputs) and the
+/// classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataShape {
-    pub inputs: usize,
+    pub rows: usize,
+    pub cols: usize,
     pub classes: usize,
 }
 
 impl DataShape {
     /// MNIST's and Fashion-MNIST's: 28 x 28 images in 10 classes.
     pub const MNIST: Self = Self {
-        inputs: INPUT_SIZE,
+        rows: IMAGE_SIDE,
+        cols: IMAGE_SIDE,
         classes: CLASSES,
     };
+
+    /// Values per image: the input layer's size.
+    pub fn inputs(&self) -> usize {
+        self.rows * self.cols
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +82,7 @@ impl Settings {
                     weight_decay: 0.0,
                     dropout: None,
                     input_dropout: None,
+                    shift: None,
                 },
                 weight_init: Init::He,
                 schedule: Schedule::Cosine,
@@ -89,14 +99,14 @@ impl Settings {
         let mut settings = Self::preset(args.preset);
         settings.layers = fitted(&settings.layers, shape);
         if let Some(layers) = &args.layers {
-            if layers.input() != shape.inputs || layers.output() != shape.classes {
+            if layers.input() != shape.inputs() || layers.output() != shape.classes {
                 let given: Vec<String> =
                     layers.as_slice().iter().map(ToString::to_string).collect();
                 return Err(UsageError(format!(
                     "--layers {} does not fit the data: the first layer must be the input size \
                      {} and the last the number of classes {}",
                     given.join(","),
-                    shape.inputs,
+                    shape.inputs(),
                     shape.classes
                 ))
                 .into());
@@ -119,6 +129,19 @@ impl Settings {
         if let Some(rate) = args.input_dropout {
             let seed = args.seed ^ 0x494e_5055_5444_524f;
             hyper.input_dropout = Some(Dropout { rate, seed });
+        }
+        if let Some(pixels) = args.shift {
+            let side = shape.rows.min(shape.cols);
+            if pixels as usize >= side {
+                return Err(UsageError(format!(
+                    "--shift {pixels} would move every pixel out of these {}x{} images: give \
+                     fewer pixels than the image's smaller side ({side})",
+                    shape.rows, shape.cols
+                ))
+                .into());
+            }
+            let seed = args.seed ^ 0x5348_4946_5453_2121;
+            hyper.shift = Some(Shift { pixels, seed });
         }
         settings.weight_init = args.weight_init.unwrap_or(settings.weight_init);
         settings.schedule = args.schedule.unwrap_or(settings.schedule);
@@ -246,11 +269,15 @@ impl Settings {
         if let Some(dropout) = self.hyper.input_dropout {
             record("input_dropout", dropout.rate.to_string());
         }
+        if let Some(shift) = self.hyper.shift {
+            record("shift", shift.pixels.to_string());
+        }
         info
     }
 }
 
-/// ", weight decay λ, dropout p, input dropout p" for what the run has of them.
+/// ", weight decay λ, dropout p, input dropout p, shifts of up to n pixels" for what the run
+/// has of them.
 fn regularisation(h: &Hyperparameters) -> String {
     let mut parts = Vec::new();
     if h.weight_decay != 0.0 {
@@ -262,6 +289,9 @@ fn regularisation(h: &Hyperparameters) -> String {
     if let Some(d) = h.input_dropout {
         parts.push(format!("input dropout {}", d.rate));
     }
+    if let Some(s) = h.shift {
+        parts.push(format!("shifts of up to {} pixels", s.pixels));
+    }
     parts.iter().map(|part| format!(", {part}")).collect()
 }
 
@@ -269,9 +299,9 @@ fn regularisation(h: &Hyperparameters) -> String {
 fn fitted(layers: &LayerSizes, shape: DataShape) -> LayerSizes {
     let mut sizes = layers.as_slice().to_vec();
     let last = sizes.len() - 1;
-    sizes[0] = shape.inputs;
+    sizes[0] = shape.inputs();
     sizes[last] = shape.classes;
-    LayerSizes::new(sizes, shape.inputs, shape.classes).expect("a preset's sizes are positive")
+    LayerSizes::new(sizes, shape.inputs(), shape.classes).expect("a preset's sizes are positive")
 }
 
 /// A byte count as people read it: "3.1 PB (3136000000000000 bytes)".

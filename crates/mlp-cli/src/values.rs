@@ -122,6 +122,16 @@ pub fn dropout_rate(text: &str) -> Result<f32, String> {
     }
 }
 
+pub fn shift_pixels(text: &str) -> Result<u32, String> {
+    match text.parse::<i64>() {
+        Ok(pixels @ 1..=255) => Ok(pixels as u32),
+        Ok(pixels) => Err(format!(
+            "{pixels} is not a shift: give the largest move in pixels, 1 to 255"
+        )),
+        Err(e) => Err(format!("not a whole number of pixels ({e})")),
+    }
+}
+
 pub fn weight_decay(text: &str) -> Result<f32, String> {
     let decay: f32 = text.parse().map_err(|e| format!("not a number ({e})"))?;
     if decay.is_finite() && (0.0..1.0).contains(&decay) {

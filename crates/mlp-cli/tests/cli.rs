@@ -367,7 +367,13 @@ fn options_that_make_no_sense_together_are_refused() {
         &["--weight-decay", "-0.1"],
         &["not a weight decay in [0, 1)"],
     );
+    assert_refused(&["--shift", "0"], &["0 is not a shift", "1 to 255"]);
+    assert_refused(&["--shift", "two"], &["not a whole number of pixels"]);
     let data = mnist_dir();
+    assert_refused(
+        &["--shift", "28", "--data-dir", &data, "--limit", "100"],
+        &["--shift 28 would move every pixel out of these 28x28 images"],
+    );
     assert_refused(
         &[
             "--backend",
@@ -581,6 +587,36 @@ fn check_holds_the_backends_in_lockstep_with_adam_and_shuffling() {
         out.contains("verdict: the fast CPU backend and the GPU match the reference"),
         "{out}"
     );
+}
+
+/// Shifts with both dropouts, on MNIST: the fast CPU backend and the GPU move the same images
+/// the same way as the reference.
+#[test]
+fn check_holds_the_backends_in_lockstep_with_shifts_and_dropout() {
+    let out = succeeds(&[
+        "check",
+        "--preset",
+        "modern",
+        "--shift",
+        "2",
+        "--input-dropout",
+        "0.1",
+        "--dropout",
+        "0.2",
+        "--data-dir",
+        &mnist_dir(),
+        "--limit",
+        "1000",
+        "--steps",
+        "20",
+        "--every",
+        "5",
+    ]);
+    assert!(
+        out.contains("verdict: the fast CPU backend and the GPU match the reference"),
+        "{out}"
+    );
+    assert!(out.contains("shifts of up to 2 pixels"), "{out}");
 }
 
 #[test]

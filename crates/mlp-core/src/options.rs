@@ -258,6 +258,17 @@ pub struct Dropout {
     pub seed: u64,
 }
 
+/// Random shifts of the training images (augmentation): each image of each step moves by up
+/// to `pixels` pixels along each axis, the pixels moved past the edge lost and the uncovered
+/// ones 0. The offsets are a hash of (seed, step, batch row) ([`crate::cpu::shift_offsets`]),
+/// so every backend moves the same image the same way, and an image moves anew each epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shift {
+    /// The largest move along each axis, at least 1.
+    pub pixels: u32,
+    pub seed: u64,
+}
+
 /// What a backend needs besides the parameters to run a training step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hyperparameters {
@@ -273,6 +284,8 @@ pub struct Hyperparameters {
     pub dropout: Option<Dropout>,
     /// Dropout of the input pixels while training (layer 0 of the masks); none in the seed.
     pub input_dropout: Option<Dropout>,
+    /// Random shifts of the training images; none in the seed.
+    pub shift: Option<Shift>,
 }
 
 impl Hyperparameters {
@@ -288,6 +301,7 @@ impl Hyperparameters {
             weight_decay: 0.0,
             dropout: None,
             input_dropout: None,
+            shift: None,
         }
     }
 

@@ -17,12 +17,31 @@ use pulp::{Arch, Simd, WithSimd};
 
 use crate::data::Dataset;
 
+/// What a training step does to its batch's images before layer 1 reads them
+/// ([`SparseImages::fill_changed`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InputChanges {
+    pub shift: Option<crate::options::Shift>,
+    pub dropout: Option<crate::options::Dropout>,
+    /// The training step, from 1, whose shifts and masks these are.
+    pub step: u64,
+}
+
+impl InputChanges {
+    /// Whether the step changes its images at all.
+    pub fn any(&self) -> bool {
+        self.shift.is_some() || self.dropout.is_some()
+    }
+}
+
 /// Images as the network sees them (each byte divided by 255), with their zero pixels left out:
 /// compressed sparse rows.
 #[derive(Debug, Clone, Default)]
 pub struct SparseImages {
     /// Pixels per image: the width of A0.
     pixels: usize,
+    /// Pixels per image row.
+    cols: usize,
     /// Image i's entries are `starts[i]..starts[i + 1]` of `columns` and `values`.
     starts: Vec<usize>,
     /// The pixel index of each non-zero entry, increasing within an image.
@@ -48,6 +67,7 @@ impl SparseImages {
         }
         Self {
             pixels,
+            cols: set.cols,
             starts,
             columns,
             values,
@@ -74,28 +94,33 @@ impl SparseImages {
         self.values.len() as f64 / (self.len() * self.pixels).max(1) as f64
     }
 
-    /// Images `batch` of `source`, in order, with each pixel through input dropout at `step`
-    /// (E2d for layer 0, as `crate::cpu::dropout_forward` applies it to a dense A0): dropped
-    /// pixels left out, kept ones scaled by 1 / (1 − p). Row r of `batch` becomes image r.
-    pub fn fill_dropped(
-        &mut self,
-        source: &SparseImages,
-        batch: &[u32],
-        (dropout, step): (crate::options::Dropout, u64),
-    ) {
-        let constants = crate::cpu::DropoutConstants::of(Some(dropout));
+    /// Images `batch` of `source`, in order, as layer 1 reads them at training step `step`:
+    /// each image moved by its shift (E0s, as `crate::cpu::shift_images` moves a dense A0,
+    /// pixels moved out left out), then each pixel through input dropout (E2d for layer 0, as
+    /// `crate::cpu::dropout_forward` applies it; dropped pixels left out, kept ones scaled by
+    /// 1 / (1 − p)). Row r of `batch` becomes image r.
+    pub fn fill_changed(&mut self, source: &SparseImages, batch: &[u32], changes: InputChanges) {
+        let dropout = crate::cpu::DropoutConstants::of(changes.dropout);
+        let shift = crate::cpu::ShiftConstants::of(changes.shift);
+        let side = (source.pixels / source.cols.max(1), source.cols);
         self.pixels = source.pixels;
+        self.cols = source.cols;
         self.starts.clear();
         self.columns.clear();
         self.values.clear();
         self.starts.push(0);
         for (row, &image) in batch.iter().enumerate() {
-            let row_hash = crate::cpu::dropout_row_hash(constants, step, 0, row);
+            let row_hash = crate::cpu::dropout_row_hash(dropout, changes.step, 0, row);
+            let offsets = shift.offsets(changes.step, row);
             let (columns, values) = source.image(image as usize);
             for (&column, &x) in columns.iter().zip(values) {
-                if constants.keeps(row_hash, column) {
-                    self.columns.push(column);
-                    self.values.push(x * constants.scale);
+                let Some(to) = crate::cpu::shifted_pixel(column as usize, offsets, side) else {
+                    continue;
+                };
+                // Without dropout every unit is kept and the scale is 1.
+                if dropout.keeps(row_hash, to as u32) {
+                    self.columns.push(to as u32);
+                    self.values.push(x * dropout.scale);
                 }
             }
             self.starts.push(self.columns.len());

@@ -39,10 +39,29 @@ fn random_set(count: usize, pixels: usize, classes: usize, rng: &mut Rng) -> Dat
 /// Runs `steps` lockstep steps of batches of `batch` on both backends, shuffling and halving
 /// the rate at each epoch when `shuffle`, and fails on the first row beyond FAST_PARITY.
 fn lockstep(what: &str, sizes: &[usize], batch: usize, hyper: &Hyperparameters, shuffle: bool) {
+    lockstep_images(what, (1, sizes[0]), sizes, batch, hyper, shuffle);
+}
+
+/// [`lockstep`] on images of `rows` x `cols` pixels (`sizes[0]` of them).
+fn lockstep_images(
+    what: &str,
+    (rows, cols): (usize, usize),
+    sizes: &[usize],
+    batch: usize,
+    hyper: &Hyperparameters,
+    shuffle: bool,
+) {
+    assert_eq!(rows * cols, sizes[0]);
     let mut rng = Rng::new(sizes.iter().sum::<usize>() as u64);
     let classes = *sizes.last().unwrap();
-    let train = random_set(3 * batch + batch / 2, sizes[0], classes, &mut rng);
-    let validation = random_set(7, sizes[0], classes, &mut rng);
+    let shaped = |set: Dataset| Dataset { rows, cols, ..set };
+    let train = shaped(random_set(
+        3 * batch + batch / 2,
+        sizes[0],
+        classes,
+        &mut rng,
+    ));
+    let validation = shaped(random_set(7, sizes[0], classes, &mut rng));
     let init = match hyper.activation {
         Activation::Sigmoid => Init::Normal,
         Activation::Tanh => Init::Xavier,
@@ -283,6 +302,50 @@ fn input_dropout_steps_should_match_reference() {
     let parameters = Parameters::init(&Parameters::layer_sizes_of(&[30, 20, 4]), Init::Normal, 1);
     let mut after = Vec::new();
     for hyper in [&alone, &options(|_| {})] {
+        let mut fast = CpuBackend::new(parameters.clone(), hyper, &set, &set).unwrap();
+        fast.train_batch(0..40).unwrap();
+        after.push(fast.parameters().unwrap());
+    }
+    assert_ne!(after[0], after[1]);
+}
+
+/// Shifts: the fast backend's sparse copy of each batch moves the pixels as the reference's
+/// `shift_images` moves a dense A0, on images that are not square (so rows and columns cannot
+/// be confused), alone and under input dropout (drawn on the moved pixels).
+#[test]
+fn shifted_steps_should_match_reference() {
+    let shift = |pixels, seed| Some(mlp_core::options::Shift { pixels, seed });
+    let alone = options(|h| h.shift = shift(2, 5));
+    lockstep_images("shifts of 2, 6 x 9", (6, 9), &[54, 33, 7], 20, &alone, true);
+    let with_dropout = options(|h| {
+        h.shift = shift(3, 5);
+        h.input_dropout = Some(mlp_core::options::Dropout { rate: 0.2, seed: 4 });
+        h.optimiser = Optimiser::with_defaults(OptimiserKind::Adam);
+        h.reduction = Reduction::Mean;
+    });
+    lockstep_images(
+        "shifts of 3 and input dropout, 28 x 28",
+        (28, 28),
+        &[784, 64, 13, 10],
+        100,
+        &with_dropout,
+        true,
+    );
+}
+
+/// A shift changes the step: the same batch unshifted moves the parameters elsewhere.
+#[test]
+fn shifts_change_what_a_step_does() {
+    let mut rng = Rng::new(6);
+    let set = Dataset {
+        rows: 5,
+        cols: 6,
+        ..random_set(40, 30, 4, &mut rng)
+    };
+    let parameters = Parameters::init(&Parameters::layer_sizes_of(&[30, 20, 4]), Init::Normal, 1);
+    let shifted = options(|h| h.shift = Some(mlp_core::options::Shift { pixels: 1, seed: 3 }));
+    let mut after = Vec::new();
+    for hyper in [&shifted, &options(|_| {})] {
         let mut fast = CpuBackend::new(parameters.clone(), hyper, &set, &set).unwrap();
         fast.train_batch(0..40).unwrap();
         after.push(fast.parameters().unwrap());

@@ -441,10 +441,23 @@ fn lockstep(what: &str, hyper: &Hyperparameters, steps: usize) {
 }
 
 fn lockstep_on(what: &str, hyper: &Hyperparameters, steps: usize, matmul: DenseSchedule) {
+    lockstep_images(what, hyper, steps, matmul, ((1, 37), &AWKWARD));
+}
+
+/// [`lockstep_on`] on images of `rows` x `cols` pixels, through layers `sizes`.
+fn lockstep_images(
+    what: &str,
+    hyper: &Hyperparameters,
+    steps: usize,
+    matmul: DenseSchedule,
+    ((rows, cols), sizes): ((usize, usize), &[usize]),
+) {
     let mut rng = Rng::new(21);
-    let train = random_set(100, 37, 5, &mut rng);
-    let validation = random_set(40, 37, 5, &mut rng);
-    let (mut cpu, mut gpu) = backends_with(&AWKWARD, 30, &train, &validation, hyper);
+    let classes = sizes[sizes.len() - 1];
+    let shaped = |set: Dataset| Dataset { rows, cols, ..set };
+    let train = shaped(random_set(100, rows * cols, classes, &mut rng));
+    let validation = shaped(random_set(40, rows * cols, classes, &mut rng));
+    let (mut cpu, mut gpu) = backends_with(sizes, 30, &train, &validation, hyper);
     gpu.set_dense_schedule(matmul);
     let schedule: Vec<_> = batches(train.len(), 30).collect();
     let mut rate = hyper.learning_rate;
@@ -711,5 +724,48 @@ fn input_dropout_steps_should_match_reference() {
     for rows in batches(60, 30) {
         let compared = lockstep_step(&mut cpu, &mut gpu, rows, PARITY);
         assert_rows_pass("input dropout, file order", &compared);
+    }
+}
+
+/// Shifts on the GPU: sparse_forward.wgsl moves each row's lit pixels and pixel_columns.wgsl
+/// finds the pixel each moved one came from, as the reference's `shift_images` moves a dense
+/// A0. On images that are not square (so rows and columns cannot be confused), on every
+/// schedule, with widths of 8 (where the unshifted forward pass reads W1 in pieces) and not,
+/// and with input dropout drawn on the moved pixels.
+#[test]
+fn shifted_steps_should_match_reference() {
+    let shift = Some(mlp_core::options::Shift {
+        pixels: 2,
+        seed: 12,
+    });
+    let alone = options(|h| h.shift = shift);
+    for matmul in SCHEDULES {
+        let what = format!("shifts, 5 x 8 ({matmul:?})");
+        lockstep_images(&what, &alone, 8, matmul, ((5, 8), &[40, 45, 7, 3, 5]));
+    }
+    let with_dropout = options(|h| {
+        h.shift = shift;
+        h.input_dropout = Some(mlp_core::options::Dropout { rate: 0.3, seed: 2 });
+    });
+    let what = "shifts and input dropout, 9 x 7, widths of 8";
+    let shape = ((9, 7), &[63, 16, 8, 5][..]);
+    lockstep_images(what, &with_dropout, 8, DenseSchedule::Fused, shape);
+}
+
+/// In the file order a shifted step cannot read the pixel lists built at upload (they hold the
+/// unmoved pixels): the step regroups its own, and still matches the reference.
+#[test]
+fn shifted_steps_in_the_file_order_should_match_reference() {
+    let hyper = options(|h| h.shift = Some(mlp_core::options::Shift { pixels: 1, seed: 3 }));
+    let mut rng = Rng::new(8);
+    let set = Dataset {
+        rows: 6,
+        cols: 5,
+        ..random_set(60, 30, 5, &mut rng)
+    };
+    let (mut cpu, mut gpu) = backends_with(&[30, 16, 5], 30, &set, &set, &hyper);
+    for rows in batches(60, 30) {
+        let compared = lockstep_step(&mut cpu, &mut gpu, rows, PARITY);
+        assert_rows_pass("shifts, file order", &compared);
     }
 }

@@ -19,7 +19,9 @@ use crate::backend::{
 use crate::data::Dataset;
 use crate::network::{Layer, Parameters};
 use crate::options::{Activation, Hyperparameters, Optimiser, Output};
-use crate::sparse::{PixelColumns, SparseImages, sparse_gradient_descent, sparse_weights_gradient};
+use crate::sparse::{
+    InputChanges, PixelColumns, SparseImages, sparse_gradient_descent, sparse_weights_gradient,
+};
 
 /// What every part of a step's update shares.
 #[derive(Clone, Copy)]
@@ -140,6 +142,15 @@ fn update_layer(
 /// the steps), so the bound is the same: 1e-4 absolute plus 1e-3 relative.
 pub const FAST_PARITY: crate::compare::Tolerance = crate::compare::Tolerance::new(1e-4, 1e-3);
 
+/// What the step after `steps_done` steps does to its images before layer 1 reads them.
+fn input_changes(hyper: &Hyperparameters, steps_done: u64) -> InputChanges {
+    InputChanges {
+        shift: hyper.shift,
+        dropout: hyper.input_dropout,
+        step: steps_done + 1,
+    }
+}
+
 /// The fast CPU backend: docs/SEED.md on the CPU, in f32, and the options of
 /// [`Hyperparameters`] beyond it, built from the reference functions and checked against
 /// [`super::ReferenceBackend`]. The images are kept sparse (their zero pixels left out), the
@@ -156,9 +167,9 @@ pub struct CpuBackend {
     validation_images: SparseImages,
     validation_labels: Vec<u8>,
     workspace: Workspace,
-    /// Under input dropout, the batch's images with their pixels dropped (image r is batch row
-    /// r), and the rows 0..B that index them.
-    input_dropped: SparseImages,
+    /// Under shifts or input dropout, the batch's images as layer 1 reads them (image r is
+    /// batch row r), and the rows 0..B that index them.
+    input_changed: SparseImages,
     input_rows: Vec<u32>,
     state: OptimiserState,
     loss: TrainLoss,
@@ -186,7 +197,7 @@ impl CpuBackend {
             validation_images: SparseImages::new(validation),
             validation_labels: validation.labels.clone(),
             workspace,
-            input_dropped: SparseImages::default(),
+            input_changed: SparseImages::default(),
             input_rows: Vec::new(),
             state,
             loss: TrainLoss::default(),
@@ -217,10 +228,10 @@ impl CpuBackend {
             ws.batch[r] = image;
             ws.labels[r] = self.train_labels[image as usize];
         }
-        if let Some(dropout) = self.hyper.input_dropout {
-            let at = (dropout, self.state.steps + 1);
-            self.input_dropped
-                .fill_dropped(&self.train_images, &ws.batch[..b], at);
+        let changes = input_changes(&self.hyper, self.state.steps);
+        if changes.any() {
+            self.input_changed
+                .fill_changed(&self.train_images, &ws.batch[..b], changes);
             self.input_rows = (0..b as u32).collect();
         }
         b
@@ -231,10 +242,11 @@ impl CpuBackend {
     fn forward_and_deltas(&mut self, b: usize) -> f64 {
         let (hyper, layers) = (&self.hyper, &self.parameters.layers);
         let ws = &mut self.workspace;
-        // Layer 1 reads the batch's own dropped copy under input dropout.
-        let (images, batch) = match hyper.input_dropout {
-            Some(_) => (&self.input_dropped, &self.input_rows[..b]),
-            None => (&self.train_images, &ws.batch[..b]),
+        // Layer 1 reads the batch's own changed copy under shifts or input dropout.
+        let (images, batch) = if input_changes(hyper, 0).any() {
+            (&self.input_changed, &self.input_rows[..b])
+        } else {
+            (&self.train_images, &ws.batch[..b])
         };
         let labels = &ws.labels[..b];
         let mid = b / 2;
@@ -283,9 +295,10 @@ impl CpuBackend {
     fn update(&mut self, b: usize) {
         let hyper = &self.hyper;
         let ws = &mut self.workspace;
-        let (images, batch) = match hyper.input_dropout {
-            Some(_) => (&self.input_dropped, &self.input_rows[..b]),
-            None => (&self.train_images, &ws.batch[..b]),
+        let (images, batch) = if input_changes(hyper, 0).any() {
+            (&self.input_changed, &self.input_rows[..b])
+        } else {
+            (&self.train_images, &ws.batch[..b])
         };
         let state = &mut self.state;
         state.steps += 1;

@@ -13,12 +13,14 @@ use ndarray::{
 };
 use num_traits::Float;
 
+mod augmentation;
 mod backend;
 mod reference;
 mod regularisation;
 mod rows;
 mod workspace;
 
+pub use augmentation::{ShiftConstants, shift_images, shift_offsets, shifted_pixel};
 pub use backend::{CpuBackend, FAST_PARITY};
 pub use reference::{ReferenceBackend, deltas, forward, forward_dropped, weights_update};
 pub use regularisation::{

@@ -14,8 +14,8 @@ use super::{
     AdamStep, Real, activation_forward, adam_update, bias_gradient, check_input_width, check_order,
     check_output_width, decoupled_weight_decay, dropout_backward, dropout_forward, evaluation,
     gradient_descent_update, hidden_delta, l2_weight_decay, linear_forward, loss_sum, loss_terms,
-    momentum_update, output_delta, reduction_scale, sigmoid_forward, softmax_cross_entropy_delta,
-    softmax_forward, weights_gradient,
+    momentum_update, output_delta, reduction_scale, shift_images, sigmoid_forward,
+    softmax_cross_entropy_delta, softmax_forward, weights_gradient,
 };
 use crate::backend::{
     Backend, BackendError, Evaluation, OptimiserState, StepKernels, StepTrace, TrainLoss,
@@ -249,7 +249,18 @@ impl ReferenceBackend {
         let images = self.order[rows.clone()].iter().map(|&i| i as usize);
         let (input, labels) = dense_rows(&self.train, images);
         let hyper = self.hyper;
-        // A0 through input dropout (E2d for layer 0): what layer 1 reads, forward and in E5.
+        // A0 shifted (E0s), then through input dropout (E2d for layer 0): what layer 1 reads,
+        // forward and in E5.
+        let input = match hyper.shift {
+            None => input,
+            Some(shift) => {
+                let mut shifted = Array2::zeros(input.dim());
+                let at = (shift, self.state.steps + 1);
+                let side = (self.train.rows, self.train.cols);
+                shift_images(input.view(), shifted.view_mut(), at, side, 0);
+                shifted
+            }
+        };
         let input = match hyper.input_dropout {
             None => input,
             Some(dropout) => {

@@ -57,6 +57,11 @@ pub(super) struct StepUniform {
     pub(super) input_dropout_threshold: u32,
     pub(super) input_dropout_seed: u32,
     pub(super) input_dropout_scale: f32,
+    /// The shifts of the training images (`shift_offsets`): the largest move (0: none), the
+    /// seed folded to 32 bits, and the images' width, which a pixel index is split by.
+    pub(super) shift_pixels: u32,
+    pub(super) shift_seed: u32,
+    pub(super) image_cols: u32,
     /// WGSL rounds a uniform struct up to 16 bytes.
     pub(super) pad: u32,
 }
@@ -519,6 +524,9 @@ mod tests {
                 "input_dropout_threshold",
                 "input_dropout_seed",
                 "input_dropout_scale",
+                "shift_pixels",
+                "shift_seed",
+                "image_cols",
                 "pad0"
             ]
         );

@@ -98,6 +98,8 @@ pub struct GpuBackend {
     pixel_lists: Option<PixelLists>,
     /// Units per layer, input first.
     sizes: Vec<usize>,
+    /// Pixels per image row, for the shifts.
+    image_cols: u32,
     max_batch: usize,
     train_count: usize,
     validation_count: usize,
@@ -218,6 +220,7 @@ impl GpuBackend {
             file_order: true,
             pixel_lists,
             sizes,
+            image_cols: train.cols as u32,
             max_batch,
             train_count: train.len(),
             validation_count: validation.len(),

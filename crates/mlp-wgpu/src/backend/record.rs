@@ -54,7 +54,8 @@ pub(super) enum Queued {
 }
 
 impl Queued {
-    pub(super) fn uniform(&self, hyper: &Hyperparameters) -> StepUniform {
+    /// The Step uniform of this unit of work, for images `image_cols` pixels wide.
+    pub(super) fn uniform(&self, hyper: &Hyperparameters, image_cols: u32) -> StepUniform {
         match self {
             Queued::TrainingStep {
                 rows,
@@ -65,6 +66,7 @@ impl Queued {
             } => {
                 let dropout = mlp_core::cpu::DropoutConstants::of(hyper.dropout);
                 let input = mlp_core::cpu::DropoutConstants::of(hyper.input_dropout);
+                let shift = mlp_core::cpu::ShiftConstants::of(hyper.shift);
                 let (correction1, correction2) = match hyper.optimiser {
                     Optimiser::Adam {
                         beta1,
@@ -99,12 +101,16 @@ impl Queued {
                     input_dropout_threshold: input.threshold,
                     input_dropout_seed: input.seed,
                     input_dropout_scale: input.scale,
+                    shift_pixels: shift.pixels,
+                    shift_seed: shift.seed,
+                    image_cols,
                     pad: 0,
                 }
             }
             Queued::EvaluationChunk { rows } => StepUniform {
                 row_start: rows.start as u32,
                 rows: rows.len() as u32,
+                image_cols,
                 ..StepUniform::default()
             },
         }
@@ -134,11 +140,13 @@ impl GpuBackend {
     }
 
     /// Where the step of `rows` finds its batch's lit pixels by pixel: in the lists cached
-    /// at upload where the order is the file order and `rows` is one of their batches.
+    /// at upload where the order is the file order, the images are not shifted, and `rows` is
+    /// one of their batches.
     pub(super) fn pixel_source(&self, rows: &Range<usize>) -> PixelSource {
         match &self.pixel_lists {
             Some(lists)
                 if self.file_order
+                    && self.hyper.shift.is_none()
                     && rows.start % lists.batch == 0
                     && rows.len() == lists.batch.min(self.train_count - rows.start) =>
             {
@@ -167,8 +175,9 @@ impl GpuBackend {
             let mut uniforms = vec![0u8; self.step_slots.stride as usize * chunk.len()];
             for (slot, work) in chunk.iter().enumerate() {
                 let at = slot * self.step_slots.stride as usize;
-                uniforms[at..at + std::mem::size_of::<StepUniform>()]
-                    .copy_from_slice(bytemuck::bytes_of(&work.uniform(&self.hyper)));
+                uniforms[at..at + std::mem::size_of::<StepUniform>()].copy_from_slice(
+                    bytemuck::bytes_of(&work.uniform(&self.hyper, self.image_cols)),
+                );
             }
             self.context
                 .queue
