@@ -62,12 +62,13 @@ pub enum BackendKind {
 
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
-    /// The data set: mnist or fashion-mnist, each downloaded where missing and checked file
-    /// by file against its SHA-256 [default: mnist].
+    /// The data set: mnist, fashion-mnist or kmnist (Kuzushiji-MNIST), each downloaded where
+    /// missing and checked file by file against its published SHA-256 [default: mnist].
     #[arg(long, value_enum)]
     pub dataset: Option<DatasetName>,
-    /// Directory holding the data set's four files, raw or .gz [default: MNIST_DIR, else
-    /// data/mnist; data/fashion-mnist for Fashion-MNIST].
+    /// Directory holding the data set's four files, raw or .gz (.gz for kmnist, whose
+    /// checksums are of those) [default: MNIST_DIR, else data/mnist; data/fashion-mnist,
+    /// data/kmnist for the others].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Load any data set in MNIST's IDX layout and file names: no SHA-256 checks; the image
@@ -84,6 +85,7 @@ pub struct DataArgs {
 pub enum DatasetName {
     Mnist,
     FashionMnist,
+    Kmnist,
 }
 
 impl DataArgs {
@@ -92,6 +94,7 @@ impl DataArgs {
         match (self.any_idx, self.dataset) {
             (true, _) => DataFormat::AnyIdx,
             (false, Some(DatasetName::FashionMnist)) => DataFormat::FashionMnist,
+            (false, Some(DatasetName::Kmnist)) => DataFormat::Kmnist,
             (false, _) => DataFormat::Mnist,
         }
     }
@@ -103,6 +106,7 @@ impl DataArgs {
         }
         match self.format() {
             DataFormat::FashionMnist => PathBuf::from("data/fashion-mnist"),
+            DataFormat::Kmnist => PathBuf::from("data/kmnist"),
             _ => std::env::var_os("MNIST_DIR")
                 .map_or_else(|| PathBuf::from("data/mnist"), PathBuf::from),
         }
@@ -111,7 +115,7 @@ impl DataArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct DownloadArgs {
-    /// The data set to fetch: mnist or fashion-mnist [default: mnist].
+    /// The data set to fetch: mnist, fashion-mnist or kmnist [default: mnist].
     #[arg(long, value_enum)]
     pub dataset: Option<DatasetName>,
     /// Directory to put the four files in (made if missing) [default: as for training].

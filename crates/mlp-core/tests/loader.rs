@@ -241,3 +241,33 @@ fn a_header_whose_sizes_multiply_past_u64_is_an_error() {
     let err = data::decode_idx(path, &header[..], header.len() as u64, kind).unwrap_err();
     assert!(err.to_string().contains("overflow-idx"), "{err}");
 }
+
+/// Kuzushiji-MNIST's published checksums are of its .gz files: a .gz of another size or
+/// content is refused naming the file and the published figure, and a raw file is refused
+/// with what to do, since it cannot be checked.
+#[test]
+fn kmnist_files_are_checked_as_the_published_gz_files() {
+    let scratch = Scratch::new("kmnist-gz");
+    write_small_set(scratch.path(), true);
+    let err = data::load(scratch.path(), DataFormat::Kmnist)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("train-images-idx3-ubyte.gz")
+            && err.contains("Kuzushiji-MNIST")
+            && err.contains("the published one 18165135"),
+        "{err}"
+    );
+    let raw = Scratch::new("kmnist-raw");
+    write_small_set(raw.path(), false);
+    let err = data::load(raw.path(), DataFormat::Kmnist)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("published SHA-256 are of its .gz files") && err.contains("--any-idx"),
+        "{err}"
+    );
+    // What the names mean and where they come from.
+    assert_eq!(DataFormat::Kmnist.class_names().unwrap()[3], "tsu");
+    assert_eq!(DataFormat::Kmnist.mirrors(), data::KMNIST_MIRRORS);
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::atomic::write_atomically;
 
-use super::{DataError, DataFormat, IdxFile, decode_idx, missing_files, sha256_hex};
+use super::{Checksum, DataError, DataFormat, IdxFile, decode_idx, missing_files, sha256_hex};
 
 /// The mirrors that torchvision and TensorFlow Datasets download MNIST from, tried in order.
 /// Each serves `<mirror><name>.gz`.
@@ -19,6 +19,9 @@ pub const MIRRORS: [&str; 3] = [
 /// Zalando's own mirror of Fashion-MNIST, which torchvision downloads from.
 pub const FASHION_MNIST_MIRRORS: [&str; 1] =
     ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"];
+
+/// Where torchvision and TensorFlow Datasets download Kuzushiji-MNIST: its publisher, CODH.
+pub const KMNIST_MIRRORS: [&str; 1] = ["http://codh.rois.ac.jp/kmnist/dataset/kmnist/"];
 
 /// The largest body accepted: the training images are 9.9 MB gzipped.
 const MAX_DOWNLOAD_BYTES: u64 = 64 << 20;
@@ -81,11 +84,23 @@ fn fetch_verified(
         .map_err(|e| format!("reading the body: {e}"))?;
     let content = decode_idx(Path::new(url), &body[..], body.len() as u64, file.kind)
         .map_err(|e| e.to_string())?;
-    let found = sha256_hex(&content.bytes);
-    match format.sha256(file) {
-        Some(expected) if found != expected => {
-            Err(format!("content SHA-256 {found}, expected {expected}"))
+    match format.checksum(file) {
+        Some(Checksum::Content(expected)) => {
+            let found = sha256_hex(&content.bytes);
+            if found != expected {
+                return Err(format!("content SHA-256 {found}, expected {expected}"));
+            }
         }
-        _ => Ok(body),
+        Some(Checksum::Gzip { sha256, bytes }) => {
+            let found = sha256_hex(&body);
+            if body.len() as u64 != bytes || found != sha256 {
+                return Err(format!(
+                    "{} bytes with SHA-256 {found}, expected {bytes} with {sha256}",
+                    body.len()
+                ));
+            }
+        }
+        None => {}
     }
+    Ok(body)
 }

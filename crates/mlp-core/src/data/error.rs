@@ -85,6 +85,23 @@ pub enum DataError {
         expected: String,
         found: String,
     },
+    #[error(
+        "{} is read raw, but {set}'s published SHA-256 are of its .gz files: keep the file \
+         gzipped (as downloaded) so that it can be checked, or pass --any-idx to load it unchecked",
+        path.display()
+    )]
+    NeedsGzip { path: PathBuf, set: &'static str },
+    #[error(
+        "{} is not the {set} file it is named after: it is {found} bytes, the published one \
+         {expected}. Replace it, or pass --any-idx to load another data set in the same IDX layout",
+        path.display()
+    )]
+    GzipSize {
+        path: PathBuf,
+        set: &'static str,
+        expected: u64,
+        found: u64,
+    },
     #[error(transparent)]
     Write(#[from] crate::atomic::OutputError),
     #[error("could not download {file} into {}: {}. Copy the file there by hand, or set --data-dir / MNIST_DIR", dir.display(), attempts.join("; "))]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-pub use download::{FASHION_MNIST_MIRRORS, MIRRORS, download_missing};
+pub use download::{FASHION_MNIST_MIRRORS, KMNIST_MIRRORS, MIRRORS, download_missing};
 pub use error::DataError;
 pub use idx::{
     IMAGES_MAGIC, IdxBytes, IdxKind, LABELS_MAGIC, decode_idx, parse_images, parse_labels, read_idx,
@@ -59,10 +59,48 @@ pub enum DataFormat {
     /// Fashion-MNIST (Zalando): MNIST's file names and shapes, ten kinds of clothing, each
     /// file checked against its SHA-256.
     FashionMnist,
+    /// Kuzushiji-MNIST (Clanuwat et al. 2018): MNIST's file names and shapes, ten cursive
+    /// hiragana. Its publishers, torchvision and TensorFlow Datasets give the SHA-256 and size
+    /// of the .gz files, so those are what is checked.
+    Kmnist,
     /// Any data set with MNIST's file names and IDX layout: no hashes, image sizes and counts
     /// from the headers.
     AnyIdx,
 }
+
+/// What a known data set's file is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checksum {
+    /// The SHA-256 of the decompressed bytes: the file may be raw or gzipped.
+    Content(&'static str),
+    /// The SHA-256 and size of the .gz file as published: the file must be the .gz.
+    Gzip { sha256: &'static str, bytes: u64 },
+}
+
+/// Kuzushiji-MNIST's .gz files: (name, SHA-256, bytes), as torchvision and TensorFlow Datasets
+/// list them.
+const KMNIST_GZIP: [(&str, &str, u64); 4] = [
+    (
+        "train-images-idx3-ubyte",
+        "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4",
+        18_165_135,
+    ),
+    (
+        "train-labels-idx1-ubyte",
+        "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17",
+        29_497,
+    ),
+    (
+        "t10k-images-idx3-ubyte",
+        "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5",
+        3_041_136,
+    ),
+    (
+        "t10k-labels-idx1-ubyte",
+        "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c",
+        5_120,
+    ),
+];
 
 /// The SHA-256 of the decompressed Fashion-MNIST files, as Debian's `dataset-fashion-mnist`
 /// package ships them (the .gz bytes differ between mirrors; the content does not).
@@ -86,14 +124,18 @@ const FASHION_MNIST_SHA256: [(&str, &str); 4] = [
 ];
 
 impl DataFormat {
-    /// The SHA-256 that `file`'s decompressed bytes must have, for a known data set.
-    pub fn sha256(self, file: IdxFile) -> Option<&'static str> {
+    /// What `file` is checked against, for a known data set.
+    pub fn checksum(self, file: IdxFile) -> Option<Checksum> {
         match self {
-            Self::Mnist => Some(file.sha256),
+            Self::Mnist => Some(Checksum::Content(file.sha256)),
             Self::FashionMnist => FASHION_MNIST_SHA256
                 .iter()
                 .find(|(name, _)| *name == file.name)
-                .map(|(_, hash)| *hash),
+                .map(|(_, hash)| Checksum::Content(hash)),
+            Self::Kmnist => KMNIST_GZIP
+                .iter()
+                .find(|(name, ..)| *name == file.name)
+                .map(|&(_, sha256, bytes)| Checksum::Gzip { sha256, bytes }),
             Self::AnyIdx => None,
         }
     }
@@ -104,6 +146,7 @@ impl DataFormat {
         match self {
             Self::Mnist => &download::MIRRORS,
             Self::FashionMnist => &download::FASHION_MNIST_MIRRORS,
+            Self::Kmnist => &download::KMNIST_MIRRORS,
             Self::AnyIdx => &[],
         }
     }
@@ -113,6 +156,7 @@ impl DataFormat {
         match self {
             Self::Mnist => "MNIST",
             Self::FashionMnist => "Fashion-MNIST",
+            Self::Kmnist => "Kuzushiji-MNIST",
             Self::AnyIdx => "the IDX files",
         }
     }
@@ -132,6 +176,8 @@ impl DataFormat {
                 "Bag",
                 "Ankle boot",
             ]),
+            // The hiragana's romanisations, as the data set's publishers name the classes.
+            Self::Kmnist => Some(&["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]),
             Self::Mnist | Self::AnyIdx => None,
         }
     }
@@ -242,7 +288,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Reads one file (raw or gzipped) and, for MNIST, checks its decompressed SHA-256.
+/// Reads one file (raw or gzipped) and, for a known data set, checks it against its
+/// checksum.
 fn read_checked(
     dir: &Path,
     file: IdxFile,
@@ -256,18 +303,63 @@ fn read_checked(
             .collect(),
     })?;
     let read = read_idx(&path, file.kind)?;
-    if let Some(expected) = format.sha256(file) {
-        let found = sha256_hex(&read.bytes);
-        if found != expected {
-            return Err(DataError::Checksum {
-                path,
-                set: format.name(),
-                expected: expected.to_string(),
-                found,
-            });
+    match format.checksum(file) {
+        Some(Checksum::Content(expected)) => {
+            check_sha256(&path, format, &read.bytes, expected)?;
         }
+        Some(Checksum::Gzip { sha256, bytes }) => {
+            if !read.gzipped {
+                return Err(DataError::NeedsGzip {
+                    path,
+                    set: format.name(),
+                });
+            }
+            let file_bytes = std::fs::read(&path).map_err(|source| DataError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            check_gzip(&path, format, &file_bytes, (sha256, bytes))?;
+        }
+        None => {}
     }
     Ok((path, read))
+}
+
+/// Fails unless `bytes` (the content of `path`) have the SHA-256 `expected`.
+fn check_sha256(
+    path: &Path,
+    format: DataFormat,
+    bytes: &[u8],
+    expected: &str,
+) -> Result<(), DataError> {
+    let found = sha256_hex(bytes);
+    if found != expected {
+        return Err(DataError::Checksum {
+            path: path.to_path_buf(),
+            set: format.name(),
+            expected: expected.to_string(),
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// Fails unless the .gz file's bytes have the published size and SHA-256.
+fn check_gzip(
+    path: &Path,
+    format: DataFormat,
+    file_bytes: &[u8],
+    (sha256, bytes): (&str, u64),
+) -> Result<(), DataError> {
+    if file_bytes.len() as u64 != bytes {
+        return Err(DataError::GzipSize {
+            path: path.to_path_buf(),
+            set: format.name(),
+            expected: bytes,
+            found: file_bytes.len() as u64,
+        });
+    }
+    check_sha256(path, format, file_bytes, sha256)
 }
 
 /// One set, checked and parsed: its images and labels file, with counts that agree and at
@@ -370,4 +462,24 @@ fn read_with_mnist_crate(dir: &Path, base: &str, checked: Mnist) -> Result<Mnist
             cols: side(&checked.test).1,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gz_file_passes_only_with_the_published_size_and_sha256() {
+        let path = Path::new("train-images-idx3-ubyte.gz");
+        let bytes = b"any bytes stand for a .gz file here";
+        let hash = sha256_hex(bytes);
+        let published = (hash.as_str(), bytes.len() as u64);
+        assert!(check_gzip(path, DataFormat::Kmnist, bytes, published).is_ok());
+        let longer = (hash.as_str(), bytes.len() as u64 + 1);
+        let err = check_gzip(path, DataFormat::Kmnist, bytes, longer).unwrap_err();
+        assert!(matches!(err, DataError::GzipSize { .. }), "{err}");
+        let other = sha256_hex(b"other bytes");
+        let err = check_gzip(path, DataFormat::Kmnist, bytes, (&other, published.1)).unwrap_err();
+        assert!(err.to_string().contains(&other), "{err}");
+    }
 }
