@@ -22,6 +22,34 @@ const MISTAKE: RGBColor = RGBColor(200, 30, 30);
 const TRAIN_COLOUR: RGBColor = RGBColor(31, 119, 180);
 const VALIDATION_COLOUR: RGBColor = RGBColor(255, 127, 14);
 
+/// What the plots call each class: the data set's names where it has them (Fashion-MNIST's
+/// "Sandal"), else the class number (MNIST's digits).
+#[derive(Debug, Clone, Copy)]
+pub struct ClassNames<'a>(pub Option<&'a [&'a str]>);
+
+impl ClassNames<'_> {
+    /// Class `class`'s name, or its number.
+    fn of(&self, class: usize) -> String {
+        match self.0.and_then(|names| names.get(class)) {
+            Some(name) => (*name).to_string(),
+            None => class.to_string(),
+        }
+    }
+
+    /// "digit", or "class" for a data set that names its classes.
+    fn kind(&self) -> &'static str {
+        if self.0.is_some() { "class" } else { "digit" }
+    }
+
+    /// The most characters a class's name has.
+    fn longest(&self, classes: usize) -> i32 {
+        (0..classes)
+            .map(|c| self.of(c).chars().count())
+            .max()
+            .unwrap_or(1) as i32
+    }
+}
+
 /// The files one run draws.
 pub struct Plots {
     pub loss: PathBuf,
@@ -49,7 +77,7 @@ impl Plots {
         validation: &str,
         test: &Dataset,
         predictions: &[u8],
-        confusion: &ConfusionMatrix,
+        (confusion, names): (&ConfusionMatrix, ClassNames),
     ) -> Result<()> {
         if let Some(dir) = self.loss.parent() {
             std::fs::create_dir_all(dir)
@@ -60,8 +88,9 @@ impl Plots {
             .with_context(|| cannot_draw(&self.loss))?;
         accuracy_curve(history, validation, &self.accuracy)
             .with_context(|| cannot_draw(&self.accuracy))?;
-        digit_grid(test, predictions, &self.digits).with_context(|| cannot_draw(&self.digits))?;
-        confusion_heat_map(confusion, &self.confusion)
+        digit_grid(test, predictions, names, &self.digits)
+            .with_context(|| cannot_draw(&self.digits))?;
+        confusion_heat_map(confusion, names, &self.confusion)
             .with_context(|| cannot_draw(&self.confusion))?;
         Ok(())
     }
@@ -261,9 +290,21 @@ const ZOOM: i32 = 3;
 
 /// The first validation images as the network saw them, each with "label → prediction";
 /// a mistake gets a red frame and a red caption.
-fn digit_grid(validation: &Dataset, predictions: &[u8], path: &Path) -> Result<()> {
+fn digit_grid(
+    validation: &Dataset,
+    predictions: &[u8],
+    names: ClassNames,
+    path: &Path,
+) -> Result<()> {
     let side = validation.rows as i32 * ZOOM;
-    let (cell_w, cell_h) = (side + 24, side + 34);
+    let classes = validation
+        .labels
+        .iter()
+        .max()
+        .map_or(1, |&l| usize::from(l) + 1);
+    // A caption is two names and an arrow, about 9 pixels a character at 16 points.
+    let caption_w = (2 * names.longest(classes) + 3) * 9;
+    let (cell_w, cell_h) = ((side + 24).max(caption_w + 8), side + 34);
     let title_h = 60;
     let width = cell_w * GRID_COLUMNS as i32 + 20;
     let height = cell_h * GRID_ROWS as i32 + title_h + 10;
@@ -275,7 +316,8 @@ fn digit_grid(validation: &Dataset, predictions: &[u8], path: &Path) -> Result<(
             .count();
         drawing(root.draw_text(
         &format!(
-            "The first {shown} test digits: true label → network's prediction ({mistakes} mistakes, in red)"
+            "The first {shown} test images: true {kind} → network's prediction ({mistakes} mistakes, in red)",
+            kind = names.kind()
         ),
         &TextStyle::from((FONT, 20).into_font()).pos(Pos::new(HPos::Center, VPos::Center)),
         (width / 2, title_h / 2),
@@ -283,7 +325,7 @@ fn digit_grid(validation: &Dataset, predictions: &[u8], path: &Path) -> Result<(
         let pixels = validation.pixels();
         for i in 0..shown {
             let (x0, y0) = (
-                10 + (i % GRID_COLUMNS) as i32 * cell_w + 12,
+                10 + (i % GRID_COLUMNS) as i32 * cell_w + (cell_w - side) / 2,
                 title_h + (i / GRID_COLUMNS) as i32 * cell_h,
             );
             let image = &validation.images[i * pixels..(i + 1) * pixels];
@@ -307,13 +349,14 @@ fn digit_grid(validation: &Dataset, predictions: &[u8], path: &Path) -> Result<(
                 colour.stroke_width(if wrong { 3 } else { 1 }),
             )))?;
             let caption = match prediction {
-                Some(p) => format!("{label} → {p}"),
-                None => format!("{label} → ?"),
+                Some(p) => format!("{} → {}", names.of(label.into()), names.of(p.into())),
+                None => format!("{} → ?", names.of(label.into())),
             };
+            let points = if names.0.is_some() { 16 } else { 20 };
             let font = if wrong {
-                (FONT, 20, FontStyle::Bold).into_font()
+                (FONT, points, FontStyle::Bold).into_font()
             } else {
-                (FONT, 20).into_font()
+                (FONT, points).into_font()
             };
             drawing(
                 root.draw_text(
@@ -331,10 +374,12 @@ fn digit_grid(validation: &Dataset, predictions: &[u8], path: &Path) -> Result<(
 
 /// The confusion matrix: a cell per (true digit, prediction) with its count, coloured by the
 /// share of the true digit's images that landed there.
-fn confusion_heat_map(confusion: &ConfusionMatrix, path: &Path) -> Result<()> {
+fn confusion_heat_map(confusion: &ConfusionMatrix, names: ClassNames, path: &Path) -> Result<()> {
     let classes = confusion.counts.len() as i32;
     let cell = 60;
-    let (left, top) = (110, 110);
+    // Room for the longest name beside the rows and above the columns, 10 pixels a character.
+    let name_w = 10 * names.longest(classes as usize);
+    let (left, top) = (90 + name_w, 90 + name_w);
     let size = (left + cell * classes + 150, top + cell * classes + 30);
     save_png(path, (size.0 as u32, size.1 as u32), |root| {
         drawing(root.fill(&WHITE))?;
@@ -350,19 +395,27 @@ fn confusion_heat_map(confusion: &ConfusionMatrix, path: &Path) -> Result<()> {
             (size.0 / 2, 28),
         ))?;
         drawing(root.draw_text(
-            "predicted digit",
+            &format!("predicted {}", names.kind()),
             &centred(18),
-            (left + cell * classes / 2, top - 50),
+            (left + cell * classes / 2, top - name_w - 30),
         ))?;
         drawing(root.draw_text(
-            "true digit",
+            &format!("true {}", names.kind()),
             &centred(18).transform(FontTransform::Rotate270),
-            (left - 70, top + cell * classes / 2),
+            (left - name_w - 50, top + cell * classes / 2),
         ))?;
+        // Names end beside the grid: right-aligned on the left, and on top read upwards where
+        // they are words.
+        let beside =
+            |h: HPos| TextStyle::from((FONT, 18).into_font()).pos(Pos::new(h, VPos::Center));
+        let above = match names.0 {
+            Some(_) => beside(HPos::Left).transform(FontTransform::Rotate270),
+            None => beside(HPos::Center),
+        };
         for class in 0..classes {
-            let middle = class * cell + cell / 2;
-            drawing(root.draw_text(&class.to_string(), &centred(18), (left + middle, top - 18)))?;
-            drawing(root.draw_text(&class.to_string(), &centred(18), (left - 22, top + middle)))?;
+            let (middle, name) = (class * cell + cell / 2, names.of(class as usize));
+            drawing(root.draw_text(&name, &above, (left + middle, top - 18)))?;
+            drawing(root.draw_text(&name, &beside(HPos::Right), (left - 10, top + middle)))?;
         }
         for (label, row) in confusion.counts.iter().enumerate() {
             let total = row.iter().sum::<usize>().max(1) as f64;
@@ -391,7 +444,7 @@ fn confusion_heat_map(confusion: &ConfusionMatrix, path: &Path) -> Result<()> {
 }
 
 /// The confusion matrix's colour key at (`key_x`, `top`), `key_h` pixels high: the share of a
-/// true digit's images, 0 at the bottom to 1 at the top.
+/// true class's images, 0 at the bottom to 1 at the top.
 fn colour_key(
     root: &DrawingArea<BitMapBackend, Shift>,
     (key_x, top): (i32, i32),
@@ -420,7 +473,7 @@ fn colour_key(
         ))?;
     }
     drawing(root.draw_text(
-        "share of the true digit's images",
+        "share of the true class's images",
         &centred(15).transform(FontTransform::Rotate90),
         (key_x + 90, top + key_h / 2),
     ))?;
@@ -432,4 +485,18 @@ fn shade(share: f64) -> RGBColor {
     let t = share.clamp(0.0, 1.0).sqrt();
     let mix = |from: f64, to: f64| (from + (to - from) * t).round() as u8;
     RGBColor(mix(255.0, 8.0), mix(255.0, 48.0), mix(255.0, 107.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClassNames;
+
+    #[test]
+    fn classes_are_named_where_the_data_set_names_them_and_numbered_elsewhere() {
+        let fashion = ClassNames(Some(&["T-shirt/top", "Trouser"]));
+        assert_eq!((fashion.of(1), fashion.kind()), ("Trouser".into(), "class"));
+        assert_eq!(fashion.longest(2), 11);
+        let digits = ClassNames(None);
+        assert_eq!((digits.of(7), digits.kind()), ("7".into(), "digit"));
+    }
 }

@@ -14,6 +14,7 @@ use mlp_core::{Evaluation, Parameters};
 
 use crate::args::TrainArgs;
 use crate::console::{self, say};
+use crate::plots::ClassNames;
 use crate::progress::Progress;
 use crate::resume;
 use crate::session::{Prepared, Session, evaluate_on, prepare};
@@ -107,13 +108,14 @@ fn finish(
         );
     }
     if let Some(dir) = &args.plots {
+        let names = ClassNames(args.network.data.format().class_names());
         draw_plots(
             dir,
             settings,
             session,
             &run.history,
             &chosen.evaluation,
-            &confusion,
+            (&confusion, names),
         )?;
     }
     Ok(())

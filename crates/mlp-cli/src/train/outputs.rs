@@ -12,7 +12,7 @@ use mlp_core::{Evaluation, Model, ModelInfo, Output, Parameters};
 
 use crate::args::TrainArgs;
 use crate::console::say;
-use crate::plots::Plots;
+use crate::plots::{ClassNames, Plots};
 use crate::session::Session;
 use crate::settings::Settings;
 
@@ -128,7 +128,7 @@ pub(super) fn draw_plots(
     session: &Session,
     history: &[EpochMetrics],
     evaluation: &Evaluation,
-    confusion: &ConfusionMatrix,
+    (confusion, names): (&ConfusionMatrix, ClassNames),
 ) -> Result<()> {
     let plots = Plots::in_dir(dir);
     let loss = match settings.hyper.output {
@@ -146,7 +146,7 @@ pub(super) fn draw_plots(
         &validation,
         test,
         &evaluation.predictions,
-        confusion,
+        (confusion, names),
     )?;
     say!(
         "plots: {}, {}, {}, {}",
