@@ -84,6 +84,19 @@ fn dropout_unit_factor(row_hash: u32, unit: u32, threshold: u32, scale: f32) -> 
     return select(0.0, scale, (hash32(row_hash ^ unit) >> 8u) >= threshold);
 }
 
+// Under dropout of the hidden units (docs/SEED.md's E2d, E4d; dropout_keeps of
+// cpu/regularisation.rs): unit `unit` of hidden layer `layer` (from 1) on batch row `row` has
+// the factor 1 / (1 - p) where the hash of (seed, step, layer, row, unit) keeps it, 0 where it
+// drops it. Needs a `step` binding.
+fn dropout_factor(layer: u32, row: u32, unit: u32) -> f32 {
+    let h = dropout_row_hash(step.dropout_seed, step.dropout_step, layer, row);
+    return dropout_unit_factor(h, unit, step.dropout_threshold, step.dropout_scale);
+}
+
+fn dropping() -> bool {
+    return step.dropout_threshold > 0u;
+}
+
 // Values of Layer.activation and Layer.input_activation.
 const SIGMOID: u32 = 0u;
 const RELU: u32 = 1u;
@@ -105,6 +118,7 @@ struct Layer {
     decay1: f32,           // Adam's beta1, or the momentum mu
     decay2: f32,           // Adam's beta2
     epsilon: f32,
+    number: u32,           // k, from 1: the layer of the dropout masks of its output
 }
 
 // One layer k of the whole network, for the kernels that work on several layers in one

@@ -4,7 +4,8 @@
 //           input_activation, the f that made Ak,
 //           next_delta: D(k+1), (B, next); next_parameters: [W(k+1); b(k+1)], (out_k + 1, next),
 //           of which only the weights are read; activation: Ak, (B, out_k); delta: Dk, (B, out_k)
-// Each invocation computes a 4 x 4 block of Dk, as linear_forward does.
+// Each invocation computes a 4 x 4 block of Dk, as linear_forward does. Under dropout, Ak is
+// the dropped one and the undropped waits in Dk's slot (dropout_forward.wgsl).
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> layer: Layer;
@@ -46,8 +47,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             let n = n0 + c;
             if (n < width) {
                 let index = m * width + n;
-                delta[index] = products[i][c]
-                    * activation_derivative(activation[index], layer.input_activation);
+                if (dropping()) {
+                    // E4d: f' of the undropped Ak, which dropout_forward.wgsl left in Dk's
+                    // slot, then Dk through layer k's masks.
+                    delta[index] = products[i][c]
+                        * activation_derivative(delta[index], layer.input_activation)
+                        * dropout_factor(layer.number - 1u, m, n);
+                } else {
+                    delta[index] = products[i][c]
+                        * activation_derivative(activation[index], layer.input_activation);
+                }
             }
         }
     }

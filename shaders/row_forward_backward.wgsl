@@ -171,17 +171,6 @@ fn hidden_delta_row(m: u32, k: u32, at: u32, a: ptr<function, Units>, d: ptr<fun
     }
 }
 
-// Under dropout (docs/SEED.md's E2d, E4d; cpu/mod.rs's dropout_keeps): a hidden unit's factor,
-// 1 / (1 - p) where the hash of (seed, step, layer, row, unit) keeps it and 0 where it drops it.
-fn dropout_factor(layer: u32, row: u32, unit: u32) -> f32 {
-    let h = dropout_row_hash(step.dropout_seed, step.dropout_step, layer, row);
-    return dropout_unit_factor(h, unit, step.dropout_threshold, step.dropout_scale);
-}
-
-fn dropping() -> bool {
-    return step.dropout_threshold > 0u;
-}
-
 // Rows per workgroup, set when the pipeline is built.
 override ROW_GROUP: u32 = 16u;
 

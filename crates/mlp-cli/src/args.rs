@@ -188,7 +188,6 @@ pub struct NetworkArgs {
     pub weight_decay: Option<f32>,
     /// Drop each hidden unit with this probability while training (inverted dropout; the
     /// masks are drawn from --seed, the step, the layer, the batch row and the unit) [none].
-    /// On the GPU it needs the fused kernels (--matmul fused, the default).
     #[arg(long, value_name = "P", value_parser = dropout_rate, allow_negative_numbers = true)]
     pub dropout: Option<f32>,
     /// Drop each input pixel with this probability while training, as --dropout does the

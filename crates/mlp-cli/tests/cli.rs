@@ -374,21 +374,6 @@ fn options_that_make_no_sense_together_are_refused() {
         &["--shift", "28", "--data-dir", &data, "--limit", "100"],
         &["--shift 28 would move every pixel out of these 28x28 images"],
     );
-    assert_refused(
-        &[
-            "--backend",
-            "gpu",
-            "--matmul",
-            "registers",
-            "--dropout",
-            "0.2",
-            "--data-dir",
-            &data,
-            "--limit",
-            "100",
-        ],
-        &["dropout runs in the fused GPU kernel", "--matmul fused"],
-    );
 }
 
 /// --validation holds images out of training and chooses the epoch of lowest validation loss;
@@ -617,6 +602,29 @@ fn check_holds_the_backends_in_lockstep_with_shifts_and_dropout() {
         "{out}"
     );
     assert!(out.contains("shifts of up to 2 pixels"), "{out}");
+    // The per-layer schedule drops each hidden layer in a kernel of its own.
+    let out = succeeds(&[
+        "check",
+        "--preset",
+        "modern",
+        "--dropout",
+        "0.2",
+        "--matmul",
+        "registers",
+        "--data-dir",
+        &mnist_dir(),
+        "--limit",
+        "500",
+        "--steps",
+        "10",
+        "--every",
+        "5",
+    ]);
+    assert!(
+        out.contains("verdict: the fast CPU backend and the GPU match the reference")
+            && out.contains("by sparse_forward + dropout_forward"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -31,16 +31,6 @@ pub enum GpuError {
     ImagesTooLarge { set: String, problem: String },
     #[error("the GPU reported an error ({adapter}): {message}")]
     Device { adapter: String, message: String },
-    #[error(
-        "dropout runs in the fused GPU kernel, which takes networks of up to {max_units} units \
-         in layers 1..L with --matmul fused; this one has {units} units and --matmul {schedule}: \
-         choose --matmul fused, narrower --layers, or --backend cpu"
-    )]
-    DropoutNeedsFused {
-        units: u32,
-        max_units: u32,
-        schedule: &'static str,
-    },
 }
 
 impl From<GpuError> for mlp_core::BackendError {

@@ -40,6 +40,8 @@ pub struct FusedKernels {
 /// Layers 2..L of a step a dispatch per layer and quantity (DenseSchedule::Registers, Tiled).
 pub struct PerLayerKernels {
     pub linear_forward_tiled: Kernel,
+    /// E2d of each hidden layer, under dropout.
+    pub dropout_forward: Kernel,
     pub output_delta: Kernel,
     pub hidden_delta: Kernel,
     pub weights_update: Kernel,
@@ -231,6 +233,7 @@ impl Kernels {
         if let Some(per_layer) = &self.per_layer {
             kernels.extend([
                 &per_layer.linear_forward_tiled,
+                &per_layer.dropout_forward,
                 &per_layer.output_delta,
                 &per_layer.hidden_delta,
                 &per_layer.weights_update,
@@ -281,6 +284,13 @@ impl PerLayerKernels {
                 "linear_forward_tiled",
                 shader!("linear_forward_tiled.wgsl"),
                 &[Step, Uniform, Write, Read, Write],
+                &[],
+            ),
+            dropout_forward: build(
+                device,
+                "dropout_forward",
+                shader!("dropout_forward.wgsl"),
+                &[Step, Uniform, Write, Write],
                 &[],
             ),
             output_delta: build(

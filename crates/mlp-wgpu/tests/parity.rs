@@ -665,9 +665,10 @@ fn weight_decay_steps_with_each_optimiser_should_match_reference() {
     }
 }
 
-/// Dropout in the fused kernel: the same masks as the reference (the same hash of seed, step,
-/// layer, row and unit), forward and back, with sigmoid and with ReLU and Adam; the per-layer
-/// schedules refuse it with the reason.
+/// Dropout on every schedule: the same masks as the reference (the same hash of seed, step,
+/// layer, row and unit), forward and back, with sigmoid (whose f' needs the undropped
+/// activation) and with ReLU and Adam. The fused kernel drops its rows itself; the per-layer
+/// schedules run dropout_forward.wgsl after each hidden layer's forward pass.
 #[test]
 fn dropout_steps_should_match_reference() {
     let dropout = Some(mlp_core::options::Dropout {
@@ -675,7 +676,7 @@ fn dropout_steps_should_match_reference() {
         seed: 12,
     });
     let sigmoid = options(|h| h.dropout = dropout);
-    lockstep_on("dropout sigmoid", &sigmoid, 12, DenseSchedule::Fused);
+    lockstep("dropout sigmoid", &sigmoid, 12);
     let relu = options(|h| {
         h.dropout = dropout;
         h.optimiser = Optimiser::with_defaults(OptimiserKind::Adam);
@@ -684,23 +685,12 @@ fn dropout_steps_should_match_reference() {
         h.reduction = Reduction::Mean;
         h.learning_rate = 1e-3;
     });
-    lockstep_on("dropout relu adam", &relu, 12, DenseSchedule::Fused);
-
-    let mut rng = Rng::new(3);
-    let set = random_set(30, 37, 5, &mut rng);
-    let (_, mut gpu) = backends_with(&AWKWARD, 30, &set, &set, &sigmoid);
-    gpu.set_dense_schedule(DenseSchedule::Registers);
-    let refused = gpu.train_batch(0..30).unwrap_err().to_string();
-    assert!(
-        refused.contains("dropout runs in the fused GPU kernel"),
-        "{refused}"
-    );
+    lockstep("dropout relu adam", &relu, 12);
 }
 
 /// Input dropout on the GPU: sparse_forward.wgsl and sparse_weights_update.wgsl drop the same
 /// pixels as the reference (layer 0 of the masks), in the file order (pixel lists built at
-/// upload) and shuffled (pixel_columns.wgsl), with hidden dropout too, on every schedule that
-/// takes it.
+/// upload) and shuffled (pixel_columns.wgsl), with hidden dropout too.
 #[test]
 fn input_dropout_steps_should_match_reference() {
     let input = Some(mlp_core::options::Dropout {
@@ -713,7 +703,7 @@ fn input_dropout_steps_should_match_reference() {
         h.input_dropout = input;
         h.dropout = Some(mlp_core::options::Dropout { rate: 0.4, seed: 2 });
     });
-    lockstep_on("input and hidden dropout", &both, 12, DenseSchedule::Fused);
+    lockstep("input and hidden dropout", &both, 12);
     let (mut cpu, mut gpu) = {
         let mut rng = Rng::new(8);
         let set = random_set(60, 37, 5, &mut rng);

@@ -28,6 +28,8 @@ pub(super) struct FusedGroups {
 }
 
 pub(super) struct PerLayerGroups {
+    /// Per hidden layer k (all but the last): Ak -> Ãk, under dropout.
+    pub(super) dropout_forward: Vec<wgpu::BindGroup>,
     pub(super) output_delta: wgpu::BindGroup,
     /// Per hidden layer k (all but the last): D(k+1) -> Dk.
     pub(super) hidden_delta: Vec<wgpu::BindGroup>,
@@ -227,6 +229,7 @@ impl Sources<'_> {
     /// The bind groups of the per-layer kernels.
     pub(super) fn per_layer(&self, kernels: &PerLayerKernels) -> PerLayerGroups {
         PerLayerGroups {
+            dropout_forward: self.dropout_forward(&kernels.dropout_forward),
             output_delta: self.output_delta(&kernels.output_delta),
             hidden_delta: self.hidden_delta(&kernels.hidden_delta),
             weights_update: self.weights_update(&kernels.weights_update),
@@ -246,6 +249,19 @@ impl Sources<'_> {
                 whole(&t.losses),
             ],
         )
+    }
+
+    /// Per hidden layer k (all but the last): Ak → Ãk, the undropped Ak into Dk's slot.
+    fn dropout_forward(&self, kernel: &Kernel) -> Vec<wgpu::BindGroup> {
+        let (t, layers) = (self.tensors, &self.tables.layers);
+        (0..self.depth() - 1)
+            .map(|k| {
+                self.group(
+                    kernel,
+                    &[whole(&layers[k]), t.activations.layer(k), t.deltas.layer(k)],
+                )
+            })
+            .collect()
     }
 
     /// Per hidden layer k (all but the last): D(k+1) → Dk.

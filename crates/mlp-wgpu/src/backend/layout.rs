@@ -78,6 +78,8 @@ pub(super) struct LayerUniform {
     pub(super) decay1: f32,
     pub(super) decay2: f32,
     pub(super) epsilon: f32,
+    /// k, from 1: the layer of the dropout masks of its output.
+    pub(super) number: u32,
 }
 
 /// `DenseLayer` of common.wgsl: offsets in f32s.
@@ -420,6 +422,7 @@ impl LayerTables {
                     decay1,
                     decay2,
                     epsilon,
+                    number: (k + 1) as u32,
                 };
                 make.init(
                     "layer",

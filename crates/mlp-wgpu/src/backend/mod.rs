@@ -355,7 +355,17 @@ impl Backend for GpuBackend {
                 parameters: per_layer("sparse_weights_update", "layers_weights_update"),
             },
             DenseSchedule::Registers | DenseSchedule::Tiled => StepKernels {
-                activations: per_layer("sparse_forward", forward),
+                // Under dropout a hidden layer's output is what dropout_forward made of it.
+                activations: (0..depth)
+                    .map(|k| match (self.hyper.dropout, k) {
+                        (Some(_), k) if k + 1 < depth => format!(
+                            "{} + dropout_forward",
+                            if k == 0 { "sparse_forward" } else { forward }
+                        ),
+                        (_, 0) => "sparse_forward".into(),
+                        _ => forward.into(),
+                    })
+                    .collect(),
                 deltas: (0..depth)
                     .map(|k| {
                         if k + 1 == depth {
@@ -437,14 +447,6 @@ impl Backend for GpuBackend {
         }
         if self.losses_used == LOSS_SLOTS {
             self.collect_losses()?;
-        }
-        if self.hyper.dropout.is_some() && self.dense_schedule() != DenseSchedule::Fused {
-            return Err(GpuError::DropoutNeedsFused {
-                units: self.kernel_options.units,
-                max_units: self.kernel_options.max_units,
-                schedule: self.schedule.name(),
-            }
-            .into());
         }
         self.build_schedule_kernels();
         self.steps += 1;

@@ -135,7 +135,15 @@ impl GpuBackend {
         regroup
             + match self.dense_schedule() {
                 DenseSchedule::Fused => 4,
-                DenseSchedule::Registers | DenseSchedule::Tiled => depth + 1 + (depth - 1) + depth,
+                DenseSchedule::Registers | DenseSchedule::Tiled => {
+                    // Under dropout, one more for each hidden layer's dropout_forward.
+                    let dropouts = if self.hyper.dropout.is_some() {
+                        depth - 1
+                    } else {
+                        0
+                    };
+                    depth + 1 + (depth - 1) + depth + dropouts
+                }
             }
     }
 
@@ -246,7 +254,7 @@ impl GpuBackend {
         recorder.dispatch(&kernels.sparse_forward, first_layer, what, x, y);
         match work {
             Queued::EvaluationChunk { .. } => {
-                self.record_dense_forward(&mut recorder, rows);
+                self.record_dense_forward(&mut recorder, rows, false);
                 let what = ("evaluate layer", sizes.len() - 1);
                 let groups = div_ceil(rows, 64);
                 recorder.dispatch(&kernels.evaluate, &self.bind.evaluate, what, groups, 1);
@@ -255,7 +263,8 @@ impl GpuBackend {
                 if self.dense_schedule() == DenseSchedule::Fused {
                     self.record_fused_layers(&mut recorder, rows);
                 } else {
-                    self.record_dense_forward(&mut recorder, rows);
+                    let dropping = self.hyper.dropout.is_some();
+                    self.record_dense_forward(&mut recorder, rows, dropping);
                     self.record_dense_backward(&mut recorder, rows);
                 }
                 let group = match (pixels, &self.pixel_lists) {
@@ -270,9 +279,21 @@ impl GpuBackend {
         recorder.finish()
     }
 
-    /// Layers 2..L forward, one dispatch per layer, `rows` rows.
-    fn record_dense_forward(&self, recorder: &mut Recorder, rows: usize) {
+    /// Layers 2..L forward, one dispatch per layer, `rows` rows; with `dropping`, each hidden
+    /// layer's output (A1 first) through its dropout before the next layer reads it.
+    fn record_dense_forward(&self, recorder: &mut Recorder, rows: usize, dropping: bool) {
         let (kernels, sizes) = (&self.kernels, &self.sizes);
+        let depth = sizes.len() - 1;
+        let drop = |recorder: &mut Recorder, layer: usize| {
+            if dropping && layer < depth {
+                let (kernels, b) = self.per_layer();
+                let (x, y) = (div_ceil(sizes[layer], 8), div_ceil(rows, 8));
+                let what = ("dropout_forward layer", layer);
+                let group = &b.dropout_forward[layer - 1];
+                recorder.dispatch(&kernels.dropout_forward, group, what, x, y);
+            }
+        };
+        drop(recorder, 1);
         for layer in 1..sizes.len() - 1 {
             let (kernel, x, y) = match self.dense_schedule() {
                 DenseSchedule::Tiled => (
@@ -288,6 +309,7 @@ impl GpuBackend {
             };
             let what = ("linear_forward layer", layer + 1);
             recorder.dispatch(kernel, &self.bind.forward[layer - 1], what, x, y);
+            drop(recorder, layer + 1);
         }
     }
 
