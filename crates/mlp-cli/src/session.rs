@@ -153,7 +153,7 @@ pub fn prepare(args: &NetworkArgs, epochs: Option<usize>) -> Result<Prepared> {
 /// images are the last of the training file, taken before --limit cuts the rest.
 pub fn split_data(args: &NetworkArgs) -> Result<RunData> {
     let mnist = data::load(&args.data)?;
-    let (train, validation, test) = match args.validation {
+    let (train, validation, test) = match args.held_out() {
         None => (mnist.train, mnist.test, None),
         Some(held_out) => {
             let count = held_out.of(mnist.train.len()).map_err(anyhow::Error::msg)?;

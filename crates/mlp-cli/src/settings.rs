@@ -67,6 +67,27 @@ impl Settings {
                     seed: epochs.seed,
                 }
             }
+            PresetName::Best => {
+                let modern = Self::preset(PresetName::Modern);
+                // The rates only: resolve draws the masks' and shifts' seeds from --seed.
+                let unseeded = |rate| Some(Dropout { rate, seed: 0 });
+                Self {
+                    preset: name,
+                    layers: LayerSizes::new(
+                        vec![INPUT_SIZE, 512, 512, CLASSES],
+                        INPUT_SIZE,
+                        CLASSES,
+                    )
+                    .expect("784-512-512-10 is a valid network"),
+                    epochs: 60,
+                    hyper: Hyperparameters {
+                        dropout: unseeded(0.3),
+                        shift: Some(Shift { pixels: 2, seed: 0 }),
+                        ..modern.hyper
+                    },
+                    ..modern
+                }
+            }
             PresetName::Modern => Self {
                 preset: name,
                 layers: LayerSizes::new(vec![INPUT_SIZE, 256, 128, CLASSES], INPUT_SIZE, CLASSES)
@@ -121,16 +142,18 @@ impl Settings {
         hyper.output = args.output.unwrap_or(hyper.output);
         hyper.reduction = args.reduction.unwrap_or(hyper.reduction);
         hyper.weight_decay = args.weight_decay.unwrap_or(hyper.weight_decay);
-        if let Some(rate) = args.dropout {
-            // The masks' own streams of the run's seed.
+        // The option's rate, else the preset's; the masks' own streams of the run's seed.
+        let rate_of =
+            |given: Option<f32>, preset: Option<Dropout>| given.or(preset.map(|d| d.rate));
+        if let Some(rate) = rate_of(args.dropout, hyper.dropout) {
             let seed = args.seed ^ 0x4452_4f50_4f55_5421;
             hyper.dropout = Some(Dropout { rate, seed });
         }
-        if let Some(rate) = args.input_dropout {
+        if let Some(rate) = rate_of(args.input_dropout, hyper.input_dropout) {
             let seed = args.seed ^ 0x494e_5055_5444_524f;
             hyper.input_dropout = Some(Dropout { rate, seed });
         }
-        if let Some(pixels) = args.shift {
+        if let Some(pixels) = args.shift.or(hyper.shift.map(|s| s.pixels)) {
             let side = shape.rows.min(shape.cols);
             if pixels as usize >= side {
                 return Err(UsageError(format!(
@@ -251,6 +274,7 @@ impl Settings {
             match self.preset {
                 PresetName::Seed => "seed".into(),
                 PresetName::Modern => "modern".into(),
+                PresetName::Best => "best".into(),
             },
         );
         record("lr", self.hyper.learning_rate.to_string());

@@ -800,3 +800,68 @@ fn bench_to_accuracy_reports_the_time_and_the_test_accuracy_of_that_model() {
         &["not an accuracy in (0, 1]"],
     );
 }
+
+/// `--preset best` is the configuration the README reports: its network, dropout and shifts,
+/// 5000 training images held out, and options still override it. `check` holds the fast CPU
+/// backend and the GPU to the reference on it (a short run: the full one is for the README).
+#[test]
+fn best_preset_holds_out_validation_and_the_backends_agree_on_it() {
+    let data = mnist_dir();
+    let out = succeeds(&[
+        "train",
+        "--preset",
+        "best",
+        "--epochs",
+        "1",
+        "--limit",
+        "500",
+        "--data-dir",
+        &data,
+    ]);
+    for words in [
+        "validation on the last 5000 training images, held out",
+        "network: 784-512-512-10 relu layers",
+        "dropout 0.3, shifts of up to 2 pixels",
+        "test set:",
+    ] {
+        assert!(out.contains(words), "{words:?} not in:\n{out}");
+    }
+    let out = succeeds(&[
+        "train",
+        "--preset",
+        "best",
+        "--epochs",
+        "1",
+        "--limit",
+        "500",
+        "--validation",
+        "100",
+        "--dropout",
+        "0.1",
+        "--shift",
+        "1",
+        "--data-dir",
+        &data,
+    ]);
+    assert!(
+        out.contains("last 100 training images") && out.contains("dropout 0.1, shifts of up to 1"),
+        "{out}"
+    );
+    let out = succeeds(&[
+        "check",
+        "--preset",
+        "best",
+        "--data-dir",
+        &data,
+        "--limit",
+        "300",
+        "--steps",
+        "6",
+        "--every",
+        "3",
+    ]);
+    assert!(
+        out.contains("verdict: the fast CPU backend and the GPU match the reference"),
+        "{out}"
+    );
+}

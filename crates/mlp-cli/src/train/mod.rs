@@ -27,7 +27,7 @@ mod outputs;
 pub fn run(args: &TrainArgs) -> Result<()> {
     check_outputs(args)?;
     let net = &args.network;
-    if args.early_stopping.is_some() && net.validation.is_none() {
+    if args.early_stopping.is_some() && net.held_out().is_none() {
         return Err(anyhow!(
             "--early-stopping needs --validation N: stopping on the test set would choose the \
              model on the images it is then judged on"
