@@ -63,12 +63,14 @@ pub enum BackendKind {
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
     /// The data set: mnist, fashion-mnist or kmnist (Kuzushiji-MNIST), each downloaded where
-    /// missing and checked file by file against its published SHA-256 [default: mnist].
+    /// missing and checked file by file against its published SHA-256; or emnist-letters (26
+    /// classes) or emnist-balanced (47), read from the files of NIST's zip, which has no
+    /// published checksums of them [default: mnist].
     #[arg(long, value_enum)]
     pub dataset: Option<DatasetName>,
     /// Directory holding the data set's four files, raw or .gz (.gz for kmnist, whose
     /// checksums are of those) [default: MNIST_DIR, else data/mnist; data/fashion-mnist,
-    /// data/kmnist for the others].
+    /// data/kmnist, data/emnist for the others].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Load any data set in MNIST's IDX layout and file names: no SHA-256 checks; the image
@@ -86,6 +88,8 @@ pub enum DatasetName {
     Mnist,
     FashionMnist,
     Kmnist,
+    EmnistLetters,
+    EmnistBalanced,
 }
 
 impl DataArgs {
@@ -95,6 +99,8 @@ impl DataArgs {
             (true, _) => DataFormat::AnyIdx,
             (false, Some(DatasetName::FashionMnist)) => DataFormat::FashionMnist,
             (false, Some(DatasetName::Kmnist)) => DataFormat::Kmnist,
+            (false, Some(DatasetName::EmnistLetters)) => DataFormat::EmnistLetters,
+            (false, Some(DatasetName::EmnistBalanced)) => DataFormat::EmnistBalanced,
             (false, _) => DataFormat::Mnist,
         }
     }
@@ -107,6 +113,7 @@ impl DataArgs {
         match self.format() {
             DataFormat::FashionMnist => PathBuf::from("data/fashion-mnist"),
             DataFormat::Kmnist => PathBuf::from("data/kmnist"),
+            DataFormat::EmnistLetters | DataFormat::EmnistBalanced => PathBuf::from("data/emnist"),
             _ => std::env::var_os("MNIST_DIR")
                 .map_or_else(|| PathBuf::from("data/mnist"), PathBuf::from),
         }

@@ -12,11 +12,13 @@ use crate::console::{note, say};
 /// are allowed.
 pub fn load(args: &DataArgs) -> Result<Mnist> {
     let (format, dir) = (args.format(), args.dir());
-    if !args.no_download && format != DataFormat::AnyIdx && !data::missing_files(&dir).is_empty() {
+    // A set with no mirror (EMNIST) says where to get it when the load finds it missing.
+    let mirrored = !format.mirrors().is_empty();
+    if !args.no_download && mirrored && !data::missing_files(&dir, format).is_empty() {
         fetch(&dir, format)?;
     }
     let loaded = data::load(&dir, format)?;
-    for (raw, gz) in data::shadowed_files(&dir) {
+    for (raw, gz) in data::shadowed_files(&dir, format) {
         note!(
             "note: read {}, not {} beside it",
             raw.display(),
@@ -39,14 +41,19 @@ fn fetch(dir: &Path, format: DataFormat) -> Result<()> {
 pub fn download(args: &DownloadArgs) -> Result<()> {
     let data = args.data();
     let (format, dir) = (data.format(), data.dir());
-    if data::missing_files(&dir).is_empty() {
+    if data::missing_files(&dir, format).is_empty() {
         note!("{} already has all four files", dir.display());
-    } else {
+    } else if !format.mirrors().is_empty() {
         fetch(&dir, format)?;
     }
     let mnist = data::load(&dir, format)?;
+    let checked = if format.checksum(data::TRAIN_IMAGES).is_some() {
+        "checksums verified"
+    } else {
+        "no published checksums of the files to verify them against"
+    };
     say!(
-        "{}: {} {} training and {} test images, checksums verified",
+        "{}: {} {} training and {} test images, {checked}",
         dir.display(),
         format.name(),
         mnist.train.len(),

@@ -134,8 +134,10 @@ pub fn prepare(args: &NetworkArgs, epochs: Option<usize>) -> Result<Prepared> {
             initial,
         });
     }
+    // Every known set has MNIST's 28 x 28 images; EMNIST has more classes.
+    let known = args.data.format().class_names().map(<[&str]>::len);
     let shape = DataShape {
-        classes: args.classes.unwrap_or(DataShape::MNIST.classes),
+        classes: args.classes.or(known).unwrap_or(DataShape::MNIST.classes),
         ..DataShape::MNIST
     };
     let settings = Settings::resolve(args, epochs, shape)?;

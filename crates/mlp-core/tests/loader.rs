@@ -195,7 +195,7 @@ fn real_mnist_loads_gzipped_and_raw_through_the_mnist_crate_alike() {
 
     let raw = Scratch::new("raw-mnist");
     for file in MNIST_FILES {
-        let path = data::locate(&shared, file).unwrap();
+        let path = data::locate(&shared, DataFormat::Mnist, file).unwrap();
         fs::write(
             raw.path().join(file.name),
             data::read_idx(&path, file.kind).unwrap().bytes,
@@ -213,9 +213,12 @@ fn gzip_bytes_under_a_raw_name_load_without_the_mnist_crate() {
     let from_gz = data::load(&shared, DataFormat::Mnist).unwrap();
     let mixed = Scratch::new("gzip-under-raw-name");
     for file in MNIST_FILES {
-        let bytes = data::read_idx(&data::locate(&shared, file).unwrap(), file.kind)
-            .unwrap()
-            .bytes;
+        let bytes = data::read_idx(
+            &data::locate(&shared, DataFormat::Mnist, file).unwrap(),
+            file.kind,
+        )
+        .unwrap()
+        .bytes;
         let bytes = if file.name == "train-labels-idx1-ubyte" {
             gzip(&bytes)
         } else {
@@ -270,4 +273,31 @@ fn kmnist_files_are_checked_as_the_published_gz_files() {
     // What the names mean and where they come from.
     assert_eq!(DataFormat::Kmnist.class_names().unwrap()[3], "tsu");
     assert_eq!(DataFormat::Kmnist.mirrors(), data::KMNIST_MIRRORS);
+}
+
+/// EMNIST's files are found by their own names; a Letters label of 0 is not EMNIST's.
+#[test]
+fn emnist_letters_files_are_found_by_name_and_a_label_0_is_refused() {
+    let scratch = Scratch::new("emnist-zero");
+    let files = [
+        images_file(5, 28, 28),
+        labels_file(&[1, 2, 26, 3, 0]),
+        images_file(3, 28, 28),
+        labels_file(&[4, 5, 6]),
+    ];
+    for (file, bytes) in MNIST_FILES.iter().zip(files) {
+        let name = DataFormat::EmnistLetters.file_name(*file);
+        fs::write(scratch.path().join(name), bytes).unwrap();
+    }
+    let err = data::load(scratch.path(), DataFormat::EmnistLetters)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("emnist-letters-train-labels-idx1-ubyte") && err.contains("label 0"),
+        "{err}"
+    );
+    assert_eq!(
+        DataFormat::EmnistBalanced.file_name(MNIST_FILES[2]),
+        "emnist-balanced-test-images-idx3-ubyte"
+    );
 }

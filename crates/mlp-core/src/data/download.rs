@@ -45,10 +45,10 @@ pub fn download_missing(
         .build()
         .into();
     let mut written = Vec::new();
-    for file in missing_files(dir) {
+    for file in missing_files(dir, format) {
         let mut attempts = Vec::new();
         let fetched = mirrors.iter().find_map(|mirror| {
-            let url = format!("{mirror}{}.gz", file.name);
+            let url = format!("{mirror}{}.gz", format.file_name(file));
             match fetch_verified(&agent, &url, file, format) {
                 Ok(body) => Some(body),
                 Err(problem) => {

@@ -13,6 +13,19 @@ pub enum DataError {
         missing = .missing.join(", ")
     )]
     Missing { dir: PathBuf, missing: Vec<String> },
+    #[error("no {set} data in {}: missing {}. {hint}", dir.display(), missing.join(", "))]
+    MissingUnmirrored {
+        dir: PathBuf,
+        set: &'static str,
+        missing: Vec<String>,
+        hint: String,
+    },
+    #[error(
+        "{} holds a label 0, but EMNIST Letters labels its letters 1 to 26: this is not an EMNIST \
+         Letters file (pass --any-idx to load it as it is)",
+        path.display()
+    )]
+    LetterZero { path: PathBuf },
     #[error("cannot read {}", path.display())]
     Io {
         path: PathBuf,

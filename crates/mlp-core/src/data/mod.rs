@@ -4,6 +4,7 @@
 mod download;
 mod error;
 mod idx;
+mod sets;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ pub use error::DataError;
 pub use idx::{
     IMAGES_MAGIC, IdxBytes, IdxKind, LABELS_MAGIC, decode_idx, parse_images, parse_labels, read_idx,
 };
+pub use sets::{Checksum, DataFormat};
 
 /// MNIST's image side: every loaded image must be 28 x 28.
 pub const IMAGE_SIDE: usize = 28;
@@ -49,139 +51,6 @@ pub const TEST_LABELS: IdxFile = IdxFile {
     sha256: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 };
 pub const MNIST_FILES: [IdxFile; 4] = [TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS];
-
-/// Which files a directory must hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DataFormat {
-    /// MNIST itself: the canonical files, each checked against its SHA-256.
-    #[default]
-    Mnist,
-    /// Fashion-MNIST (Zalando): MNIST's file names and shapes, ten kinds of clothing, each
-    /// file checked against its SHA-256.
-    FashionMnist,
-    /// Kuzushiji-MNIST (Clanuwat et al. 2018): MNIST's file names and shapes, ten cursive
-    /// hiragana. Its publishers, torchvision and TensorFlow Datasets give the SHA-256 and size
-    /// of the .gz files, so those are what is checked.
-    Kmnist,
-    /// Any data set with MNIST's file names and IDX layout: no hashes, image sizes and counts
-    /// from the headers.
-    AnyIdx,
-}
-
-/// What a known data set's file is checked against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Checksum {
-    /// The SHA-256 of the decompressed bytes: the file may be raw or gzipped.
-    Content(&'static str),
-    /// The SHA-256 and size of the .gz file as published: the file must be the .gz.
-    Gzip { sha256: &'static str, bytes: u64 },
-}
-
-/// Kuzushiji-MNIST's .gz files: (name, SHA-256, bytes), as torchvision and TensorFlow Datasets
-/// list them.
-const KMNIST_GZIP: [(&str, &str, u64); 4] = [
-    (
-        "train-images-idx3-ubyte",
-        "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4",
-        18_165_135,
-    ),
-    (
-        "train-labels-idx1-ubyte",
-        "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17",
-        29_497,
-    ),
-    (
-        "t10k-images-idx3-ubyte",
-        "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5",
-        3_041_136,
-    ),
-    (
-        "t10k-labels-idx1-ubyte",
-        "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c",
-        5_120,
-    ),
-];
-
-/// The SHA-256 of the decompressed Fashion-MNIST files, as Debian's `dataset-fashion-mnist`
-/// package ships them (the .gz bytes differ between mirrors; the content does not).
-const FASHION_MNIST_SHA256: [(&str, &str); 4] = [
-    (
-        "train-images-idx3-ubyte",
-        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-    ),
-    (
-        "train-labels-idx1-ubyte",
-        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-    ),
-    (
-        "t10k-images-idx3-ubyte",
-        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-    ),
-    (
-        "t10k-labels-idx1-ubyte",
-        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-    ),
-];
-
-impl DataFormat {
-    /// What `file` is checked against, for a known data set.
-    pub fn checksum(self, file: IdxFile) -> Option<Checksum> {
-        match self {
-            Self::Mnist => Some(Checksum::Content(file.sha256)),
-            Self::FashionMnist => FASHION_MNIST_SHA256
-                .iter()
-                .find(|(name, _)| *name == file.name)
-                .map(|(_, hash)| Checksum::Content(hash)),
-            Self::Kmnist => KMNIST_GZIP
-                .iter()
-                .find(|(name, ..)| *name == file.name)
-                .map(|&(_, sha256, bytes)| Checksum::Gzip { sha256, bytes }),
-            Self::AnyIdx => None,
-        }
-    }
-
-    /// Where a known data set is downloaded from, tried in order; each serves
-    /// `<mirror><name>.gz`.
-    pub fn mirrors(self) -> &'static [&'static str] {
-        match self {
-            Self::Mnist => &download::MIRRORS,
-            Self::FashionMnist => &download::FASHION_MNIST_MIRRORS,
-            Self::Kmnist => &download::KMNIST_MIRRORS,
-            Self::AnyIdx => &[],
-        }
-    }
-
-    /// The data set's name, for messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Mnist => "MNIST",
-            Self::FashionMnist => "Fashion-MNIST",
-            Self::Kmnist => "Kuzushiji-MNIST",
-            Self::AnyIdx => "the IDX files",
-        }
-    }
-
-    /// What each class is, where the data set names them (MNIST's are the digits).
-    pub fn class_names(self) -> Option<&'static [&'static str]> {
-        match self {
-            Self::FashionMnist => Some(&[
-                "T-shirt/top",
-                "Trouser",
-                "Pullover",
-                "Dress",
-                "Coat",
-                "Sandal",
-                "Shirt",
-                "Sneaker",
-                "Bag",
-                "Ankle boot",
-            ]),
-            // The hiragana's romanisations, as the data set's publishers name the classes.
-            Self::Kmnist => Some(&["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]),
-            Self::Mnist | Self::AnyIdx => None,
-        }
-    }
-}
 
 /// Images as bytes, row-major, and their labels.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,29 +124,49 @@ pub struct Mnist {
     pub test: Dataset,
 }
 
-/// Where a file of `dir` lies: the raw file if there is one, else its `.gz`.
-pub fn locate(dir: &Path, file: IdxFile) -> Option<PathBuf> {
-    let raw = dir.join(file.name);
-    let gz = dir.join(format!("{}.gz", file.name));
+/// Where a file of `dir` lies, under its name in `format`: the raw file if there is one,
+/// else its `.gz`.
+pub fn locate(dir: &Path, format: DataFormat, file: IdxFile) -> Option<PathBuf> {
+    let name = format.file_name(file);
+    let raw = dir.join(&name);
+    let gz = dir.join(format!("{name}.gz"));
     [raw, gz].into_iter().find(|p| p.is_file())
 }
 
 /// The files of `dir` that are there in both forms: the raw file that is read, and the `.gz`
 /// beside it that is not.
-pub fn shadowed_files(dir: &Path) -> Vec<(PathBuf, PathBuf)> {
+pub fn shadowed_files(dir: &Path, format: DataFormat) -> Vec<(PathBuf, PathBuf)> {
     MNIST_FILES
         .iter()
-        .map(|f| (dir.join(f.name), dir.join(format!("{}.gz", f.name))))
+        .map(|&f| format.file_name(f))
+        .map(|name| (dir.join(&name), dir.join(format!("{name}.gz"))))
         .filter(|(raw, gz)| raw.is_file() && gz.is_file())
         .collect()
 }
 
-/// The canonical files that `dir` lacks in both forms.
-pub fn missing_files(dir: &Path) -> Vec<IdxFile> {
+/// The files of `format` that `dir` lacks in both forms.
+pub fn missing_files(dir: &Path, format: DataFormat) -> Vec<IdxFile> {
     MNIST_FILES
         .into_iter()
-        .filter(|f| locate(dir, *f).is_none())
+        .filter(|f| locate(dir, format, *f).is_none())
         .collect()
+}
+
+/// The error for a directory that lacks `missing` of `format`'s files.
+fn missing(dir: &Path, format: DataFormat, missing: &[IdxFile]) -> DataError {
+    let names = missing.iter().map(|&f| format.file_name(f)).collect();
+    match format.where_to_get() {
+        Some(hint) => DataError::MissingUnmirrored {
+            dir: dir.to_path_buf(),
+            set: format.name(),
+            missing: names,
+            hint,
+        },
+        None => DataError::Missing {
+            dir: dir.to_path_buf(),
+            missing: names,
+        },
+    }
 }
 
 /// Lower-case hex SHA-256.
@@ -295,13 +184,8 @@ fn read_checked(
     file: IdxFile,
     format: DataFormat,
 ) -> Result<(PathBuf, IdxBytes), DataError> {
-    let path = locate(dir, file).ok_or_else(|| DataError::Missing {
-        dir: dir.to_path_buf(),
-        missing: missing_files(dir)
-            .iter()
-            .map(|f| f.name.to_string())
-            .collect(),
-    })?;
+    let path = locate(dir, format, file)
+        .ok_or_else(|| missing(dir, format, &missing_files(dir, format)))?;
     let read = read_idx(&path, file.kind)?;
     match format.checksum(file) {
         Some(Checksum::Content(expected)) => {
@@ -399,20 +283,26 @@ fn load_set(
 /// and a file that changed in between is an error. Gzipped files are decoded by this module.
 pub fn load(dir: &Path, format: DataFormat) -> Result<Mnist, DataError> {
     if !dir.is_dir() {
-        return Err(DataError::Missing {
-            dir: dir.to_path_buf(),
-            missing: MNIST_FILES.iter().map(|f| f.name.to_string()).collect(),
-        });
+        return Err(missing(dir, format, &MNIST_FILES));
     }
     let (train, train_raw) = load_set(dir, TRAIN_IMAGES, TRAIN_LABELS, format)?;
     let (test, test_raw) = load_set(dir, TEST_IMAGES, TEST_LABELS, format)?;
     if (train.rows, train.cols) != (test.rows, test.cols) {
-        let path = |file: IdxFile| locate(dir, file).unwrap_or_else(|| dir.join(file.name));
+        let path = |file: IdxFile| {
+            locate(dir, format, file).unwrap_or_else(|| dir.join(format.file_name(file)))
+        };
         return Err(DataError::SizeMismatch {
             train: path(TRAIN_IMAGES),
             train_size: (train.rows, train.cols),
             test: path(TEST_IMAGES),
             test_size: (test.rows, test.cols),
+        });
+    }
+    if format.emnist_split().is_some() {
+        let label_path = |file| locate(dir, format, file).unwrap_or_else(|| dir.to_path_buf());
+        return Ok(Mnist {
+            train: as_emnist_stores_it(train, format, label_path(TRAIN_LABELS))?,
+            test: as_emnist_stores_it(test, format, label_path(TEST_LABELS))?,
         });
     }
     let checked = Mnist { train, test };
@@ -421,6 +311,44 @@ pub fn load(dir: &Path, format: DataFormat) -> Result<Mnist, DataError> {
         (DataFormat::Mnist, true, Some(base)) => read_with_mnist_crate(dir, base, checked),
         _ => Ok(checked),
     }
+}
+
+/// An EMNIST set as it is meant to be seen: each image transposed (EMNIST stores them column
+/// by column, which reads as mirrored and turned), and for Letters each label 1..26 made
+/// 0..25, so that the classes start at 0. A Letters label of 0 is refused, naming `labels`.
+fn as_emnist_stores_it(
+    set: Dataset,
+    format: DataFormat,
+    labels: PathBuf,
+) -> Result<Dataset, DataError> {
+    let (rows, cols) = (set.rows, set.cols);
+    let mut images = vec![0; set.images.len()];
+    for (stored, image) in set
+        .images
+        .chunks_exact(rows * cols)
+        .zip(images.chunks_exact_mut(rows * cols))
+    {
+        for (i, &byte) in stored.iter().enumerate() {
+            // Stored row r, column c is the image's column r, row c.
+            let (r, c) = (i / cols, i % cols);
+            image[c * rows + r] = byte;
+        }
+    }
+    let labels = match format {
+        DataFormat::EmnistLetters => set
+            .labels
+            .iter()
+            .map(|&l| l.checked_sub(1))
+            .collect::<Option<Vec<u8>>>()
+            .ok_or(DataError::LetterZero { path: labels })?,
+        _ => set.labels,
+    };
+    Ok(Dataset {
+        images,
+        labels,
+        rows: cols,
+        cols: rows,
+    })
 }
 
 /// Reads the four raw MNIST files, already checked by [`load`], with the `mnist` crate, and
