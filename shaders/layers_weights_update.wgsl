@@ -5,7 +5,8 @@
 //
 // bindings: step (B rows, learning rate, gradient scale, Adam's corrections, loss slot),
 //           layer: the first layer's, for the optimiser's constants (the same for every layer),
-//           network: per layer k = 1..L its sizes and offsets (DenseLayer);
+//           network: per layer k = 1..L its sizes and offsets (DenseLayer; LAYERS, L, is set
+//           when the pipeline is built);
 //           activations: every Ak, (B, out); deltas: every Dk, (B, out);
 //           parameters: every [Wk; bk], (in + 1, out), updated in place;
 //           state: the optimiser's, each layer's shaped as in optimiser_update.wgsl;
@@ -13,7 +14,7 @@
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> layer: Layer;
-@group(0) @binding(2) var<storage, read> network: array<DenseLayer>;
+@group(0) @binding(2) var<uniform> network: array<DenseLayer, LAYERS>;
 @group(0) @binding(3) var<storage, read> activations: array<f32>;
 @group(0) @binding(4) var<storage, read> deltas: array<f32>;
 @group(0) @binding(5) var<storage, read_write> parameters: array<f32>;
@@ -28,7 +29,7 @@
 // The batch's loss: the mean squared error over B x classes (squared_error_sum of cpu/mod.rs over
 // its terms), or the mean cross-entropy over B.
 fn batch_loss() -> f32 {
-    let output = network[arrayLength(&network) - 1u];
+    let output = network[LAYERS - 1u];
     var terms = f32(step.rows * output.outputs);
     if (output.activation == SOFTMAX) {
         terms = f32(step.rows);
@@ -106,7 +107,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         losses[step.loss_slot] = batch_loss();
     }
     var block = gid.x;
-    for (var k = 1u; k < arrayLength(&network); k = k + 1u) {
+    for (var k = 1u; k < LAYERS; k = k + 1u) {
         let l = network[k];
         let across = (l.outputs + 3u) / 4u;
         let blocks = across * ((l.inputs + 4u) / 4u);

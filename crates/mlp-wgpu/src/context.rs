@@ -79,8 +79,19 @@ fn adapter_named(instance: &wgpu::Instance, filter: &str) -> Result<wgpu::Adapte
 
 impl GpuContext {
     /// Opens the high-performance adapter, or the first whose name contains `name_filter`
-    /// (case-insensitive).
+    /// (case-insensitive), with every limit the adapter has, so that large batches fit where
+    /// the hardware allows.
     pub fn new(name_filter: Option<&str>) -> Result<Self, GpuError> {
+        Self::with_limits(name_filter, None)
+    }
+
+    /// [`GpuContext::new`] with the device's limits `limits` instead of the adapter's, such as
+    /// WebGPU's defaults (`wgpu::Limits::default()`), which browsers enforce: everything built
+    /// on the context then keeps to them.
+    pub fn with_limits(
+        name_filter: Option<&str>,
+        limits: Option<wgpu::Limits>,
+    ) -> Result<Self, GpuError> {
         let instance = instance();
         let adapter = match name_filter {
             Some(filter) => adapter_named(&instance, filter)?,
@@ -93,8 +104,7 @@ impl GpuContext {
             })?,
         };
         let info = summary(&adapter.get_info());
-        // Ask for what the adapter has, so that large batches fit where the hardware allows.
-        let limits = adapter.limits();
+        let limits = limits.unwrap_or_else(|| adapter.limits());
         // Timestamps between dispatches, where the adapter has them, for `bench --profile`.
         let timestamps =
             wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;

@@ -125,8 +125,10 @@ macro_rules! shader {
 use Slot::{Read, Step, Uniform, Write};
 
 /// sparse_forward.wgsl and its bindings, W1 read in four uniform pieces where `uniform` says.
-fn sparse_forward_source(uniform: &UniformReads) -> (String, [Slot; 11]) {
-    let mut slots = [
+/// Read from storage, W1 is one piece: weights1..3 become weights0, so that the kernel binds
+/// 6 storage buffers, within WebGPU's default of 8 per stage.
+fn sparse_forward_source(uniform: &UniformReads) -> (String, Vec<Slot>) {
+    let mut slots = vec![
         Step, Uniform, Read, Read, Read, Read, Write, Read, Read, Read, Read,
     ];
     let piece_pixels = uniform
@@ -136,10 +138,26 @@ fn sparse_forward_source(uniform: &UniformReads) -> (String, [Slot; 11]) {
         "const PIECE_PIXELS: u32 = {piece_pixels}u;\n{}",
         shader!("sparse_forward.wgsl")
     );
-    let lengths = uniform.first_weights.map(|pieces| pieces.lengths);
-    for (piece, length) in lengths.into_iter().flatten().enumerate() {
-        let name = format!("weights{piece}");
-        source = read_through_uniform(&source, &mut slots, 7 + piece, &name, length);
+    match uniform.first_weights.map(|pieces| pieces.lengths) {
+        Some(lengths) => {
+            for (piece, length) in lengths.into_iter().enumerate() {
+                let name = format!("weights{piece}");
+                source = read_through_uniform(&source, &mut slots, 7 + piece, &name, length);
+            }
+        }
+        None => {
+            for piece in 1..4 {
+                let declaration = format!(
+                    "@group(0) @binding({}) var<storage, read> weights{piece}: array<vec4<f32>>;",
+                    7 + piece
+                );
+                assert!(source.contains(&declaration), "{declaration}");
+                source = source
+                    .replace(&declaration, "")
+                    .replace(&format!("weights{piece}["), "weights0[");
+            }
+            slots.truncate(8);
+        }
     }
     (source, slots)
 }
@@ -254,8 +272,13 @@ impl FusedKernels {
         let (row_source, row_slots) =
             row_forward_backward_source(options.layers, options.units, &options.uniform);
         let update_slots = [
-            Step, Uniform, Read, Read, Read, Write, Write, Read, Write, Read, Read,
+            Step, Uniform, Uniform, Read, Read, Write, Write, Read, Write, Read, Read,
         ];
+        let update_source = format!(
+            "const LAYERS: u32 = {}u;\n{}",
+            options.layers,
+            shader!("optimiser_update.wgsl", "layers_weights_update.wgsl")
+        );
         Some(Self {
             row_forward_backward: build(
                 device,
@@ -267,7 +290,7 @@ impl FusedKernels {
             layers_weights_update: build(
                 device,
                 "layers_weights_update",
-                shader!("optimiser_update.wgsl", "layers_weights_update.wgsl"),
+                &update_source,
                 &update_slots,
                 &[("OPTIMISER", f64::from(options.optimiser))],
             ),

@@ -22,10 +22,12 @@ mod backend;
 mod context;
 mod error;
 mod kernels;
+mod variant;
 
-pub use backend::{DenseSchedule, GpuBackend};
+pub use backend::GpuBackend;
 pub use context::{AdapterSummary, GpuContext, list_adapters};
 pub use error::GpuError;
+pub use variant::{DenseSchedule, KernelVariant, Reads};
 
 /// How far the GPU may be from the CPU reference (`mlp_core::ReferenceBackend`), element by
 /// element.

@@ -18,7 +18,7 @@ use mlp_core::{
     Activation, Dataset, Hyperparameters, Init, LayerSizes, Optimiser, OptimiserKind, Output,
     Reduction, ReferenceBackend,
 };
-use mlp_wgpu::{DenseSchedule, GpuBackend, GpuContext, PARITY};
+use mlp_wgpu::{DenseSchedule, GpuBackend, GpuContext, KernelVariant, PARITY};
 
 fn context() -> GpuContext {
     GpuContext::new(None).unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
@@ -758,4 +758,52 @@ fn shifted_steps_in_the_file_order_should_match_reference() {
         let compared = lockstep_step(&mut cpu, &mut gpu, rows, PARITY);
         assert_rows_pass("shifts, file order", &compared);
     }
+}
+
+/// WebGPU's default limits (`wgpu::Limits::default()`: 8 storage buffers per stage, 64 KiB
+/// uniform bindings, 128 MiB storage bindings), which browsers enforce: every variant builds
+/// within them and steps in lockstep with the reference, on awkward shapes and on a seed-shaped
+/// network. Below them, at `Limits::downlevel_defaults()` (4 storage buffers per stage), no
+/// variant fits: pixel_columns.wgsl alone reads 4 arrays and writes 2. That is refused with
+/// the device's reason, never a panic.
+#[test]
+fn every_variant_fits_webgpu_default_limits_and_matches_reference() {
+    let webgpu = || GpuContext::with_limits(None, Some(wgpu::Limits::default())).unwrap();
+    let mut rng = Rng::new(17);
+    let train = random_set(90, 37, 5, &mut rng);
+    let seed_shaped = random_set(200, 784, 10, &mut rng);
+    for variant in KernelVariant::all() {
+        for (sizes, set) in [
+            (&AWKWARD[..], &train),
+            (&[784, 64, 32, 16, 10][..], &seed_shaped),
+        ] {
+            let hyper = Hyperparameters::seed();
+            let parameters = Parameters::init(&Parameters::layer_sizes_of(sizes), Init::Normal, 5);
+            let mut cpu = ReferenceBackend::new(parameters.clone(), &hyper, set, set).unwrap();
+            let mut gpu =
+                GpuBackend::with_variant(webgpu(), &parameters, &hyper, 30, (set, set), variant)
+                    .unwrap_or_else(|e| panic!("{variant} at WebGPU's limits: {e}"));
+            for rows in batches(set.len(), 30).take(3) {
+                let compared = lockstep_step(&mut cpu, &mut gpu, rows, PARITY);
+                assert_rows_pass(&format!("{variant} at WebGPU's limits"), &compared);
+            }
+        }
+    }
+    let downlevel =
+        GpuContext::with_limits(None, Some(wgpu::Limits::downlevel_defaults())).unwrap();
+    let parameters = Parameters::init(&Parameters::layer_sizes_of(&AWKWARD), Init::Normal, 5);
+    let variant = KernelVariant::default_for("Cpu");
+    let hyper = Hyperparameters::seed();
+    let refused = GpuBackend::with_variant(
+        downlevel,
+        &parameters,
+        &hyper,
+        30,
+        (&train, &train),
+        variant,
+    )
+    .err()
+    .expect("no variant fits 4 storage buffers per stage")
+    .to_string();
+    assert!(refused.contains("storage"), "{refused}");
 }

@@ -134,21 +134,20 @@ impl Sources<'_> {
             },
             None => t.parameters.layer(0),
         };
-        self.group(
-            &self.kernels.sparse_forward,
-            &[
-                whole(&self.tables.layers[0]),
-                whole(&images.entries),
-                whole(&images.starts),
-                whole(&images.order),
-                t.parameters.layer(0),
-                t.activations.layer(0),
-                piece(0),
-                piece(1),
-                piece(2),
-                piece(3),
-            ],
-        )
+        let mut buffers = vec![
+            whole(&self.tables.layers[0]),
+            whole(&images.entries),
+            whole(&images.starts),
+            whole(&images.order),
+            t.parameters.layer(0),
+            t.activations.layer(0),
+            piece(0),
+        ];
+        // Read from storage, W1 is one piece (kernels::sparse_forward_source).
+        if self.uniform.first_weights.is_some() {
+            buffers.extend([piece(1), piece(2), piece(3)]);
+        }
+        self.group(&self.kernels.sparse_forward, &buffers)
     }
 
     fn pixel_columns(&self) -> wgpu::BindGroup {

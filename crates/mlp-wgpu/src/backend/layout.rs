@@ -446,7 +446,7 @@ impl LayerTables {
         let network = make.init(
             "network",
             bytemuck::cast_slice(&entries),
-            wgpu::BufferUsages::STORAGE,
+            wgpu::BufferUsages::UNIFORM,
         );
         let dense_start = t.parameters.regions.get(1).map_or(0, |r| r.start);
         let dense_bytes = t.parameters.buffer.size() - dense_start;

@@ -34,53 +34,8 @@ use upload::DataBuffers;
 
 use crate::context::GpuContext;
 use crate::error::GpuError;
-use crate::kernels::{FusedKernels, KernelOptions, Kernels, PerLayerKernels};
-
-/// How the dense layers 2..L of a training step are computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DenseSchedule {
-    /// Two dispatches for all of them: one invocation per batch row runs the row through
-    /// every layer's forward pass and back through every delta (row_forward_backward.wgsl),
-    /// then one dispatch updates every layer (layers_weights_update.wgsl). For a network this
-    /// small the dispatches, not the arithmetic, set the pace.
-    #[default]
-    Fused,
-    /// Dispatches per layer, each product a 4 x 4 block per invocation in registers, no
-    /// workgroup memory (linear_forward.wgsl).
-    Registers,
-    /// Dispatches per layer, the forward products in 16 x 16 tiles staged in workgroup memory
-    /// (linear_forward_tiled.wgsl): what real GPUs are expected to favour for large layers.
-    Tiled,
-}
-
-impl DenseSchedule {
-    pub const NAMES: [&'static str; 3] = ["fused", "registers", "tiled"];
-
-    /// The name `--matmul` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Fused => Self::NAMES[0],
-            Self::Registers => Self::NAMES[1],
-            Self::Tiled => Self::NAMES[2],
-        }
-    }
-}
-
-impl std::str::FromStr for DenseSchedule {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Self, String> {
-        match name {
-            "fused" => Ok(Self::Fused),
-            "registers" => Ok(Self::Registers),
-            "tiled" => Ok(Self::Tiled),
-            _ => Err(format!(
-                "unknown matmul kernel {name:?}: choose {}",
-                Self::NAMES.join(", ")
-            )),
-        }
-    }
-}
+use crate::kernels::{FusedKernels, KernelOptions, Kernels, PerLayerKernels, UniformReads};
+use crate::variant::{DenseSchedule, KernelVariant, Reads};
 
 pub struct GpuBackend {
     context: GpuContext,
@@ -112,6 +67,8 @@ pub struct GpuBackend {
     queued: Vec<Queued>,
     /// The schedule of layers 2..L that was chosen (see `dense_schedule`).
     schedule: DenseSchedule,
+    /// Where the kernels read their read-only arrays (UniformReads where `Reads::Uniform`).
+    reads: Reads,
     /// Loss slots written since the last read.
     losses_used: usize,
     /// Batch losses already read back early (only when more than LOSS_SLOTS batches are
@@ -161,6 +118,7 @@ impl GpuBackend {
     /// [`Backend::train_batch`] will be given. The steps: check what must fit the device,
     /// upload the data, make the tensors and the tables the kernels read, build the kernels
     /// this network and device call for, and bind them.
+    /// The kernels are the adapter's default variant ([`KernelVariant::default_for`]).
     pub fn new(
         context: GpuContext,
         parameters: &Parameters,
@@ -168,6 +126,20 @@ impl GpuBackend {
         max_batch: usize,
         train: &Dataset,
         validation: &Dataset,
+    ) -> Result<Self, BackendError> {
+        let variant = KernelVariant::default_for(&context.adapter.device_type);
+        let data = (train, validation);
+        Self::with_variant(context, parameters, hyper, max_batch, data, variant)
+    }
+
+    /// [`GpuBackend::new`], running the kernels of `variant`.
+    pub fn with_variant(
+        context: GpuContext,
+        parameters: &Parameters,
+        hyper: &Hyperparameters,
+        max_batch: usize,
+        (train, validation): (&Dataset, &Dataset),
+        variant: KernelVariant,
     ) -> Result<Self, BackendError> {
         mlp_core::cpu::check_input_width(parameters, train)?;
         mlp_core::cpu::check_input_width(parameters, validation)?;
@@ -187,7 +159,10 @@ impl GpuBackend {
         )?;
         let tables = LayerTables::new(&make, &sizes, hyper, &tensors);
         let step_slots = StepSlots::new(&context);
-        let uniform = uniform_reads(&context, &sizes, max_batch, tables.dense_bytes);
+        let uniform = match variant.reads {
+            Reads::Uniform => uniform_reads(&context, &sizes, max_batch, tables.dense_bytes),
+            Reads::Storage => UniformReads::default(),
+        };
         let kernel_options = KernelOptions {
             optimiser: optimiser_code(hyper.optimiser).0,
             layers: (sizes.len() - 1) as u32,
@@ -209,7 +184,7 @@ impl GpuBackend {
         };
         let (bind, pixel_lists) = BindGroups::new(&sources, max_batch);
         context.check()?;
-        Ok(Self {
+        let backend = Self {
             context,
             kernels,
             kernel_options,
@@ -230,10 +205,21 @@ impl GpuBackend {
             tensors,
             bind,
             queued: Vec::new(),
-            schedule: DenseSchedule::default(),
+            schedule: variant.schedule,
+            reads: variant.reads,
             losses_used: 0,
             loss_carry: TrainLoss::default(),
-        })
+        };
+        Ok(backend)
+    }
+
+    /// The variant this backend runs: its schedule as it runs (a network too wide for the
+    /// fused kernel runs registers) and its reads.
+    pub fn variant(&self) -> KernelVariant {
+        KernelVariant {
+            schedule: self.dense_schedule(),
+            reads: self.reads,
+        }
     }
 
     /// Chooses how the layers after the first are computed from the next step on.
@@ -396,7 +382,7 @@ impl Backend for GpuBackend {
             a.name,
             a.backend,
             a.device_type,
-            self.dense_schedule().name(),
+            self.variant(),
         )
     }
 
