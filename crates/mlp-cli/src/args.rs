@@ -6,11 +6,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use mlp_core::LayerSizes;
 use mlp_core::data::DataFormat;
 use mlp_core::options::{Activation, Init, OptimiserKind, Output, Reduction, Schedule};
-use mlp_wgpu::DenseSchedule;
+use mlp_wgpu::{DenseSchedule, KernelVariant};
 
 pub use crate::values::{HeldOut, UsageError};
 use crate::values::{
-    accuracy_target, choice, dropout_rate, held_out, layer_sizes, learning_rate, matmul,
+    accuracy_target, choice, dropout_rate, held_out, kernel, layer_sizes, learning_rate, matmul,
     positive_usize, shift_pixels, unit_interval, weight_decay,
 };
 
@@ -50,6 +50,9 @@ pub enum Command {
     Predict(PredictArgs),
     /// Serve a page to draw a digit on and watch a saved model read it, with a JSON API.
     Serve(ServeArgs),
+    /// Time every GPU kernel variant for the run's network and batch on this adapter, and
+    /// keep the fastest for later runs (see --kernel and --kernel-cache).
+    Tune(TuneArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -330,6 +333,15 @@ pub struct BenchArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct TuneArgs {
+    /// Training steps timed for each variant, after a few untimed ones.
+    #[arg(long, default_value_t = 30, value_parser = positive_usize)]
+    pub steps: usize,
+    #[command(flatten)]
+    pub network: NetworkArgs,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     /// Training steps to run in lockstep.
     #[arg(long, default_value_t = 300, value_parser = positive_usize)]
@@ -363,6 +375,18 @@ pub struct GpuArgs {
     /// 16 x 16 workgroup-memory tiles) [default: fused].
     #[arg(long, value_parser = matmul)]
     pub matmul: Option<DenseSchedule>,
+    /// With --backend gpu: the kernels to run, whatever was tuned: fused-uniform,
+    /// fused-storage, registers-uniform, registers-storage, tiled-uniform or tiled-storage
+    /// (the schedule of --matmul, and W1, D1 and the dense parameters read through uniform or
+    /// storage bindings) [default: the variant tuned on this adapter for the network and
+    /// batch, timed on the first run that has none].
+    #[arg(long, value_parser = kernel, conflicts_with = "matmul")]
+    pub kernel: Option<KernelVariant>,
+    /// With --backend gpu: the file that keeps the kernels tuned per adapter, driver, network
+    /// and batch [default: MLP_KERNEL_CACHE, else ~/.cache/mlp/kernels.json (or under
+    /// XDG_CACHE_HOME); MLP_KERNEL_CACHE=off keeps none and never tunes].
+    #[arg(long, value_name = "FILE")]
+    pub kernel_cache: Option<PathBuf>,
 }
 
 impl GpuArgs {
@@ -371,11 +395,17 @@ impl GpuArgs {
         if backend == BackendKind::Gpu {
             return Ok(());
         }
-        match (&self.adapter, &self.matmul) {
-            (None, None) => Ok(()),
-            (Some(_), _) => Err("--adapter chooses a GPU: it needs --backend gpu".into()),
-            (None, Some(_)) => Err("--matmul chooses GPU kernels: it needs --backend gpu".into()),
+        if self.adapter.is_some() {
+            return Err("--adapter chooses a GPU: it needs --backend gpu".into());
         }
+        if self.matmul.is_some() || self.kernel.is_some() || self.kernel_cache.is_some() {
+            return Err(
+                "--matmul, --kernel and --kernel-cache choose GPU kernels: they need \
+                        --backend gpu"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 }
 

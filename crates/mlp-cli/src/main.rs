@@ -14,6 +14,7 @@ mod serve;
 mod session;
 mod settings;
 mod train;
+mod tune;
 mod values;
 
 use std::process::ExitCode;
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
         Some(Command::Eval(args)) => eval::run(&args),
         Some(Command::Predict(args)) => predict::run(&args),
         Some(Command::Serve(args)) => serve::run(&args),
+        Some(Command::Tune(args)) => tune::run(&args),
     };
     let result = result.and_then(|()| match console::stdout_error() {
         Some(error) => Err(anyhow::Error::new(error).context("cannot write to standard output")),

@@ -6,11 +6,13 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use mlp_core::data::DataFormat;
 use mlp_core::{Backend, CpuBackend, Dataset, Evaluation, Hyperparameters, Model, Parameters};
-use mlp_wgpu::{GpuBackend, GpuContext};
+use mlp_wgpu::{GpuBackend, GpuContext, KernelVariant};
 
 use crate::args::{BackendKind, GpuArgs, NetworkArgs};
+use crate::console::note;
 use crate::data;
 use crate::settings::{DataShape, Settings};
+use crate::tune::{self, Workload};
 
 pub struct Session {
     pub backend: Box<dyn Backend>,
@@ -299,10 +301,28 @@ pub fn build_backend(
         BackendKind::Cpu => Box::new(CpuBackend::new(parameters, hyper, train, validation)?),
         BackendKind::Gpu => {
             let context = GpuContext::new(gpu.adapter.as_deref())?;
-            let mut backend =
-                GpuBackend::new(context, &parameters, hyper, max_batch, train, validation)?;
-            if let Some(matmul) = gpu.matmul {
-                backend.set_dense_schedule(matmul);
+            let work = Workload {
+                parameters: &parameters,
+                hyper,
+                max_batch,
+                train,
+                validation,
+            };
+            // A model that is only run forward (no training set) has nothing to tune.
+            let training = !train.is_empty();
+            let (variant, why) = match (training, gpu.kernel) {
+                (true, _) => tune::choose(gpu, &context, &work)?,
+                (false, Some(variant)) => (variant, String::new()),
+                (false, None) => {
+                    let variant = KernelVariant::default_for(&context.adapter.device_type);
+                    (variant, String::new())
+                }
+            };
+            let data = (train, validation);
+            let backend =
+                GpuBackend::with_variant(context, &parameters, hyper, max_batch, data, variant)?;
+            if training {
+                note!("kernels: {} ({why})", backend.variant());
             }
             Box::new(backend)
         }

@@ -3,7 +3,7 @@
 
 use mlp_core::LayerSizes;
 use mlp_core::options::UnknownChoice;
-use mlp_wgpu::DenseSchedule;
+use mlp_wgpu::{DenseSchedule, KernelVariant};
 
 /// An option whose value does not fit what it applies to, found after parsing (--layers
 /// against the data's shape): it exits with code 2, as clap's own refusals do.
@@ -100,6 +100,10 @@ pub fn choice<T: std::str::FromStr<Err = UnknownChoice>>(text: &str) -> Result<T
 }
 
 pub fn matmul(text: &str) -> Result<DenseSchedule, String> {
+    text.parse()
+}
+
+pub fn kernel(text: &str) -> Result<KernelVariant, String> {
     text.parse()
 }
 

@@ -7,9 +7,12 @@ mod common;
 use std::process::{Command, Output};
 
 use common::Scratch;
+use mlp_wgpu::KernelVariant;
 
 fn mlp_cli(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mlp-cli"))
+        // No kernel tuning: the adapter's default kernels, and nothing written to ~/.cache.
+        .env("MLP_KERNEL_CACHE", "off")
         .args(args)
         .env_remove("MNIST_DIR")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -712,6 +715,8 @@ fn interrupted_run_resumed_from_its_checkpoint_ends_with_the_same_bits() {
         ])));
 
         let mut interrupted = Command::new(env!("CARGO_BIN_EXE_mlp-cli"))
+            // No kernel tuning: the adapter's default kernels, and nothing written to ~/.cache.
+            .env("MLP_KERNEL_CACHE", "off")
             .args(with(&["--checkpoint", &dir]))
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -864,4 +869,87 @@ fn best_preset_holds_out_validation_and_the_backends_agree_on_it() {
         out.contains("verdict: the fast CPU backend and the GPU match the reference"),
         "{out}"
     );
+}
+
+/// `tune` times every variant on the adapter and keeps the fastest; a later GPU run uses it
+/// without timing again and says so; a run whose adapter and network have no entry times them
+/// itself, once.
+#[test]
+fn tune_times_every_variant_and_later_runs_use_the_cache() {
+    let scratch = Scratch::new("tune");
+    let cache = scratch.file("kernels.json");
+    let data = mnist_dir();
+    let common = ["--backend", "gpu", "--data-dir", &data, "--limit", "600"];
+    let tuned = succeeds(
+        &[
+            &["tune", "--steps", "4", "--kernel-cache", &cache][..],
+            &common,
+        ]
+        .concat(),
+    );
+    for variant in KernelVariant::all() {
+        let line = tuned
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{variant} ")))
+            .unwrap_or_else(|| panic!("{variant} not timed:\n{tuned}"));
+        assert!(
+            line.contains("ms per step") && line.contains("dispatches per step"),
+            "{line}"
+        );
+    }
+    let fastest = tuned
+        .split("fastest: ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("no choice in:\n{tuned}"))
+        .to_string();
+    let train = |cache: &str| {
+        let out = mlp_cli(&[&["--epochs", "1", "--kernel-cache", cache][..], &common].concat());
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let again = train(&cache);
+    assert!(
+        again.contains(&format!("kernels: {fastest} (tuned on this adapter"))
+            && !again.contains("timing each variant"),
+        "{again}"
+    );
+    let fresh = scratch.file("fresh.json");
+    let first = train(&fresh);
+    assert!(
+        first.contains("timing each variant") && first.contains("tuned now"),
+        "{first}"
+    );
+    assert!(
+        std::fs::read_to_string(&fresh)
+            .unwrap()
+            .contains("ms_per_step")
+    );
+    assert!(!train(&fresh).contains("timing each variant"));
+}
+
+/// `check --kernel` holds each variant to the reference on MNIST.
+#[test]
+fn check_passes_with_each_kernel() {
+    let data = mnist_dir();
+    for variant in KernelVariant::all() {
+        let out = succeeds(&[
+            "check",
+            "--kernel",
+            &variant.name(),
+            "--data-dir",
+            &data,
+            "--limit",
+            "400",
+            "--steps",
+            "6",
+            "--every",
+            "3",
+            "--shuffle",
+        ]);
+        assert!(
+            out.contains("verdict: the fast CPU backend and the GPU match the reference"),
+            "{variant}: {out}"
+        );
+    }
 }

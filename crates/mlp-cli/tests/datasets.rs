@@ -16,6 +16,8 @@ use common::Scratch;
 
 fn mlp_cli(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mlp-cli"))
+        // No kernel tuning: the adapter's default kernels, and nothing written to ~/.cache.
+        .env("MLP_KERNEL_CACHE", "off")
         .args(args)
         .env_remove("MNIST_DIR")
         .output()

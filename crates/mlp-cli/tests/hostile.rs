@@ -22,6 +22,8 @@ const LABELS_MAGIC: u32 = 0x801;
 
 fn mlp_cli(args: &[&str]) -> Output {
     Command::new(BIN)
+        // No kernel tuning: the adapter's default kernels, and nothing written to ~/.cache.
+        .env("MLP_KERNEL_CACHE", "off")
         .args(args)
         .env_remove("MNIST_DIR")
         .env_remove("XDG_RUNTIME_DIR")
@@ -558,6 +560,8 @@ fn catalogue_of_bad_inputs_fails_cleanly_and_touches_no_file() {
 /// does; returns the exit status and stderr.
 fn with_stdout_closed_after_a_line(args: &[&str]) -> (Option<i32>, String) {
     let mut child = Command::new(BIN)
+        // No kernel tuning: the adapter's default kernels, and nothing written to ~/.cache.
+        .env("MLP_KERNEL_CACHE", "off")
         .args(args)
         .env_remove("MNIST_DIR")
         .stdin(Stdio::null())
@@ -719,6 +723,8 @@ fn a_signal_mid_run_leaves_the_old_model_and_no_temporary_file() {
     fs::write(&model, b"the model of an earlier run").unwrap();
     let mnist = mnist();
     let mut child = Command::new(BIN)
+        // No kernel tuning: the adapter's default kernels, and nothing written to ~/.cache.
+        .env("MLP_KERNEL_CACHE", "off")
         .args(["--epochs", "300", "--save", &model.to_string_lossy()])
         .args([
             "--metrics",

@@ -21,6 +21,8 @@ pub fn model() -> &'static str {
         let path = scratch.file("modern.safetensors");
         let data = mnist_dir().to_string_lossy().into_owned();
         let out = Command::new(env!("CARGO_BIN_EXE_mlp-cli"))
+            // No kernel tuning: the adapter's default kernels, and nothing written to ~/.cache.
+            .env("MLP_KERNEL_CACHE", "off")
             .args(["train", "--preset", "modern", "--epochs", "3"])
             .args(["--data-dir", &data, "--no-download", "--save", &path])
             .output()
@@ -46,6 +48,8 @@ impl Served {
     /// its first line.
     pub fn start(model: &str, args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_mlp-cli"))
+            // No kernel tuning: the adapter's default kernels, and nothing written to ~/.cache.
+            .env("MLP_KERNEL_CACHE", "off")
             .args(["serve", "--model", model, "--addr", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
