@@ -398,14 +398,17 @@ impl GpuArgs {
         if self.adapter.is_some() {
             return Err("--adapter chooses a GPU: it needs --backend gpu".into());
         }
-        if self.matmul.is_some() || self.kernel.is_some() || self.kernel_cache.is_some() {
-            return Err(
-                "--matmul, --kernel and --kernel-cache choose GPU kernels: they need \
-                        --backend gpu"
-                    .into(),
-            );
+        let given = [
+            ("--matmul", self.matmul.is_some()),
+            ("--kernel", self.kernel.is_some()),
+            ("--kernel-cache", self.kernel_cache.is_some()),
+        ];
+        match given.iter().find(|(_, given)| *given) {
+            Some((flag, _)) => Err(format!(
+                "{flag} chooses GPU kernels: it needs --backend gpu"
+            )),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

@@ -9,7 +9,6 @@ use mlp_core::{Backend, CpuBackend, Dataset, Evaluation, Hyperparameters, Model,
 use mlp_wgpu::{GpuBackend, GpuContext, KernelVariant};
 
 use crate::args::{BackendKind, GpuArgs, NetworkArgs};
-use crate::console::note;
 use crate::data;
 use crate::settings::{DataShape, Settings};
 use crate::tune::{self, Workload};
@@ -319,10 +318,10 @@ pub fn build_backend(
                 }
             };
             let data = (train, validation);
-            let backend =
+            let mut backend =
                 GpuBackend::with_variant(context, &parameters, hyper, max_batch, data, variant)?;
             if training {
-                note!("kernels: {} ({why})", backend.variant());
+                backend.set_variant_reason(&why);
             }
             Box::new(backend)
         }

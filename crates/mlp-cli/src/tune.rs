@@ -193,13 +193,13 @@ pub fn choose(
         return Ok((variant, "chosen by --matmul".into()));
     }
     let Some(path) = cache_path(gpu.kernel_cache.as_deref()) else {
-        return Ok((default, "default: not tuned (MLP_KERNEL_CACHE=off)".into()));
+        return Ok((default, "default: not tuned, MLP_KERNEL_CACHE=off".into()));
     };
     let key = key(context, work);
     if let Some(variant) = cached(&path, &key)? {
         return Ok((
             variant,
-            format!("tuned on this adapter ({})", path.display()),
+            format!("tuned on this adapter, in {}", path.display()),
         ));
     }
     note!(
@@ -213,7 +213,7 @@ pub fn choose(
     Ok((
         variant,
         format!(
-            "tuned now, on this adapter's first run ({})",
+            "tuned now, on this adapter's first run, kept in {}",
             path.display()
         ),
     ))

@@ -459,6 +459,18 @@ fn cases(f: &Fixture) -> Vec<Case> {
             "--matmul chooses GPU kernels: it needs --backend gpu",
         ),
         row(
+            "a kernel variant for the CPU",
+            with(&["--kernel", "fused-storage"]),
+            1,
+            "--kernel chooses GPU kernels: it needs --backend gpu",
+        ),
+        row(
+            "a kernel variant that does not exist",
+            with(&["--backend", "gpu", "--kernel", "fused-texture"]),
+            2,
+            "unknown kernel \"fused-texture\": choose fused-uniform, fused-storage",
+        ),
+        row(
             "download without downloading",
             vec!["download".into(), "--no-download".into()],
             2,

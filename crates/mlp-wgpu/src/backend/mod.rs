@@ -69,6 +69,8 @@ pub struct GpuBackend {
     schedule: DenseSchedule,
     /// Where the kernels read their read-only arrays (UniformReads where `Reads::Uniform`).
     reads: Reads,
+    /// Why the variant was chosen, where the caller said.
+    variant_reason: Option<String>,
     /// Loss slots written since the last read.
     losses_used: usize,
     /// Batch losses already read back early (only when more than LOSS_SLOTS batches are
@@ -207,10 +209,16 @@ impl GpuBackend {
             queued: Vec::new(),
             schedule: variant.schedule,
             reads: variant.reads,
+            variant_reason: None,
             losses_used: 0,
             loss_carry: TrainLoss::default(),
         };
         Ok(backend)
+    }
+
+    /// Why this backend runs its variant ("tuned on this adapter"), for its name.
+    pub fn set_variant_reason(&mut self, reason: &str) {
+        self.variant_reason = Some(reason.to_string());
     }
 
     /// The variant this backend runs: its schedule as it runs (a network too wide for the
@@ -377,8 +385,12 @@ impl Backend for GpuBackend {
             ),
             None => format!("{per_step} dispatches per step"),
         };
+        let why = self
+            .variant_reason
+            .as_ref()
+            .map_or(String::new(), |reason| format!(" ({reason})"));
         format!(
-            "gpu ({}, {} {}; {} kernels, {dispatches})",
+            "gpu ({}, {} {}; {} kernels{why}, {dispatches})",
             a.name,
             a.backend,
             a.device_type,
