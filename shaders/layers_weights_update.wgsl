@@ -7,24 +7,31 @@
 //           layer: the first layer's, for the optimiser's constants (the same for every layer),
 //           network: per layer k = 1..L its sizes and offsets (DenseLayer; LAYERS, L, is set
 //           when the pipeline is built);
-//           activations: every Ak, (B, out); deltas: every Dk, (B, out);
 //           parameters: every [Wk; bk], (in + 1, out), updated in place;
 //           state: the optimiser's, each layer's shaped as in optimiser_update.wgsl;
-//           row_losses: per batch row; losses: one f32 per batch since the last read-back
+//           row_losses: per batch row; losses: one f32 per batch since the last read-back;
+//           activations4: every Ak, (B, out); deltas4: every Dk, (B, out)
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> layer: Layer;
 @group(0) @binding(2) var<uniform> network: array<DenseLayer, LAYERS>;
-@group(0) @binding(3) var<storage, read> activations: array<f32>;
-@group(0) @binding(4) var<storage, read> deltas: array<f32>;
-@group(0) @binding(5) var<storage, read_write> parameters: array<f32>;
-@group(0) @binding(6) var<storage, read_write> state: array<f32>;
-@group(0) @binding(7) var<storage, read> row_losses: array<f32>;
-@group(0) @binding(8) var<storage, read_write> losses: array<f32>;
-// The same activations and deltas read four at a time, where a block's four values lie on one
-// vec4 (every layer's tensors start on a vec4): one load instead of four.
-@group(0) @binding(9) var<storage, read> activations4: array<vec4<f32>>;
-@group(0) @binding(10) var<storage, read> deltas4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> parameters: array<f32>;
+@group(0) @binding(4) var<storage, read_write> state: array<f32>;
+@group(0) @binding(5) var<storage, read> row_losses: array<f32>;
+@group(0) @binding(6) var<storage, read_write> losses: array<f32>;
+// The activations and deltas as vec4s (every layer's tensors start on one), so that a block's
+// four values on one vec4 are one load; a single value is a component of its vec4. One binding
+// each keeps the kernel within WebGPU's 8 storage buffers with the whole step's.
+@group(0) @binding(7) var<storage, read> activations4: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> deltas4: array<vec4<f32>>;
+
+fn activation_at(i: u32) -> f32 {
+    return activations4[i / 4u][i % 4u];
+}
+
+fn delta_at(i: u32) -> f32 {
+    return deltas4[i / 4u][i % 4u];
+}
 
 // The batch's loss: the mean squared error over B x classes (squared_error_sum of cpu/mod.rs over
 // its terms), or the mean cross-entropy over B.
@@ -77,10 +84,10 @@ fn weights_update_block(k: u32, bx: u32, by: u32) {
         for (var r = 0u; r < step.rows; r = r + 1u) {
             let a_row = input + r * l.inputs;
             let d_row = l.deltas + r * l.outputs;
-            let d = vec4<f32>(deltas[d_row + cols.x], deltas[d_row + cols.y],
-                              deltas[d_row + cols.z], deltas[d_row + cols.w]);
-            var a = vec4<f32>(activations[a_row + safe.x], activations[a_row + safe.y],
-                              activations[a_row + safe.z], activations[a_row + safe.w]);
+            let d = vec4<f32>(delta_at(d_row + cols.x), delta_at(d_row + cols.y),
+                              delta_at(d_row + cols.z), delta_at(d_row + cols.w));
+            var a = vec4<f32>(activation_at(a_row + safe.x), activation_at(a_row + safe.y),
+                              activation_at(a_row + safe.z), activation_at(a_row + safe.w));
             a = select(a, vec4<f32>(1.0), is_bias);
             a = select(a, vec4<f32>(0.0), is_past);
             g0 = g0 + a.x * d;

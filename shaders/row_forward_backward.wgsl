@@ -171,6 +171,33 @@ fn hidden_delta_row(m: u32, k: u32, at: u32, a: ptr<function, Units>, d: ptr<fun
     }
 }
 
+// Row m of layers 2..L forward and back, from A1 in `a`: under dropout A1 is dropped first
+// (the undropped value kept in `d` for f', the dropped one written back for layer 2's and W2's
+// gradient to read); then every layer forward, the output delta with the row's loss, and every
+// hidden delta down to D1.
+fn forward_backward_row(m: u32, a: ptr<function, Units>, d: ptr<function, Units>) {
+    let depth = LAYERS;
+    let first = network[0];
+    if (dropping() && depth > 1u) {
+        for (var j = 0u; j < first.outputs; j = j + 1u) {
+            (*d)[j] = (*a)[j];
+            (*a)[j] = (*a)[j] * dropout_factor(1u, m, j);
+            activations[first.activations + m * first.outputs + j] = (*a)[j];
+        }
+    }
+    // Where A(k-1) starts in `a`.
+    var at = 0u;
+    for (var k = 1u; k < depth; k = k + 1u) {
+        linear_forward_row(m, k, at, a, d);
+        at = at + network[k].inputs;
+    }
+    row_losses[m] = output_delta_row(m, at, a, d);
+    for (var k = depth - 1u; k > 0u; k = k - 1u) {
+        at = at - network[k - 1u].outputs;
+        hidden_delta_row(m, k, at, a, d);
+    }
+}
+
 // Rows per workgroup, set when the pipeline is built.
 override ROW_GROUP: u32 = 16u;
 
@@ -182,28 +209,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     var a: Units;
     var d: Units;
-    let depth = LAYERS;
+    // A1 as sparse_forward.wgsl made it.
     let first = network[0];
     for (var j = 0u; j < first.outputs; j = j + 1u) {
-        let index = first.activations + m * first.outputs + j;
-        a[j] = activations[index];
-        if (dropping() && depth > 1u) {
-            // A1 as sparse_forward.wgsl made it, kept for f'; layer 2 and W2's gradient read
-            // it dropped.
-            d[j] = a[j];
-            a[j] = a[j] * dropout_factor(1u, m, j);
-            activations[index] = a[j];
-        }
+        a[j] = activations[first.activations + m * first.outputs + j];
     }
-    // Where A(k-1) starts in `a`.
-    var at = 0u;
-    for (var k = 1u; k < depth; k = k + 1u) {
-        linear_forward_row(m, k, at, &a, &d);
-        at = at + network[k].inputs;
-    }
-    row_losses[m] = output_delta_row(m, at, &a, &d);
-    for (var k = depth - 1u; k > 0u; k = k - 1u) {
-        at = at - network[k - 1u].outputs;
-        hidden_delta_row(m, k, at, &a, &d);
-    }
+    forward_backward_row(m, &a, &d);
 }

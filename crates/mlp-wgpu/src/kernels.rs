@@ -271,9 +271,7 @@ impl FusedKernels {
         }
         let (row_source, row_slots) =
             row_forward_backward_source(options.layers, options.units, &options.uniform);
-        let update_slots = [
-            Step, Uniform, Uniform, Read, Read, Write, Write, Read, Write, Read, Read,
-        ];
+        let update_slots = [Step, Uniform, Uniform, Write, Write, Read, Write, Read, Read];
         let update_source = format!(
             "const LAYERS: u32 = {}u;\n{}",
             options.layers,

@@ -331,8 +331,6 @@ impl Sources<'_> {
             &[
                 whole(&self.tables.layers[0]),
                 whole(&self.tables.network),
-                whole(&t.activations.buffer),
-                whole(&t.deltas.buffer),
                 whole(&t.parameters.buffer),
                 whole(&t.optimiser_state.buffer),
                 whole(&t.row_losses),
