@@ -371,8 +371,9 @@ pub struct GpuArgs {
     pub adapter: Option<String>,
     /// With --backend gpu: how the layers after the first are computed: fused (two
     /// dispatches per step for all of them, one invocation per batch row), registers (kernels
-    /// per layer, 4 x 4 blocks in registers) or tiled (kernels per layer, forward products in
-    /// 16 x 16 workgroup-memory tiles) [default: fused].
+    /// per layer, 4 x 4 blocks in registers), tiled (kernels per layer, forward products in
+    /// 16 x 16 workgroup-memory tiles); or whole (the whole step, layer 1 included, in two
+    /// dispatches) [default: as --kernel's].
     #[arg(long, value_parser = matmul)]
     pub matmul: Option<DenseSchedule>,
     /// With --backend gpu: the kernels to run, whatever was tuned: fused-uniform,

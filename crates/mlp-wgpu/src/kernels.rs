@@ -29,12 +29,19 @@ pub struct Kernels {
     pub evaluate: Kernel,
     pub fused: Option<FusedKernels>,
     pub per_layer: Option<PerLayerKernels>,
+    pub whole: Option<WholeKernels>,
 }
 
 /// Layers 2..L of a step in two dispatches (DenseSchedule::Fused).
 pub struct FusedKernels {
     pub row_forward_backward: Kernel,
     pub layers_weights_update: Kernel,
+}
+
+/// The whole step, layer 1 included, in two dispatches (DenseSchedule::Whole).
+pub struct WholeKernels {
+    pub step_forward_backward: Kernel,
+    pub step_weights_update: Kernel,
 }
 
 /// Layers 2..L of a step a dispatch per layer and quantity (DenseSchedule::Registers, Tiled).
@@ -231,6 +238,7 @@ impl Kernels {
             ),
             fused: None,
             per_layer: None,
+            whole: None,
         }
     }
 }
@@ -247,6 +255,9 @@ impl Kernels {
         ];
         if let Some(fused) = &self.fused {
             kernels.extend([&fused.row_forward_backward, &fused.layers_weights_update]);
+        }
+        if let Some(whole) = &self.whole {
+            kernels.extend([&whole.step_forward_backward, &whole.step_weights_update]);
         }
         if let Some(per_layer) = &self.per_layer {
             kernels.extend([
@@ -271,7 +282,9 @@ impl FusedKernels {
         }
         let (row_source, row_slots) =
             row_forward_backward_source(options.layers, options.units, &options.uniform);
-        let update_slots = [Step, Uniform, Uniform, Write, Write, Read, Write, Read, Read];
+        let update_slots = [
+            Step, Uniform, Uniform, Write, Write, Read, Write, Read, Read,
+        ];
         let update_source = format!(
             "const LAYERS: u32 = {}u;\n{}",
             options.layers,
@@ -291,6 +304,53 @@ impl FusedKernels {
                 &update_source,
                 &update_slots,
                 &[("OPTIMISER", f64::from(options.optimiser))],
+            ),
+        })
+    }
+}
+
+impl WholeKernels {
+    /// The two kernels of the whole step, where the network has at most `max_units` units in
+    /// layers 1..L (row_forward_backward's private arrays, as FusedKernels). Every array is
+    /// read from storage: the step binds the whole parameter buffer, W1 with the rest.
+    pub fn new(device: &wgpu::Device, options: &KernelOptions) -> Option<Self> {
+        if options.units > options.max_units {
+            return None;
+        }
+        let sizes = format!(
+            "const LAYERS: u32 = {}u;\nconst UNITS: u32 = {}u;\n",
+            options.layers, options.units
+        );
+        let forward_source =
+            sizes.clone() + shader!("row_forward_backward.wgsl", "step_forward_backward.wgsl");
+        let forward_slots = [
+            Step, Uniform, Read, Write, Write, Read, Read, Write, Read, Read,
+        ];
+        let update_source = sizes
+            + shader!(
+                "optimiser_update.wgsl",
+                "layers_weights_update.wgsl",
+                "step_weights_update.wgsl"
+            );
+        let update_slots = [
+            Step, Uniform, Uniform, Write, Write, Read, Write, Read, Read, Read, Read,
+        ];
+        let row_group = [("ROW_GROUP", f64::from(options.row_group))];
+        let optimiser = [("OPTIMISER", f64::from(options.optimiser))];
+        Some(Self {
+            step_forward_backward: build_entry(
+                device,
+                ("step_forward_backward", "step_main"),
+                &forward_source,
+                &forward_slots,
+                &row_group,
+            ),
+            step_weights_update: build_entry(
+                device,
+                ("step_weights_update", "step_main"),
+                &update_source,
+                &update_slots,
+                &optimiser,
             ),
         })
     }
@@ -348,6 +408,17 @@ fn build(
     slots: &[Slot],
     constants: &[(&str, f64)],
 ) -> Kernel {
+    build_entry(device, (name, "main"), source, slots, constants)
+}
+
+/// [`build`] of the entry point `entry` of `source`, where it holds several.
+fn build_entry(
+    device: &wgpu::Device,
+    (name, entry): (&str, &str),
+    source: &str,
+    slots: &[Slot],
+    constants: &[(&str, f64)],
+) -> Kernel {
     let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
         .iter()
         .enumerate()
@@ -383,7 +454,7 @@ fn build(
         label: Some(name),
         layout: Some(&pipeline_layout),
         module: &module,
-        entry_point: Some("main"),
+        entry_point: Some(entry),
         compilation_options: wgpu::PipelineCompilationOptions {
             constants,
             ..Default::default()

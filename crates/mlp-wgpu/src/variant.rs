@@ -17,10 +17,15 @@ pub enum DenseSchedule {
     /// Dispatches per layer, the forward products in 16 x 16 tiles staged in workgroup memory
     /// (linear_forward_tiled.wgsl): what real GPUs are expected to favour for large layers.
     Tiled,
+    /// The whole step, layer 1 included, in two dispatches: one invocation per batch row
+    /// forward through every layer (layer 1 over its lit pixels) and back through every delta
+    /// (step_forward_backward.wgsl), then one dispatch updating every layer, W1 over its lit
+    /// pixels (step_weights_update.wgsl). What a GPU whose dispatches cost tens of µs needs.
+    Whole,
 }
 
 impl DenseSchedule {
-    pub const NAMES: [&'static str; 3] = ["fused", "registers", "tiled"];
+    pub const NAMES: [&'static str; 4] = ["fused", "registers", "tiled", "whole"];
 
     /// The name `--matmul` takes.
     pub fn name(self) -> &'static str {
@@ -28,6 +33,7 @@ impl DenseSchedule {
             Self::Fused => Self::NAMES[0],
             Self::Registers => Self::NAMES[1],
             Self::Tiled => Self::NAMES[2],
+            Self::Whole => Self::NAMES[3],
         }
     }
 }
@@ -40,6 +46,7 @@ impl std::str::FromStr for DenseSchedule {
             "fused" => Ok(Self::Fused),
             "registers" => Ok(Self::Registers),
             "tiled" => Ok(Self::Tiled),
+            "whole" => Ok(Self::Whole),
             _ => Err(format!(
                 "unknown matmul kernel {name:?}: choose {}",
                 Self::NAMES.join(", ")
@@ -67,33 +74,41 @@ pub struct KernelVariant {
 }
 
 impl KernelVariant {
-    /// Every variant, the fused ones first.
+    /// Every variant: each schedule of layers 2..L with either reads, then the whole step,
+    /// which reads from storage only (it binds W1 with the other layers' parameters).
     pub fn all() -> Vec<Self> {
         let schedules = [
             DenseSchedule::Fused,
             DenseSchedule::Registers,
             DenseSchedule::Tiled,
         ];
-        schedules
+        let mut all: Vec<Self> = schedules
             .into_iter()
             .flat_map(|schedule| {
                 [Reads::Uniform, Reads::Storage].map(|reads| Self { schedule, reads })
             })
-            .collect()
+            .collect();
+        all.push(Self {
+            schedule: DenseSchedule::Whole,
+            reads: Reads::Storage,
+        });
+        all
     }
 
     /// The variant to run where none was measured on the adapter: on a CPU (lavapipe) the
-    /// one that is fastest there, uniform reads; on a GPU the conventional design, storage
-    /// reads. Both with the fused schedule, the fewest dispatches per step.
+    /// one that is fastest there, the fused schedule with uniform reads; on a GPU the
+    /// conventional design, the whole step in two dispatches from storage.
     pub fn default_for(device_type: &str) -> Self {
-        let reads = if device_type == "Cpu" {
-            Reads::Uniform
+        if device_type == "Cpu" {
+            Self {
+                schedule: DenseSchedule::Fused,
+                reads: Reads::Uniform,
+            }
         } else {
-            Reads::Storage
-        };
-        Self {
-            schedule: DenseSchedule::Fused,
-            reads,
+            Self {
+                schedule: DenseSchedule::Whole,
+                reads: Reads::Storage,
+            }
         }
     }
 
@@ -134,7 +149,7 @@ mod tests {
     #[test]
     fn every_variant_has_a_name_that_parses_back() {
         let all = KernelVariant::all();
-        assert_eq!(all.len(), 6);
+        assert_eq!(all.len(), 7);
         for variant in all {
             assert_eq!(variant.name().parse::<KernelVariant>().unwrap(), variant);
         }

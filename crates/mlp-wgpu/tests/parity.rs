@@ -96,7 +96,11 @@ fn one_step_rows(sizes: &[usize], batch: usize) -> Vec<Row> {
 
 /// The ways the GPU can compute the layers after the first that run with no workgroup memory:
 /// all of them in two dispatches, and per layer.
-const SCHEDULES: [DenseSchedule; 2] = [DenseSchedule::Fused, DenseSchedule::Registers];
+const SCHEDULES: [DenseSchedule; 3] = [
+    DenseSchedule::Fused,
+    DenseSchedule::Registers,
+    DenseSchedule::Whole,
+];
 
 /// One traced step of a network of `sizes` with `hyper` on a batch of `batch` random images,
 /// once per schedule of SCHEDULES; each row's name ends with the schedule's.

@@ -5,7 +5,9 @@ use super::layout::{LayerTables, StepSlots, Tensors, whole};
 use super::record::PixelLists;
 use super::upload::{DataBuffers, LitImages};
 use crate::context::GpuContext;
-use crate::kernels::{FusedKernels, Kernel, Kernels, PerLayerKernels, UniformReads, WeightPieces};
+use crate::kernels::{
+    FusedKernels, Kernel, Kernels, PerLayerKernels, UniformReads, WeightPieces, WholeKernels,
+};
 
 pub(super) struct BindGroups {
     /// The training batch's lit pixels regrouped by pixel, and W1's update from them.
@@ -20,6 +22,12 @@ pub(super) struct BindGroups {
     /// Those of the schedules of layers 2..L, made with their kernels.
     pub(super) fused: Option<FusedGroups>,
     pub(super) per_layer: Option<PerLayerGroups>,
+    pub(super) whole: Option<WholeGroups>,
+}
+
+pub(super) struct WholeGroups {
+    pub(super) forward_backward: wgpu::BindGroup,
+    pub(super) weights_update: wgpu::BindGroup,
 }
 
 pub(super) struct FusedGroups {
@@ -189,6 +197,7 @@ impl BindGroups {
             evaluate: sources.evaluate(),
             fused: None,
             per_layer: None,
+            whole: None,
         };
         (bind, pixel_lists)
     }
@@ -222,6 +231,48 @@ impl Sources<'_> {
         FusedGroups {
             row_forward_backward: self.row_forward_backward(&kernels.row_forward_backward),
             layers_weights_update: self.layers_weights_update(&kernels.layers_weights_update),
+        }
+    }
+
+    /// The bind groups of the whole step's two kernels: every layer's tensors and parameters
+    /// whole, at the network table's offsets, with the training images' lit pixels for the
+    /// forward pass and their bytes for W1's update.
+    pub(super) fn whole(&self, kernels: &WholeKernels) -> WholeGroups {
+        let (t, tables, data) = (self.tensors, self.tables, self.data);
+        let bytes = data
+            .train_bytes
+            .as_ref()
+            .expect("the images' bytes are uploaded for the whole step");
+        WholeGroups {
+            forward_backward: self.group(
+                &kernels.step_forward_backward,
+                &[
+                    whole(&tables.network),
+                    whole(&t.parameters.buffer),
+                    whole(&t.activations.buffer),
+                    whole(&t.deltas.buffer),
+                    whole(&data.train.labels),
+                    whole(&data.train.order),
+                    whole(&t.row_losses),
+                    whole(&data.train.entries),
+                    whole(&data.train.starts),
+                ],
+            ),
+            weights_update: self.group(
+                &kernels.step_weights_update,
+                &[
+                    whole(&tables.layers[0]),
+                    whole(&tables.network),
+                    whole(&t.parameters.buffer),
+                    whole(&t.optimiser_state.buffer),
+                    whole(&t.row_losses),
+                    whole(&t.losses),
+                    whole(&t.activations.buffer),
+                    whole(&t.deltas.buffer),
+                    whole(bytes),
+                    whole(&data.train.order),
+                ],
+            ),
         }
     }
 

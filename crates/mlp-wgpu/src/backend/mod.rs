@@ -34,7 +34,9 @@ use upload::DataBuffers;
 
 use crate::context::GpuContext;
 use crate::error::GpuError;
-use crate::kernels::{FusedKernels, KernelOptions, Kernels, PerLayerKernels, UniformReads};
+use crate::kernels::{
+    FusedKernels, KernelOptions, Kernels, PerLayerKernels, UniformReads, WholeKernels,
+};
 use crate::variant::{DenseSchedule, KernelVariant, Reads};
 
 pub struct GpuBackend {
@@ -242,7 +244,11 @@ impl GpuBackend {
     pub fn dense_schedule(&self) -> DenseSchedule {
         let options = &self.kernel_options;
         match self.schedule {
-            DenseSchedule::Fused if options.units > options.max_units => DenseSchedule::Registers,
+            DenseSchedule::Fused | DenseSchedule::Whole if options.units > options.max_units => {
+                DenseSchedule::Registers
+            }
+            // The whole step's update reads the images' bytes, which may not fit a binding.
+            DenseSchedule::Whole if self.data.train_bytes.is_none() => DenseSchedule::Fused,
             schedule => schedule,
         }
     }
@@ -258,6 +264,9 @@ impl GpuBackend {
             }
             DenseSchedule::Registers | DenseSchedule::Tiled if self.kernels.per_layer.is_none() => {
                 self.kernels.per_layer = Some(PerLayerKernels::new(device, options));
+            }
+            DenseSchedule::Whole if self.kernels.whole.is_none() => {
+                self.kernels.whole = WholeKernels::new(device, options);
             }
             _ => return,
         }
@@ -278,8 +287,15 @@ impl GpuBackend {
             (Some(kernels), None) => Some(sources.per_layer(kernels)),
             _ => None,
         };
+        let whole = match (&self.kernels.whole, &self.bind.whole) {
+            (Some(kernels), None) => Some(sources.whole(kernels)),
+            _ => None,
+        };
         if fused.is_some() {
             self.bind.fused = fused;
+        }
+        if whole.is_some() {
+            self.bind.whole = whole;
         }
         if per_layer.is_some() {
             self.bind.per_layer = per_layer;
@@ -343,6 +359,11 @@ impl Backend for GpuBackend {
             _ => "linear_forward",
         };
         match self.dense_schedule() {
+            DenseSchedule::Whole => StepKernels {
+                activations: per_layer("step_forward_backward", "step_forward_backward"),
+                deltas: per_layer("step_forward_backward", "step_forward_backward"),
+                parameters: per_layer("step_weights_update", "step_weights_update"),
+            },
             DenseSchedule::Fused => StepKernels {
                 activations: per_layer("sparse_forward", "row_forward_backward"),
                 deltas: per_layer("row_forward_backward", "row_forward_backward"),

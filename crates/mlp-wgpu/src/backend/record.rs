@@ -131,10 +131,14 @@ impl GpuBackend {
     /// updates per layer.
     pub(super) fn dispatches(&self, pixels: PixelSource) -> usize {
         let depth = self.sizes.len() - 1;
+        if self.dense_schedule() == DenseSchedule::Whole {
+            // Layer 1's update finds its lit pixels itself, in any order.
+            return 2;
+        }
         let regroup = usize::from(pixels == PixelSource::PerStep);
         regroup
             + match self.dense_schedule() {
-                DenseSchedule::Fused => 4,
+                DenseSchedule::Fused | DenseSchedule::Whole => 4,
                 DenseSchedule::Registers | DenseSchedule::Tiled => {
                     // Under dropout, one more for each hidden layer's dropout_forward.
                     let dropouts = if self.hyper.dropout.is_some() {
@@ -233,6 +237,12 @@ impl GpuBackend {
             Queued::EvaluationChunk { rows } => (rows.len(), &self.bind.sparse_forward_validation),
         };
         let (kernels, sizes) = (&self.kernels, &self.sizes);
+        if matches!(work, Queued::TrainingStep { .. })
+            && self.dense_schedule() == DenseSchedule::Whole
+        {
+            self.record_whole_step(&mut recorder, rows);
+            return recorder.finish();
+        }
         if let Queued::TrainingStep {
             pixels: PixelSource::PerStep,
             ..
@@ -301,7 +311,7 @@ impl GpuBackend {
                     div_ceil(sizes[layer + 1], TILE),
                     div_ceil(rows, TILE),
                 ),
-                DenseSchedule::Registers | DenseSchedule::Fused => (
+                DenseSchedule::Registers | DenseSchedule::Fused | DenseSchedule::Whole => (
                     &kernels.linear_forward,
                     blocks(sizes[layer + 1]),
                     blocks(rows),
@@ -377,6 +387,39 @@ impl GpuBackend {
             self.kernels.per_layer.as_ref().expect(built),
             self.bind.per_layer.as_ref().expect(built),
         )
+    }
+
+    /// A training step of `rows` rows in two dispatches: every row forward and back through
+    /// every layer, then every layer's update (the first over its lit pixels) and the loss.
+    fn record_whole_step(&self, recorder: &mut Recorder, rows: usize) {
+        let built = "the whole step's kernels are built with their schedule";
+        let kernels = self.kernels.whole.as_ref().expect(built);
+        let groups = self.bind.whole.as_ref().expect(built);
+        let what = ("step_forward_backward layers 1 to", self.sizes.len() - 1);
+        let x = div_ceil(rows, ROW_GROUP);
+        recorder.dispatch(
+            &kernels.step_forward_backward,
+            &groups.forward_backward,
+            what,
+            x,
+            1,
+        );
+        let sizes = &self.sizes;
+        let first_tasks = sizes[1].div_ceil(8) * (sizes[0] + 1);
+        let dense_blocks: usize = sizes
+            .windows(2)
+            .skip(1)
+            .map(|w| (w[0] + 1).div_ceil(4) * w[1].div_ceil(4))
+            .sum();
+        let what = ("step_weights_update layers 1 to", sizes.len() - 1);
+        let x = div_ceil(first_tasks + dense_blocks, 64);
+        recorder.dispatch(
+            &kernels.step_weights_update,
+            &groups.weights_update,
+            what,
+            x,
+            1,
+        );
     }
 
     /// The fused kernels and their bind groups, likewise.

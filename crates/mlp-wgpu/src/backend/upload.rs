@@ -166,6 +166,9 @@ pub(super) struct DataBuffers {
     pub(super) pixel_spans: wgpu::Buffer,
     /// The same for every batch of the file order, built here (pixel_lists), where it fits.
     pub(super) cached_pixel_lists: Option<[wgpu::Buffer; 2]>,
+    /// Every training image's bytes, four to a u32, for the whole step (step_weights_update.wgsl
+    /// finds each pixel's byte there); None where they do not fit in one binding.
+    pub(super) train_bytes: Option<wgpu::Buffer>,
 }
 
 impl DataBuffers {
@@ -193,6 +196,8 @@ impl DataBuffers {
                 make.init("cached pixel spans", bytemuck::cast_slice(&spans), data),
             ]
         });
+        // Where the bytes would not fit in one binding, the whole step is not built.
+        let train_bytes = image_bytes(make, train);
         Ok(Self {
             train: LitImages::upload(make, train, "training images", &train_lit)?,
             validation: LitImages::upload(make, validation, "validation images", &validation_lit)?,
@@ -201,6 +206,19 @@ impl DataBuffers {
             pixel_columns: make.zeroed("pixel columns", max_batch * train.pixels() * 8),
             pixel_spans: make.zeroed("pixel spans", train.pixels() * 8),
             cached_pixel_lists,
+            train_bytes,
         })
     }
+}
+
+/// `set`'s bytes as they are, padded to whole u32s (byte i is bits 8 (i % 4) up of word i / 4,
+/// as WGSL reads a little-endian buffer), where they fit in one storage binding.
+fn image_bytes(make: &BufferMaker, set: &Dataset) -> Option<wgpu::Buffer> {
+    let words = set.images.len().div_ceil(4).max(1);
+    if !make.context.storage_allows(words as u64 * 4) {
+        return None;
+    }
+    let mut bytes = set.images.clone();
+    bytes.resize(words * 4, 0);
+    Some(make.init("train image bytes", &bytes, BufferMaker::DATA))
 }
