@@ -13,9 +13,15 @@ pub struct AdapterSummary {
     pub driver: String,
 }
 
+/// The driver stacks looked at: WGPU_BACKEND's (`vulkan`, `gl`, `metal`, `dx12`, comma
+/// separated), else wgpu's primary ones (Vulkan, Metal, DX12).
+fn backends() -> wgpu::Backends {
+    wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY)
+}
+
 fn instance() -> wgpu::Instance {
     let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
-    descriptor.backends = wgpu::Backends::PRIMARY;
+    descriptor.backends = backends();
     wgpu::Instance::new(descriptor)
 }
 
@@ -32,7 +38,7 @@ fn summary(info: &wgpu::AdapterInfo) -> AdapterSummary {
 
 /// Every adapter wgpu can see.
 pub fn list_adapters() -> Vec<AdapterSummary> {
-    pollster::block_on(instance().enumerate_adapters(wgpu::Backends::PRIMARY))
+    pollster::block_on(instance().enumerate_adapters(backends()))
         .iter()
         .map(|a| summary(&a.get_info()))
         .collect()
@@ -54,7 +60,7 @@ pub struct GpuContext {
 /// there are.
 fn adapter_named(instance: &wgpu::Instance, filter: &str) -> Result<wgpu::Adapter, GpuError> {
     let wanted = filter.to_lowercase();
-    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
+    let adapters = pollster::block_on(instance.enumerate_adapters(backends()));
     let names: Vec<String> = adapters
         .iter()
         .map(|a| {

@@ -158,7 +158,7 @@ mod tests {
         assert_eq!(KernelVariant::default_for("Cpu").name(), "fused-uniform");
         assert_eq!(
             KernelVariant::default_for("DiscreteGpu").name(),
-            "fused-storage"
+            "whole-storage"
         );
     }
 }
