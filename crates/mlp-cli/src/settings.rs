@@ -88,6 +88,20 @@ impl Settings {
                     ..modern
                 }
             }
+            PresetName::Fast => {
+                let modern = Self::preset(PresetName::Modern);
+                Self {
+                    preset: name,
+                    layers: LayerSizes::new(vec![INPUT_SIZE, 192, CLASSES], INPUT_SIZE, CLASSES)
+                        .expect("784-192-10 is a valid network"),
+                    epochs: 4,
+                    hyper: Hyperparameters {
+                        learning_rate: 5e-3,
+                        ..modern.hyper
+                    },
+                    ..modern
+                }
+            }
             PresetName::Modern => Self {
                 preset: name,
                 layers: LayerSizes::new(vec![INPUT_SIZE, 256, 128, CLASSES], INPUT_SIZE, CLASSES)
@@ -275,6 +289,7 @@ impl Settings {
                 PresetName::Seed => "seed".into(),
                 PresetName::Modern => "modern".into(),
                 PresetName::Best => "best".into(),
+                PresetName::Fast => "fast".into(),
             },
         );
         record("lr", self.hyper.learning_rate.to_string());

@@ -954,3 +954,24 @@ fn check_passes_with_each_kernel() {
         );
     }
 }
+
+/// `--preset fast` is the configuration the README times: one hidden layer of 192, Adam at
+/// 0.005, 4 epochs; on a tenth of MNIST it already learns.
+#[test]
+fn fast_preset_is_what_the_readme_times() {
+    let out = succeeds(&[
+        "--preset",
+        "fast",
+        "--limit",
+        "6000",
+        "--data-dir",
+        &mnist_dir(),
+    ]);
+    assert!(
+        out.contains("network: 784-192-10 relu layers")
+            && out.contains("adam (β1 0.9, β2 0.999, ε 1e-8) at lr 0.005 (cosine schedule)"),
+        "{out}"
+    );
+    assert!(out.contains("4 epochs"), "{out}");
+    assert!(final_accuracy(&out) > 93.0, "{out}");
+}
