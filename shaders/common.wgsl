@@ -75,6 +75,15 @@ fn shifted_pixel(pixel: u32, offsets: vec2<i32>, pixels: u32, cols: u32) -> u32 
     return u32(row) * cols + u32(col);
 }
 
+// Pixel `pixel` of an image of `pixels` as a training step's shift moves it by `offsets`:
+// itself without shifts, NOT_IN_IMAGE where it leaves the image. Needs a `step` binding.
+fn moved_pixel(pixel: u32, offsets: vec2<i32>, pixels: u32) -> u32 {
+    if (step.shift_pixels == 0u) {
+        return pixel;
+    }
+    return shifted_pixel(pixel, offsets, pixels, step.image_cols);
+}
+
 // A unit's dropout factor from its row's hash: `scale` where the unit is kept, else 0; 1
 // where `threshold` is 0 (no dropout, as in evaluation).
 fn dropout_unit_factor(row_hash: u32, unit: u32, threshold: u32, scale: f32) -> f32 {

@@ -108,12 +108,10 @@ fn weights_update_block(k: u32, bx: u32, by: u32) {
     }
 }
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    if (gid.x == 0u) {
-        losses[step.loss_slot] = batch_loss();
-    }
-    var block = gid.x;
+// Block `number` of layers 2..L, the blocks of each layer numbered after the layer before's
+// (past the last, nothing).
+fn dense_block_update(number: u32) {
+    var block = number;
     for (var k = 1u; k < LAYERS; k = k + 1u) {
         let l = network[k];
         let across = (l.outputs + 3u) / 4u;
@@ -124,4 +122,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         block = block - blocks;
     }
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (gid.x == 0u) {
+        losses[step.loss_slot] = batch_loss();
+    }
+    dense_block_update(gid.x);
 }

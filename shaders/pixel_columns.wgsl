@@ -40,13 +40,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var r = 0u; r < step.rows; r = r + 1u) {
         let image = order[step.row_start + r];
         // Under shifts, p of row r is the image's pixel that the row's shift moves to p.
-        var source = p;
-        if (step.shift_pixels != 0u) {
-            let offsets = shift_offsets(step.shift_seed, step.shift_pixels, step.dropout_step, r);
-            source = shifted_pixel(p, -offsets, pixels, step.image_cols);
-            if (source == NOT_IN_IMAGE) {
-                continue;
-            }
+        let offsets = shift_offsets(step.shift_seed, step.shift_pixels, step.dropout_step, r);
+        let source = moved_pixel(p, -offsets, pixels);
+        if (source == NOT_IN_IMAGE) {
+            continue;
         }
         let source_word = source / 32u;
         let source_bit = 1u << (source % 32u);

@@ -120,12 +120,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         let offsets = shift_offsets(step.shift_seed, step.shift_pixels, step.dropout_step, m);
         for (var e = starts[image]; e < starts[image + 1u]; e = e + 1u) {
             let entry = entries[e];
-            var p = entry & 0xffffffu;
-            if (step.shift_pixels != 0u) {
-                p = shifted_pixel(p, offsets, layer.inputs, step.image_cols);
-                if (p == NOT_IN_IMAGE) {
-                    continue;
-                }
+            let p = moved_pixel(entry & 0xffffffu, offsets, layer.inputs);
+            if (p == NOT_IN_IMAGE) {
+                continue;
             }
             let x = lit_input(entry, p);
             s_low = s_low + x * weights_columns(p, low);

@@ -28,12 +28,9 @@ fn first_layer_row(m: u32, a: ptr<function, Units>) {
     let row_hash = dropout_row_hash(step.input_dropout_seed, step.dropout_step, 0u, m);
     for (var e = starts[image]; e < starts[image + 1u]; e = e + 1u) {
         let entry = entries[e];
-        var p = entry & 0xffffffu;
-        if (step.shift_pixels != 0u) {
-            p = shifted_pixel(p, offsets, l.inputs, step.image_cols);
-            if (p == NOT_IN_IMAGE) {
-                continue;
-            }
+        let p = moved_pixel(entry & 0xffffffu, offsets, l.inputs);
+        if (p == NOT_IN_IMAGE) {
+            continue;
         }
         let factor = dropout_unit_factor(row_hash, p, step.input_dropout_threshold,
                                          step.input_dropout_scale);

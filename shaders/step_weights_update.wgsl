@@ -18,19 +18,11 @@ fn image_byte(i: u32) -> u32 {
     return (images[i / 4u] >> (8u * (i % 4u))) & 0xffu;
 }
 
-// Where pixel p of batch row r came from in its image (p itself without shifts), or
-// NOT_IN_IMAGE where the row's shift brought nothing there.
-fn source_pixel(p: u32, r: u32) -> u32 {
-    if (step.shift_pixels == 0u) {
-        return p;
-    }
-    let offsets = shift_offsets(step.shift_seed, step.shift_pixels, step.dropout_step, r);
-    return shifted_pixel(p, -offsets, layer.inputs, step.image_cols);
-}
-
 // Pixel p's input on batch row r: its byte / 255 through the input dropout (0 where unlit).
 fn first_layer_input(p: u32, r: u32) -> f32 {
-    let source = source_pixel(p, r);
+    // Where p of row r came from in its image: the row's shift undone.
+    let offsets = shift_offsets(step.shift_seed, step.shift_pixels, step.dropout_step, r);
+    let source = moved_pixel(p, -offsets, layer.inputs);
     if (source == NOT_IN_IMAGE) {
         return 0.0;
     }
@@ -88,17 +80,7 @@ fn step_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let first_tasks = across * (first.inputs + 1u);
     if (gid.x < first_tasks) {
         first_layer_update(gid.x / across, (gid.x % across) * 8u);
-        return;
-    }
-    var block = gid.x - first_tasks;
-    for (var k = 1u; k < LAYERS; k = k + 1u) {
-        let l = network[k];
-        let blocks_across = (l.outputs + 3u) / 4u;
-        let blocks = blocks_across * ((l.inputs + 4u) / 4u);
-        if (block < blocks) {
-            weights_update_block(k, block % blocks_across, block / blocks_across);
-            return;
-        }
-        block = block - blocks;
+    } else {
+        dense_block_update(gid.x - first_tasks);
     }
 }

@@ -261,17 +261,10 @@ impl Sources<'_> {
             weights_update: self.group(
                 &kernels.step_weights_update,
                 &[
-                    whole(&tables.layers[0]),
-                    whole(&tables.network),
-                    whole(&t.parameters.buffer),
-                    whole(&t.optimiser_state.buffer),
-                    whole(&t.row_losses),
-                    whole(&t.losses),
-                    whole(&t.activations.buffer),
-                    whole(&t.deltas.buffer),
-                    whole(bytes),
-                    whole(&data.train.order),
-                ],
+                    self.every_layer_update(),
+                    vec![whole(bytes), whole(&data.train.order)],
+                ]
+                .concat(),
             ),
         }
     }
@@ -376,20 +369,23 @@ impl Sources<'_> {
 
     /// Every dense layer's gradient and update, and the batch loss from the rows' losses.
     fn layers_weights_update(&self, kernel: &Kernel) -> wgpu::BindGroup {
+        self.group(kernel, &self.every_layer_update())
+    }
+
+    /// What layers_weights_update.wgsl binds: every layer's parameters, state and tensors whole,
+    /// at the network table's offsets, and the losses.
+    fn every_layer_update(&self) -> Vec<wgpu::BufferBinding<'_>> {
         let t = self.tensors;
-        self.group(
-            kernel,
-            &[
-                whole(&self.tables.layers[0]),
-                whole(&self.tables.network),
-                whole(&t.parameters.buffer),
-                whole(&t.optimiser_state.buffer),
-                whole(&t.row_losses),
-                whole(&t.losses),
-                whole(&t.activations.buffer),
-                whole(&t.deltas.buffer),
-            ],
-        )
+        vec![
+            whole(&self.tables.layers[0]),
+            whole(&self.tables.network),
+            whole(&t.parameters.buffer),
+            whole(&t.optimiser_state.buffer),
+            whole(&t.row_losses),
+            whole(&t.losses),
+            whole(&t.activations.buffer),
+            whole(&t.deltas.buffer),
+        ]
     }
 
     fn evaluate(&self) -> wgpu::BindGroup {
