@@ -156,30 +156,7 @@ impl Settings {
         hyper.output = args.output.unwrap_or(hyper.output);
         hyper.reduction = args.reduction.unwrap_or(hyper.reduction);
         hyper.weight_decay = args.weight_decay.unwrap_or(hyper.weight_decay);
-        // The option's rate, else the preset's; the masks' own streams of the run's seed.
-        let rate_of =
-            |given: Option<f32>, preset: Option<Dropout>| given.or(preset.map(|d| d.rate));
-        if let Some(rate) = rate_of(args.dropout, hyper.dropout) {
-            let seed = args.seed ^ 0x4452_4f50_4f55_5421;
-            hyper.dropout = Some(Dropout { rate, seed });
-        }
-        if let Some(rate) = rate_of(args.input_dropout, hyper.input_dropout) {
-            let seed = args.seed ^ 0x494e_5055_5444_524f;
-            hyper.input_dropout = Some(Dropout { rate, seed });
-        }
-        if let Some(pixels) = args.shift.or(hyper.shift.map(|s| s.pixels)) {
-            let side = shape.rows.min(shape.cols);
-            if pixels as usize >= side {
-                return Err(UsageError(format!(
-                    "--shift {pixels} would move every pixel out of these {}x{} images: give \
-                     fewer pixels than the image's smaller side ({side})",
-                    shape.rows, shape.cols
-                ))
-                .into());
-            }
-            let seed = args.seed ^ 0x5348_4946_5453_2121;
-            hyper.shift = Some(Shift { pixels, seed });
-        }
+        regularise(hyper, args, shape)?;
         settings.weight_init = args.weight_init.unwrap_or(settings.weight_init);
         settings.schedule = args.schedule.unwrap_or(settings.schedule);
         settings.seed = args.seed;
@@ -332,6 +309,35 @@ fn regularisation(h: &Hyperparameters) -> String {
         parts.push(format!("shifts of up to {} pixels", s.pixels));
     }
     parts.iter().map(|part| format!(", {part}")).collect()
+}
+
+/// Dropout, input dropout and shifts: each option's rate (or shift), else the preset's, each
+/// with its own stream of the run's seed; a shift that would move every pixel out is refused.
+fn regularise(hyper: &mut Hyperparameters, args: &NetworkArgs, shape: DataShape) -> Result<()> {
+    // The option's rate, else the preset's; the masks' own streams of the run's seed.
+    let rate_of = |given: Option<f32>, preset: Option<Dropout>| given.or(preset.map(|d| d.rate));
+    if let Some(rate) = rate_of(args.dropout, hyper.dropout) {
+        let seed = args.seed ^ 0x4452_4f50_4f55_5421;
+        hyper.dropout = Some(Dropout { rate, seed });
+    }
+    if let Some(rate) = rate_of(args.input_dropout, hyper.input_dropout) {
+        let seed = args.seed ^ 0x494e_5055_5444_524f;
+        hyper.input_dropout = Some(Dropout { rate, seed });
+    }
+    if let Some(pixels) = args.shift.or(hyper.shift.map(|s| s.pixels)) {
+        let side = shape.rows.min(shape.cols);
+        if pixels as usize >= side {
+            return Err(UsageError(format!(
+                "--shift {pixels} would move every pixel out of these {}x{} images: give \
+                 fewer pixels than the image's smaller side ({side})",
+                shape.rows, shape.cols
+            ))
+            .into());
+        }
+        let seed = args.seed ^ 0x5348_4946_5453_2121;
+        hyper.shift = Some(Shift { pixels, seed });
+    }
+    Ok(())
 }
 
 /// `layers` with its first and last sizes those of `shape`.
