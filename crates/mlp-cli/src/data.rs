@@ -12,9 +12,7 @@ use crate::console::{note, say};
 /// are allowed.
 pub fn load(args: &DataArgs) -> Result<Mnist> {
     let (format, dir) = (args.format(), args.dir());
-    // A set with no mirror (EMNIST) says where to get it when the load finds it missing.
-    let mirrored = !format.mirrors().is_empty();
-    if !args.no_download && mirrored && !data::missing_files(&dir, format).is_empty() {
+    if !args.no_download && format.downloadable() && !data::missing_files(&dir, format).is_empty() {
         fetch(&dir, format)?;
     }
     let loaded = data::load(&dir, format)?;
@@ -31,8 +29,15 @@ pub fn load(args: &DataArgs) -> Result<Mnist> {
 fn fetch(dir: &Path, format: DataFormat) -> Result<()> {
     let name = format.name();
     note!("downloading {name} into {} ...", dir.display());
-    let written = data::download_missing(dir, format, format.mirrors())
-        .with_context(|| format!("{name} is not in {}", dir.display()))?;
+    let written = match format.emnist_split() {
+        Some(_) => {
+            note!("(one 535 MB zip of every EMNIST split, checked by its MD5)");
+            let zips = [data::EMNIST_ZIP];
+            data::download_emnist(dir, format, &zips, data::EMNIST_ZIP_MD5)
+        }
+        None => data::download_missing(dir, format, format.mirrors()),
+    }
+    .with_context(|| format!("{name} is not in {}", dir.display()))?;
     note!("downloaded and verified: {}", written.join(", "));
     Ok(())
 }
@@ -43,14 +48,14 @@ pub fn download(args: &DownloadArgs) -> Result<()> {
     let (format, dir) = (data.format(), data.dir());
     if data::missing_files(&dir, format).is_empty() {
         note!("{} already has all four files", dir.display());
-    } else if !format.mirrors().is_empty() {
+    } else if format.downloadable() {
         fetch(&dir, format)?;
     }
     let mnist = data::load(&dir, format)?;
-    let checked = if format.checksum(data::TRAIN_IMAGES).is_some() {
-        "checksums verified"
-    } else {
-        "no published checksums of the files to verify them against"
+    let checked = match (format.checksum(data::TRAIN_IMAGES), format.emnist_split()) {
+        (Some(_), _) => "checksums verified",
+        (None, Some(_)) => "not checked: NIST publishes only its zip's MD5, checked on download",
+        (None, None) => "no published checksums of the files to verify them against",
     };
     say!(
         "{}: {} {} training and {} test images, {checked}",

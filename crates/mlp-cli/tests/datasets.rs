@@ -322,6 +322,7 @@ fn emnist_letters_by_name_loads_turned_back_and_names_the_letters() {
         &[
             "--dataset",
             "emnist-balanced",
+            "--no-download",
             "--data-dir",
             empty.to_str().unwrap(),
         ],
@@ -329,6 +330,7 @@ fn emnist_letters_by_name_loads_turned_back_and_names_the_letters() {
             "no EMNIST Balanced data",
             "emnist-balanced-train-images-idx3-ubyte",
             "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip",
+            "mlp-cli download --dataset emnist-balanced",
         ],
     );
 }

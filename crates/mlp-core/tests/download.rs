@@ -203,3 +203,51 @@ fn a_failing_mirror_falls_back_to_the_next() {
     assert_eq!(written, vec!["t10k-labels-idx1-ubyte"]);
     assert!(data::load(scratch.path(), DataFormat::Mnist).is_ok());
 }
+
+/// A zip laid out as NIST's EMNIST zip (`gzip/emnist-<split>-...-ubyte.gz`), holding a small
+/// set of the split `split` made from MNIST's test files, and its MD5.
+fn emnist_zip(split: &str) -> (Vec<u8>, String) {
+    use md5::{Digest, Md5};
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (kind, source) in [
+        ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte"),
+        ("train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"),
+        ("test-images-idx3-ubyte", "t10k-images-idx3-ubyte"),
+        ("test-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"),
+    ] {
+        writer
+            .start_file(format!("gzip/emnist-{split}-{kind}.gz"), options)
+            .unwrap();
+        writer.write_all(&real_gz(source)).unwrap();
+    }
+    let bytes = writer.finish().unwrap().into_inner();
+    let md5 = Md5::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (bytes, md5)
+}
+
+/// EMNIST comes as one zip: it is fetched, checked against its MD5, and the split's four
+/// files are taken out of it and load; a zip of another MD5 is refused, and nothing written.
+#[test]
+fn emnist_is_taken_out_of_a_zip_checked_by_its_md5() {
+    let (zip, md5) = emnist_zip("balanced");
+    let routes = HashMap::from([("/gzip.zip".to_string(), Reply::Body(zip))]);
+    let base = serve(routes, 2);
+    let url = format!("{base}/gzip.zip");
+    let scratch = Scratch::new("emnist-zip");
+    let format = DataFormat::EmnistBalanced;
+    let wrong = "0".repeat(32);
+    let err = data::download_emnist(scratch.path(), format, &[&url], &wrong)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("MD5") && err.contains(&wrong), "{err}");
+    assert_eq!(fs::read_dir(scratch.path()).unwrap().count(), 0);
+    let written = data::download_emnist(scratch.path(), format, &[&url], &md5).unwrap();
+    assert_eq!(written.len(), 4, "{written:?}");
+    let set = data::load(scratch.path(), format).unwrap();
+    assert_eq!((set.train.len(), set.test.len()), (10_000, 10_000));
+}

@@ -2,6 +2,7 @@
 //! before anything reads it, and a missing set can be downloaded and verified.
 
 mod download;
+mod emnist;
 mod error;
 mod idx;
 mod sets;
@@ -12,11 +13,12 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use download::{FASHION_MNIST_MIRRORS, KMNIST_MIRRORS, MIRRORS, download_missing};
+pub use emnist::download_emnist;
 pub use error::DataError;
 pub use idx::{
     IMAGES_MAGIC, IdxBytes, IdxKind, LABELS_MAGIC, decode_idx, parse_images, parse_labels, read_idx,
 };
-pub use sets::{Checksum, DataFormat};
+pub use sets::{Checksum, DataFormat, EMNIST_ZIP, EMNIST_ZIP_MD5};
 
 /// MNIST's image side: every loaded image must be 28 x 28.
 pub const IMAGE_SIDE: usize = 28;

@@ -17,9 +17,10 @@ pub enum DataFormat {
     /// of the .gz files, so those are what is checked.
     Kmnist,
     /// EMNIST Letters (Cohen et al. 2017): 26 letters, upper and lower case together, as
-    /// `emnist-letters-*` files. NIST publishes one zip of every split with no checksum of
-    /// the files in it, so they are not checked; the images are stored transposed and are
-    /// turned back on load, and the labels 1..26 become 0..25.
+    /// `emnist-letters-*` files. NIST publishes one zip of every split, whose MD5 torchvision
+    /// lists, and no checksum of the files in it: a download is checked by the zip's MD5,
+    /// files already there are not checked. The images are stored transposed and are turned
+    /// back on load, and the labels 1..26 become 0..25.
     EmnistLetters,
     /// EMNIST Balanced: 47 classes (the digits, the capitals, and the 11 lower-case letters
     /// that differ from their capitals), as `emnist-balanced-*` files, loaded as Letters is.
@@ -123,13 +124,18 @@ impl DataFormat {
         }
     }
 
-    /// What to do where the files are missing and there is no mirror of them, for messages.
+    /// Whether missing files can be fetched: from the mirrors, or for EMNIST from NIST's zip.
+    pub fn downloadable(self) -> bool {
+        !self.mirrors().is_empty() || self.emnist_split().is_some()
+    }
+
+    /// What to do where the files are missing and cannot be fetched, for messages.
     pub fn where_to_get(self) -> Option<String> {
         self.emnist_split().map(|split| {
             format!(
                 "EMNIST is published as one zip of every split, {EMNIST_ZIP} (535 MB, MD5 \
-                 {EMNIST_ZIP_MD5}): download it, check it, and put its gzip/emnist-{split}-*.gz \
-                 files in the data directory"
+                 {EMNIST_ZIP_MD5}), which `mlp-cli download --dataset emnist-{split}` fetches \
+                 and checks; or put its gzip/emnist-{split}-*.gz files in the data directory"
             )
         })
     }
