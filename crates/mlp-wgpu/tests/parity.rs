@@ -18,7 +18,7 @@ use mlp_core::{
     Activation, Dataset, Hyperparameters, Init, LayerSizes, Optimiser, OptimiserKind, Output,
     Reduction, ReferenceBackend,
 };
-use mlp_wgpu::{DenseSchedule, GpuBackend, GpuContext, KernelVariant, PARITY};
+use mlp_wgpu::{DenseSchedule, GpuBackend, GpuContext, KernelVariant, PARITY, Reads};
 
 fn context() -> GpuContext {
     GpuContext::new(None).unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
@@ -63,6 +63,19 @@ fn backends_with(
     validation: &Dataset,
     hyper: &Hyperparameters,
 ) -> (ReferenceBackend, GpuBackend) {
+    backends_on(sizes, batch, (train, validation), hyper, None)
+}
+
+/// [`backends_with`], the GPU built for `schedule` where given (with uniform reads where they
+/// fit), else for the adapter's default: the whole step needs the images' bytes, which only a
+/// backend built for it uploads.
+fn backends_on(
+    sizes: &[usize],
+    batch: usize,
+    (train, validation): (&Dataset, &Dataset),
+    hyper: &Hyperparameters,
+    schedule: Option<DenseSchedule>,
+) -> (ReferenceBackend, GpuBackend) {
     let init = match hyper.activation {
         Activation::Sigmoid => Init::Normal,
         Activation::Tanh => Init::Xavier,
@@ -70,8 +83,18 @@ fn backends_with(
     };
     let parameters = Parameters::init(&Parameters::layer_sizes_of(sizes), init, 5);
     let cpu = ReferenceBackend::new(parameters.clone(), hyper, train, validation).unwrap();
-    let gpu = GpuBackend::new(context(), &parameters, hyper, batch, train, validation).unwrap();
-    (cpu, gpu)
+    let gpu = match schedule {
+        None => GpuBackend::new(context(), &parameters, hyper, batch, train, validation),
+        Some(schedule) => {
+            let variant = KernelVariant {
+                schedule,
+                reads: Reads::Uniform,
+            };
+            let data = (train, validation);
+            GpuBackend::with_variant(context(), &parameters, hyper, batch, data, variant)
+        }
+    };
+    (cpu, gpu.unwrap())
 }
 
 /// Prints every row, as `mlp-cli check` does, and fails on the first that exceeds PARITY.
@@ -122,8 +145,8 @@ fn one_step_rows_on(
     let classes = *sizes.last().unwrap();
     let train = random_set(batch, sizes[0], classes, &mut rng);
     let validation = random_set(3, sizes[0], classes, &mut rng);
-    let (mut cpu, mut gpu) = backends_with(sizes, batch, &train, &validation, hyper);
-    gpu.set_dense_schedule(matmul);
+    let data = (&train, &validation);
+    let (mut cpu, mut gpu) = backends_on(sizes, batch, data, hyper, Some(matmul));
     let mut rows = lockstep_step(&mut cpu, &mut gpu, 0..batch, PARITY);
     for row in &mut rows {
         row.name = format!("{} ({matmul:?})", row.name);
@@ -461,8 +484,8 @@ fn lockstep_images(
     let shaped = |set: Dataset| Dataset { rows, cols, ..set };
     let train = shaped(random_set(100, rows * cols, classes, &mut rng));
     let validation = shaped(random_set(40, rows * cols, classes, &mut rng));
-    let (mut cpu, mut gpu) = backends_with(sizes, 30, &train, &validation, hyper);
-    gpu.set_dense_schedule(matmul);
+    let data = (&train, &validation);
+    let (mut cpu, mut gpu) = backends_on(sizes, 30, data, hyper, Some(matmul));
     let schedule: Vec<_> = batches(train.len(), 30).collect();
     let mut rate = hyper.learning_rate;
     for step in 0..steps {

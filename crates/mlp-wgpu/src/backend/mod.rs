@@ -153,7 +153,8 @@ impl GpuBackend {
         let capacity = max_batch.max(eval_chunk);
         check_batch_fits(&context, &sizes, max_batch, capacity)?;
         let make = BufferMaker::new(&context);
-        let data = DataBuffers::upload(&make, train, validation, max_batch)?;
+        let whole = variant.schedule == DenseSchedule::Whole;
+        let data = DataBuffers::upload(&make, train, validation, (max_batch, whole))?;
         let tensors = Tensors::new(
             &make,
             parameters,
@@ -232,7 +233,9 @@ impl GpuBackend {
         }
     }
 
-    /// Chooses how the layers after the first are computed from the next step on.
+    /// Chooses how the layers after the first are computed from the next step on. The whole
+    /// step needs the images' bytes, which only a backend built for it (`with_variant`)
+    /// uploads: elsewhere it runs fused.
     pub fn set_dense_schedule(&mut self, schedule: DenseSchedule) {
         self.schedule = schedule;
         self.build_schedule_kernels();
@@ -247,7 +250,8 @@ impl GpuBackend {
             DenseSchedule::Fused | DenseSchedule::Whole if options.units > options.max_units => {
                 DenseSchedule::Registers
             }
-            // The whole step's update reads the images' bytes, which may not fit a binding.
+            // The whole step's update reads the images' bytes, uploaded where a backend is
+            // built for it and they fit a binding.
             DenseSchedule::Whole if self.data.train_bytes.is_none() => DenseSchedule::Fused,
             schedule => schedule,
         }

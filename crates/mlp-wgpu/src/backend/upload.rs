@@ -167,17 +167,19 @@ pub(super) struct DataBuffers {
     /// The same for every batch of the file order, built here (pixel_lists), where it fits.
     pub(super) cached_pixel_lists: Option<[wgpu::Buffer; 2]>,
     /// Every training image's bytes, four to a u32, for the whole step (step_weights_update.wgsl
-    /// finds each pixel's byte there); None where they do not fit in one binding.
+    /// finds each pixel's byte there); None for the other schedules, and where they do not fit
+    /// in one binding.
     pub(super) train_bytes: Option<wgpu::Buffer>,
 }
 
 impl DataBuffers {
-    /// Uploads both sets, for batches of up to `max_batch` rows.
+    /// Uploads both sets, for batches of up to `max_batch` rows, with the training images'
+    /// bytes where `with_bytes`.
     pub(super) fn upload(
         make: &BufferMaker,
         train: &Dataset,
         validation: &Dataset,
-        max_batch: usize,
+        (max_batch, with_bytes): (usize, bool),
     ) -> Result<Self, GpuError> {
         let data = BufferMaker::DATA;
         let train_lit = lit_pixels(train, "training images")?;
@@ -196,8 +198,8 @@ impl DataBuffers {
                 make.init("cached pixel spans", bytemuck::cast_slice(&spans), data),
             ]
         });
-        // Where the bytes would not fit in one binding, the whole step is not built.
-        let train_bytes = image_bytes(make, train);
+        // Only the whole step reads them; where they would not fit one binding it is not built.
+        let train_bytes = with_bytes.then(|| image_bytes(make, train)).flatten();
         Ok(Self {
             train: LitImages::upload(make, train, "training images", &train_lit)?,
             validation: LitImages::upload(make, validation, "validation images", &validation_lit)?,
