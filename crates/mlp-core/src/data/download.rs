@@ -35,15 +35,7 @@ pub fn download_missing(
     format: DataFormat,
     mirrors: &[&str],
 ) -> Result<Vec<String>, DataError> {
-    fs::create_dir_all(dir).map_err(|source| DataError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_secs(15)))
-        .timeout_global(Some(Duration::from_secs(300)))
-        .build()
-        .into();
+    let agent = agent_for(dir, Duration::from_secs(300))?;
     let mut written = Vec::new();
     for file in missing_files(dir, format) {
         let mut attempts = Vec::new();
@@ -75,13 +67,7 @@ fn fetch_verified(
     file: IdxFile,
     format: DataFormat,
 ) -> Result<Vec<u8>, String> {
-    let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(MAX_DOWNLOAD_BYTES)
-        .read_to_vec()
-        .map_err(|e| format!("reading the body: {e}"))?;
+    let body = fetch_body(agent, url, MAX_DOWNLOAD_BYTES)?;
     let content = decode_idx(Path::new(url), &body[..], body.len() as u64, file.kind)
         .map_err(|e| e.to_string())?;
     match format.checksum(file) {
@@ -103,4 +89,29 @@ fn fetch_verified(
         None => {}
     }
     Ok(body)
+}
+
+/// Makes `dir` where it is missing, and an HTTP agent that gives up on a download after
+/// `timeout`: what every download starts with.
+pub(super) fn agent_for(dir: &Path, timeout: Duration) -> Result<ureq::Agent, DataError> {
+    fs::create_dir_all(dir).map_err(|source| DataError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    Ok(ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(15)))
+        .timeout_global(Some(timeout))
+        .build()
+        .into())
+}
+
+/// The body at `url`, refused past `limit` bytes.
+pub(super) fn fetch_body(agent: &ureq::Agent, url: &str, limit: u64) -> Result<Vec<u8>, String> {
+    let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
+    response
+        .body_mut()
+        .with_config()
+        .limit(limit)
+        .read_to_vec()
+        .map_err(|e| format!("reading the body: {e}"))
 }

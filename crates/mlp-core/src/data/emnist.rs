@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use md5::{Digest, Md5};
 
-use super::{DataError, DataFormat, IdxFile, decode_idx, missing_files};
+use super::download::{agent_for, fetch_body};
+use super::{DataError, DataFormat, IdxFile, decode_idx, hex, missing_files};
 use crate::atomic::write_atomically;
 
 /// The largest zip accepted: NIST's is 535 MB.
@@ -26,15 +27,7 @@ pub fn download_emnist(
     urls: &[&str],
     md5: &str,
 ) -> Result<Vec<String>, DataError> {
-    std::fs::create_dir_all(dir).map_err(|source| DataError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(Duration::from_secs(15)))
-        .timeout_global(Some(Duration::from_secs(1800)))
-        .build()
-        .into();
+    let agent = agent_for(dir, Duration::from_secs(1800))?;
     let mut attempts = Vec::new();
     for url in urls {
         match fetch_zip(&agent, url, md5).and_then(|zip| members(&zip, dir, format)) {
@@ -58,17 +51,8 @@ pub fn download_emnist(
 
 /// The zip at `url`, if its MD5 is `md5`.
 fn fetch_zip(agent: &ureq::Agent, url: &str, md5: &str) -> Result<Vec<u8>, String> {
-    let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(MAX_ZIP_BYTES)
-        .read_to_vec()
-        .map_err(|e| format!("reading the body: {e}"))?;
-    let found: String = Md5::digest(&body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let body = fetch_body(agent, url, MAX_ZIP_BYTES)?;
+    let found = hex(&Md5::digest(&body));
     if found != md5 {
         return Err(format!("MD5 {found}, expected {md5}"));
     }
