@@ -410,6 +410,19 @@ fn options(change: impl FnOnce(&mut Hyperparameters)) -> Hyperparameters {
     hyper
 }
 
+/// [`options`] of a network trained the way people train one today (the modern preset's
+/// choices): ReLU, softmax and cross-entropy, mean gradients, Adam at 1e-3.
+fn adam_relu_softmax(change: impl FnOnce(&mut Hyperparameters)) -> Hyperparameters {
+    options(|h| {
+        h.optimiser = Optimiser::with_defaults(OptimiserKind::Adam);
+        h.activation = Activation::Relu;
+        h.output = Output::SoftmaxCrossEntropy;
+        h.reduction = Reduction::Mean;
+        h.learning_rate = 1e-3;
+        change(h);
+    })
+}
+
 /// Awkward shapes: 33 rows and widths that are multiples of neither the 4 x 4 block nor the
 /// 32 x 32 workgroup.
 const AWKWARD: [usize; 5] = [37, 45, 7, 3, 5];
@@ -520,13 +533,7 @@ fn momentum_steps_should_match_reference() {
 
 #[test]
 fn adam_steps_should_match_reference() {
-    let hyper = options(|h| {
-        h.optimiser = Optimiser::with_defaults(OptimiserKind::Adam);
-        h.activation = Activation::Relu;
-        h.output = Output::SoftmaxCrossEntropy;
-        h.reduction = Reduction::Mean;
-        h.learning_rate = 1e-3;
-    });
+    let hyper = adam_relu_softmax(|_| {});
     lockstep("adam", &hyper, 12);
 }
 
@@ -636,13 +643,7 @@ fn train_epochs(backend: &mut dyn Backend, set: &Dataset, batch: usize, epochs: 
 fn resumed_adam_training_should_match_uninterrupted_bits() {
     let mut rng = Rng::new(43);
     let set = random_set(90, 37, 5, &mut rng);
-    let hyper = options(|h| {
-        h.optimiser = Optimiser::with_defaults(OptimiserKind::Adam);
-        h.activation = Activation::Relu;
-        h.output = Output::SoftmaxCrossEntropy;
-        h.reduction = Reduction::Mean;
-        h.learning_rate = 1e-3;
-    });
+    let hyper = adam_relu_softmax(|_| {});
     let sizes = [37, 20, 9, 5];
     let (mut cpu, mut gpu) = backends_with(&sizes, 30, &set, &set, &hyper);
     let (mut cpu_resumed, mut gpu_resumed) = backends_with(&sizes, 30, &set, &set, &hyper);
@@ -704,14 +705,7 @@ fn dropout_steps_should_match_reference() {
     });
     let sigmoid = options(|h| h.dropout = dropout);
     lockstep("dropout sigmoid", &sigmoid, 12);
-    let relu = options(|h| {
-        h.dropout = dropout;
-        h.optimiser = Optimiser::with_defaults(OptimiserKind::Adam);
-        h.activation = Activation::Relu;
-        h.output = Output::SoftmaxCrossEntropy;
-        h.reduction = Reduction::Mean;
-        h.learning_rate = 1e-3;
-    });
+    let relu = adam_relu_softmax(|h| h.dropout = dropout);
     lockstep("dropout relu adam", &relu, 12);
 }
 
