@@ -27,7 +27,10 @@ struct Step {
     shift_pixels: u32,   // the largest move of a training image along each axis; 0: no shifts
     shift_seed: u32,
     image_cols: u32,     // pixels per image row
+    slot: u32,           // this step's slot in the buffer of steps (multi_step.wgsl)
+    run_end: u32,        // the slot after the last step that one multi_step dispatch runs
     pad0: u32,
+    pad1: u32,
 }
 
 // hash32 of cpu/mod.rs, in the same u32 arithmetic: the dropout masks' hash.

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use mlp_core::backend::Backend;
 use mlp_core::train::batches;
 use mlp_core::{Dataset, Hyperparameters, Parameters};
-use mlp_wgpu::{GpuBackend, GpuContext, KernelVariant};
+use mlp_wgpu::{Dispatches, GpuBackend, GpuContext, KernelVariant};
 use serde_json::{Map, Value};
 
 use crate::args::{BackendKind, GpuArgs, TuneArgs};
@@ -24,7 +24,7 @@ const WARM_UP_STEPS: usize = 3;
 pub struct Timing {
     pub variant: KernelVariant,
     pub seconds_per_step: f64,
-    pub dispatches_per_step: usize,
+    pub dispatches: Dispatches,
 }
 
 /// What a GPU backend is built from, for timing its variants.
@@ -156,7 +156,7 @@ fn time_variant(
     Ok(Timing {
         variant: backend.variant(),
         seconds_per_step: started.elapsed().as_secs_f64() / steps as f64,
-        dispatches_per_step: backend.dispatches_per_step(),
+        dispatches: backend.dispatches_per_step(),
     })
 }
 
@@ -223,10 +223,10 @@ pub fn choose(
 fn timing_lines(timings: &[Timing]) -> impl Iterator<Item = String> + '_ {
     timings.iter().map(|t| {
         format!(
-            "  {:<18} {:>9.3} ms per step  {:>2} dispatches per step",
+            "  {:<18} {:>9.3} ms per step  {}",
             t.variant.name(),
             t.seconds_per_step * 1e3,
-            t.dispatches_per_step
+            t.dispatches
         )
     })
 }

@@ -160,6 +160,14 @@ impl GpuContext {
             .min(self.limits.max_buffer_size)
     }
 
+    /// The most loop iterations one invocation may run in all, where the driver ends loops
+    /// past it without an error: Mesa's llvmpipe (lavapipe on Vulkan, and on GL) stops every
+    /// loop of an invocation once its loops have run LP_MAX_TGSI_LOOP_ITERATIONS (65,535)
+    /// times together. None where no such budget is known.
+    pub fn loop_iteration_limit(&self) -> Option<u64> {
+        self.adapter.name.starts_with("llvmpipe").then_some(65_535)
+    }
+
     /// Whether a storage buffer of `bytes` can be bound on this device.
     pub fn storage_allows(&self, bytes: u64) -> bool {
         bytes <= self.storage_limit()

@@ -30,6 +30,7 @@ pub struct Kernels {
     pub fused: Option<FusedKernels>,
     pub per_layer: Option<PerLayerKernels>,
     pub whole: Option<WholeKernels>,
+    pub multi_step: Option<MultiStepKernel>,
 }
 
 /// Layers 2..L of a step in two dispatches (DenseSchedule::Fused).
@@ -42,6 +43,11 @@ pub struct FusedKernels {
 pub struct WholeKernels {
     pub step_forward_backward: Kernel,
     pub step_weights_update: Kernel,
+}
+
+/// Up to STEP_SLOTS consecutive steps in one dispatch (DenseSchedule::MultiStep).
+pub struct MultiStepKernel {
+    pub multi_step: Kernel,
 }
 
 /// Layers 2..L of a step a dispatch per layer and quantity (DenseSchedule::Registers, Tiled).
@@ -66,6 +72,11 @@ pub struct KernelOptions {
     pub row_group: u32,
     /// The most units the fused kernel is built for; wider networks get none.
     pub max_units: u32,
+    /// The slots of the buffer of steps and the vec4s between one slot's Step and the next
+    /// slot, for multi_step.wgsl.
+    pub step_slots: (u32, u32),
+    /// Invocations of multi_step.wgsl's one workgroup.
+    pub step_group: u32,
     pub uniform: UniformReads,
 }
 
@@ -189,7 +200,7 @@ fn row_forward_backward_source(
     let mut slots = [Step, Uniform, Read, Write, Write, Read, Read, Write];
     let mut source = format!(
         "const LAYERS: u32 = {layers}u;\nconst UNITS: u32 = {units}u;\n{}",
-        shader!("row_forward_backward.wgsl")
+        shader!("forward_backward_row.wgsl", "row_forward_backward.wgsl")
     );
     if let Some(length) = uniform.dense_parameters {
         source = read_through_uniform(&source, &mut slots, 2, "parameters", length);
@@ -239,6 +250,7 @@ impl Kernels {
             fused: None,
             per_layer: None,
             whole: None,
+            multi_step: None,
         }
     }
 }
@@ -258,6 +270,9 @@ impl Kernels {
         }
         if let Some(whole) = &self.whole {
             kernels.extend([&whole.step_forward_backward, &whole.step_weights_update]);
+        }
+        if let Some(multi) = &self.multi_step {
+            kernels.push(&multi.multi_step);
         }
         if let Some(per_layer) = &self.per_layer {
             kernels.extend([
@@ -288,7 +303,11 @@ impl FusedKernels {
         let update_source = format!(
             "const LAYERS: u32 = {}u;\n{}",
             options.layers,
-            shader!("optimiser_update.wgsl", "layers_weights_update.wgsl")
+            shader!(
+                "optimiser_update.wgsl",
+                "dense_blocks_update.wgsl",
+                "layers_weights_update.wgsl"
+            )
         );
         Some(Self {
             row_forward_backward: build(
@@ -321,15 +340,20 @@ impl WholeKernels {
             "const LAYERS: u32 = {}u;\nconst UNITS: u32 = {}u;\n",
             options.layers, options.units
         );
-        let forward_source =
-            sizes.clone() + shader!("row_forward_backward.wgsl", "step_forward_backward.wgsl");
-        let forward_slots = [
-            Step, Uniform, Read, Write, Write, Read, Read, Write, Read, Read,
-        ];
+        let forward_source = sizes.clone()
+            + shader!(
+                "forward_backward_row.wgsl",
+                "image_bytes.wgsl",
+                "first_layer_row.wgsl",
+                "step_forward_backward.wgsl"
+            );
+        let forward_slots = [Step, Uniform, Read, Write, Write, Read, Read, Write, Read];
         let update_source = sizes
             + shader!(
                 "optimiser_update.wgsl",
-                "layers_weights_update.wgsl",
+                "dense_blocks_update.wgsl",
+                "image_bytes.wgsl",
+                "first_layer_update.wgsl",
                 "step_weights_update.wgsl"
             );
         let update_slots = [
@@ -338,21 +362,54 @@ impl WholeKernels {
         let row_group = [("ROW_GROUP", f64::from(options.row_group))];
         let optimiser = [("OPTIMISER", f64::from(options.optimiser))];
         Some(Self {
-            step_forward_backward: build_entry(
+            step_forward_backward: build(
                 device,
-                ("step_forward_backward", "step_main"),
+                "step_forward_backward",
                 &forward_source,
                 &forward_slots,
                 &row_group,
             ),
-            step_weights_update: build_entry(
+            step_weights_update: build(
                 device,
-                ("step_weights_update", "step_main"),
+                "step_weights_update",
                 &update_source,
                 &update_slots,
                 &optimiser,
             ),
         })
+    }
+}
+
+impl MultiStepKernel {
+    /// The multi-step kernel of `options`, which the backend builds only where it fits the
+    /// device (`multi_step_fits`).
+    pub fn new(device: &wgpu::Device, options: &KernelOptions) -> Self {
+        let (slots, pad) = options.step_slots;
+        let source = format!(
+            "const LAYERS: u32 = {}u;\nconst UNITS: u32 = {}u;\n\
+             const STEP_SLOTS: u32 = {slots}u;\nconst STEP_PAD: u32 = {}u;\n\
+             const STEP_GROUP: u32 = {}u;\n{}",
+            options.layers,
+            options.units,
+            pad,
+            options.step_group,
+            shader!(
+                "optimiser_update.wgsl",
+                "forward_backward_row.wgsl",
+                "dense_blocks_update.wgsl",
+                "image_bytes.wgsl",
+                "first_layer_row.wgsl",
+                "first_layer_update.wgsl",
+                "multi_step.wgsl"
+            )
+        );
+        let slots = [
+            Step, Uniform, Uniform, Uniform, Write, Write, Write, Write, Read, Read, Write, Read,
+        ];
+        let optimiser = [("OPTIMISER", f64::from(options.optimiser))];
+        Self {
+            multi_step: build(device, "multi_step", &source, &slots, &optimiser),
+        }
     }
 }
 
@@ -399,22 +456,11 @@ impl PerLayerKernels {
     }
 }
 
-/// The pipeline of kernel `name`, its buffers bound as `slots` say, with the values of its
-/// pipeline-overridable `constants`.
+/// The pipeline of kernel `name` (its entry point `main`), its buffers bound as `slots` say,
+/// with the values of its pipeline-overridable `constants`.
 fn build(
     device: &wgpu::Device,
     name: &str,
-    source: &str,
-    slots: &[Slot],
-    constants: &[(&str, f64)],
-) -> Kernel {
-    build_entry(device, (name, "main"), source, slots, constants)
-}
-
-/// [`build`] of the entry point `entry` of `source`, where it holds several.
-fn build_entry(
-    device: &wgpu::Device,
-    (name, entry): (&str, &str),
     source: &str,
     slots: &[Slot],
     constants: &[(&str, f64)],
@@ -454,7 +500,7 @@ fn build_entry(
         label: Some(name),
         layout: Some(&pipeline_layout),
         module: &module,
-        entry_point: Some(entry),
+        entry_point: Some("main"),
         compilation_options: wgpu::PipelineCompilationOptions {
             constants,
             ..Default::default()

@@ -22,10 +22,14 @@ pub enum DenseSchedule {
     /// (step_forward_backward.wgsl), then one dispatch updating every layer, W1 over its lit
     /// pixels (step_weights_update.wgsl). What a GPU whose dispatches cost tens of µs needs.
     Whole,
+    /// The whole step's work, for up to STEP_SLOTS consecutive steps in one dispatch of one
+    /// workgroup, with barriers between each step's rows and its updates (multi_step.wgsl).
+    /// It uses one compute unit of a GPU, but pays for one dispatch instead of hundreds.
+    MultiStep,
 }
 
 impl DenseSchedule {
-    pub const NAMES: [&'static str; 4] = ["fused", "registers", "tiled", "whole"];
+    pub const NAMES: [&'static str; 5] = ["fused", "registers", "tiled", "whole", "multistep"];
 
     /// The name `--matmul` takes.
     pub fn name(self) -> &'static str {
@@ -34,6 +38,7 @@ impl DenseSchedule {
             Self::Registers => Self::NAMES[1],
             Self::Tiled => Self::NAMES[2],
             Self::Whole => Self::NAMES[3],
+            Self::MultiStep => Self::NAMES[4],
         }
     }
 }
@@ -47,6 +52,7 @@ impl std::str::FromStr for DenseSchedule {
             "registers" => Ok(Self::Registers),
             "tiled" => Ok(Self::Tiled),
             "whole" => Ok(Self::Whole),
+            "multistep" => Ok(Self::MultiStep),
             _ => Err(format!(
                 "unknown matmul kernel {name:?}: choose {}",
                 Self::NAMES.join(", ")
@@ -74,8 +80,9 @@ pub struct KernelVariant {
 }
 
 impl KernelVariant {
-    /// Every variant: each schedule of layers 2..L with either reads, then the whole step,
-    /// which reads from storage only (it binds W1 with the other layers' parameters).
+    /// Every variant: each schedule of layers 2..L with either reads, then the whole step and
+    /// the multi-step kernel, which read from storage only (they bind W1 with the other
+    /// layers' parameters).
     pub fn all() -> Vec<Self> {
         let schedules = [
             DenseSchedule::Fused,
@@ -88,10 +95,12 @@ impl KernelVariant {
                 [Reads::Uniform, Reads::Storage].map(|reads| Self { schedule, reads })
             })
             .collect();
-        all.push(Self {
-            schedule: DenseSchedule::Whole,
-            reads: Reads::Storage,
-        });
+        all.extend(
+            [DenseSchedule::Whole, DenseSchedule::MultiStep].map(|schedule| Self {
+                schedule,
+                reads: Reads::Storage,
+            }),
+        );
         all
     }
 
@@ -142,6 +151,30 @@ impl std::str::FromStr for KernelVariant {
     }
 }
 
+/// How many dispatches a variant records for how many training steps: 4 for 1 on the fused
+/// schedule, 1 for up to STEP_SLOTS on the multi-step kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dispatches {
+    pub dispatches: usize,
+    pub steps: usize,
+}
+
+impl Dispatches {
+    pub fn per_step(self) -> f64 {
+        self.dispatches as f64 / self.steps as f64
+    }
+}
+
+impl std::fmt::Display for Dispatches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.dispatches, self.steps) {
+            (d, 1) => write!(f, "{d} dispatches per step"),
+            (1, s) => write!(f, "1 dispatch per {s} steps"),
+            (d, s) => write!(f, "{d} dispatches per {s} steps"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,7 +182,7 @@ mod tests {
     #[test]
     fn every_variant_has_a_name_that_parses_back() {
         let all = KernelVariant::all();
-        assert_eq!(all.len(), 7);
+        assert_eq!(all.len(), 8);
         for variant in all {
             assert_eq!(variant.name().parse::<KernelVariant>().unwrap(), variant);
         }
@@ -160,5 +193,20 @@ mod tests {
             KernelVariant::default_for("DiscreteGpu").name(),
             "whole-storage"
         );
+    }
+
+    #[test]
+    fn dispatches_read_as_a_rate() {
+        let fused = Dispatches {
+            dispatches: 4,
+            steps: 1,
+        };
+        let multi = Dispatches {
+            dispatches: 1,
+            steps: 256,
+        };
+        assert_eq!(fused.to_string(), "4 dispatches per step");
+        assert_eq!(multi.to_string(), "1 dispatch per 256 steps");
+        assert_eq!(multi.per_step(), 1.0 / 256.0);
     }
 }

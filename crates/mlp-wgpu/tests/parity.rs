@@ -117,12 +117,14 @@ fn one_step_rows(sizes: &[usize], batch: usize) -> Vec<Row> {
     one_step_rows_with(sizes, batch, &Hyperparameters::seed())
 }
 
-/// The ways the GPU can compute the layers after the first that run with no workgroup memory:
-/// all of them in two dispatches, and per layer.
-const SCHEDULES: [DenseSchedule; 3] = [
+/// The ways the GPU can compute the layers after the first that run with no workgroup memory
+/// for their products: all of them in two dispatches, per layer, the whole step in two
+/// dispatches, and steps in runs in one.
+const SCHEDULES: [DenseSchedule; 4] = [
     DenseSchedule::Fused,
     DenseSchedule::Registers,
     DenseSchedule::Whole,
+    DenseSchedule::MultiStep,
 ];
 
 /// One traced step of a network of `sizes` with `hyper` on a batch of `batch` random images,
@@ -328,11 +330,92 @@ fn forty_whole_steps_with_a_short_last_batch_should_match_reference() {
     assert!(PARITY.accepts(gpu_eval.loss(), cpu_eval.loss()));
 }
 
+/// Steps queued with no read between them, as training queues them: the multi-step kernel
+/// runs each run of them in one dispatch. An epoch of 344 steps of 3 rows is recorded in
+/// submissions of 256 (STEP_SLOTS) and 88, each in runs as long as the driver allows (67 on
+/// llvmpipe, whose loops stop after 65,535 iterations), and an evaluation between the epochs
+/// ends a run. After each epoch the loss, the parameters and the evaluation match the
+/// reference, under ReLU, softmax, Adam, dropout, input dropout and shifts on 6 x 7 images,
+/// shuffled.
+#[test]
+fn multi_step_runs_should_match_reference() {
+    let hyper = adam_relu_softmax(|h| {
+        h.dropout = Some(mlp_core::options::Dropout { rate: 0.2, seed: 4 });
+        h.input_dropout = Some(mlp_core::options::Dropout { rate: 0.1, seed: 5 });
+        h.shift = Some(mlp_core::options::Shift { pixels: 1, seed: 6 });
+    });
+    let mut rng = Rng::new(47);
+    let shaped = |set: Dataset| Dataset {
+        rows: 6,
+        cols: 7,
+        ..set
+    };
+    let train = shaped(random_set(1030, 42, 5, &mut rng));
+    let validation = shaped(random_set(50, 42, 5, &mut rng));
+    let data = (&train, &validation);
+    let schedule = Some(DenseSchedule::MultiStep);
+    let (mut cpu, mut gpu) = backends_on(&[42, 13, 6, 5], 3, data, &hyper, schedule);
+    assert_eq!(gpu.variant().schedule, DenseSchedule::MultiStep);
+    // On llvmpipe, whose loops stop after 65,535 iterations in all, runs are shorter.
+    let per_dispatch = gpu.dispatches_per_step().steps;
+    println!("{}", gpu.name());
+    assert!(per_dispatch > 1, "{per_dispatch} steps per dispatch");
+    for epoch in 1..3 {
+        let order = mlp_core::train::epoch_order(9, epoch, train.len());
+        start_epoch_on([&mut cpu, &mut gpu], &order, hyper.learning_rate);
+        for rows in batches(train.len(), 3) {
+            cpu.train_batch(rows.clone()).unwrap();
+            gpu.train_batch(rows).unwrap();
+        }
+        let (cpu_loss, gpu_loss) = (
+            cpu.take_train_loss().unwrap(),
+            gpu.take_train_loss().unwrap(),
+        );
+        let (cpu_p, gpu_p) = (cpu.parameters().unwrap(), gpu.parameters().unwrap());
+        let flat = |a: &ndarray::Array2<f32>| a.iter().copied().collect::<Vec<_>>();
+        for (k, (c, g)) in cpu_p.layers.iter().zip(&gpu_p.layers).enumerate() {
+            let d = Difference::between(&flat(&g.weights), &flat(&c.weights), PARITY);
+            println!("multi-step epoch {epoch}: W{} {d}", k + 1);
+            assert!(d.passes(), "epoch {epoch}: W{}: {d}", k + 1);
+            let d = Difference::between(&g.bias.to_vec(), &c.bias.to_vec(), PARITY);
+            assert!(d.passes(), "epoch {epoch}: b{}: {d}", k + 1);
+        }
+        assert_eq!(gpu_loss.batches, 344);
+        assert!(
+            PARITY.accepts(gpu_loss.mean(), cpu_loss.mean()),
+            "epoch {epoch}: loss {} vs {}",
+            gpu_loss.mean(),
+            cpu_loss.mean()
+        );
+        let (cpu_eval, gpu_eval) = (cpu.evaluate().unwrap(), gpu.evaluate().unwrap());
+        assert_eq!(cpu_eval.predictions, gpu_eval.predictions, "epoch {epoch}");
+    }
+}
+
 #[test]
 fn short_mnist_run_should_match_reference() {
+    short_mnist_run(None);
+}
+
+/// The same run on the whole step's two dispatches, and in the multi-step kernel's runs.
+#[test]
+fn short_mnist_run_of_whole_steps_should_match_reference() {
+    short_mnist_run(Some(DenseSchedule::Whole));
+    short_mnist_run(Some(DenseSchedule::MultiStep));
+}
+
+/// 300 steps of the seed on 10,000 MNIST images, the GPU built for `schedule` (else the
+/// adapter's default), against the reference.
+fn short_mnist_run(schedule: Option<DenseSchedule>) {
     let mnist = data::load(&common::mnist_dir(), DataFormat::Mnist).unwrap();
     let train = mnist.train.first(10_000);
-    let (mut cpu, mut gpu) = backends(LayerSizes::seed().as_slice(), 100, &train, &mnist.test);
+    let sizes = LayerSizes::seed();
+    let data = (&train, &mnist.test);
+    let hyper = Hyperparameters::seed();
+    let (mut cpu, mut gpu) = backends_on(sizes.as_slice(), 100, data, &hyper, schedule);
+    if let Some(schedule) = schedule {
+        assert_eq!(gpu.variant().schedule, schedule, "{}", gpu.name());
+    }
     for _epoch in 0..3 {
         for rows in batches(train.len(), 100) {
             cpu.train_batch(rows.clone()).unwrap();
@@ -360,7 +443,7 @@ fn short_mnist_run_should_match_reference() {
     let flat = |a: &ndarray::Array2<f32>| a.iter().copied().collect::<Vec<_>>();
     for (k, (c, g)) in cpu_p.layers.iter().zip(&gpu_p.layers).enumerate() {
         let d = Difference::between(&flat(&g.weights), &flat(&c.weights), PARITY);
-        println!("after 300 MNIST steps: W{} {d}", k + 1);
+        println!("after 300 MNIST steps ({schedule:?}): W{} {d}", k + 1);
         assert!(d.passes(), "W{}: {d}", k + 1);
     }
 }
@@ -580,7 +663,11 @@ fn kernel_times_time_a_real_step() {
         if context().timestamp_period.is_some() {
             let names: Vec<&str> = times.iter().map(|t| t.kernel.as_str()).collect();
             println!("{times:?}");
-            assert_eq!(times.len(), timed.dispatches_per_step(), "{names:?}");
+            assert_eq!(
+                times.len(),
+                timed.dispatches_per_step().dispatches,
+                "{names:?}"
+            );
             assert_eq!(names[0], first);
             assert!(
                 names.contains(&"sparse_weights_update layer 1"),
@@ -612,8 +699,8 @@ fn cached_pixel_lists_should_match_per_step_ones() {
     order.swap(93, 94);
     per_step.set_order(&order).unwrap();
     assert_eq!(
-        cached.dispatches_per_step() + 1,
-        per_step.dispatches_per_step()
+        cached.dispatches_per_step().dispatches + 1,
+        per_step.dispatches_per_step().dispatches
     );
     for _epoch in 0..2 {
         for rows in batches(90, 30) {

@@ -6,7 +6,8 @@ use super::record::PixelLists;
 use super::upload::{DataBuffers, LitImages};
 use crate::context::GpuContext;
 use crate::kernels::{
-    FusedKernels, Kernel, Kernels, PerLayerKernels, UniformReads, WeightPieces, WholeKernels,
+    FusedKernels, Kernel, Kernels, MultiStepKernel, PerLayerKernels, UniformReads, WeightPieces,
+    WholeKernels,
 };
 
 pub(super) struct BindGroups {
@@ -23,6 +24,7 @@ pub(super) struct BindGroups {
     pub(super) fused: Option<FusedGroups>,
     pub(super) per_layer: Option<PerLayerGroups>,
     pub(super) whole: Option<WholeGroups>,
+    pub(super) multi_step: Option<wgpu::BindGroup>,
 }
 
 pub(super) struct WholeGroups {
@@ -198,6 +200,7 @@ impl BindGroups {
             fused: None,
             per_layer: None,
             whole: None,
+            multi_step: None,
         };
         (bind, pixel_lists)
     }
@@ -235,8 +238,7 @@ impl Sources<'_> {
     }
 
     /// The bind groups of the whole step's two kernels: every layer's tensors and parameters
-    /// whole, at the network table's offsets, with the training images' lit pixels for the
-    /// forward pass and their bytes for W1's update.
+    /// whole, at the network table's offsets, with the training images' bytes.
     pub(super) fn whole(&self, kernels: &WholeKernels) -> WholeGroups {
         let (t, tables, data) = (self.tensors, self.tables, self.data);
         let bytes = data
@@ -254,8 +256,7 @@ impl Sources<'_> {
                     whole(&data.train.labels),
                     whole(&data.train.order),
                     whole(&t.row_losses),
-                    whole(&data.train.entries),
-                    whole(&data.train.starts),
+                    whole(bytes),
                 ],
             ),
             weights_update: self.group(
@@ -267,6 +268,33 @@ impl Sources<'_> {
                 .concat(),
             ),
         }
+    }
+
+    /// The bind group of the multi-step kernel: the step slots twice, the run's first at its
+    /// dynamic offset and all of them whole, then what the whole step's kernels bind between
+    /// them.
+    pub(super) fn multi_step(&self, kernel: &MultiStepKernel) -> wgpu::BindGroup {
+        let (t, tables, data) = (self.tensors, self.tables, self.data);
+        let bytes = data
+            .train_bytes
+            .as_ref()
+            .expect("the images' bytes are uploaded for the multi-step kernel");
+        self.group(
+            &kernel.multi_step,
+            &[
+                whole(&self.steps.buffer),
+                whole(&tables.layers[0]),
+                whole(&tables.network),
+                whole(&t.parameters.buffer),
+                whole(&t.optimiser_state.buffer),
+                whole(&t.activations.buffer),
+                whole(&t.deltas.buffer),
+                whole(&data.train.labels),
+                whole(&data.train.order),
+                whole(&t.losses),
+                whole(bytes),
+            ],
+        )
     }
 
     /// The bind groups of the per-layer kernels.

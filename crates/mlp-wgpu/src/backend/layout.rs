@@ -28,6 +28,8 @@ pub(super) const ROW_GROUP: u32 = 16;
 pub(super) const FUSED_UNITS: u32 = 512;
 /// Invocations per workgroup of layers_weights_update.wgsl, one per 4 x 4 block.
 pub(super) const BLOCK_GROUP: u32 = 64;
+/// Invocations in multi_step.wgsl's one workgroup: the most WebGPU guarantees.
+pub(super) const STEP_GROUP: u32 = 256;
 /// Invocations per workgroup of pixel_columns.wgsl, one per pixel.
 pub(super) const PIXEL_GROUP: u32 = 64;
 
@@ -62,8 +64,12 @@ pub(super) struct StepUniform {
     pub(super) shift_pixels: u32,
     pub(super) shift_seed: u32,
     pub(super) image_cols: u32,
+    /// This unit's slot in the buffer of steps, and the slot after the last step of the run
+    /// that multi_step.wgsl takes from it in one dispatch.
+    pub(super) slot: u32,
+    pub(super) run_end: u32,
     /// WGSL rounds a uniform struct up to 16 bytes.
-    pub(super) pad: u32,
+    pub(super) pad: [u32; 2],
 }
 
 /// `Layer` of common.wgsl.
@@ -361,9 +367,11 @@ pub(super) struct StepSlots {
 
 impl StepSlots {
     pub(super) fn new(context: &GpuContext) -> Self {
-        // Each slot starts at a multiple of the device's alignment for dynamic offsets.
+        // Each slot starts at a multiple of the device's alignment for dynamic offsets, with
+        // at least a vec4 after its Step, which multi_step.wgsl's StepSlot pads with (WGSL
+        // has no empty arrays).
         let align = u64::from(context.limits.min_uniform_buffer_offset_alignment);
-        let stride = (std::mem::size_of::<StepUniform>() as u64).div_ceil(align) * align;
+        let stride = (std::mem::size_of::<StepUniform>() as u64 + 16).div_ceil(align) * align;
         let buffer = context.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("steps"),
             size: stride * STEP_SLOTS as u64,
@@ -371,6 +379,11 @@ impl StepSlots {
             mapped_at_creation: false,
         });
         Self { buffer, stride }
+    }
+
+    /// The vec4s between one slot's Step and the next slot.
+    pub(super) fn pad_vec4s(&self) -> u32 {
+        ((self.stride - std::mem::size_of::<StepUniform>() as u64) / 16) as u32
     }
 
     /// The binding of one slot, which a dispatch moves by its dynamic offset.
@@ -530,7 +543,10 @@ mod tests {
                 "shift_pixels",
                 "shift_seed",
                 "image_cols",
-                "pad0"
+                "slot",
+                "run_end",
+                "pad0",
+                "pad1"
             ]
         );
     }

@@ -18,6 +18,7 @@ use ndarray::Array2;
 mod bind_groups;
 mod evaluate;
 mod layout;
+mod loop_budget;
 mod record;
 mod state;
 mod timing;
@@ -26,8 +27,8 @@ mod upload;
 use bind_groups::{BindGroups, Sources, uniform_reads};
 use evaluate::evaluation_chunk;
 use layout::{
-    BufferMaker, FUSED_UNITS, GROUP, LOSS_SLOTS, LayerTables, PerLayer, ROW_GROUP, STEP_SLOTS,
-    StepSlots, Tensors, div_ceil, optimiser_code,
+    BufferMaker, FUSED_UNITS, GROUP, LOSS_SLOTS, LayerTables, PerLayer, ROW_GROUP, STEP_GROUP,
+    STEP_SLOTS, StepSlots, Tensors, div_ceil, optimiser_code,
 };
 use record::{PixelLists, PixelSource, Queued};
 use upload::DataBuffers;
@@ -35,7 +36,8 @@ use upload::DataBuffers;
 use crate::context::GpuContext;
 use crate::error::GpuError;
 use crate::kernels::{
-    FusedKernels, KernelOptions, Kernels, PerLayerKernels, UniformReads, WholeKernels,
+    FusedKernels, KernelOptions, Kernels, MultiStepKernel, PerLayerKernels, UniformReads,
+    WholeKernels,
 };
 use crate::variant::{DenseSchedule, KernelVariant, Reads};
 
@@ -153,8 +155,11 @@ impl GpuBackend {
         let capacity = max_batch.max(eval_chunk);
         check_batch_fits(&context, &sizes, max_batch, capacity)?;
         let make = BufferMaker::new(&context);
-        let whole = variant.schedule == DenseSchedule::Whole;
-        let data = DataBuffers::upload(&make, train, validation, (max_batch, whole))?;
+        let reads_bytes = matches!(
+            variant.schedule,
+            DenseSchedule::Whole | DenseSchedule::MultiStep
+        );
+        let data = DataBuffers::upload(&make, train, validation, (max_batch, reads_bytes))?;
         let tensors = Tensors::new(
             &make,
             parameters,
@@ -174,6 +179,8 @@ impl GpuBackend {
             row_group: ROW_GROUP,
             units: sizes[1..].iter().sum::<usize>() as u32,
             max_units: FUSED_UNITS,
+            step_slots: (STEP_SLOTS as u32, step_slots.pad_vec4s()),
+            step_group: STEP_GROUP,
             uniform,
         };
         // The schedule's own kernels are built with its first step (build_schedule_kernels).
@@ -234,26 +241,60 @@ impl GpuBackend {
     }
 
     /// Chooses how the layers after the first are computed from the next step on. The whole
-    /// step needs the images' bytes, which only a backend built for it (`with_variant`)
-    /// uploads: elsewhere it runs fused.
+    /// step and the multi-step kernel need the images' bytes, which only a backend built for
+    /// one of them (`with_variant`) uploads: elsewhere they run fused.
     pub fn set_dense_schedule(&mut self, schedule: DenseSchedule) {
         self.schedule = schedule;
         self.build_schedule_kernels();
     }
 
     /// How the layers after the first are computed: as chosen, except that a network with
-    /// more than FUSED_UNITS units in layers 1..L runs DenseSchedule::Fused as
-    /// DenseSchedule::Registers.
+    /// more than FUSED_UNITS units in layers 1..L runs the schedules that keep a row's values
+    /// in private arrays (fused, whole, multi-step) as DenseSchedule::Registers; the whole
+    /// step runs fused where its images' bytes are not uploaded or a row's pass is past the
+    /// driver's loop budget; and the multi-step kernel runs as the whole step where it does
+    /// not fit.
     pub fn dense_schedule(&self) -> DenseSchedule {
+        use DenseSchedule::{Fused, MultiStep, Registers, Whole};
         let options = &self.kernel_options;
+        let row_fits = self
+            .context
+            .loop_iteration_limit()
+            .is_none_or(|budget| loop_budget::row_pass(&self.sizes) <= budget);
         match self.schedule {
-            DenseSchedule::Fused | DenseSchedule::Whole if options.units > options.max_units => {
-                DenseSchedule::Registers
-            }
+            Fused | Whole | MultiStep if options.units > options.max_units => Registers,
             // The whole step's update reads the images' bytes, uploaded where a backend is
             // built for it and they fit a binding.
-            DenseSchedule::Whole if self.data.train_bytes.is_none() => DenseSchedule::Fused,
+            Whole | MultiStep if self.data.train_bytes.is_none() || !row_fits => Fused,
+            MultiStep if !self.multi_step_fits() => Whole,
             schedule => schedule,
+        }
+    }
+
+    /// Whether multi_step.wgsl fits the batch and the device: a row per invocation of its
+    /// one workgroup of STEP_GROUP, every step slot in one uniform binding, and at least one
+    /// step within the driver's loop budget.
+    fn multi_step_fits(&self) -> bool {
+        let limits = &self.context.limits;
+        let step_bytes = self.step_slots.stride * STEP_SLOTS as u64;
+        self.max_batch <= STEP_GROUP as usize
+            && STEP_GROUP <= limits.max_compute_invocations_per_workgroup
+            && STEP_GROUP <= limits.max_compute_workgroup_size_x
+            && step_bytes <= limits.max_uniform_buffer_binding_size
+            && self.multi_step_run_limit() > 0
+    }
+
+    /// The most steps one dispatch of multi_step.wgsl runs: STEP_SLOTS, or on a driver with a
+    /// loop budget as many as fit in it.
+    fn multi_step_run_limit(&self) -> usize {
+        match self.context.loop_iteration_limit() {
+            None => STEP_SLOTS,
+            Some(budget) => {
+                let per_step = loop_budget::row_pass(&self.sizes)
+                    + loop_budget::update_share(&self.sizes, self.max_batch, STEP_GROUP as usize)
+                    + 1;
+                ((budget / per_step) as usize).min(STEP_SLOTS)
+            }
         }
     }
 
@@ -271,6 +312,9 @@ impl GpuBackend {
             }
             DenseSchedule::Whole if self.kernels.whole.is_none() => {
                 self.kernels.whole = WholeKernels::new(device, options);
+            }
+            DenseSchedule::MultiStep if self.kernels.multi_step.is_none() => {
+                self.kernels.multi_step = Some(MultiStepKernel::new(device, options));
             }
             _ => return,
         }
@@ -300,6 +344,9 @@ impl GpuBackend {
         }
         if whole.is_some() {
             self.bind.whole = whole;
+        }
+        if let (Some(kernel), None) = (&self.kernels.multi_step, &self.bind.multi_step) {
+            self.bind.multi_step = Some(sources.multi_step(kernel));
         }
         if per_layer.is_some() {
             self.bind.per_layer = per_layer;
@@ -368,6 +415,11 @@ impl Backend for GpuBackend {
                 deltas: per_layer("step_forward_backward", "step_forward_backward"),
                 parameters: per_layer("step_weights_update", "step_weights_update"),
             },
+            DenseSchedule::MultiStep => StepKernels {
+                activations: per_layer("multi_step", "multi_step"),
+                deltas: per_layer("multi_step", "multi_step"),
+                parameters: per_layer("multi_step", "multi_step"),
+            },
             DenseSchedule::Fused => StepKernels {
                 activations: per_layer("sparse_forward", "row_forward_backward"),
                 deltas: per_layer("row_forward_backward", "row_forward_backward"),
@@ -403,12 +455,13 @@ impl Backend for GpuBackend {
     fn name(&self) -> String {
         let a = &self.context.adapter;
         let per_step = self.dispatches(PixelSource::PerStep);
+        let cached = self.dispatches(PixelSource::Cached { spans: 0 });
         let dispatches = match self.pixel_lists {
-            Some(_) => format!(
-                "{} dispatches per step in the file order, {per_step} shuffled",
-                self.dispatches(PixelSource::Cached { spans: 0 })
+            Some(_) if cached != per_step => format!(
+                "{cached} in the file order, {} shuffled",
+                per_step.dispatches
             ),
-            None => format!("{per_step} dispatches per step"),
+            _ => per_step.to_string(),
         };
         let why = self
             .variant_reason

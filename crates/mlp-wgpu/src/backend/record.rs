@@ -14,6 +14,7 @@ use super::layout::{
 use super::{DenseSchedule, GpuBackend};
 use crate::error::GpuError;
 use crate::kernels::{FusedKernels, Kernel, PerLayerKernels};
+use crate::variant::Dispatches;
 
 /// Where a training step finds its batch's lit pixels regrouped by pixel, for W1's update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +105,7 @@ impl Queued {
                     shift_pixels: shift.pixels,
                     shift_seed: shift.seed,
                     image_cols,
-                    pad: 0,
+                    ..StepUniform::default()
                 }
             }
             Queued::EvaluationChunk { rows } => StepUniform {
@@ -120,7 +121,7 @@ impl Queued {
 impl GpuBackend {
     /// Dispatches per training step of a whole batch in the current order (see
     /// `dispatches`).
-    pub fn dispatches_per_step(&self) -> usize {
+    pub fn dispatches_per_step(&self) -> Dispatches {
         let first_batch = 0..self.max_batch.min(self.train_count);
         self.dispatches(self.pixel_source(&first_batch))
     }
@@ -128,27 +129,32 @@ impl GpuBackend {
     /// Dispatches of a training step that finds its pixel lists in `pixels`: the batch by
     /// pixel (where not cached), the first layer's forward pass and update, and for the layers
     /// after it either two (fused) or forward per layer, output delta, hidden deltas and
-    /// updates per layer.
-    pub(super) fn dispatches(&self, pixels: PixelSource) -> usize {
+    /// updates per layer. The whole step finds its lit pixels itself, in any order: two
+    /// dispatches, or one for up to STEP_SLOTS steps.
+    pub(super) fn dispatches(&self, pixels: PixelSource) -> Dispatches {
         let depth = self.sizes.len() - 1;
-        if self.dense_schedule() == DenseSchedule::Whole {
-            // Layer 1's update finds its lit pixels itself, in any order.
-            return 2;
-        }
+        let per_step = |dispatches| Dispatches {
+            dispatches,
+            steps: 1,
+        };
         let regroup = usize::from(pixels == PixelSource::PerStep);
-        regroup
-            + match self.dense_schedule() {
-                DenseSchedule::Fused | DenseSchedule::Whole => 4,
-                DenseSchedule::Registers | DenseSchedule::Tiled => {
-                    // Under dropout, one more for each hidden layer's dropout_forward.
-                    let dropouts = if self.hyper.dropout.is_some() {
-                        depth - 1
-                    } else {
-                        0
-                    };
-                    depth + 1 + (depth - 1) + depth + dropouts
-                }
+        match self.dense_schedule() {
+            DenseSchedule::MultiStep => Dispatches {
+                dispatches: 1,
+                steps: self.multi_step_run_limit(),
+            },
+            DenseSchedule::Whole => per_step(2),
+            DenseSchedule::Fused => per_step(regroup + 4),
+            DenseSchedule::Registers | DenseSchedule::Tiled => {
+                // Under dropout, one more for each hidden layer's dropout_forward.
+                let dropouts = if self.hyper.dropout.is_some() {
+                    depth - 1
+                } else {
+                    0
+                };
+                per_step(regroup + depth + 1 + (depth - 1) + depth + dropouts)
             }
+        }
     }
 
     /// Where the step of `rows` finds its batch's lit pixels by pixel: in the lists cached
@@ -184,12 +190,16 @@ impl GpuBackend {
         let queued = std::mem::take(&mut self.queued);
         let mut timed = Vec::new();
         for chunk in queued.chunks(STEP_SLOTS) {
+            let runs = self.runs(chunk, timer.is_some());
             let mut uniforms = vec![0u8; self.step_slots.stride as usize * chunk.len()];
-            for (slot, work) in chunk.iter().enumerate() {
-                let at = slot * self.step_slots.stride as usize;
-                uniforms[at..at + std::mem::size_of::<StepUniform>()].copy_from_slice(
-                    bytemuck::bytes_of(&work.uniform(&self.hyper, self.image_cols)),
-                );
+            for run in &runs {
+                for slot in run.clone() {
+                    let mut uniform = chunk[slot].uniform(&self.hyper, self.image_cols);
+                    (uniform.slot, uniform.run_end) = (slot as u32, run.end as u32);
+                    let at = slot * self.step_slots.stride as usize;
+                    uniforms[at..at + std::mem::size_of::<StepUniform>()]
+                        .copy_from_slice(bytemuck::bytes_of(&uniform));
+                }
             }
             self.context
                 .queue
@@ -205,9 +215,10 @@ impl GpuBackend {
                     label: Some("steps"),
                     timestamp_writes: None,
                 });
-                for (slot, work) in chunk.iter().enumerate() {
-                    let offset = (slot as u64 * self.step_slots.stride) as u32;
-                    let last = slot + 1 == chunk.len();
+                for run in runs {
+                    let offset = (run.start as u64 * self.step_slots.stride) as u32;
+                    let last = run.end == chunk.len();
+                    let work = &chunk[run.start];
                     timed = self.record(&mut pass, work, offset, timer.filter(|_| last));
                 }
             }
@@ -217,8 +228,36 @@ impl GpuBackend {
         Ok(timed)
     }
 
-    /// Records one unit's dispatches; with a `timer`, a timestamp before each and one after
-    /// the last, and returns their names.
+    /// The slots of `chunk` that each record as one unit: on the multi-step schedule each run
+    /// of consecutive training steps (up to the run limit), one dispatch for all; else every
+    /// unit alone. Where the last unit is `timed`, it is a run of its own, so that its time is
+    /// one step's.
+    fn runs(&self, chunk: &[Queued], timed: bool) -> Vec<Range<usize>> {
+        let multi_step = self.dense_schedule() == DenseSchedule::MultiStep;
+        let limit = self.multi_step_run_limit();
+        let mut runs: Vec<Range<usize>> = Vec::new();
+        for (slot, work) in chunk.iter().enumerate() {
+            let training = matches!(work, Queued::TrainingStep { .. });
+            let timed_alone = timed && slot + 1 == chunk.len();
+            match runs.last_mut() {
+                Some(run)
+                    if multi_step
+                        && training
+                        && !timed_alone
+                        && run.len() < limit
+                        && matches!(chunk[run.start], Queued::TrainingStep { .. }) =>
+                {
+                    run.end = slot + 1;
+                }
+                _ => runs.push(slot..slot + 1),
+            }
+        }
+        runs
+    }
+
+    /// Records one unit's dispatches (on the multi-step schedule, a run's from its first
+    /// step); with a `timer`, a timestamp before each and one after the last, and returns
+    /// their names.
     pub(super) fn record(
         &self,
         pass: &mut wgpu::ComputePass<'_>,
@@ -237,11 +276,18 @@ impl GpuBackend {
             Queued::EvaluationChunk { rows } => (rows.len(), &self.bind.sparse_forward_validation),
         };
         let (kernels, sizes) = (&self.kernels, &self.sizes);
-        if matches!(work, Queued::TrainingStep { .. })
-            && self.dense_schedule() == DenseSchedule::Whole
-        {
-            self.record_whole_step(&mut recorder, rows);
-            return recorder.finish();
+        if matches!(work, Queued::TrainingStep { .. }) {
+            match self.dense_schedule() {
+                DenseSchedule::Whole => {
+                    self.record_whole_step(&mut recorder, rows);
+                    return recorder.finish();
+                }
+                DenseSchedule::MultiStep => {
+                    self.record_multi_step(&mut recorder);
+                    return recorder.finish();
+                }
+                _ => {}
+            }
         }
         if let Queued::TrainingStep {
             pixels: PixelSource::PerStep,
@@ -311,7 +357,10 @@ impl GpuBackend {
                     div_ceil(sizes[layer + 1], TILE),
                     div_ceil(rows, TILE),
                 ),
-                DenseSchedule::Registers | DenseSchedule::Fused | DenseSchedule::Whole => (
+                DenseSchedule::Registers
+                | DenseSchedule::Fused
+                | DenseSchedule::Whole
+                | DenseSchedule::MultiStep => (
                     &kernels.linear_forward,
                     blocks(sizes[layer + 1]),
                     blocks(rows),
@@ -420,6 +469,16 @@ impl GpuBackend {
             x,
             1,
         );
+    }
+
+    /// A run of training steps in one dispatch of one workgroup: the run's slots are in its
+    /// first step's uniform.
+    fn record_multi_step(&self, recorder: &mut Recorder) {
+        let built = "the multi-step kernel is built with its schedule";
+        let kernel = self.kernels.multi_step.as_ref().expect(built);
+        let group = self.bind.multi_step.as_ref().expect(built);
+        let what = ("multi_step layers 1 to", self.sizes.len() - 1);
+        recorder.dispatch(&kernel.multi_step, group, what, 1, 1);
     }
 
     /// The fused kernels and their bind groups, likewise.

@@ -15,7 +15,7 @@ impl GpuBackend {
             return Ok(Vec::new());
         };
         let device = &self.context.device;
-        let capacity = self.dispatches(PixelSource::PerStep) as u32 + 1;
+        let capacity = self.dispatches(PixelSource::PerStep).dispatches as u32 + 1;
         let timer = device.create_query_set(&wgpu::QuerySetDescriptor {
             label: Some("kernel times"),
             ty: wgpu::QueryType::Timestamp,
