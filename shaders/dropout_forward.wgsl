@@ -1,5 +1,5 @@
 // Ãk = Ak ⊙ Mk / (1 - p) for a hidden layer k (docs/SEED.md's E2d): dropout_forward of
-// cpu/regularisation.rs, for the per-layer schedules (row_forward_backward.wgsl drops its
+// cpu/regularisation.rs, for the per-layer schedules (forward_backward_row.wgsl drops its
 // rows itself). Ak's slot in `activations` gets the dropped value, which the next layer's
 // forward pass and its weights' gradient read; the undropped one waits in Dk's slot, unused
 // until hidden_delta.wgsl takes its f' there and overwrites it with Dk.

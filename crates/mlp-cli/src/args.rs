@@ -377,15 +377,16 @@ pub struct GpuArgs {
     /// With --backend gpu: how the layers after the first are computed: fused (two
     /// dispatches per step for all of them, one invocation per batch row), registers (kernels
     /// per layer, 4 x 4 blocks in registers), tiled (kernels per layer, forward products in
-    /// 16 x 16 workgroup-memory tiles); or whole (the whole step, layer 1 included, in two
-    /// dispatches) [default: as --kernel's].
+    /// 16 x 16 workgroup-memory tiles); whole (the whole step, layer 1 included, in two
+    /// dispatches); or multistep (runs of up to 256 whole steps in one dispatch of one
+    /// workgroup) [default: as --kernel's].
     #[arg(long, value_parser = matmul)]
     pub matmul: Option<DenseSchedule>,
     /// With --backend gpu: the kernels to run, whatever was tuned: fused-uniform,
-    /// fused-storage, registers-uniform, registers-storage, tiled-uniform or tiled-storage
-    /// (the schedule of --matmul, and W1, D1 and the dense parameters read through uniform or
-    /// storage bindings) [default: the variant tuned on this adapter for the network and
-    /// batch, timed on the first run that has none].
+    /// fused-storage, registers-uniform, registers-storage, tiled-uniform, tiled-storage (the
+    /// schedule of --matmul, and W1, D1 and the dense parameters read through uniform or
+    /// storage bindings), whole-storage or multistep-storage [default: the variant tuned on
+    /// this adapter for the network and batch, timed on the first run that has none].
     #[arg(long, value_parser = kernel, conflicts_with = "matmul")]
     pub kernel: Option<KernelVariant>,
     /// With --backend gpu: the file that keeps the kernels tuned per adapter, driver, network
