@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use mlp_core::data::DataFormat;
+use mlp_core::simd::InstructionSet;
 use mlp_core::{Backend, CpuBackend, Dataset, Evaluation, Hyperparameters, Model, Parameters};
 use mlp_wgpu::{GpuBackend, GpuContext, KernelVariant};
 
@@ -297,7 +298,10 @@ pub fn build_backend(
     validation: &Dataset,
 ) -> Result<Box<dyn Backend>> {
     Ok(match kind {
-        BackendKind::Cpu => Box::new(CpuBackend::new(parameters, hyper, train, validation)?),
+        BackendKind::Cpu => Box::new(
+            CpuBackend::new(parameters, hyper, train, validation)?
+                .with_instruction_set(cpu_instruction_set()?),
+        ),
         BackendKind::Gpu => {
             let context = GpuContext::new(gpu.adapter.as_deref())?;
             let work = Workload {
@@ -359,4 +363,15 @@ pub fn inference_backend(
         images,
     )
     .context("cannot run the model")
+}
+
+/// The fast CPU kernels' instruction set: MLP_SIMD's (`scalar`, `avx2` or `avx512`, for
+/// comparing them), else the widest this CPU has.
+pub fn cpu_instruction_set() -> Result<InstructionSet> {
+    match std::env::var("MLP_SIMD") {
+        Ok(name) => {
+            InstructionSet::parse_available(&name).map_err(|e| anyhow::anyhow!("MLP_SIMD: {e}"))
+        }
+        Err(_) => Ok(InstructionSet::best()),
+    }
 }

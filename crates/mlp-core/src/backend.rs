@@ -248,7 +248,8 @@ impl StepKernels {
 }
 
 pub trait Backend {
-    /// What computes: "cpu (ndarray, f32)" or the GPU adapter's name.
+    /// What computes: "cpu (ndarray, f32, avx512)" (with the fast kernels' instruction set) or
+    /// the GPU adapter's name.
     fn name(&self) -> String;
 
     /// What computes each tensor of a training step, as the step runs now.

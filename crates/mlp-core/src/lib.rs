@@ -17,6 +17,7 @@ pub mod model;
 pub mod network;
 pub mod options;
 pub mod rng;
+pub mod simd;
 pub mod sparse;
 pub mod train;
 pub mod vectorised;

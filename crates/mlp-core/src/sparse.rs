@@ -7,15 +7,17 @@
 //! of a seed training step's multiply-adds. `tests/fast_kernels.rs` checks each function here
 //! against the dense reference.
 //!
-//! The sums run in vector registers, eight f32 wide with fused multiply-adds where the CPU has
-//! AVX2 and FMA (`pulp` picks the instruction set at run time; plain f32 elsewhere).
+//! The sums run in vector registers with fused multiply-adds, sixteen f32 wide where the CPU has
+//! AVX-512 and eight where it has AVX2 and FMA ([`InstructionSet`], chosen by the caller;
+//! plain f32 elsewhere).
 
 use std::ops::Range;
 
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
-use pulp::{Arch, Simd, WithSimd};
+use pulp::{Simd, WithSimd};
 
 use crate::data::Dataset;
+use crate::simd::InstructionSet;
 
 /// What a training step does to its batch's images before layer 1 reads them
 /// ([`SparseImages::fill_changed`]).
@@ -134,7 +136,7 @@ impl SparseImages {
     }
 }
 
-/// S1 = A0 W1 + b1, where row r of A0 is image `batch[r]` of `images`.
+/// S1 = A0 W1 + b1, where row r of A0 is image `batch[r]` of `images`, on `simd`'s vectors.
 ///
 /// - `images`: A0's rows, sparse, each `in` pixels wide
 /// - `batch`: (B) image indices
@@ -142,6 +144,7 @@ impl SparseImages {
 /// - `bias` b1: (out)
 /// - `sum` S1: (B, out), standard layout, overwritten
 pub fn sparse_linear_forward(
+    simd: InstructionSet,
     images: &SparseImages,
     batch: &[u32],
     weights: ArrayView2<f32>,
@@ -149,7 +152,7 @@ pub fn sparse_linear_forward(
     mut sum: ArrayViewMut2<f32>,
 ) {
     // Row r of S1 is b1 plus, for each lit pixel p of its image, x · row p of W1.
-    Arch::new().dispatch(ScaledRowSums {
+    simd.dispatch(ScaledRowSums {
         entries: |r: usize| images.image(batch[r] as usize),
         matrix: weights
             .as_slice()
@@ -161,15 +164,17 @@ pub fn sparse_linear_forward(
 }
 
 /// Rows `first_pixel..first_pixel + P` of grad W1 = scale · A0ᵀ D1, where row r of A0 is
-/// image `batch[r]` of `images`. Each row of grad W1 belongs to one pixel, so the rows can be
-/// shared out between threads.
+/// image `batch[r]` of `images`, on `simd`'s vectors. Each row of grad W1 belongs to one pixel,
+/// so the rows can be shared out between threads.
 ///
 /// - `images`: A0's rows, sparse, each `in` pixels wide
 /// - `batch`: (B) image indices
 /// - `delta` D1: (B, out), standard layout
 /// - `gradient`: (P, out), standard layout, overwritten
 /// - `by_pixel`: room for the batch's pixels regrouped, reused from step to step
+#[allow(clippy::too_many_arguments)]
 pub fn sparse_weights_gradient(
+    simd: InstructionSet,
     images: &SparseImages,
     batch: &[u32],
     delta: ArrayView2<f32>,
@@ -182,7 +187,7 @@ pub fn sparse_weights_gradient(
     // x · row r of D1.
     by_pixel.fill_from(images, batch, first_pixel..first_pixel + gradient.nrows());
     let width = gradient.ncols();
-    Arch::new().dispatch(ScaledRowSums {
+    simd.dispatch(ScaledRowSums {
         entries: |p: usize| by_pixel.pixel(p),
         matrix: delta.as_slice().expect("D1 is stored row by row"),
         finish: Finish::Scale(scale),
@@ -203,6 +208,7 @@ pub fn sparse_weights_gradient(
 /// - the rest as [`sparse_weights_gradient`]
 #[allow(clippy::too_many_arguments)]
 pub fn sparse_gradient_descent(
+    simd: InstructionSet,
     images: &SparseImages,
     batch: &[u32],
     delta: ArrayView2<f32>,
@@ -214,7 +220,7 @@ pub fn sparse_gradient_descent(
 ) {
     by_pixel.fill_from(images, batch, first_pixel..first_pixel + weights.nrows());
     let width = weights.ncols();
-    Arch::new().dispatch(ScaledRowSums {
+    simd.dispatch(ScaledRowSums {
         entries: |p: usize| by_pixel.pixel(p),
         matrix: delta.as_slice().expect("D1 is stored row by row"),
         finish: Finish::Descend {
@@ -251,7 +257,9 @@ struct ScaledRowSums<'a, E> {
 }
 
 /// Vector registers summed at once: eight independent chains of fused multiply-adds, enough
-/// to hide their latency, while a block of the output row stays in registers.
+/// to hide their latency, while a block of the output row stays in registers. A row's last
+/// vectors go in blocks of 4, 2 and 1: the seed's 64 columns are 8 vectors of AVX2 but 4 of
+/// AVX-512, which would otherwise be summed one chain at a time.
 const BLOCK: usize = 8;
 
 impl<'a, E: Fn(usize) -> (&'a [u32], &'a [f32])> WithSimd for ScaledRowSums<'a, E> {
@@ -269,17 +277,20 @@ impl<'a, E: Fn(usize) -> (&'a [u32], &'a [f32])> WithSimd for ScaledRowSums<'a, 
             let mut first = 0;
             let mut blocks = out_vectors.chunks_exact_mut(BLOCK);
             for block in &mut blocks {
-                let block: &mut [S::f32s; BLOCK] = block.try_into().expect("BLOCK vectors");
-                let sums = row_sums(simd, indices, values, matrix, width, first);
-                finish_block(simd, finish, first * S::F32_LANES, sums, block);
+                sum_block::<S, BLOCK>(simd, (indices, values), matrix, width, finish, first, block);
                 first += BLOCK;
             }
-            for vector in blocks.into_remainder() {
-                let block: &mut [S::f32s; 1] =
-                    std::slice::from_mut(vector).try_into().expect("one vector");
-                let sums = row_sums(simd, indices, values, matrix, width, first);
-                finish_block(simd, finish, first * S::F32_LANES, sums, block);
-                first += 1;
+            let mut rest = blocks.into_remainder();
+            while !rest.is_empty() {
+                let (block, after) = rest.split_at_mut(1 << rest.len().ilog2().min(2));
+                let entries = (indices, values);
+                match block.len() {
+                    4 => sum_block::<S, 4>(simd, entries, matrix, width, finish, first, block),
+                    2 => sum_block::<S, 2>(simd, entries, matrix, width, finish, first, block),
+                    _ => sum_block::<S, 1>(simd, entries, matrix, width, finish, first, block),
+                }
+                first += block.len();
+                rest = after;
             }
             let tail_start = width - out_tail.len();
             for (column, out) in out_tail.iter_mut().enumerate() {
@@ -299,6 +310,22 @@ impl<'a, E: Fn(usize) -> (&'a [u32], &'a [f32])> WithSimd for ScaledRowSums<'a, 
             }
         }
     }
+}
+
+/// Output vectors `first..first + N` of a row, `block`, from the sums over its entries.
+#[inline(always)]
+fn sum_block<S: Simd, const N: usize>(
+    simd: S,
+    (indices, values): (&[u32], &[f32]),
+    matrix: &[f32],
+    width: usize,
+    finish: Finish<'_>,
+    first: usize,
+    block: &mut [S::f32s],
+) {
+    let block: &mut [S::f32s; N] = block.try_into().expect("N vectors");
+    let sums = row_sums(simd, indices, values, matrix, width, first);
+    finish_block(simd, finish, first * S::F32_LANES, sums, block);
 }
 
 /// Σ x · (vectors first..first + N of matrix row i) over the entries, in registers.

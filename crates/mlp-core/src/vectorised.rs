@@ -1,4 +1,5 @@
-//! The sigmoid of `cpu/mod.rs` computed eight values at a time.
+//! The sigmoid of `cpu/mod.rs` computed a vector at a time (eight or sixteen values, as the
+//! [`InstructionSet`] has them).
 //!
 //! `f32::exp` is a call per value that the compiler cannot vectorise; in a seed training step
 //! the 12,200 sigmoids took as long as the first layer's forward product. Here exp is
@@ -6,16 +7,17 @@
 //! 2 ulp), so each sigmoid is within a few ulp of the reference's; the tests bound it.
 
 use ndarray::ArrayViewMut2;
-use pulp::{Arch, Simd, WithSimd};
+use pulp::{Simd, WithSimd};
 
 use crate::cpu::sigmoid;
+use crate::simd::InstructionSet;
 
-/// Ak = sigmoid(Sk) in place, as [`crate::cpu::sigmoid_forward`], vectorised.
+/// Ak = sigmoid(Sk) in place, as [`crate::cpu::sigmoid_forward`], on `simd`'s vectors.
 ///
 /// - `values`: (B, out), standard layout, Sk on entry and Ak on return
-pub fn sigmoid_forward_vectorised(mut values: ArrayViewMut2<f32>) {
+pub fn sigmoid_forward_vectorised(simd: InstructionSet, mut values: ArrayViewMut2<f32>) {
     match values.as_slice_mut() {
-        Some(values) => Arch::new().dispatch(SigmoidInPlace(values)),
+        Some(values) => simd.dispatch(SigmoidInPlace(values)),
         None => values.mapv_inplace(sigmoid),
     }
 }

@@ -10,6 +10,7 @@ use common::{lockstep_step, start_epoch_on};
 use mlp_core::backend::Backend;
 use mlp_core::cpu::FAST_PARITY;
 use mlp_core::rng::Rng;
+use mlp_core::simd::InstructionSet;
 use mlp_core::train::{batches, epoch_order};
 use mlp_core::{
     Activation, CpuBackend, Dataset, Hyperparameters, Init, LayerSizes, Optimiser, OptimiserKind,
@@ -42,7 +43,8 @@ fn lockstep(what: &str, sizes: &[usize], batch: usize, hyper: &Hyperparameters, 
     lockstep_images(what, (1, sizes[0]), sizes, batch, hyper, shuffle);
 }
 
-/// [`lockstep`] on images of `rows` x `cols` pixels (`sizes[0]` of them).
+/// [`lockstep`] on images of `rows` x `cols` pixels (`sizes[0]` of them), on each instruction
+/// set of the fast kernels.
 fn lockstep_images(
     what: &str,
     (rows, cols): (usize, usize),
@@ -69,42 +71,47 @@ fn lockstep_images(
     };
     let layers = LayerSizes::new(sizes.to_vec(), sizes[0], classes).unwrap();
     let parameters = Parameters::init(&layers, init, 3);
-    let mut reference =
-        ReferenceBackend::new(parameters.clone(), hyper, &train, &validation).unwrap();
-    let mut fast = CpuBackend::new(parameters, hyper, &train, &validation).unwrap();
-    let schedule: Vec<_> = batches(train.len(), batch).collect();
-    let mut rate = hyper.learning_rate;
-    for step in 0..2 * schedule.len() {
-        let index = step % schedule.len();
-        if index == 0 && shuffle {
-            let order = epoch_order(4, step / schedule.len() + 1, train.len());
-            start_epoch_on([&mut reference, &mut fast], &order, rate);
-            rate /= 2.0;
+    // Every instruction set this CPU has, each held to the reference.
+    for simd in InstructionSet::available() {
+        let mut reference =
+            ReferenceBackend::new(parameters.clone(), hyper, &train, &validation).unwrap();
+        let mut fast = CpuBackend::new(parameters.clone(), hyper, &train, &validation)
+            .unwrap()
+            .with_instruction_set(simd);
+        let schedule: Vec<_> = batches(train.len(), batch).collect();
+        let mut rate = hyper.learning_rate;
+        for step in 0..2 * schedule.len() {
+            let index = step % schedule.len();
+            if index == 0 && shuffle {
+                let order = epoch_order(4, step / schedule.len() + 1, train.len());
+                start_epoch_on([&mut reference, &mut fast], &order, rate);
+                rate /= 2.0;
+            }
+            let rows = schedule[index].clone();
+            let compared = lockstep_step(&mut reference, &mut fast, rows, FAST_PARITY);
+            for row in &compared {
+                println!(
+                    "{what} ({simd}) step {}: {:<28} by {:<48} {}",
+                    step + 1,
+                    row.name,
+                    row.computed_by,
+                    row.difference
+                );
+                assert!(
+                    row.difference.passes(),
+                    "{what} ({simd}) step {}: {} beyond {FAST_PARITY:?}",
+                    step + 1,
+                    row.name
+                );
+            }
         }
-        let rows = schedule[index].clone();
-        let compared = lockstep_step(&mut reference, &mut fast, rows, FAST_PARITY);
-        for row in &compared {
-            println!(
-                "{what} step {}: {:<28} by {:<48} {}",
-                step + 1,
-                row.name,
-                row.computed_by,
-                row.difference
-            );
-            assert!(
-                row.difference.passes(),
-                "{what} step {}: {} beyond {FAST_PARITY:?}",
-                step + 1,
-                row.name
-            );
-        }
+        let (expected, found) = (reference.evaluate().unwrap(), fast.evaluate().unwrap());
+        assert_eq!(expected.predictions, found.predictions, "{what}");
+        assert!(
+            FAST_PARITY.accepts(found.loss(), expected.loss()),
+            "{what}: validation loss"
+        );
     }
-    let (expected, found) = (reference.evaluate().unwrap(), fast.evaluate().unwrap());
-    assert_eq!(expected.predictions, found.predictions, "{what}");
-    assert!(
-        FAST_PARITY.accepts(found.loss(), expected.loss()),
-        "{what}: validation loss"
-    );
 }
 
 fn options(change: impl FnOnce(&mut Hyperparameters)) -> Hyperparameters {

@@ -1,12 +1,13 @@
 //! The CPU backend's fast kernels against the reference functions of `cpu/mod.rs`: the first
 //! layer's sparse products on random images that are mostly 0 (as MNIST's are), in a shuffled
 //! batch order, for widths that fill whole vector registers, part of one, and neither; and the
-//! vectorised sigmoid.
+//! vectorised sigmoid. Each on every instruction set this CPU has (scalar, AVX2, AVX-512).
 
 use mlp_core::Dataset;
 use mlp_core::compare::{Difference, Tolerance};
 use mlp_core::cpu::{gradient_descent_update, linear_forward, sigmoid_forward, weights_gradient};
 use mlp_core::rng::Rng;
+use mlp_core::simd::InstructionSet;
 use mlp_core::sparse::{
     PixelColumns, SparseImages, sparse_gradient_descent, sparse_linear_forward,
     sparse_weights_gradient,
@@ -101,15 +102,46 @@ fn assert_passes(name: &str, values: &Array2<f32>, reference: &Array2<f32>) {
     assert!(difference.passes(), "{name}: {difference}");
 }
 
-/// (images, pixels, outputs): 64 outputs fill eight AVX registers; 70 leaves a partial
-/// register; 13 is under two; 1 is a lone column; 3 pixels is a tiny image.
-const SHAPES: [(usize, usize, usize); 5] = [
+/// (images, pixels, outputs): 64 outputs fill eight AVX2 registers (one block) or four
+/// AVX-512 ones; 70 leaves a partial register; 13 is under two; 1 is a lone column; 3 pixels
+/// is a tiny image; 200 is a block of 8 AVX-512 registers, then 4, then a partial one; 48 is
+/// three AVX-512 registers (2 + 1).
+const SHAPES: [(usize, usize, usize); 7] = [
     (100, 784, 64),
     (37, 50, 70),
     (20, 29, 13),
     (7, 11, 1),
     (5, 3, 9),
+    (12, 40, 200),
+    (9, 30, 48),
 ];
+
+/// Every instruction set this CPU has, each named where it is tested.
+fn instruction_sets() -> Vec<InstructionSet> {
+    let sets = InstructionSet::available();
+    println!("instruction sets: {sets:?}");
+    sets
+}
+
+/// The sets the CPU reports are the ones the kernels run on, so that no test passes by
+/// running scalar code where a vector path was meant.
+#[test]
+fn every_instruction_set_the_cpu_reports_is_tested() {
+    let sets = InstructionSet::available();
+    assert!(sets.contains(&InstructionSet::Scalar));
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        assert_eq!(sets.contains(&InstructionSet::Avx2), avx2);
+        let avx512 = is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512cd")
+            && is_x86_feature_detected!("avx512dq")
+            && is_x86_feature_detected!("avx512vl");
+        assert_eq!(sets.contains(&InstructionSet::Avx512), avx512 && avx2);
+    }
+    assert_eq!(InstructionSet::best(), *sets.last().unwrap());
+}
 
 #[test]
 fn sparse_linear_forward_should_match_reference() {
@@ -121,8 +153,6 @@ fn sparse_linear_forward_should_match_reference() {
         let weights = random_matrix(pixels, outputs, &mut rng);
         let bias = Array1::from_shape_fn(outputs, |_| rng.standard_normal() as f32);
 
-        let mut sum = Array2::from_elem((batch.len(), outputs), f32::NAN);
-        sparse_linear_forward(&images, &batch, weights.view(), bias.view(), sum.view_mut());
         let mut reference = Array2::zeros((batch.len(), outputs));
         linear_forward(
             dense_rows(&set, &batch).view(),
@@ -130,7 +160,13 @@ fn sparse_linear_forward_should_match_reference() {
             bias.view(),
             reference.view_mut(),
         );
-        assert_passes(&format!("S1 {count}x{pixels}x{outputs}"), &sum, &reference);
+        for simd in instruction_sets() {
+            let mut sum = Array2::from_elem((batch.len(), outputs), f32::NAN);
+            let (w, b) = (weights.view(), bias.view());
+            sparse_linear_forward(simd, &images, &batch, w, b, sum.view_mut());
+            let name = format!("S1 {count}x{pixels}x{outputs} {simd}");
+            assert_passes(&name, &sum, &reference);
+        }
     }
 }
 
@@ -145,9 +181,17 @@ fn sparse_weights_gradient_should_match_reference() {
             batch,
             delta,
         } = Case::new(count, pixels, outputs, &mut rng);
-        for scale in [1.0, 1.0 / batch.len() as f32] {
+        for (scale, simd) in [1.0, 1.0 / batch.len() as f32]
+            .into_iter()
+            .flat_map(|scale| {
+                instruction_sets()
+                    .into_iter()
+                    .map(move |simd| (scale, simd))
+            })
+        {
             let mut gradient = Array2::from_elem((pixels, outputs), f32::NAN);
             sparse_weights_gradient(
+                simd,
                 &images,
                 &batch,
                 delta.view(),
@@ -158,7 +202,7 @@ fn sparse_weights_gradient_should_match_reference() {
             );
             let reference = reference_gradient(&set, &batch, &delta, scale);
             assert_passes(
-                &format!("grad W1 {count}x{pixels}x{outputs} scale {scale}"),
+                &format!("grad W1 {count}x{pixels}x{outputs} scale {scale} {simd}"),
                 &gradient,
                 &reference,
             );
@@ -170,6 +214,7 @@ fn sparse_weights_gradient_should_match_reference() {
             for (first_pixel, rows) in [(0, top), (half, bottom)] {
                 let delta = delta.view();
                 sparse_weights_gradient(
+                    simd,
                     &images,
                     &batch,
                     delta,
@@ -213,17 +258,20 @@ fn sparse_weights_gradient_of_dark_images_is_zero() {
     };
     let images = SparseImages::new(&set);
     let delta = Array2::from_elem((2, 5), 1.5f32);
-    let mut gradient = Array2::from_elem((9, 5), f32::NAN);
-    sparse_weights_gradient(
-        &images,
-        &[1, 0],
-        delta.view(),
-        1.0,
-        0,
-        gradient.view_mut(),
-        &mut PixelColumns::default(),
-    );
-    assert!(gradient.iter().all(|&g| g == 0.0), "{gradient}");
+    for simd in instruction_sets() {
+        let mut gradient = Array2::from_elem((9, 5), f32::NAN);
+        sparse_weights_gradient(
+            simd,
+            &images,
+            &[1, 0],
+            delta.view(),
+            1.0,
+            0,
+            gradient.view_mut(),
+            &mut PixelColumns::default(),
+        );
+        assert!(gradient.iter().all(|&g| g == 0.0), "{simd}: {gradient}");
+    }
 }
 
 /// The vectorised sigmoid against the reference's, and both against float64, over the whole
@@ -235,8 +283,6 @@ fn sigmoid_forward_vectorised_should_match_reference() {
     let sums: Vec<f32> = (0..count)
         .map(|i| -100.0 + 200.0 * i as f32 / (count - 1) as f32)
         .collect();
-    let mut vectorised = Array2::from_shape_vec((1, count), sums.clone()).expect("one row");
-    sigmoid_forward_vectorised(vectorised.view_mut());
     let mut reference = Array2::from_shape_vec((1, count), sums.clone()).expect("one row");
     sigmoid_forward(reference.view_mut());
     let exact: Vec<f32> = sums
@@ -246,7 +292,13 @@ fn sigmoid_forward_vectorised_should_match_reference() {
     // A few ulp of the result (f32 epsilon is 1.2e-7), and nothing absolute beyond the
     // smallest normal floats where exp's argument is clamped.
     let ulps = Tolerance::new(1e-37, 5e-7);
-    for (name, values) in [("vectorised", &vectorised), ("reference", &reference)] {
+    let mut results = vec![("reference".to_string(), reference)];
+    for simd in instruction_sets() {
+        let mut vectorised = Array2::from_shape_vec((1, count), sums.clone()).expect("one row");
+        sigmoid_forward_vectorised(simd, vectorised.view_mut());
+        results.push((format!("vectorised {simd}"), vectorised));
+    }
+    for (name, values) in &results {
         let difference =
             Difference::between(values.as_slice().expect("standard layout"), &exact, ulps);
         println!("sigmoid {name} vs float64: {difference}");
@@ -269,24 +321,27 @@ fn sparse_gradient_descent_should_match_reference() {
         let weights = random_matrix(pixels, outputs, &mut rng);
         let (scale, rate) = (1.0 / batch.len() as f32, 0.3);
 
-        let mut descended = weights.clone();
-        sparse_gradient_descent(
-            &images,
-            &batch,
-            delta.view(),
-            scale,
-            rate,
-            0,
-            descended.view_mut(),
-            &mut by_pixel,
-        );
         let gradient = reference_gradient(&set, &batch, &delta, scale);
         let mut reference = weights.clone();
         gradient_descent_update(reference.view_mut(), gradient.view(), rate);
-        assert_passes(
-            &format!("W1 after descent {count}x{pixels}x{outputs}"),
-            &descended,
-            &reference,
-        );
+        for simd in instruction_sets() {
+            let mut descended = weights.clone();
+            sparse_gradient_descent(
+                simd,
+                &images,
+                &batch,
+                delta.view(),
+                scale,
+                rate,
+                0,
+                descended.view_mut(),
+                &mut by_pixel,
+            );
+            assert_passes(
+                &format!("W1 after descent {count}x{pixels}x{outputs} {simd}"),
+                &descended,
+                &reference,
+            );
+        }
     }
 }

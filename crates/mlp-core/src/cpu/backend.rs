@@ -19,6 +19,7 @@ use crate::backend::{
 use crate::data::Dataset;
 use crate::network::{Layer, Parameters};
 use crate::options::{Activation, Hyperparameters, Optimiser, Output};
+use crate::simd::InstructionSet;
 use crate::sparse::{
     InputChanges, PixelColumns, SparseImages, sparse_gradient_descent, sparse_weights_gradient,
 };
@@ -27,6 +28,7 @@ use crate::sparse::{
 #[derive(Clone, Copy)]
 struct Update<'a> {
     hyper: &'a Hyperparameters,
+    simd: InstructionSet,
     images: &'a SparseImages,
     batch: &'a [u32],
     scale: f32,
@@ -54,6 +56,7 @@ fn update_first_layer_rows(
 ) {
     let Update {
         hyper,
+        simd,
         images,
         batch,
         scale,
@@ -62,10 +65,12 @@ fn update_first_layer_rows(
     let (rate, start) = (hyper.learning_rate, first_pixel);
     // The fused descent leaves the rows of unlit pixels alone; weight decay moves every row.
     if hyper.optimiser == Optimiser::GradientDescent && hyper.weight_decay == 0.0 {
-        sparse_gradient_descent(images, batch, delta, scale, rate, start, weights, by_pixel);
+        sparse_gradient_descent(
+            simd, images, batch, delta, scale, rate, start, weights, by_pixel,
+        );
     } else {
         let rows = gradient.view_mut();
-        sparse_weights_gradient(images, batch, delta, scale, start, rows, by_pixel);
+        sparse_weights_gradient(simd, images, batch, delta, scale, start, rows, by_pixel);
         optimiser_update(
             hyper.optimiser,
             weights,
@@ -173,6 +178,8 @@ pub struct CpuBackend {
     input_rows: Vec<u32>,
     state: OptimiserState,
     loss: TrainLoss,
+    /// The vector instructions of the fast kernels.
+    simd: InstructionSet,
 }
 
 impl CpuBackend {
@@ -201,7 +208,14 @@ impl CpuBackend {
             input_rows: Vec::new(),
             state,
             loss: TrainLoss::default(),
+            simd: InstructionSet::best(),
         })
+    }
+
+    /// Runs the fast kernels on `simd`'s vectors instead of the widest this CPU has.
+    pub fn with_instruction_set(mut self, simd: InstructionSet) -> Self {
+        self.simd = simd;
+        self
     }
 
     /// One training step on `rows` of the training order: forward, every delta, then every
@@ -240,7 +254,7 @@ impl CpuBackend {
     /// The forward pass and the deltas of the gathered batch of `b` rows, by rows: half the
     /// batch on each thread. Returns the batch loss.
     fn forward_and_deltas(&mut self, b: usize) -> f64 {
-        let (hyper, layers) = (&self.hyper, &self.parameters.layers);
+        let (hyper, layers, simd) = (&self.hyper, &self.parameters.layers, self.simd);
         let ws = &mut self.workspace;
         // Layer 1 reads the batch's own changed copy under shifts or input dropout.
         let (images, batch) = if input_changes(hyper, 0).any() {
@@ -277,13 +291,13 @@ impl CpuBackend {
                 let rows = (&batch[..mid], &labels[..mid]);
                 let tensors = (&mut activations_top[..], &mut deltas_top[..]);
                 let dropped = dropped(&mut dropped_top[..], &mut factors_top[..], 0);
-                forward_and_deltas(layers, hyper, images, rows, tensors, dropped)
+                forward_and_deltas(layers, (hyper, simd), images, rows, tensors, dropped)
             },
             || {
                 let rows = (&batch[mid..], &labels[mid..]);
                 let tensors = (&mut activations_bottom[..], &mut deltas_bottom[..]);
                 let dropped = dropped(&mut dropped_bottom[..], &mut factors_bottom[..], mid);
-                forward_and_deltas(layers, hyper, images, rows, tensors, dropped)
+                forward_and_deltas(layers, (hyper, simd), images, rows, tensors, dropped)
             },
         );
         let classes = layers[layers.len() - 1].weights.ncols();
@@ -304,6 +318,7 @@ impl CpuBackend {
         state.steps += 1;
         let update = Update {
             hyper,
+            simd: self.simd,
             images,
             batch,
             scale: reduction_scale(hyper.reduction, b),
@@ -363,7 +378,7 @@ impl CpuBackend {
 
 impl Backend for CpuBackend {
     fn name(&self) -> String {
-        "cpu (ndarray, f32)".to_string()
+        format!("cpu (ndarray, f32, {})", self.simd)
     }
 
     fn step_kernels(&self) -> StepKernels {
@@ -476,7 +491,7 @@ impl Backend for CpuBackend {
             .collect();
         let classes = activations.last().map_or(0, Array2::ncols);
         let mut outputs = Array2::zeros((count, classes));
-        let (layers, hyper) = (&self.parameters.layers, &self.hyper);
+        let (layers, hyper, simd) = (&self.parameters.layers, &self.hyper, self.simd);
         let set = &self.validation_images;
         for start in (0..count).step_by(CHUNK) {
             let end = (start + CHUNK).min(count);
@@ -484,8 +499,8 @@ impl Backend for CpuBackend {
             let mid = chunk.len() / 2;
             let (mut top, mut bottom) = split_rows(&mut activations, chunk.len(), mid);
             rayon::join(
-                || forward(layers, hyper, set, &chunk[..mid], &mut top, None),
-                || forward(layers, hyper, set, &chunk[mid..], &mut bottom, None),
+                || forward(layers, (hyper, simd), set, &chunk[..mid], &mut top, None),
+                || forward(layers, (hyper, simd), set, &chunk[mid..], &mut bottom, None),
             );
             outputs
                 .slice_mut(s![start..end, ..])

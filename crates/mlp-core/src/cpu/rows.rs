@@ -10,6 +10,7 @@ use super::{
 };
 use crate::network::Layer;
 use crate::options::{Activation, Dropout, Hyperparameters, Output};
+use crate::simd::InstructionSet;
 use crate::sparse::{SparseImages, sparse_linear_forward};
 use crate::vectorised::sigmoid_forward_vectorised;
 
@@ -60,7 +61,7 @@ fn dropout_factors(
 /// layer's output also goes through its dropout (E2d) into the next layer's input.
 pub(super) fn forward(
     layers: &[Layer],
-    hyper: &Hyperparameters,
+    (hyper, simd): (&Hyperparameters, InstructionSet),
     images: &SparseImages,
     batch: &[u32],
     activations: &mut [ArrayViewMut2<f32>],
@@ -72,7 +73,7 @@ pub(super) fn forward(
         let sum = &mut rest[0];
         if k == 0 {
             let (weights, bias) = (layer.weights.view(), layer.bias.view());
-            sparse_linear_forward(images, batch, weights, bias, sum.view_mut());
+            sparse_linear_forward(simd, images, batch, weights, bias, sum.view_mut());
         } else {
             let input = match &dropped {
                 Some(d) => d.outputs[k - 1].view(),
@@ -87,7 +88,7 @@ pub(super) fn forward(
         }
         match (k == last, hyper.output, hyper.activation) {
             (false, _, Activation::Sigmoid) | (true, Output::SigmoidMse, _) => {
-                sigmoid_forward_vectorised(sum.view_mut());
+                sigmoid_forward_vectorised(simd, sum.view_mut());
             }
             (false, _, activation) => activation_forward(sum.view_mut(), activation),
             (true, Output::SoftmaxCrossEntropy, _) => softmax_forward(sum.view_mut()),
@@ -108,7 +109,7 @@ pub(super) fn forward(
 /// `dropped`. Returns the loss summed over the rows.
 pub(super) fn forward_and_deltas(
     layers: &[Layer],
-    hyper: &Hyperparameters,
+    (hyper, simd): (&Hyperparameters, InstructionSet),
     images: &SparseImages,
     (batch, labels): (&[u32], &[u8]),
     (activations, deltas): (&mut [ArrayViewMut2<f32>], &mut [ArrayViewMut2<f32>]),
@@ -117,7 +118,7 @@ pub(super) fn forward_and_deltas(
     let mut dropped = dropped;
     forward(
         layers,
-        hyper,
+        (hyper, simd),
         images,
         batch,
         activations,

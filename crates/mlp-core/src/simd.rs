@@ -1,0 +1,100 @@
+//! Which vector instructions the fast CPU kernels ([`crate::sparse`], [`crate::vectorised`])
+//! run on: AVX-512 (16 f32 lanes) or AVX2 with FMA (8) where the CPU has them, found at run
+//! time, or plain f32. Each gives the same sums within the fast kernels' tolerance, and the
+//! tests hold each one the machine has to the reference.
+
+use pulp::{Arch, WithSimd};
+
+/// An instruction set of the fast kernels, widest last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum InstructionSet {
+    Scalar,
+    Avx2,
+    Avx512,
+}
+
+impl InstructionSet {
+    pub const ALL: [Self; 3] = [Self::Scalar, Self::Avx2, Self::Avx512];
+
+    /// "scalar", "avx2" or "avx512", as `MLP_SIMD` takes them.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Scalar => "scalar",
+            Self::Avx2 => "avx2",
+            Self::Avx512 => "avx512",
+        }
+    }
+
+    /// The sets this CPU can run.
+    pub fn available() -> Vec<Self> {
+        Self::ALL
+            .into_iter()
+            .filter(|s| s.arch().is_some())
+            .collect()
+    }
+
+    /// The widest set this CPU can run.
+    pub fn best() -> Self {
+        *Self::available().last().expect("scalar always runs")
+    }
+
+    /// The set named `name`, where this CPU can run it.
+    pub fn parse_available(name: &str) -> Result<Self, String> {
+        let names: Vec<&str> = Self::available().iter().map(|s| s.name()).collect();
+        match Self::ALL.into_iter().find(|s| s.name() == name) {
+            Some(set) if set.arch().is_some() => Ok(set),
+            Some(set) => Err(format!(
+                "this CPU cannot run {}: choose {}",
+                set.name(),
+                names.join(", ")
+            )),
+            None => Err(format!(
+                "unknown instruction set {name:?}: choose {}",
+                names.join(", ")
+            )),
+        }
+    }
+
+    /// pulp's dispatcher for this set, where the CPU has it.
+    fn arch(self) -> Option<Arch> {
+        match self {
+            Self::Scalar => Some(Arch::Scalar),
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            Self::Avx2 => pulp::x86::V3::try_new().map(Arch::V3),
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            Self::Avx512 => pulp::x86::V4::try_new().map(Arch::V4),
+            #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+            Self::Avx2 | Self::Avx512 => None,
+        }
+    }
+
+    /// Runs `op` on this set's vectors; a set the CPU lacks runs as scalar, so that no
+    /// instruction the CPU cannot run is ever issued.
+    pub(crate) fn dispatch<Op: WithSimd>(self, op: Op) -> Op::Output {
+        self.arch().unwrap_or(Arch::Scalar).dispatch(op)
+    }
+}
+
+impl std::fmt::Display for InstructionSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_parses_back_or_says_why_not() {
+        for set in InstructionSet::available() {
+            assert_eq!(InstructionSet::parse_available(set.name()), Ok(set));
+        }
+        let unknown = InstructionSet::parse_available("sse9").unwrap_err();
+        assert!(
+            unknown.contains("unknown") && unknown.contains("scalar"),
+            "{unknown}"
+        );
+        assert_eq!(InstructionSet::available()[0], InstructionSet::Scalar);
+    }
+}
