@@ -9,7 +9,7 @@ use mlp_core::cpu::{gradient_descent_update, linear_forward, sigmoid_forward, we
 use mlp_core::rng::Rng;
 use mlp_core::simd::InstructionSet;
 use mlp_core::sparse::{
-    PixelColumns, SparseImages, sparse_gradient_descent, sparse_linear_forward,
+    PackedPixelColumns, PixelColumns, SparseImages, sparse_gradient_descent, sparse_linear_forward,
     sparse_weights_gradient,
 };
 use mlp_core::vectorised::sigmoid_forward_vectorised;
@@ -190,16 +190,13 @@ fn sparse_weights_gradient_should_match_reference() {
             })
         {
             let mut gradient = Array2::from_elem((pixels, outputs), f32::NAN);
-            sparse_weights_gradient(
-                simd,
-                &images,
-                &batch,
-                delta.view(),
-                scale,
-                0,
-                gradient.view_mut(),
-                &mut by_pixel,
-            );
+            let lists = by_pixel.fill_from(&images, &batch, 0..pixels);
+            sparse_weights_gradient(simd, lists, delta.view(), scale, gradient.view_mut());
+            // The same lists packed, as the fast backend keeps them for the file order.
+            let mut from_packed = Array2::from_elem((pixels, outputs), f32::NAN);
+            let packed = PackedPixelColumns::packed(lists);
+            sparse_weights_gradient(simd, &packed, delta.view(), scale, from_packed.view_mut());
+            assert_eq!(from_packed, gradient, "grad W1 from packed lists");
             let reference = reference_gradient(&set, &batch, &delta, scale);
             assert_passes(
                 &format!("grad W1 {count}x{pixels}x{outputs} scale {scale} {simd}"),
@@ -211,18 +208,9 @@ fn sparse_weights_gradient_should_match_reference() {
             let mut halves = Array2::from_elem((pixels, outputs), f32::NAN);
             let half = pixels / 2;
             let (top, bottom) = halves.view_mut().split_at(Axis(0), half);
-            for (first_pixel, rows) in [(0, top), (half, bottom)] {
-                let delta = delta.view();
-                sparse_weights_gradient(
-                    simd,
-                    &images,
-                    &batch,
-                    delta,
-                    scale,
-                    first_pixel,
-                    rows,
-                    &mut by_pixel,
-                );
+            for (pixel_range, rows) in [(0..half, top), (half..pixels, bottom)] {
+                let lists = by_pixel.fill_from(&images, &batch, pixel_range);
+                sparse_weights_gradient(simd, lists, delta.view(), scale, rows);
             }
             assert_eq!(halves, gradient, "grad W1 in two parts");
         }
@@ -260,16 +248,9 @@ fn sparse_weights_gradient_of_dark_images_is_zero() {
     let delta = Array2::from_elem((2, 5), 1.5f32);
     for simd in instruction_sets() {
         let mut gradient = Array2::from_elem((9, 5), f32::NAN);
-        sparse_weights_gradient(
-            simd,
-            &images,
-            &[1, 0],
-            delta.view(),
-            1.0,
-            0,
-            gradient.view_mut(),
-            &mut PixelColumns::default(),
-        );
+        let mut by_pixel = PixelColumns::default();
+        let lists = by_pixel.fill_from(&images, &[1, 0], 0..9);
+        sparse_weights_gradient(simd, lists, delta.view(), 1.0, gradient.view_mut());
         assert!(gradient.iter().all(|&g| g == 0.0), "{simd}: {gradient}");
     }
 }
@@ -326,16 +307,13 @@ fn sparse_gradient_descent_should_match_reference() {
         gradient_descent_update(reference.view_mut(), gradient.view(), rate);
         for simd in instruction_sets() {
             let mut descended = weights.clone();
+            let lists = by_pixel.fill_from(&images, &batch, 0..pixels);
             sparse_gradient_descent(
                 simd,
-                &images,
-                &batch,
+                lists,
                 delta.view(),
-                scale,
-                rate,
-                0,
+                (scale, rate),
                 descended.view_mut(),
-                &mut by_pixel,
             );
             assert_passes(
                 &format!("W1 after descent {count}x{pixels}x{outputs} {simd}"),

@@ -7,7 +7,9 @@ use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
 
 use super::reference::optimiser_update;
 use super::rows::{Dropped, forward, forward_and_deltas};
-use super::workspace::{Workspace, first_rows, split_first_layer, split_rows, split_state};
+use super::workspace::{
+    FileOrderPixels, Workspace, first_rows, split_first_layer, split_rows, split_state,
+};
 use super::{
     bias_gradient, check_input_width, check_order, check_output_width, evaluation, loss_terms,
     reduction_scale, weights_gradient,
@@ -21,7 +23,7 @@ use crate::network::{Layer, Parameters};
 use crate::options::{Activation, Hyperparameters, Optimiser, Output};
 use crate::simd::InstructionSet;
 use crate::sparse::{
-    InputChanges, PixelColumns, SparseImages, sparse_gradient_descent, sparse_weights_gradient,
+    InputChanges, PixelEntries, SparseImages, sparse_gradient_descent, sparse_weights_gradient,
 };
 
 /// What every part of a step's update shares.
@@ -29,8 +31,6 @@ use crate::sparse::{
 struct Update<'a> {
     hyper: &'a Hyperparameters,
     simd: InstructionSet,
-    images: &'a SparseImages,
-    batch: &'a [u32],
     scale: f32,
     t: u64,
 }
@@ -44,33 +44,30 @@ type FirstLayerRows<'a> = (
     ArrayViewMut2<'a, f32>,
 );
 
-/// Rows `first_pixel..` of W1 (as many as the views hold): their gradient scale · A0ᵀ D1 (D1 is (B, out)) and their update, with
-/// the zero pixels of A0 skipped. Plain gradient descent touches only the rows of pixels lit
-/// somewhere in the batch: every other row's gradient is 0 and its update would change nothing.
+/// The rows of W1 of the pixels `by_pixel` holds (as many as the views hold): their gradient
+/// scale · A0ᵀ D1 (D1 is (B, out)) and their update, with the zero pixels of A0 skipped. Plain
+/// gradient descent touches only the rows of pixels lit somewhere in the batch: every other
+/// row's gradient is 0 and its update would change nothing.
 fn update_first_layer_rows(
     update: Update<'_>,
-    first_pixel: usize,
     delta: ArrayView2<f32>,
     (weights, first, second, mut gradient): FirstLayerRows<'_>,
-    by_pixel: &mut PixelColumns,
+    by_pixel: &dyn PixelEntries,
 ) {
     let Update {
         hyper,
         simd,
-        images,
-        batch,
         scale,
         t,
+        ..
     } = update;
-    let (rate, start) = (hyper.learning_rate, first_pixel);
+    let rate = hyper.learning_rate;
     // The fused descent leaves the rows of unlit pixels alone; weight decay moves every row.
     if hyper.optimiser == Optimiser::GradientDescent && hyper.weight_decay == 0.0 {
-        sparse_gradient_descent(
-            simd, images, batch, delta, scale, rate, start, weights, by_pixel,
-        );
+        sparse_gradient_descent(simd, by_pixel, delta, (scale, rate), weights);
     } else {
         let rows = gradient.view_mut();
-        sparse_weights_gradient(simd, images, batch, delta, scale, start, rows, by_pixel);
+        sparse_weights_gradient(simd, by_pixel, delta, scale, rows);
         optimiser_update(
             hyper.optimiser,
             weights,
@@ -180,6 +177,7 @@ pub struct CpuBackend {
     loss: TrainLoss,
     /// The vector instructions of the fast kernels.
     simd: InstructionSet,
+    file_order_pixels: FileOrderPixels,
 }
 
 impl CpuBackend {
@@ -209,6 +207,7 @@ impl CpuBackend {
             state,
             loss: TrainLoss::default(),
             simd: InstructionSet::best(),
+            file_order_pixels: FileOrderPixels::default(),
         })
     }
 
@@ -223,9 +222,10 @@ impl CpuBackend {
     /// update.
     fn step(&mut self, rows: Range<usize>) -> Result<f64, BackendError> {
         check_rows(&rows, self.train_labels.len())?;
+        let first_row = rows.start;
         let b = self.gather_batch(rows);
         let loss = self.forward_and_deltas(b);
-        self.update(b);
+        self.update(first_row, b);
         Ok(loss)
     }
 
@@ -304,9 +304,11 @@ impl CpuBackend {
         (loss_top + loss_bottom) / loss_terms(hyper.output, b, classes) as f64
     }
 
-    /// The gradients and updates of the gathered batch of `b` rows, by parameters: half of W1's
-    /// rows (pixels) on each thread, and b1 and the later layers with the second half.
-    fn update(&mut self, b: usize) {
+    /// The gradients and updates of the gathered batch of `b` rows from row `first_row` of the
+    /// training order, by parameters: half of W1's rows (pixels) on each thread, and b1 and
+    /// the later layers with the second half. In the file order, unchanged images regrouped by
+    /// pixel once are kept for the later epochs' same batches (`FileOrderPixels`).
+    fn update(&mut self, first_row: usize, b: usize) {
         let hyper = &self.hyper;
         let ws = &mut self.workspace;
         let (images, batch) = if input_changes(hyper, 0).any() {
@@ -319,8 +321,6 @@ impl CpuBackend {
         let update = Update {
             hyper,
             simd: self.simd,
-            images,
-            batch,
             scale: reduction_scale(hyper.reduction, b),
             t: state.steps,
         };
@@ -341,7 +341,8 @@ impl CpuBackend {
             .weight_gradients
             .split_first_mut()
             .expect("a network has layers");
-        let half = first_layer.weights.nrows() / 2;
+        let pixels = first_layer.weights.nrows();
+        let half = pixels / 2;
         let (weights_top, weights_bottom) = first_layer.weights.view_mut().split_at(Axis(0), half);
         let (gradient_top, gradient_bottom) = first_gradient.view_mut().split_at(Axis(0), half);
         let (first_top, first_bottom) = split_state(first_weights_state, half);
@@ -349,14 +350,24 @@ impl CpuBackend {
         let [by_pixel_top, by_pixel_bottom] = &mut ws.by_pixel;
         let first_bias = &mut first_layer.bias;
         let bias_gradients = &mut ws.bias_gradients;
+        let keeps = self.order.is_none() && !input_changes(hyper, 0).any();
+        let kept = self.file_order_pixels.get(first_row, b).filter(|_| keeps);
         rayon::join(
             || {
                 let rows = (weights_top, first_top, second_top, gradient_top);
-                update_first_layer_rows(update, 0, deltas[0], rows, by_pixel_top);
+                let by_pixel: &dyn PixelEntries = match kept {
+                    Some([top, _]) => top,
+                    None => by_pixel_top.fill_from(images, batch, 0..half),
+                };
+                update_first_layer_rows(update, deltas[0], rows, by_pixel);
             },
             || {
                 let rows = (weights_bottom, first_bottom, second_bottom, gradient_bottom);
-                update_first_layer_rows(update, half, deltas[0], rows, by_pixel_bottom);
+                let by_pixel: &dyn PixelEntries = match kept {
+                    Some([_, bottom]) => bottom,
+                    None => by_pixel_bottom.fill_from(images, batch, half..pixels),
+                };
+                update_first_layer_rows(update, deltas[0], rows, by_pixel);
                 let bias_state = (first_bias_state, second_bias_state);
                 update_bias(
                     update,
@@ -373,6 +384,9 @@ impl CpuBackend {
                 }
             },
         );
+        if keeps && kept.is_none() {
+            self.file_order_pixels.keep(first_row, b, &ws.by_pixel);
+        }
     }
 }
 

@@ -1,10 +1,12 @@
 //! The buffers of the fast backend's training step, allocated once, and how they are cut
 //! between the two threads of a step.
 
+use std::collections::HashMap;
+
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
 
 use crate::network::{Layer, Parameters};
-use crate::sparse::PixelColumns;
+use crate::sparse::{PackedPixelColumns, PixelColumns};
 
 /// The buffers of one training step: activations A1..AL, deltas D1..DL and the gradients.
 pub(super) struct Workspace {
@@ -53,6 +55,36 @@ impl Workspace {
                 .map(|l| Array1::zeros(outputs(l)))
                 .collect(),
             by_pixel: Default::default(),
+        }
+    }
+}
+
+/// The most bytes [`FileOrderPixels`] keeps: MNIST's 600 batches take about 75 MB.
+const FILE_ORDER_PIXELS_BYTES: usize = 512 << 20;
+
+/// The first layer's lit pixels regrouped by pixel (both halves of W1's rows) for each batch
+/// of the file order trained so far, up to FILE_ORDER_PIXELS_BYTES. In that order (the
+/// seed's) each epoch's batches are the same images, so the regrouping is done once: it was
+/// a sixth of a seed step (docs/performance.md). Keyed by the batch's first row and rows.
+#[derive(Default)]
+pub(super) struct FileOrderPixels {
+    batches: HashMap<(usize, usize), [PackedPixelColumns; 2]>,
+    bytes: usize,
+}
+
+impl FileOrderPixels {
+    pub(super) fn get(&self, first_row: usize, rows: usize) -> Option<&[PackedPixelColumns; 2]> {
+        self.batches.get(&(first_row, rows))
+    }
+
+    /// Keeps a packed copy of `by_pixel`, the batch of `rows` from `first_row` regrouped,
+    /// where there is room.
+    pub(super) fn keep(&mut self, first_row: usize, rows: usize, by_pixel: &[PixelColumns; 2]) {
+        let packed = by_pixel.each_ref().map(PackedPixelColumns::packed);
+        let bytes: usize = packed.iter().map(PackedPixelColumns::bytes).sum();
+        if self.bytes + bytes <= FILE_ORDER_PIXELS_BYTES {
+            self.bytes += bytes;
+            self.batches.insert((first_row, rows), packed);
         }
     }
 }
