@@ -57,7 +57,8 @@ pub enum Command {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
-    /// The ndarray reference, f32.
+    /// ndarray in f32, the first layer's products on the widest vector instructions the CPU
+    /// has (AVX-512, AVX2, else scalar; MLP_SIMD=avx2 or scalar narrows them).
     Cpu,
     /// WGSL compute shaders through wgpu, on the high-performance adapter or --adapter.
     Gpu,

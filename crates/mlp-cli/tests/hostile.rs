@@ -923,3 +923,33 @@ fn predict_takes_pictures_and_an_index_together() {
         "{stdout}"
     );
 }
+
+/// MLP_SIMD names the fast CPU kernels' instruction set: an unknown one is refused with the
+/// choices before anything runs; scalar runs and says so in the backend line.
+#[test]
+fn mlp_simd_is_refused_unless_the_cpu_has_it() {
+    let run = |simd: &str| {
+        Command::new(BIN)
+            .env("MLP_KERNEL_CACHE", "off")
+            .env("MLP_SIMD", simd)
+            .args(["--epochs", "1", "--limit", "200", "--data-dir", &mnist()])
+            .stdin(Stdio::null())
+            .output()
+            .expect("mlp-cli runs")
+    };
+    let refused = run("avx9");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("MLP_SIMD") && stderr.contains("scalar"),
+        "{stderr}"
+    );
+    let scalar = run("scalar");
+    let stdout = String::from_utf8_lossy(&scalar.stdout);
+    assert!(
+        scalar.status.success(),
+        "{}",
+        String::from_utf8_lossy(&scalar.stderr)
+    );
+    assert!(stdout.contains("f32, scalar)"), "{stdout}");
+}
