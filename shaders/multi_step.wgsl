@@ -16,9 +16,9 @@
 //           labels: one u32 per image; order: row r of the data set's order is image order[r];
 //           losses: one f32 per batch since the last read-back; images: every training
 //           image's bytes, four to a u32.
-// STEP_GROUP, the workgroup's invocations, is set when the pipeline is built: each takes one
-// batch row (a batch has at most STEP_GROUP rows), and the rows' losses stay in workgroup
-// memory.
+// STEP_GROUP, the workgroup's invocations, and MAX_ROWS, the largest batch, are set when the
+// pipeline is built: invocation i takes batch rows i, i + STEP_GROUP, ..., and the rows'
+// losses stay in workgroup memory.
 
 struct StepSlot {
     step: Step,
@@ -38,7 +38,7 @@ struct StepSlot {
 @group(0) @binding(10) var<storage, read_write> losses: array<f32>;
 @group(0) @binding(11) var<storage, read> images: array<u32>;
 
-var<workgroup> row_losses: array<f32, STEP_GROUP>;
+var<workgroup> row_losses: array<f32, MAX_ROWS>;
 // The step being run, which the shared functions read as the other kernels' bound `step`.
 var<private> step: Step;
 
@@ -74,9 +74,9 @@ fn main(@builtin(local_invocation_index) invocation: u32) {
     var d: Units;
     for (var s = run.slot; s < run.run_end; s = s + 1u) {
         step = steps[s].step;
-        if (invocation < step.rows) {
-            first_layer_row(invocation, &a);
-            forward_backward_row(invocation, &a, &d);
+        for (var m = invocation; m < step.rows; m = m + STEP_GROUP) {
+            first_layer_row(m, &a);
+            forward_backward_row(m, &a, &d);
         }
         // Every row's activations, deltas and loss are written before any update reads them.
         storageBarrier();

@@ -72,6 +72,8 @@ pub struct KernelOptions {
     pub row_group: u32,
     /// The most units the fused kernel is built for; wider networks get none.
     pub max_units: u32,
+    /// The largest batch, which sizes multi_step.wgsl's rows' losses.
+    pub max_batch: u32,
     /// The slots of the buffer of steps and the vec4s between one slot's Step and the next
     /// slot, for multi_step.wgsl.
     pub step_slots: (u32, u32),
@@ -386,11 +388,12 @@ impl MultiStepKernel {
     pub fn new(device: &wgpu::Device, options: &KernelOptions) -> Self {
         let (slots, pad) = options.step_slots;
         let source = format!(
-            "const LAYERS: u32 = {}u;\nconst UNITS: u32 = {}u;\n\
+            "const LAYERS: u32 = {}u;\nconst UNITS: u32 = {}u;\nconst MAX_ROWS: u32 = {}u;\n\
              const STEP_SLOTS: u32 = {slots}u;\nconst STEP_PAD: u32 = {}u;\n\
              const STEP_GROUP: u32 = {}u;\n{}",
             options.layers,
             options.units,
+            options.max_batch,
             pad,
             options.step_group,
             shader!(

@@ -336,7 +336,8 @@ fn forty_whole_steps_with_a_short_last_batch_should_match_reference() {
 /// llvmpipe, whose loops stop after 65,535 iterations), and an evaluation between the epochs
 /// ends a run. After each epoch the loss, the parameters and the evaluation match the
 /// reference, under ReLU, softmax, Adam, dropout, input dropout and shifts on 6 x 7 images,
-/// shuffled.
+/// shuffled; and again in batches of 300, more than the kernel's 256 invocations, so that some
+/// take two rows.
 #[test]
 fn multi_step_runs_should_match_reference() {
     let hyper = adam_relu_softmax(|h| {
@@ -352,9 +353,21 @@ fn multi_step_runs_should_match_reference() {
     };
     let train = shaped(random_set(1030, 42, 5, &mut rng));
     let validation = shaped(random_set(50, 42, 5, &mut rng));
-    let data = (&train, &validation);
+    for batch in [3, 300] {
+        multi_step_epochs(&hyper, (&train, &validation), batch);
+    }
+}
+
+/// Two shuffled epochs of batches of `batch` on the multi-step kernel, each against the
+/// reference after it.
+fn multi_step_epochs(
+    hyper: &Hyperparameters,
+    (train, validation): (&Dataset, &Dataset),
+    batch: usize,
+) {
     let schedule = Some(DenseSchedule::MultiStep);
-    let (mut cpu, mut gpu) = backends_on(&[42, 13, 6, 5], 3, data, &hyper, schedule);
+    let data = (train, validation);
+    let (mut cpu, mut gpu) = backends_on(&[42, 13, 6, 5], batch, data, hyper, schedule);
     assert_eq!(gpu.variant().schedule, DenseSchedule::MultiStep);
     // On llvmpipe, whose loops stop after 65,535 iterations in all, runs are shorter.
     let per_dispatch = gpu.dispatches_per_step().steps;
@@ -363,10 +376,11 @@ fn multi_step_runs_should_match_reference() {
     for epoch in 1..3 {
         let order = mlp_core::train::epoch_order(9, epoch, train.len());
         start_epoch_on([&mut cpu, &mut gpu], &order, hyper.learning_rate);
-        for rows in batches(train.len(), 3) {
+        for rows in batches(train.len(), batch) {
             cpu.train_batch(rows.clone()).unwrap();
             gpu.train_batch(rows).unwrap();
         }
+        let what = format!("batch {batch}, epoch {epoch}");
         let (cpu_loss, gpu_loss) = (
             cpu.take_train_loss().unwrap(),
             gpu.take_train_loss().unwrap(),
@@ -375,20 +389,20 @@ fn multi_step_runs_should_match_reference() {
         let flat = |a: &ndarray::Array2<f32>| a.iter().copied().collect::<Vec<_>>();
         for (k, (c, g)) in cpu_p.layers.iter().zip(&gpu_p.layers).enumerate() {
             let d = Difference::between(&flat(&g.weights), &flat(&c.weights), PARITY);
-            println!("multi-step epoch {epoch}: W{} {d}", k + 1);
-            assert!(d.passes(), "epoch {epoch}: W{}: {d}", k + 1);
+            println!("multi-step {what}: W{} {d}", k + 1);
+            assert!(d.passes(), "{what}: W{}: {d}", k + 1);
             let d = Difference::between(&g.bias.to_vec(), &c.bias.to_vec(), PARITY);
-            assert!(d.passes(), "epoch {epoch}: b{}: {d}", k + 1);
+            assert!(d.passes(), "{what}: b{}: {d}", k + 1);
         }
-        assert_eq!(gpu_loss.batches, 344);
+        assert_eq!(gpu_loss.batches, train.len().div_ceil(batch));
         assert!(
             PARITY.accepts(gpu_loss.mean(), cpu_loss.mean()),
-            "epoch {epoch}: loss {} vs {}",
+            "{what}: loss {} vs {}",
             gpu_loss.mean(),
             cpu_loss.mean()
         );
         let (cpu_eval, gpu_eval) = (cpu.evaluate().unwrap(), gpu.evaluate().unwrap());
-        assert_eq!(cpu_eval.predictions, gpu_eval.predictions, "epoch {epoch}");
+        assert_eq!(cpu_eval.predictions, gpu_eval.predictions, "{what}");
     }
 }
 

@@ -179,6 +179,7 @@ impl GpuBackend {
             row_group: ROW_GROUP,
             units: sizes[1..].iter().sum::<usize>() as u32,
             max_units: FUSED_UNITS,
+            max_batch: max_batch as u32,
             step_slots: (STEP_SLOTS as u32, step_slots.pad_vec4s()),
             step_group: STEP_GROUP,
             uniform,
@@ -271,13 +272,13 @@ impl GpuBackend {
         }
     }
 
-    /// Whether multi_step.wgsl fits the batch and the device: a row per invocation of its
-    /// one workgroup of STEP_GROUP, every step slot in one uniform binding, and at least one
-    /// step within the driver's loop budget.
+    /// Whether multi_step.wgsl fits the batch and the device: its one workgroup of
+    /// STEP_GROUP, a batch's losses in its workgroup memory, every step slot in one uniform
+    /// binding, and at least one step within the driver's loop budget.
     fn multi_step_fits(&self) -> bool {
         let limits = &self.context.limits;
         let step_bytes = self.step_slots.stride * STEP_SLOTS as u64;
-        self.max_batch <= STEP_GROUP as usize
+        self.max_batch as u64 * 4 <= u64::from(limits.max_compute_workgroup_storage_size)
             && STEP_GROUP <= limits.max_compute_invocations_per_workgroup
             && STEP_GROUP <= limits.max_compute_workgroup_size_x
             && step_bytes <= limits.max_uniform_buffer_binding_size
@@ -290,7 +291,9 @@ impl GpuBackend {
         match self.context.loop_iteration_limit() {
             None => STEP_SLOTS,
             Some(budget) => {
-                let per_step = loop_budget::row_pass(&self.sizes)
+                // Each invocation takes a row in every STEP_GROUP of the batch.
+                let rows = self.max_batch.div_ceil(STEP_GROUP as usize) as u64;
+                let per_step = rows * loop_budget::row_pass(&self.sizes)
                     + loop_budget::update_share(&self.sizes, self.max_batch, STEP_GROUP as usize)
                     + 1;
                 ((budget / per_step) as usize).min(STEP_SLOTS)
