@@ -3,28 +3,9 @@
 // then through layers 2..L and back through every delta down to D1 (forward_backward_row.wgsl).
 // step_weights_update.wgsl then updates every layer in the second.
 //
-// bindings: as row_forward_backward.wgsl, with `network` holding every layer's offsets in the
-//           whole parameter buffer, which `parameters` binds (W1 included), read from
-//           storage; and images: every training image's bytes, four to a u32
-
-@group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<uniform> network: array<DenseLayer, LAYERS>;
-@group(0) @binding(2) var<storage, read> parameters: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> activations: array<f32>;
-@group(0) @binding(4) var<storage, read_write> deltas: array<f32>;
-@group(0) @binding(5) var<storage, read> labels: array<u32>;
-@group(0) @binding(6) var<storage, read> order: array<u32>;
-@group(0) @binding(7) var<storage, read_write> row_losses: array<f32>;
-
-// Parameter i (counted in f32s from where `parameters` is bound).
-fn weight(i: u32) -> f32 {
-    return parameters[i / 4u][i % 4u];
-}
-
-// Parameters i..i + 3, where i is a multiple of 4.
-fn weights4(i: u32) -> vec4<f32> {
-    return parameters[i / 4u];
-}
+// bindings: row_pass_bindings.wgsl's (prepended), with `network` holding every layer's
+//           offsets in the whole parameter buffer, which `parameters` binds (W1 included),
+//           read from storage; and images: every training image's bytes, four to a u32
 
 @group(0) @binding(8) var<storage, read> images: array<u32>;
 

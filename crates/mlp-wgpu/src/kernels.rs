@@ -1,5 +1,6 @@
 //! One compute pipeline per kernel file of `shaders/`, each with `common.wgsl` (and, where it
-//! updates parameters, `optimiser_update.wgsl`) prepended.
+//! updates parameters, `optimiser_update.wgsl`) prepended, and the files of functions and of
+//! shared bindings it includes.
 
 /// How a kernel binds each of its buffers, in binding order.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -202,7 +203,11 @@ fn row_forward_backward_source(
     let mut slots = [Step, Uniform, Read, Write, Write, Read, Read, Write];
     let mut source = format!(
         "const LAYERS: u32 = {layers}u;\nconst UNITS: u32 = {units}u;\n{}",
-        shader!("forward_backward_row.wgsl", "row_forward_backward.wgsl")
+        shader!(
+            "row_pass_bindings.wgsl",
+            "forward_backward_row.wgsl",
+            "row_forward_backward.wgsl"
+        )
     );
     if let Some(length) = uniform.dense_parameters {
         source = read_through_uniform(&source, &mut slots, 2, "parameters", length);
@@ -307,6 +312,7 @@ impl FusedKernels {
             options.layers,
             shader!(
                 "optimiser_update.wgsl",
+                "dense_update_bindings.wgsl",
                 "dense_blocks_update.wgsl",
                 "layers_weights_update.wgsl"
             )
@@ -344,6 +350,7 @@ impl WholeKernels {
         );
         let forward_source = sizes.clone()
             + shader!(
+                "row_pass_bindings.wgsl",
                 "forward_backward_row.wgsl",
                 "image_bytes.wgsl",
                 "first_layer_row.wgsl",
@@ -353,6 +360,7 @@ impl WholeKernels {
         let update_source = sizes
             + shader!(
                 "optimiser_update.wgsl",
+                "dense_update_bindings.wgsl",
                 "dense_blocks_update.wgsl",
                 "image_bytes.wgsl",
                 "first_layer_update.wgsl",

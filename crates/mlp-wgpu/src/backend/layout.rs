@@ -167,6 +167,21 @@ pub(super) fn activation_code(activation: Activation) -> u32 {
 }
 pub(super) const SOFTMAX: u32 = 3;
 
+/// The 4 x 4 blocks of [Wk; bk] of every layer k = 2..L of a network of `sizes` units: the
+/// tasks of dense_blocks_update.wgsl.
+pub(super) fn dense_blocks(sizes: &[usize]) -> usize {
+    sizes
+        .windows(2)
+        .skip(1)
+        .map(|w| (w[0] + 1).div_ceil(4) * w[1].div_ceil(4))
+        .sum()
+}
+
+/// The tasks of first_layer_update.wgsl: a pixel row of [W1; b1] over 8 columns each.
+pub(super) fn first_layer_tasks(sizes: &[usize]) -> usize {
+    sizes[1].div_ceil(8) * (sizes[0] + 1)
+}
+
 pub(super) fn div_ceil(value: usize, by: u32) -> u32 {
     (value as u32).div_ceil(by)
 }

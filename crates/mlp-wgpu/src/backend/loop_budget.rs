@@ -4,6 +4,8 @@
 //! multi-step kernel runs as many steps per dispatch as fit. Each count is an upper bound:
 //! every pixel lit, every loop's exit test counted, dropout on.
 
+use super::layout::{dense_blocks, first_layer_tasks};
+
 /// Iterations of one row's pass (first_layer_row.wgsl, then forward_backward_row.wgsl) through
 /// layers of `sizes` units, input first.
 pub(super) fn row_pass(sizes: &[usize]) -> u64 {
@@ -33,13 +35,7 @@ pub(super) fn row_pass(sizes: &[usize]) -> u64 {
 /// invocations (first_layer_update.wgsl's and dense_blocks_update.wgsl's tasks), with the
 /// batch's loss, for batches of `batch` rows.
 pub(super) fn update_share(sizes: &[usize], batch: usize, group: usize) -> u64 {
-    let first_tasks = sizes[1].div_ceil(8) * (sizes[0] + 1);
-    let dense_blocks: usize = sizes
-        .windows(2)
-        .skip(1)
-        .map(|w| (w[0] + 1).div_ceil(4) * w[1].div_ceil(4))
-        .sum();
-    let tasks = (first_tasks + dense_blocks) as u64;
+    let tasks = (first_layer_tasks(sizes) + dense_blocks(sizes)) as u64;
     let depth = sizes.len() as u64;
     // A task walks the batch's rows, then its 8 (or 4 x 4) parameters.
     let per_task = batch as u64 + 1 + 18 + 2 * depth;

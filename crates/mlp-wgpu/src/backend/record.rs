@@ -9,7 +9,8 @@ use mlp_core::options::{Hyperparameters, Optimiser};
 
 use super::bind_groups::{FusedGroups, PerLayerGroups};
 use super::layout::{
-    BLOCK, BLOCK_GROUP, GROUP, PIXEL_GROUP, ROW_GROUP, STEP_SLOTS, StepUniform, TILE, div_ceil,
+    BLOCK, BLOCK_GROUP, GROUP, PIXEL_GROUP, ROW_GROUP, STEP_SLOTS, StepUniform, TILE, dense_blocks,
+    div_ceil, first_layer_tasks,
 };
 use super::{DenseSchedule, GpuBackend};
 use crate::error::GpuError;
@@ -410,13 +411,8 @@ impl GpuBackend {
             groups,
             1,
         );
-        let blocks: usize = sizes
-            .windows(2)
-            .skip(1)
-            .map(|w| (w[0] + 1).div_ceil(4) * w[1].div_ceil(4))
-            .sum();
         let what = ("layers_weights_update layers 2 to", depth);
-        let groups = div_ceil(blocks.max(1), BLOCK_GROUP);
+        let groups = div_ceil(dense_blocks(sizes).max(1), BLOCK_GROUP);
         recorder.dispatch(
             &kernels.layers_weights_update,
             &b.layers_weights_update,
@@ -454,14 +450,8 @@ impl GpuBackend {
             1,
         );
         let sizes = &self.sizes;
-        let first_tasks = sizes[1].div_ceil(8) * (sizes[0] + 1);
-        let dense_blocks: usize = sizes
-            .windows(2)
-            .skip(1)
-            .map(|w| (w[0] + 1).div_ceil(4) * w[1].div_ceil(4))
-            .sum();
         let what = ("step_weights_update layers 1 to", sizes.len() - 1);
-        let x = div_ceil(first_tasks + dense_blocks, 64);
+        let x = div_ceil(first_layer_tasks(sizes) + dense_blocks(sizes), 64);
         recorder.dispatch(
             &kernels.step_weights_update,
             &groups.weights_update,
