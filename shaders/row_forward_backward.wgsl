@@ -6,9 +6,6 @@
 //
 // bindings: row_pass_bindings.wgsl's, which is prepended.
 
-// Rows per workgroup, set when the pipeline is built.
-override ROW_GROUP: u32 = 16u;
-
 @compute @workgroup_size(ROW_GROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let m = gid.x;

@@ -1,6 +1,6 @@
 // The bindings of the kernels that take each batch row through layers 2..L and back
-// (row_forward_backward.wgsl, step_forward_backward.wgsl), and the reads
-// forward_backward_row.wgsl takes through them.
+// (row_forward_backward.wgsl, step_forward_backward.wgsl), the reads
+// forward_backward_row.wgsl takes through them, and their workgroup's size.
 //
 // bindings: step (B rows from row_start), network: per layer k = 1..L (index k - 1) its sizes,
 //           activation f and where its tensors start in the buffers below (DenseLayer), its
@@ -32,3 +32,6 @@ fn weight(i: u32) -> f32 {
 fn weights4(i: u32) -> vec4<f32> {
     return parameters[i / 4u];
 }
+
+// Rows per workgroup (an invocation a row), set when the pipeline is built.
+override ROW_GROUP: u32 = 16u;

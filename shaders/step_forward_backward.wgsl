@@ -9,9 +9,6 @@
 
 @group(0) @binding(8) var<storage, read> images: array<u32>;
 
-// Rows per workgroup, set when the pipeline is built.
-override ROW_GROUP: u32 = 16u;
-
 @compute @workgroup_size(ROW_GROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let m = gid.x;
