@@ -138,7 +138,7 @@ fn update_layer(
 /// How far the fast CPU backend may be from [`super::ReferenceBackend`], element by element.
 ///
 /// Both compute in f32 with the same formulas, but the fast kernels add the products of a sum
-/// in another order (lit pixels only, eight lanes at a time, two halves of a batch on two
+/// in another order (lit pixels only, a vector of lanes at a time, two halves of a batch on two
 /// threads) and the vectorised sigmoid's exp differs from the scalar one by an ulp or two. The
 /// reasoning of `mlp_wgpu::PARITY` holds as it is (about √K·ε of a K-term sum, growing over
 /// the steps), so the bound is the same: 1e-4 absolute plus 1e-3 relative.
@@ -156,9 +156,10 @@ fn input_changes(hyper: &Hyperparameters, steps_done: u64) -> InputChanges {
 /// The fast CPU backend: docs/SEED.md on the CPU, in f32, and the options of
 /// [`Hyperparameters`] beyond it, built from the reference functions and checked against
 /// [`super::ReferenceBackend`]. The images are kept sparse (their zero pixels left out), the
-/// first layer's two products skip those zeros ([`crate::sparse`]), the sigmoid runs eight at
-/// a time, and each step is split between two threads: the same sums with a fifth of the
-/// arithmetic.
+/// first layer's two products skip those zeros ([`crate::sparse`]) on the widest vectors the CPU
+/// has ([`InstructionSet`]), the sigmoid runs a vector at a time, and each step is split
+/// between two threads: the same sums with a fifth of the arithmetic. In the file order each
+/// batch is regrouped by pixel once and kept.
 pub struct CpuBackend {
     parameters: Parameters,
     hyper: Hyperparameters,

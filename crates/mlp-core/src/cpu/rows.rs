@@ -57,7 +57,7 @@ fn dropout_factors(
 
 /// The forward pass of images `batch` (B) of `images`: fills A1..AL, each `activations[k]`
 /// (B, out). Hidden layers use the chosen activation, the output layer sigmoid or softmax;
-/// sigmoids are computed eight at a time ([`crate::vectorised`]). Under `dropped` each hidden
+/// sigmoids are computed a vector at a time ([`crate::vectorised`]). Under `dropped` each hidden
 /// layer's output also goes through its dropout (E2d) into the next layer's input.
 pub(super) fn forward(
     layers: &[Layer],
