@@ -444,9 +444,10 @@ impl PixelEntries for PixelColumns<f32> {
 }
 
 /// [`PixelColumns`] packed with no free slots, to be kept: a pixel's entries are
-/// `starts[p]..starts[p + 1]`. An MNIST batch of 100 takes 130 KB so, against 628 KB with a
-/// slot per row, which is what lets the fast backend keep every batch of the file order
-/// (about 75 MB for MNIST).
+/// `starts[p]..starts[p + 1]`. Packed, an MNIST batch of 100 (about 15,000 lit pixels) takes
+/// about 123 KB, against 628 KB with a slot per row, which is what lets the fast backend keep
+/// every batch of the file order (about 74 MB for MNIST's 60,000 images, 19.1 % of whose
+/// pixels are lit).
 #[derive(Debug, Clone, Default)]
 pub struct PackedPixelColumns {
     starts: Vec<u32>,

@@ -59,7 +59,7 @@ impl Workspace {
     }
 }
 
-/// The most bytes [`FileOrderPixels`] keeps: MNIST's 600 batches take about 75 MB.
+/// The most bytes [`FileOrderPixels`] keeps: MNIST's 600 batches take about 74 MB.
 const FILE_ORDER_PIXELS_BYTES: usize = 512 << 20;
 
 /// The first layer's lit pixels regrouped by pixel (both halves of W1's rows) for each batch
