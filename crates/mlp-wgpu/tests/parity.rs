@@ -316,15 +316,7 @@ fn forty_whole_steps_with_a_short_last_batch_should_match_reference() {
         gpu_loss.mean(),
         cpu_loss.mean()
     );
-    let (cpu_p, gpu_p) = (cpu.parameters().unwrap(), gpu.parameters().unwrap());
-    for (k, (c, g)) in cpu_p.layers.iter().zip(&gpu_p.layers).enumerate() {
-        let flat = |a: &ndarray::Array2<f32>| a.iter().copied().collect::<Vec<_>>();
-        let d = Difference::between(&flat(&g.weights), &flat(&c.weights), PARITY);
-        println!("after 44 steps: W{} {d}", k + 1);
-        assert!(d.passes(), "W{}: {d}", k + 1);
-        let d = Difference::between(&g.bias.to_vec(), &c.bias.to_vec(), PARITY);
-        assert!(d.passes(), "b{}: {d}", k + 1);
-    }
+    assert_parameters_match("after 44 steps", &mut cpu, &mut gpu);
     let (cpu_eval, gpu_eval) = (cpu.evaluate().unwrap(), gpu.evaluate().unwrap());
     assert_eq!(cpu_eval.predictions, gpu_eval.predictions);
     assert!(PARITY.accepts(gpu_eval.loss(), cpu_eval.loss()));
@@ -385,15 +377,7 @@ fn multi_step_epochs(
             cpu.take_train_loss().unwrap(),
             gpu.take_train_loss().unwrap(),
         );
-        let (cpu_p, gpu_p) = (cpu.parameters().unwrap(), gpu.parameters().unwrap());
-        let flat = |a: &ndarray::Array2<f32>| a.iter().copied().collect::<Vec<_>>();
-        for (k, (c, g)) in cpu_p.layers.iter().zip(&gpu_p.layers).enumerate() {
-            let d = Difference::between(&flat(&g.weights), &flat(&c.weights), PARITY);
-            println!("multi-step {what}: W{} {d}", k + 1);
-            assert!(d.passes(), "{what}: W{}: {d}", k + 1);
-            let d = Difference::between(&g.bias.to_vec(), &c.bias.to_vec(), PARITY);
-            assert!(d.passes(), "{what}: b{}: {d}", k + 1);
-        }
+        assert_parameters_match(&format!("multi-step {what}"), &mut cpu, &mut gpu);
         assert_eq!(gpu_loss.batches, train.len().div_ceil(batch));
         assert!(
             PARITY.accepts(gpu_loss.mean(), cpu_loss.mean()),
@@ -453,12 +437,21 @@ fn short_mnist_run(schedule: Option<DenseSchedule>) {
         "the run must learn: {}",
         cpu_eval.accuracy()
     );
+    let what = format!("after 300 MNIST steps ({schedule:?})");
+    assert_parameters_match(&what, &mut cpu, &mut gpu);
+}
+
+/// Every layer's weights and bias on the GPU within PARITY of the reference's, the weights'
+/// differences printed.
+fn assert_parameters_match(what: &str, cpu: &mut ReferenceBackend, gpu: &mut GpuBackend) {
     let (cpu_p, gpu_p) = (cpu.parameters().unwrap(), gpu.parameters().unwrap());
     let flat = |a: &ndarray::Array2<f32>| a.iter().copied().collect::<Vec<_>>();
     for (k, (c, g)) in cpu_p.layers.iter().zip(&gpu_p.layers).enumerate() {
         let d = Difference::between(&flat(&g.weights), &flat(&c.weights), PARITY);
-        println!("after 300 MNIST steps ({schedule:?}): W{} {d}", k + 1);
-        assert!(d.passes(), "W{}: {d}", k + 1);
+        println!("{what}: W{} {d}", k + 1);
+        assert!(d.passes(), "{what}: W{}: {d}", k + 1);
+        let d = Difference::between(&g.bias.to_vec(), &c.bias.to_vec(), PARITY);
+        assert!(d.passes(), "{what}: b{}: {d}", k + 1);
     }
 }
 
