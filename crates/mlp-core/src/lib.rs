@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod compare;
 pub mod cpu;
 pub mod data;
+pub mod dense;
 pub mod digit;
 pub mod memory;
 pub mod metrics;

@@ -42,7 +42,7 @@ impl WithSimd for SigmoidInPlace<'_> {
 /// 1 / (1 + exp(−s)) for each lane. exp's argument is clamped to [−87, 88], where 2ⁿ is a
 /// normal float: beyond it the sigmoid is 1 or below 1e−38 either way.
 #[inline(always)]
-fn sigmoid_vector<S: Simd>(simd: S, s: S::f32s) -> S::f32s {
+pub(crate) fn sigmoid_vector<S: Simd>(simd: S, s: S::f32s) -> S::f32s {
     let x = simd.max_f32s(
         simd.min_f32s(simd.neg_f32s(s), simd.splat_f32s(88.0)),
         simd.splat_f32s(-87.0),

@@ -12,13 +12,14 @@ use super::workspace::{
 };
 use super::{
     bias_gradient, check_input_width, check_order, check_output_width, evaluation, loss_terms,
-    reduction_scale, weights_gradient,
+    reduction_scale,
 };
 use crate::backend::{
     Backend, BackendError, Evaluation, OptimiserState, StepKernels, StepTrace, TrainLoss,
     check_rows,
 };
 use crate::data::Dataset;
+use crate::dense::{dense_weights_gradient, transpose_into};
 use crate::network::{Layer, Parameters};
 use crate::options::{Activation, Hyperparameters, Optimiser, Output};
 use crate::simd::InstructionSet;
@@ -114,9 +115,12 @@ fn update_layer(
     (weights_gradient_k, bias_gradient_k): (&mut Array2<f32>, &mut Array1<f32>),
 ) {
     let Update {
-        hyper, scale, t, ..
+        hyper,
+        simd,
+        scale,
+        t,
     } = update;
-    weights_gradient(input, delta, scale, weights_gradient_k.view_mut());
+    dense_weights_gradient(simd, input, delta, scale, weights_gradient_k.view_mut());
     let (first_weights, first_bias) = first.map(|l| (&mut l.weights, &mut l.bias)).unzip();
     let (second_weights, second_bias) = second.map(|l| (&mut l.weights, &mut l.bias)).unzip();
     optimiser_update(
@@ -257,6 +261,10 @@ impl CpuBackend {
     fn forward_and_deltas(&mut self, b: usize) -> f64 {
         let (hyper, layers, simd) = (&self.hyper, &self.parameters.layers, self.simd);
         let ws = &mut self.workspace;
+        for (transposed, layer) in ws.weights_transposed.iter_mut().zip(&layers[1..]) {
+            transpose_into(layer.weights.view(), transposed.view_mut());
+        }
+        let network = (&layers[..], &ws.weights_transposed[..]);
         // Layer 1 reads the batch's own changed copy under shifts or input dropout.
         let (images, batch) = if input_changes(hyper, 0).any() {
             (&self.input_changed, &self.input_rows[..b])
@@ -292,13 +300,13 @@ impl CpuBackend {
                 let rows = (&batch[..mid], &labels[..mid]);
                 let tensors = (&mut activations_top[..], &mut deltas_top[..]);
                 let dropped = dropped(&mut dropped_top[..], &mut factors_top[..], 0);
-                forward_and_deltas(layers, (hyper, simd), images, rows, tensors, dropped)
+                forward_and_deltas(network, (hyper, simd), images, rows, tensors, dropped)
             },
             || {
                 let rows = (&batch[mid..], &labels[mid..]);
                 let tensors = (&mut activations_bottom[..], &mut deltas_bottom[..]);
                 let dropped = dropped(&mut dropped_bottom[..], &mut factors_bottom[..], mid);
-                forward_and_deltas(layers, (hyper, simd), images, rows, tensors, dropped)
+                forward_and_deltas(network, (hyper, simd), images, rows, tensors, dropped)
             },
         );
         let classes = layers[layers.len() - 1].weights.ncols();
@@ -400,24 +408,25 @@ impl Backend for CpuBackend {
         let depth = self.parameters.layers.len();
         let mut kernels = StepKernels::reference(depth, &self.hyper);
         for (k, name) in kernels.activations.iter_mut().enumerate() {
-            let product = if k == 0 {
-                "sparse_linear_forward"
-            } else {
-                "linear_forward"
+            let sigmoid = matches!(
+                (k + 1 == depth, self.hyper.output, self.hyper.activation),
+                (false, _, Activation::Sigmoid) | (true, Output::SigmoidMse, _)
+            );
+            *name = match (k, sigmoid) {
+                (0, true) => "sparse_linear_forward + sigmoid_forward_vectorised".into(),
+                (0, false) => "sparse_linear_forward".into(),
+                (_, true) => "dense_linear_forward (sigmoid in the tiles)".into(),
+                (_, false) => "dense_linear_forward".into(),
             };
-            let sigmoid = match (k + 1 == depth, self.hyper.output, self.hyper.activation) {
-                (false, _, Activation::Sigmoid) | (true, Output::SigmoidMse, _) => {
-                    " + sigmoid_forward_vectorised"
-                }
-                _ => "",
-            };
-            *name = format!("{product}{sigmoid}");
+        }
+        for name in &mut kernels.deltas[..depth - 1] {
+            *name = "dense_hidden_delta".into();
         }
         kernels.parameters = (0..depth)
             .map(|k| match (k, self.hyper.optimiser) {
                 (0, Optimiser::GradientDescent) => "sparse_gradient_descent".into(),
                 (0, other) => format!("sparse_weights_gradient + {}", other.update_function()),
-                _ => "update_layer".into(),
+                _ => "update_layer (dense_weights_gradient)".into(),
             })
             .collect();
         kernels

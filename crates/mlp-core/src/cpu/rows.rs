@@ -2,12 +2,13 @@
 //! rows of a batch (the backend gives each of its two threads half the rows), through the
 //! dropout where the run has it.
 
-use ndarray::{ArrayViewMut2, Zip};
+use ndarray::{Array2, ArrayViewMut2, Zip};
 
 use super::{
-    DropoutConstants, activation_forward, dropout_row_hash, hidden_delta, linear_forward, loss_sum,
-    output_delta, softmax_cross_entropy_delta, softmax_forward,
+    DropoutConstants, activation_forward, dropout_row_hash, loss_sum, output_delta,
+    softmax_cross_entropy_delta, softmax_forward,
 };
+use crate::dense::{dense_hidden_delta, dense_linear_forward};
 use crate::network::Layer;
 use crate::options::{Activation, Dropout, Hyperparameters, Output};
 use crate::simd::InstructionSet;
@@ -71,27 +72,29 @@ pub(super) fn forward(
     for (k, layer) in layers.iter().enumerate() {
         let (before, rest) = activations.split_at_mut(k);
         let sum = &mut rest[0];
+        let (weights, bias) = (layer.weights.view(), layer.bias.view());
+        let sigmoid = matches!(
+            (k == last, hyper.output, hyper.activation),
+            (false, _, Activation::Sigmoid) | (true, Output::SigmoidMse, _)
+        );
         if k == 0 {
-            let (weights, bias) = (layer.weights.view(), layer.bias.view());
             sparse_linear_forward(simd, images, batch, weights, bias, sum.view_mut());
+            if sigmoid {
+                sigmoid_forward_vectorised(simd, sum.view_mut());
+            }
         } else {
             let input = match &dropped {
                 Some(d) => d.outputs[k - 1].view(),
                 None => before[k - 1].view(),
             };
-            linear_forward(
-                input,
-                layer.weights.view(),
-                layer.bias.view(),
-                sum.view_mut(),
-            );
+            // The sigmoid is applied to each tile of Sk in registers.
+            dense_linear_forward(simd, input, weights, bias, sigmoid, sum.view_mut());
         }
-        match (k == last, hyper.output, hyper.activation) {
-            (false, _, Activation::Sigmoid) | (true, Output::SigmoidMse, _) => {
-                sigmoid_forward_vectorised(simd, sum.view_mut());
-            }
-            (false, _, activation) => activation_forward(sum.view_mut(), activation),
-            (true, Output::SoftmaxCrossEntropy, _) => softmax_forward(sum.view_mut()),
+        // An output layer that is not a sigmoid is a softmax.
+        match (sigmoid, k == last) {
+            (true, _) => {}
+            (false, false) => activation_forward(sum.view_mut(), hyper.activation),
+            (false, true) => softmax_forward(sum.view_mut()),
         }
         if let (Some(d), true) = (&mut dropped, k < last) {
             let at = (d.dropout, d.step, d.first_row);
@@ -106,9 +109,10 @@ pub(super) fn forward(
 
 /// The row-wise half of a step for images `batch` (B) labelled `labels`: the forward pass,
 /// then D_L and every hidden delta (docs/SEED.md's order), through the dropout under
-/// `dropped`. Returns the loss summed over the rows.
+/// `dropped`. `weights_transposed[k]` is W(k+2)ᵀ, which D(k+1)'s product reads. Returns the
+/// loss summed over the rows.
 pub(super) fn forward_and_deltas(
-    layers: &[Layer],
+    (layers, weights_transposed): (&[Layer], &[Array2<f32>]),
     (hyper, simd): (&Hyperparameters, InstructionSet),
     images: &SparseImages,
     (batch, labels): (&[u32], &[u8]),
@@ -135,11 +139,11 @@ pub(super) fn forward_and_deltas(
     }
     for k in (0..last).rev() {
         let (lower, upper) = deltas.split_at_mut(k + 1);
-        hidden_delta(
+        dense_hidden_delta(
+            simd,
             upper[0].view(),
-            layers[k + 1].weights.view(),
-            activations[k].view(),
-            hyper.activation,
+            weights_transposed[k].view(),
+            (activations[k].view(), hyper.activation),
             lower[k].view_mut(),
         );
         if let Some(d) = &dropped {

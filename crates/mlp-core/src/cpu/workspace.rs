@@ -22,6 +22,9 @@ pub(super) struct Workspace {
     pub(super) dropout_factors: Vec<Array2<f32>>,
     pub(super) deltas: Vec<Array2<f32>>,
     pub(super) weight_gradients: Vec<Array2<f32>>,
+    /// W2ᵀ .. WLᵀ, stored row by row for the deltas' products (`crate::dense`), made afresh
+    /// each step.
+    pub(super) weights_transposed: Vec<Array2<f32>>,
     pub(super) bias_gradients: Vec<Array1<f32>>,
     /// The batch's images regrouped by pixel, for the first layer's weight gradient: one
     /// per half of W1's rows.
@@ -49,6 +52,9 @@ impl Workspace {
             dropout_factors: per_layer(&|l| (dropout_rows, outputs(l))),
             deltas: per_layer(&|l| (rows, outputs(l))),
             weight_gradients: per_layer(&|l| l.weights.dim()),
+            weights_transposed: (parameters.layers.iter().skip(1))
+                .map(|l| Array2::zeros(l.weights.t().dim()))
+                .collect(),
             bias_gradients: parameters
                 .layers
                 .iter()

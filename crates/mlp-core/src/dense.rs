@@ -1,0 +1,255 @@
+//! The products of the layers after the first, whose inputs are dense: E1, E4 and E5 of
+//! docs/SEED.md on the [`InstructionSet`]'s vectors, register-tiled.
+//!
+//! These products are small (100 x 64 x 32 in the seed, 100 x 256 x 128 in the modern preset).
+//! ndarray's matrixmultiply packs both operands into blocks before every product, which at
+//! these sizes costs a third of its time: it ran them at 63–76 GFLOP/s on one Zen 4 core, this
+//! kernel at about 100, the core's FMA rate (docs/performance.md, `dev/dense-products`). The
+//! bias, the sigmoid and the activation's derivative are applied to each tile while it is still
+//! in registers, so no product needs a second pass over its output. `tests/fast_kernels.rs`
+//! holds each function here to its reference in `cpu/mod.rs`.
+
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
+use pulp::{Simd, WithSimd};
+
+use crate::options::Activation;
+use crate::simd::InstructionSet;
+use crate::vectorised::sigmoid_vector;
+
+/// Sk = A(k−1) Wk + bk (E1), and Ak = sigmoid(Sk) (E2) too where `sigmoid` is set, as
+/// [`crate::cpu::linear_forward`] (then [`crate::cpu::sigmoid_forward`]) computes them.
+///
+/// - `input` A(k−1): (B, in), standard (row-major) layout
+/// - `weights` Wk: (in, out), standard layout
+/// - `bias` bk: (out)
+/// - `sum` Sk, or Ak: (B, out), standard layout, overwritten
+pub fn dense_linear_forward(
+    simd: InstructionSet,
+    input: ArrayView2<f32>,
+    weights: ArrayView2<f32>,
+    bias: ArrayView1<f32>,
+    sigmoid: bool,
+    mut sum: ArrayViewMut2<f32>,
+) {
+    let bias = bias.as_slice().expect("bk is contiguous");
+    simd.dispatch(TiledProduct {
+        left: row_major(&input),
+        left_strides: (input.ncols(), 1),
+        depth: input.ncols(),
+        right: row_major(&weights),
+        finish: if sigmoid {
+            Finish::BiasSigmoid(bias)
+        } else {
+            Finish::Bias(bias)
+        },
+        out: row_major_mut(&mut sum),
+        width: weights.ncols(),
+    });
+}
+
+/// Dk = (D(k+1) W(k+1)ᵀ) ⊙ f'(Sk) (E4), as [`crate::cpu::hidden_delta`] computes it, from
+/// W(k+1)ᵀ stored row by row ([`transpose_into`]): the kernel reads the right operand's rows.
+///
+/// - `next_delta` D(k+1): (B, next), standard layout
+/// - `next_weights_transposed` W(k+1)ᵀ: (next, out), standard layout
+/// - `activation` Ak: (B, out), standard layout, with `kind` the f that made it
+/// - `delta` Dk: (B, out), standard layout, overwritten
+pub fn dense_hidden_delta(
+    simd: InstructionSet,
+    next_delta: ArrayView2<f32>,
+    next_weights_transposed: ArrayView2<f32>,
+    (activation, kind): (ArrayView2<f32>, Activation),
+    mut delta: ArrayViewMut2<f32>,
+) {
+    simd.dispatch(TiledProduct {
+        left: row_major(&next_delta),
+        left_strides: (next_delta.ncols(), 1),
+        depth: next_delta.ncols(),
+        right: row_major(&next_weights_transposed),
+        finish: Finish::Derivative(row_major(&activation), kind),
+        out: row_major_mut(&mut delta),
+        width: next_weights_transposed.ncols(),
+    });
+}
+
+/// grad Wk = scale · A(k−1)ᵀ Dk (E5), as [`crate::cpu::weights_gradient`] computes it. A(k−1)ᵀ
+/// is read in place, a column of A(k−1) for each row of the gradient.
+///
+/// - `input` A(k−1): (B, in), standard layout
+/// - `delta` Dk: (B, out), standard layout
+/// - `gradient`: (in, out), standard layout, overwritten
+pub fn dense_weights_gradient(
+    simd: InstructionSet,
+    input: ArrayView2<f32>,
+    delta: ArrayView2<f32>,
+    scale: f32,
+    mut gradient: ArrayViewMut2<f32>,
+) {
+    simd.dispatch(TiledProduct {
+        left: row_major(&input),
+        left_strides: (1, input.ncols()),
+        depth: input.nrows(),
+        right: row_major(&delta),
+        finish: Finish::Scale(scale),
+        out: row_major_mut(&mut gradient),
+        width: delta.ncols(),
+    });
+}
+
+/// `transposed` = `matrix`ᵀ: (in, out) becomes (out, in), both in standard layout.
+pub fn transpose_into(matrix: ArrayView2<f32>, mut transposed: ArrayViewMut2<f32>) {
+    transposed.assign(&matrix.t());
+}
+
+fn row_major<'a>(matrix: &ArrayView2<'a, f32>) -> &'a [f32] {
+    matrix
+        .to_slice()
+        .expect("the dense kernels read matrices stored row by row")
+}
+
+fn row_major_mut<'a>(matrix: &'a mut ArrayViewMut2<'_, f32>) -> &'a mut [f32] {
+    matrix
+        .as_slice_mut()
+        .expect("the dense kernels write matrices stored row by row")
+}
+
+/// What is made of an output tile's sums before it is stored.
+#[derive(Clone, Copy)]
+enum Finish<'a> {
+    /// bias + sum
+    Bias(&'a [f32]),
+    /// sigmoid(bias + sum)
+    BiasSigmoid(&'a [f32]),
+    /// scale · sum
+    Scale(f32),
+    /// sum · f'(a), with a the output's element of these activations (same shape as the output)
+    Derivative(&'a [f32], Activation),
+}
+
+/// out (m, width) = finish(L R), where L (m, depth) has its element (i, d) at
+/// `left[i * left_strides.0 + d * left_strides.1]` and R (depth, width) is stored row by row.
+struct TiledProduct<'a> {
+    left: &'a [f32],
+    left_strides: (usize, usize),
+    depth: usize,
+    right: &'a [f32],
+    finish: Finish<'a>,
+    out: &'a mut [f32],
+    width: usize,
+}
+
+/// Output rows a tile spans: each element of L read is used for `VECTORS` multiply-adds, each
+/// vector of R for `ROWS`; 4 x 2 is eight independent chains, enough to hide the FMA latency,
+/// and 4 + 2 loads for 8 FMAs stay within the two loads a cycle the core has.
+const ROWS: usize = 4;
+/// Vectors of output columns a tile spans.
+const VECTORS: usize = 2;
+
+impl WithSimd for TiledProduct<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(mut self, simd: S) {
+        let lanes = S::F32_LANES;
+        let rows = self.out.len() / self.width.max(1);
+        let mut column = 0;
+        while column < self.width {
+            let wide = self.width - column > lanes;
+            let mut row = 0;
+            while row < rows {
+                let tall = rows - row >= ROWS;
+                match (tall, wide) {
+                    (true, true) => self.tile::<S, ROWS, VECTORS>(simd, row, column),
+                    (true, false) => self.tile::<S, ROWS, 1>(simd, row, column),
+                    (false, true) => self.tile::<S, 1, VECTORS>(simd, row, column),
+                    (false, false) => self.tile::<S, 1, 1>(simd, row, column),
+                }
+                row += if tall { ROWS } else { 1 };
+            }
+            column += if wide { VECTORS * lanes } else { lanes };
+        }
+    }
+}
+
+impl TiledProduct<'_> {
+    /// Output rows `row..row + R`, vectors of columns from `column` (the last one partial where
+    /// the row ends inside it): the sums over the depth in registers, then finished and stored.
+    #[inline(always)]
+    fn tile<S: Simd, const R: usize, const V: usize>(
+        &mut self,
+        simd: S,
+        row: usize,
+        column: usize,
+    ) {
+        let (lanes, width) = (S::F32_LANES, self.width);
+        let (row_stride, depth_stride) = self.left_strides;
+        let mut sums = [[simd.splat_f32s(0.0); V]; R];
+        for d in 0..self.depth {
+            let right_row = &self.right[d * width..(d + 1) * width];
+            let right: [S::f32s; V] =
+                std::array::from_fn(|v| load(simd, right_row, column + v * lanes));
+            for (r, sums) in sums.iter_mut().enumerate() {
+                let x = simd.splat_f32s(self.left[(row + r) * row_stride + d * depth_stride]);
+                for (sum, &w) in sums.iter_mut().zip(&right) {
+                    *sum = simd.mul_add_e_f32s(x, w, *sum);
+                }
+            }
+        }
+        for (r, sums) in sums.into_iter().enumerate() {
+            let start = (row + r) * width;
+            for (v, sum) in sums.into_iter().enumerate() {
+                let at = column + v * lanes;
+                let value = self.finished(simd, sum, start, at);
+                let end = (at + lanes).min(width);
+                let out = &mut self.out[start + at..start + end];
+                if out.len() == lanes {
+                    S::as_mut_simd_f32s(out).0[0] = value;
+                } else {
+                    simd.partial_store_f32s(out, value);
+                }
+            }
+        }
+    }
+
+    /// The output vector at columns `at..` of the row starting at `row_start`, from its sums.
+    #[inline(always)]
+    fn finished<S: Simd>(&self, simd: S, sum: S::f32s, row_start: usize, at: usize) -> S::f32s {
+        match self.finish {
+            Finish::Bias(bias) => simd.add_f32s(load(simd, bias, at), sum),
+            Finish::BiasSigmoid(bias) => {
+                sigmoid_vector(simd, simd.add_f32s(load(simd, bias, at), sum))
+            }
+            Finish::Scale(scale) => simd.mul_f32s(simd.splat_f32s(scale), sum),
+            Finish::Derivative(activations, kind) => {
+                let row = &activations[row_start..row_start + self.width];
+                let a = load(simd, row, at);
+                simd.mul_f32s(sum, derivative(simd, a, kind))
+            }
+        }
+    }
+}
+
+/// The vector of `values[at..]`, with zeros past its end.
+#[inline(always)]
+fn load<S: Simd>(simd: S, values: &[f32], at: usize) -> S::f32s {
+    let lanes = S::F32_LANES;
+    if values.len() - at >= lanes {
+        S::as_simd_f32s(&values[at..at + lanes]).0[0]
+    } else {
+        simd.partial_load_f32s(&values[at..])
+    }
+}
+
+/// f'(s) through a = f(s) for each lane, as [`crate::cpu::activation_derivative`] computes it.
+#[inline(always)]
+fn derivative<S: Simd>(simd: S, a: S::f32s, kind: Activation) -> S::f32s {
+    let one = simd.splat_f32s(1.0);
+    match kind {
+        Activation::Sigmoid => simd.mul_f32s(a, simd.sub_f32s(one, a)),
+        Activation::Relu => {
+            let lit = simd.greater_than_f32s(a, simd.splat_f32s(0.0));
+            simd.select_f32s(lit, one, simd.splat_f32s(0.0))
+        }
+        Activation::Tanh => simd.sub_f32s(one, simd.mul_f32s(a, a)),
+    }
+}
