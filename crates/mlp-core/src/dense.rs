@@ -34,7 +34,7 @@ pub fn dense_linear_forward(
     let bias = bias.as_slice().expect("bk is contiguous");
     simd.dispatch(TiledProduct {
         left: row_major(&input),
-        left_strides: (input.ncols(), 1),
+        left_layout: Left::Rows,
         depth: input.ncols(),
         right: row_major(&weights),
         finish: if sigmoid {
@@ -63,7 +63,7 @@ pub fn dense_hidden_delta(
 ) {
     simd.dispatch(TiledProduct {
         left: row_major(&next_delta),
-        left_strides: (next_delta.ncols(), 1),
+        left_layout: Left::Rows,
         depth: next_delta.ncols(),
         right: row_major(&next_weights_transposed),
         finish: Finish::Derivative(row_major(&activation), kind),
@@ -87,7 +87,7 @@ pub fn dense_weights_gradient(
 ) {
     simd.dispatch(TiledProduct {
         left: row_major(&input),
-        left_strides: (1, input.ncols()),
+        left_layout: Left::Columns,
         depth: input.nrows(),
         right: row_major(&delta),
         finish: Finish::Scale(scale),
@@ -126,11 +126,20 @@ enum Finish<'a> {
     Derivative(&'a [f32], Activation),
 }
 
-/// out (m, width) = finish(L R), where L (m, depth) has its element (i, d) at
-/// `left[i * left_strides.0 + d * left_strides.1]` and R (depth, width) is stored row by row.
+/// How the left operand L (m, depth) of a product is stored.
+#[derive(Clone, Copy, PartialEq)]
+enum Left {
+    /// Row by row: element (i, d) at `i * depth + d` (A(k−1) and D(k+1)).
+    Rows,
+    /// Column by column: element (i, d) at `d * m + i` (A(k−1)ᵀ, read in place).
+    Columns,
+}
+
+/// out (m, width) = finish(L R), with L (m, depth) stored as `left_layout` says and R
+/// (depth, width) stored row by row.
 struct TiledProduct<'a> {
     left: &'a [f32],
-    left_strides: (usize, usize),
+    left_layout: Left,
     depth: usize,
     right: &'a [f32],
     finish: Finish<'a>,
@@ -138,12 +147,13 @@ struct TiledProduct<'a> {
     width: usize,
 }
 
-/// Output rows a tile spans: each element of L read is used for `VECTORS` multiply-adds, each
-/// vector of R for `ROWS`; 4 x 2 is eight independent chains, enough to hide the FMA latency,
-/// and 4 + 2 loads for 8 FMAs stay within the two loads a cycle the core has.
-const ROWS: usize = 4;
-/// Vectors of output columns a tile spans.
-const VECTORS: usize = 2;
+/// A tile of output rows by vectors of columns is summed in registers: each element of L read
+/// feeds V multiply-adds, each vector of R read feeds R. 4 x 2 (and 8 x 1 where a row is one
+/// vector wide) is 8 independent chains, enough to hide the FMA latency, within the 16 vector
+/// registers of AVX2, with fewer loads than multiply-adds (6 x 2 measured no faster,
+/// docs/performance.md). The rows left over go one at a time.
+const WIDE_TILE_ROWS: usize = 4;
+const NARROW_TILE_ROWS: usize = 8;
 
 impl WithSimd for TiledProduct<'_> {
     type Output = ();
@@ -155,18 +165,23 @@ impl WithSimd for TiledProduct<'_> {
         let mut column = 0;
         while column < self.width {
             let wide = self.width - column > lanes;
+            let tall = if wide {
+                WIDE_TILE_ROWS
+            } else {
+                NARROW_TILE_ROWS
+            };
             let mut row = 0;
             while row < rows {
-                let tall = rows - row >= ROWS;
-                match (tall, wide) {
-                    (true, true) => self.tile::<S, ROWS, VECTORS>(simd, row, column),
-                    (true, false) => self.tile::<S, ROWS, 1>(simd, row, column),
-                    (false, true) => self.tile::<S, 1, VECTORS>(simd, row, column),
-                    (false, false) => self.tile::<S, 1, 1>(simd, row, column),
+                let tile_rows = if rows - row >= tall { tall } else { 1 };
+                match (tile_rows, wide) {
+                    (1, true) => self.tile::<S, 1, 2>(simd, row, column),
+                    (1, false) => self.tile::<S, 1, 1>(simd, row, column),
+                    (_, true) => self.tile::<S, WIDE_TILE_ROWS, 2>(simd, row, column),
+                    (_, false) => self.tile::<S, NARROW_TILE_ROWS, 1>(simd, row, column),
                 }
-                row += if tall { ROWS } else { 1 };
+                row += tile_rows;
             }
-            column += if wide { VECTORS * lanes } else { lanes };
+            column += if wide { 2 * lanes } else { lanes };
         }
     }
 }
@@ -181,17 +196,25 @@ impl TiledProduct<'_> {
         row: usize,
         column: usize,
     ) {
-        let (lanes, width) = (S::F32_LANES, self.width);
-        let (row_stride, depth_stride) = self.left_strides;
+        let (lanes, width, depth) = (S::F32_LANES, self.width, self.depth);
         let mut sums = [[simd.splat_f32s(0.0); V]; R];
-        for d in 0..self.depth {
-            let right_row = &self.right[d * width..(d + 1) * width];
-            let right: [S::f32s; V] =
-                std::array::from_fn(|v| load(simd, right_row, column + v * lanes));
-            for (r, sums) in sums.iter_mut().enumerate() {
-                let x = simd.splat_f32s(self.left[(row + r) * row_stride + d * depth_stride]);
-                for (sum, &w) in sums.iter_mut().zip(&right) {
-                    *sum = simd.mul_add_e_f32s(x, w, *sum);
+        let full = column + V * lanes <= width;
+        let rights = self.right.chunks_exact(width);
+        match self.left_layout {
+            Left::Rows => {
+                for (d, right_row) in rights.enumerate() {
+                    let mut xs = [0.0; R];
+                    for (r, x) in xs.iter_mut().enumerate() {
+                        *x = self.left[(row + r) * depth + d];
+                    }
+                    add_products::<S, R, V>(simd, &mut sums, &xs, right_row, (column, full));
+                }
+            }
+            Left::Columns => {
+                let m = self.left.len() / depth.max(1);
+                for (column_d, right_row) in self.left.chunks_exact(m).zip(rights) {
+                    let xs: &[f32; R] = column_d[row..row + R].try_into().expect("R rows");
+                    add_products::<S, R, V>(simd, &mut sums, xs, right_row, (column, full));
                 }
             }
         }
@@ -225,6 +248,34 @@ impl TiledProduct<'_> {
                 let a = load(simd, row, at);
                 simd.mul_f32s(sum, derivative(simd, a, kind))
             }
+        }
+    }
+}
+
+/// sums[r][v] += xs[r] · (vector v of `right_row` from column `column`), for a tile's R rows
+/// and V vectors. (A closure here would be compiled without the instruction set's features.)
+#[inline(always)]
+fn add_products<S: Simd, const R: usize, const V: usize>(
+    simd: S,
+    sums: &mut [[S::f32s; V]; R],
+    xs: &[f32; R],
+    right_row: &[f32],
+    (column, full): (usize, bool),
+) {
+    let lanes = S::F32_LANES;
+    let mut right = [simd.splat_f32s(0.0); V];
+    if full {
+        let vectors = S::as_simd_f32s(&right_row[column..column + V * lanes]).0;
+        right.copy_from_slice(&vectors[..V]);
+    } else {
+        for (v, w) in right.iter_mut().enumerate() {
+            *w = load(simd, right_row, column + v * lanes);
+        }
+    }
+    for (sums, &x) in sums.iter_mut().zip(xs) {
+        let x = simd.splat_f32s(x);
+        for (sum, &w) in sums.iter_mut().zip(&right) {
+            *sum = simd.mul_add_e_f32s(x, w, *sum);
         }
     }
 }
