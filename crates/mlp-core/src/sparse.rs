@@ -91,6 +91,15 @@ impl SparseImages {
         self.pixels
     }
 
+    /// How many images each pixel is lit (stored) in.
+    pub fn lit_per_pixel(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.pixels];
+        for &column in &self.columns {
+            counts[column as usize] += 1;
+        }
+        counts
+    }
+
     /// The fraction of pixels that are stored (not 0).
     pub fn density(&self) -> f64 {
         self.values.len() as f64 / (self.len() * self.pixels).max(1) as f64

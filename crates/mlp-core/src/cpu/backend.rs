@@ -8,7 +8,8 @@ use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
 use super::reference::optimiser_update;
 use super::rows::{Dropped, forward, forward_and_deltas};
 use super::workspace::{
-    FileOrderPixels, Workspace, first_rows, split_first_layer, split_rows, split_state,
+    FileOrderPixels, FirstLayerSplit, Workspace, first_rows, split_first_layer, split_rows,
+    split_state,
 };
 use super::{
     bias_gradient, check_input_width, check_order, check_output_width, evaluation, loss_terms,
@@ -63,8 +64,7 @@ fn update_first_layer_rows(
         ..
     } = update;
     let rate = hyper.learning_rate;
-    // The fused descent leaves the rows of unlit pixels alone; weight decay moves every row.
-    if hyper.optimiser == Optimiser::GradientDescent && hyper.weight_decay == 0.0 {
+    if fused_descent(hyper) {
         sparse_gradient_descent(simd, by_pixel, delta, (scale, rate), weights);
     } else {
         let rows = gradient.view_mut();
@@ -79,6 +79,12 @@ fn update_first_layer_rows(
             t,
         );
     }
+}
+
+/// Whether W1's update is the fused descent, which leaves the rows of unlit pixels alone
+/// (weight decay moves every row).
+fn fused_descent(hyper: &Hyperparameters) -> bool {
+    hyper.optimiser == Optimiser::GradientDescent && hyper.weight_decay == 0.0
 }
 
 /// bk: its gradient scale · the column sums of Dk (B, out), and its update.
@@ -183,6 +189,7 @@ pub struct CpuBackend {
     /// The vector instructions of the fast kernels.
     simd: InstructionSet,
     file_order_pixels: FileOrderPixels,
+    first_layer_split: FirstLayerSplit,
 }
 
 impl CpuBackend {
@@ -198,10 +205,18 @@ impl CpuBackend {
         check_output_width(&parameters, hyper.output)?;
         let workspace = Workspace::new(&parameters, 0, hyper.dropout.is_some());
         let state = OptimiserState::new(hyper.optimiser, &parameters);
+        let train_images = SparseImages::new(train);
+        let first_layer_split = FirstLayerSplit::new(
+            &parameters,
+            &train_images.lit_per_pixel(),
+            train_images.len(),
+            hyper.optimiser,
+            !fused_descent(hyper),
+        );
         Ok(Self {
             parameters,
             hyper: *hyper,
-            train_images: SparseImages::new(train),
+            train_images,
             train_labels: train.labels.clone(),
             order: None,
             validation_images: SparseImages::new(validation),
@@ -213,6 +228,7 @@ impl CpuBackend {
             loss: TrainLoss::default(),
             simd: InstructionSet::best(),
             file_order_pixels: FileOrderPixels::default(),
+            first_layer_split,
         })
     }
 
@@ -314,8 +330,8 @@ impl CpuBackend {
     }
 
     /// The gradients and updates of the gathered batch of `b` rows from row `first_row` of the
-    /// training order, by parameters: half of W1's rows (pixels) on each thread, and b1 and
-    /// the later layers with the second half. In the file order, unchanged images regrouped by
+    /// training order, by parameters: W1's rows (pixels) cut between the two threads where
+    /// their shares balance ([`FirstLayerSplit`]), b1 and the later layers with the second. In the file order, unchanged images regrouped by
     /// pixel once are kept for the later epochs' same batches (`FileOrderPixels`).
     fn update(&mut self, first_row: usize, b: usize) {
         let hyper = &self.hyper;
@@ -351,11 +367,11 @@ impl CpuBackend {
             .split_first_mut()
             .expect("a network has layers");
         let pixels = first_layer.weights.nrows();
-        let half = pixels / 2;
-        let (weights_top, weights_bottom) = first_layer.weights.view_mut().split_at(Axis(0), half);
-        let (gradient_top, gradient_bottom) = first_gradient.view_mut().split_at(Axis(0), half);
-        let (first_top, first_bottom) = split_state(first_weights_state, half);
-        let (second_top, second_bottom) = split_state(second_weights_state, half);
+        let split = self.first_layer_split.at(b);
+        let (weights_top, weights_bottom) = first_layer.weights.view_mut().split_at(Axis(0), split);
+        let (gradient_top, gradient_bottom) = first_gradient.view_mut().split_at(Axis(0), split);
+        let (first_top, first_bottom) = split_state(first_weights_state, split);
+        let (second_top, second_bottom) = split_state(second_weights_state, split);
         let [by_pixel_top, by_pixel_bottom] = &mut ws.by_pixel;
         let first_bias = &mut first_layer.bias;
         let bias_gradients = &mut ws.bias_gradients;
@@ -366,7 +382,7 @@ impl CpuBackend {
                 let rows = (weights_top, first_top, second_top, gradient_top);
                 let by_pixel: &dyn PixelEntries = match kept {
                     Some([top, _]) => top,
-                    None => by_pixel_top.fill_from(images, batch, 0..half),
+                    None => by_pixel_top.fill_from(images, batch, 0..split),
                 };
                 update_first_layer_rows(update, deltas[0], rows, by_pixel);
             },
@@ -374,7 +390,7 @@ impl CpuBackend {
                 let rows = (weights_bottom, first_bottom, second_bottom, gradient_bottom);
                 let by_pixel: &dyn PixelEntries = match kept {
                     Some([_, bottom]) => bottom,
-                    None => by_pixel_bottom.fill_from(images, batch, half..pixels),
+                    None => by_pixel_bottom.fill_from(images, batch, split..pixels),
                 };
                 update_first_layer_rows(update, deltas[0], rows, by_pixel);
                 let bias_state = (first_bias_state, second_bias_state);

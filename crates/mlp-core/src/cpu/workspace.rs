@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
 
 use crate::network::{Layer, Parameters};
+use crate::options::Optimiser;
 use crate::sparse::{PackedPixelColumns, PixelColumns};
 
 /// The buffers of one training step: activations A1..AL, deltas D1..DL and the gradients.
@@ -132,4 +133,119 @@ pub(super) fn split_first_layer(state: &mut [Layer]) -> (Option<LayerState<'_>>,
 /// The first `rows` rows of each array.
 pub(super) fn first_rows(arrays: &[Array2<f32>], rows: usize) -> Vec<ArrayView2<'_, f32>> {
     arrays.iter().map(|a| a.slice(s![..rows, ..])).collect()
+}
+
+/// How the fast backend cuts W1's rows between the two threads of an update: the first thread
+/// takes pixels `0..split`, the second the rest, b1 and every later layer. The cut changes no
+/// number (each row of W1 is updated alone), only how long each thread takes, so it is placed
+/// where the two shares are about equal by a count of their multiply-adds.
+pub(super) struct FirstLayerSplit {
+    /// `lit[p]` is how many training images pixels `0..p` are lit in, summed.
+    lit: Vec<f64>,
+    /// Multiply-adds of W1's gradient per lit entry of a pixel row: W1's width.
+    width: f64,
+    /// What an optimiser step costs a parameter, in multiply-adds.
+    step: f64,
+    /// Per step of B rows, the later layers' gradients cost B times `later_products`, and
+    /// their optimiser steps `later_parameters` times `step`.
+    later_products: f64,
+    later_parameters: f64,
+    /// Whether W1's optimiser step touches unlit rows (anything but the fused descent).
+    every_row_stepped: bool,
+}
+
+impl FirstLayerSplit {
+    /// `lit_per_pixel[p]` is how many of the `images` training images pixel p is lit in.
+    pub(super) fn new(
+        parameters: &Parameters,
+        lit_per_pixel: &[usize],
+        images: usize,
+        optimiser: Optimiser,
+        every_row_stepped: bool,
+    ) -> Self {
+        let mut lit = vec![0.0];
+        for &count in lit_per_pixel {
+            lit.push(lit[lit.len() - 1] + count as f64 / images.max(1) as f64);
+        }
+        let later = &parameters.layers[1..];
+        // Fitted to the modern preset's profile (docs/performance.md), in units of W1's sparse
+        // multiply-adds with their regrouping: Adam's step on a parameter takes about 14, a
+        // dense multiply-add of the later layers 0.5.
+        let step = match optimiser {
+            Optimiser::GradientDescent => 1.0,
+            Optimiser::Momentum { .. } => 3.0,
+            Optimiser::Adam { .. } => 14.0,
+        };
+        Self {
+            lit,
+            width: parameters.layers[0].weights.ncols() as f64,
+            step,
+            later_products: later.iter().map(|l| 0.5 * l.weights.len() as f64).sum(),
+            later_parameters: later
+                .iter()
+                .map(|l| (l.weights.len() + l.bias.len()) as f64)
+                .sum(),
+            every_row_stepped,
+        }
+    }
+
+    /// The first pixel of the second thread's share, for a step of `rows` rows.
+    pub(super) fn at(&self, rows: usize) -> usize {
+        let rows = rows as f64;
+        let first_layer = |pixels: usize| {
+            let stepped = if self.every_row_stepped {
+                pixels as f64
+            } else {
+                0.0
+            };
+            rows * self.lit[pixels] * self.width + stepped * self.width * self.step
+        };
+        let pixels = self.lit.len() - 1;
+        let later = rows * self.later_products + self.later_parameters * self.step;
+        let half = (first_layer(pixels) + later) / 2.0;
+        (0..pixels)
+            .find(|&p| first_layer(p) >= half)
+            .unwrap_or(pixels)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::LayerSizes;
+    use crate::options::Init;
+
+    fn split_of(sizes: &[usize], lit: &[usize], optimiser: Optimiser, stepped: bool) -> usize {
+        let (input, classes) = (sizes[0], sizes[sizes.len() - 1]);
+        let sizes = LayerSizes::new(sizes.to_vec(), input, classes).expect("valid sizes");
+        let parameters = Parameters::init(&sizes, Init::Normal, 0);
+        FirstLayerSplit::new(&parameters, lit, 10, optimiser, stepped).at(100)
+    }
+
+    /// Evenly lit pixels and little behind layer 1 cut near the middle; heavy later layers
+    /// move the cut towards the end, up to giving the first thread all of W1; a share lit
+    /// only at the end goes to the first thread.
+    #[test]
+    fn the_cut_balances_the_two_shares() {
+        let gd = Optimiser::GradientDescent;
+        let even = split_of(&[100, 64, 1], &[5; 100], gd, false);
+        assert!((50..=53).contains(&even), "{even}");
+        let heavy = split_of(&[100, 64, 256, 10], &[5; 100], gd, false);
+        assert!(heavy > 60, "{heavy}");
+        assert_eq!(split_of(&[100, 8, 512, 512, 10], &[1; 100], gd, false), 100);
+        let mut late = vec![0; 100];
+        late[90..].fill(9);
+        let at = split_of(&[100, 64, 1], &late, gd, false);
+        assert!((90..=96).contains(&at), "{at}");
+        let adam = Optimiser::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+        };
+        let stepped = split_of(&[100, 64, 1], &late, adam, true);
+        assert!(
+            stepped < at,
+            "{stepped} against {at}: every row's step counts"
+        );
+    }
 }
