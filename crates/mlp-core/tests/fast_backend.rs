@@ -390,3 +390,41 @@ fn kept_file_order_pixel_lists_give_the_same_bits_as_fresh_ones() {
         assert_eq!(kept.parameters().unwrap(), fresh.parameters().unwrap());
     }
 }
+
+/// Every number is the same whatever the thread count: the step's rows and W1's rows are cut
+/// between threads, never a sum. Two epochs (shuffled for Adam, whose first layer's cut gives
+/// the second thread fewer pixels) on one thread and on two end on the same bits.
+#[test]
+fn one_thread_and_two_give_the_same_bits() {
+    let mut rng = Rng::new(29);
+    let set = random_set(90, 60, 10, &mut rng);
+    let sizes = Parameters::layer_sizes_of(&[60, 48, 32, 10]);
+    let adam = options(|h| {
+        h.optimiser = Optimiser::with_defaults(OptimiserKind::Adam);
+        h.activation = Activation::Relu;
+        h.output = Output::SoftmaxCrossEntropy;
+    });
+    for (hyper, shuffle) in [(options(|_| {}), false), (adam, true)] {
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let parameters = Parameters::init(&sizes, Init::He, 5);
+                let mut backend = CpuBackend::new(parameters, &hyper, &set, &set).unwrap();
+                for epoch in 1..=2 {
+                    if shuffle {
+                        let order = epoch_order(4, epoch, set.len());
+                        backend.set_order(&order).unwrap();
+                    }
+                    for rows in batches(set.len(), 25) {
+                        backend.train_batch(rows).unwrap();
+                    }
+                }
+                backend.parameters().unwrap()
+            })
+        };
+        assert_eq!(run(1), run(2), "{:?}", hyper.optimiser);
+    }
+}
