@@ -2,8 +2,11 @@
 //! reference functions of `cpu/mod.rs`, on every instruction set this CPU has, for shapes that
 //! fill whole tiles, leave partial ones in rows and columns, and a column or a row alone.
 
+mod common;
+
+use common::{assert_matrix_passes, instruction_sets, random_matrix};
 use mlp_core::Activation;
-use mlp_core::compare::{Difference, Tolerance};
+use mlp_core::compare::Tolerance;
 use mlp_core::cpu::{
     activation_forward, hidden_delta, linear_forward, sigmoid_forward, weights_gradient,
 };
@@ -11,7 +14,6 @@ use mlp_core::dense::{
     dense_hidden_delta, dense_linear_forward, dense_weights_gradient, transpose_into,
 };
 use mlp_core::rng::Rng;
-use mlp_core::simd::InstructionSet;
 use ndarray::{Array1, Array2};
 
 /// Both sides are f32 sums of the same up to 256 terms of O(1) in another order (and the
@@ -34,27 +36,6 @@ const SHAPES: [(usize, usize, usize); 10] = [
     (6, 1, 17),
 ];
 
-fn random_matrix(rows: usize, cols: usize, rng: &mut Rng) -> Array2<f32> {
-    Array2::from_shape_fn((rows, cols), |_| rng.standard_normal() as f32)
-}
-
-fn assert_passes(name: &str, values: &Array2<f32>, reference: &Array2<f32>) {
-    assert_eq!(values.dim(), reference.dim(), "{name}");
-    let difference = Difference::between(
-        values.as_slice().expect("standard layout"),
-        reference.as_slice().expect("standard layout"),
-        SUMMATION_ORDER,
-    );
-    println!("{name}: {difference}");
-    assert!(difference.passes(), "{name}: {difference}");
-}
-
-fn instruction_sets() -> Vec<InstructionSet> {
-    let sets = InstructionSet::available();
-    println!("instruction sets: {sets:?}");
-    sets
-}
-
 #[test]
 fn dense_linear_forward_should_match_reference() {
     let mut rng = Rng::new(21);
@@ -72,10 +53,11 @@ fn dense_linear_forward_should_match_reference() {
                 let (x, w, b) = (input.view(), weights.view(), bias.view());
                 dense_linear_forward(simd, x, w, b, sigmoid, out.view_mut());
                 let what = if sigmoid { "sigmoid(S)" } else { "S" };
-                assert_passes(
+                assert_matrix_passes(
                     &format!("{what} {rows}x{depth}x{columns} {simd}"),
                     &out,
                     reference,
+                    SUMMATION_ORDER,
                 );
             }
         }
@@ -101,7 +83,7 @@ fn dense_hidden_delta_should_match_reference() {
                 let (d, wt, a) = (next_delta.view(), transposed.view(), activation.view());
                 dense_hidden_delta(simd, d, wt, (a, kind), delta.view_mut());
                 let name = format!("D {rows}x{next}x{out} {kind:?} {simd}");
-                assert_passes(&name, &delta, &reference);
+                assert_matrix_passes(&name, &delta, &reference, SUMMATION_ORDER);
             }
         }
     }
@@ -121,7 +103,7 @@ fn dense_weights_gradient_should_match_reference() {
             let (x, d) = (input.view(), delta.view());
             dense_weights_gradient(simd, x, d, scale, gradient.view_mut());
             let name = format!("grad W {rows}x{inputs}x{outputs} {simd}");
-            assert_passes(&name, &gradient, &reference);
+            assert_matrix_passes(&name, &gradient, &reference, SUMMATION_ORDER);
         }
     }
 }

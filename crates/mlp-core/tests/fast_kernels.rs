@@ -3,6 +3,9 @@
 //! batch order, for widths that fill whole vector registers, part of one, and neither; and the
 //! vectorised sigmoid. Each on every instruction set this CPU has (scalar, AVX2, AVX-512).
 
+mod common;
+
+use common::{assert_matrix_passes, instruction_sets, random_matrix};
 use mlp_core::Dataset;
 use mlp_core::compare::{Difference, Tolerance};
 use mlp_core::cpu::{gradient_descent_update, linear_forward, sigmoid_forward, weights_gradient};
@@ -37,10 +40,6 @@ fn mostly_dark_images(count: usize, pixels: usize, lit: f64, rng: &mut Rng) -> D
         rows: 1,
         cols: pixels,
     }
-}
-
-fn random_matrix(rows: usize, cols: usize, rng: &mut Rng) -> Array2<f32> {
-    Array2::from_shape_fn((rows, cols), |_| rng.standard_normal() as f32)
 }
 
 /// A0 as the dense reference sees it: rows `batch` of the set, each byte over 255.
@@ -92,16 +91,6 @@ impl Case {
     }
 }
 
-fn assert_passes(name: &str, values: &Array2<f32>, reference: &Array2<f32>) {
-    let difference = Difference::between(
-        values.as_slice().expect("standard layout"),
-        reference.as_slice().expect("standard layout"),
-        SUMMATION_ORDER,
-    );
-    println!("{name}: {difference}");
-    assert!(difference.passes(), "{name}: {difference}");
-}
-
 /// (images, pixels, outputs): 64 outputs fill eight AVX2 registers (one block) or four
 /// AVX-512 ones; 70 leaves a partial register; 13 is under two; 1 is a lone column; 3 pixels
 /// is a tiny image; 200 is a block of 8 AVX-512 registers, then 4, then a partial one; 48 is
@@ -115,13 +104,6 @@ const SHAPES: [(usize, usize, usize); 7] = [
     (12, 40, 200),
     (9, 30, 48),
 ];
-
-/// Every instruction set this CPU has, each named where it is tested.
-fn instruction_sets() -> Vec<InstructionSet> {
-    let sets = InstructionSet::available();
-    println!("instruction sets: {sets:?}");
-    sets
-}
 
 /// The sets the CPU reports are the ones the kernels run on, so that no test passes by
 /// running scalar code where a vector path was meant.
@@ -165,7 +147,7 @@ fn sparse_linear_forward_should_match_reference() {
             let (w, b) = (weights.view(), bias.view());
             sparse_linear_forward(simd, &images, &batch, w, b, sum.view_mut());
             let name = format!("S1 {count}x{pixels}x{outputs} {simd}");
-            assert_passes(&name, &sum, &reference);
+            assert_matrix_passes(&name, &sum, &reference, SUMMATION_ORDER);
         }
     }
 }
@@ -198,10 +180,11 @@ fn sparse_weights_gradient_should_match_reference() {
             sparse_weights_gradient(simd, &packed, delta.view(), scale, from_packed.view_mut());
             assert_eq!(from_packed, gradient, "grad W1 from packed lists");
             let reference = reference_gradient(&set, &batch, &delta, scale);
-            assert_passes(
+            assert_matrix_passes(
                 &format!("grad W1 {count}x{pixels}x{outputs} scale {scale} {simd}"),
                 &gradient,
                 &reference,
+                SUMMATION_ORDER,
             );
 
             // The same rows computed in two parts, as two threads share them.
@@ -315,10 +298,11 @@ fn sparse_gradient_descent_should_match_reference() {
                 (scale, rate),
                 descended.view_mut(),
             );
-            assert_passes(
+            assert_matrix_passes(
                 &format!("W1 after descent {count}x{pixels}x{outputs} {simd}"),
                 &descended,
                 &reference,
+                SUMMATION_ORDER,
             );
         }
     }

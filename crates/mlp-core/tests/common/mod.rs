@@ -1,4 +1,5 @@
-//! What several test files share: where the real MNIST copy is, and scratch directories.
+//! What several test files share: where the real MNIST copy is, scratch directories, lockstep
+//! steps, and the kernel tests' matrices, instruction sets and verdict.
 //! The test files of mlp-wgpu and mlp-cli include this file too (`#[path]`).
 #![allow(dead_code)]
 
@@ -74,4 +75,37 @@ pub fn start_epoch_on(backends: [&mut dyn Backend; 2], order: &[u32], learning_r
         backend.set_order(order).unwrap();
         backend.set_learning_rate(learning_rate).unwrap();
     }
+}
+
+/// A (rows, cols) matrix of standard normal values.
+pub fn random_matrix(
+    rows: usize,
+    cols: usize,
+    rng: &mut mlp_core::rng::Rng,
+) -> ndarray::Array2<f32> {
+    ndarray::Array2::from_shape_fn((rows, cols), |_| rng.standard_normal() as f32)
+}
+
+/// Every instruction set this CPU has, each named where it is tested.
+pub fn instruction_sets() -> Vec<mlp_core::simd::InstructionSet> {
+    let sets = mlp_core::simd::InstructionSet::available();
+    println!("instruction sets: {sets:?}");
+    sets
+}
+
+/// Prints how far `values` is from `reference` under `name`, and fails beyond `tolerance`.
+pub fn assert_matrix_passes(
+    name: &str,
+    values: &ndarray::Array2<f32>,
+    reference: &ndarray::Array2<f32>,
+    tolerance: Tolerance,
+) {
+    assert_eq!(values.dim(), reference.dim(), "{name}");
+    let difference = mlp_core::compare::Difference::between(
+        values.as_slice().expect("standard layout"),
+        reference.as_slice().expect("standard layout"),
+        tolerance,
+    );
+    println!("{name}: {difference}");
+    assert!(difference.passes(), "{name}: {difference}");
 }
