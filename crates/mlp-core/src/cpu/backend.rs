@@ -6,7 +6,7 @@ use std::ops::Range;
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
 
 use super::reference::optimiser_update;
-use super::rows::{Dropped, forward, forward_and_deltas};
+use super::rows::{Dropped, forward, forward_and_deltas, is_sigmoid};
 use super::workspace::{
     FileOrderPixels, FirstLayerSplit, Workspace, first_rows, split_first_layer, split_rows,
     split_state,
@@ -22,7 +22,7 @@ use crate::backend::{
 use crate::data::Dataset;
 use crate::dense::{dense_weights_gradient, transpose_into};
 use crate::network::{Layer, Parameters};
-use crate::options::{Activation, Hyperparameters, Optimiser, Output};
+use crate::options::{Hyperparameters, Optimiser};
 use crate::simd::InstructionSet;
 use crate::sparse::{
     InputChanges, PixelEntries, SparseImages, sparse_gradient_descent, sparse_weights_gradient,
@@ -331,8 +331,9 @@ impl CpuBackend {
 
     /// The gradients and updates of the gathered batch of `b` rows from row `first_row` of the
     /// training order, by parameters: W1's rows (pixels) cut between the two threads where
-    /// their shares balance ([`FirstLayerSplit`]), b1 and the later layers with the second. In the file order, unchanged images regrouped by
-    /// pixel once are kept for the later epochs' same batches (`FileOrderPixels`).
+    /// their shares balance ([`FirstLayerSplit`]), b1 and the later layers with the second. In
+    /// the file order, unchanged images regrouped by pixel once are kept for the later epochs'
+    /// same batches (`FileOrderPixels`).
     fn update(&mut self, first_row: usize, b: usize) {
         let hyper = &self.hyper;
         let ws = &mut self.workspace;
@@ -424,11 +425,7 @@ impl Backend for CpuBackend {
         let depth = self.parameters.layers.len();
         let mut kernels = StepKernels::reference(depth, &self.hyper);
         for (k, name) in kernels.activations.iter_mut().enumerate() {
-            let sigmoid = matches!(
-                (k + 1 == depth, self.hyper.output, self.hyper.activation),
-                (false, _, Activation::Sigmoid) | (true, Output::SigmoidMse, _)
-            );
-            *name = match (k, sigmoid) {
+            *name = match (k, is_sigmoid(&self.hyper, k, depth - 1)) {
                 (0, true) => "sparse_linear_forward + sigmoid_forward_vectorised".into(),
                 (0, false) => "sparse_linear_forward".into(),
                 (_, true) => "dense_linear_forward (sigmoid in the tiles)".into(),

@@ -56,6 +56,15 @@ fn dropout_factors(
     }
 }
 
+/// Whether layer `k` of a network whose last layer is `last` has a sigmoid output: a hidden
+/// layer under a sigmoid activation, or a sigmoid-MSE output layer.
+pub(super) fn is_sigmoid(hyper: &Hyperparameters, k: usize, last: usize) -> bool {
+    matches!(
+        (k == last, hyper.output, hyper.activation),
+        (false, _, Activation::Sigmoid) | (true, Output::SigmoidMse, _)
+    )
+}
+
 /// The forward pass of images `batch` (B) of `images`: fills A1..AL, each `activations[k]`
 /// (B, out). Hidden layers use the chosen activation, the output layer sigmoid or softmax;
 /// sigmoids are computed a vector at a time ([`crate::vectorised`]). Under `dropped` each hidden
@@ -73,10 +82,7 @@ pub(super) fn forward(
         let (before, rest) = activations.split_at_mut(k);
         let sum = &mut rest[0];
         let (weights, bias) = (layer.weights.view(), layer.bias.view());
-        let sigmoid = matches!(
-            (k == last, hyper.output, hyper.activation),
-            (false, _, Activation::Sigmoid) | (true, Output::SigmoidMse, _)
-        );
+        let sigmoid = is_sigmoid(hyper, k, last);
         if k == 0 {
             sparse_linear_forward(simd, images, batch, weights, bias, sum.view_mut());
             if sigmoid {
