@@ -11,7 +11,7 @@
 //! its output. `tests/dense_kernels.rs` holds each function here to its reference in
 //! `cpu/mod.rs`.
 
-use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, s};
 use pulp::{Simd, WithSimd};
 
 use crate::options::Activation;
@@ -98,9 +98,21 @@ pub fn dense_weights_gradient(
     });
 }
 
-/// `transposed` = `matrix`ᵀ: (in, out) becomes (out, in), both in standard layout.
+/// `transposed` = `matrix`ᵀ: (in, out) becomes (out, in), both in standard layout, a 32 x 32
+/// block at a time: column by column, each element read would be on a cache line of its own
+/// (the modern preset's W2ᵀ took 33 µs so, 16 µs by blocks).
 pub fn transpose_into(matrix: ArrayView2<f32>, mut transposed: ArrayViewMut2<f32>) {
-    transposed.assign(&matrix.t());
+    const SIDE: usize = 32;
+    let (rows, columns) = matrix.dim();
+    for row in (0..rows).step_by(SIDE) {
+        for column in (0..columns).step_by(SIDE) {
+            let (row_end, column_end) = ((row + SIDE).min(rows), (column + SIDE).min(columns));
+            let block = matrix.slice(s![row..row_end, column..column_end]);
+            transposed
+                .slice_mut(s![column..column_end, row..row_end])
+                .assign(&block.t());
+        }
+    }
 }
 
 fn row_major<'a>(matrix: &ArrayView2<'a, f32>) -> &'a [f32] {

@@ -23,8 +23,8 @@ pub(super) struct Workspace {
     pub(super) dropout_factors: Vec<Array2<f32>>,
     pub(super) deltas: Vec<Array2<f32>>,
     pub(super) weight_gradients: Vec<Array2<f32>>,
-    /// W2ᵀ .. WLᵀ, stored row by row for the deltas' products (`crate::dense`), made afresh
-    /// each step.
+    /// W2ᵀ .. WLᵀ, stored row by row for the deltas' products (`crate::dense`): made from the
+    /// parameters here and wherever they are set, and after each update of a layer.
     pub(super) weights_transposed: Vec<Array2<f32>>,
     pub(super) bias_gradients: Vec<Array1<f32>>,
     /// The batch's images regrouped by pixel, for the first layer's weight gradient: one
@@ -54,7 +54,7 @@ impl Workspace {
             deltas: per_layer(&|l| (rows, outputs(l))),
             weight_gradients: per_layer(&|l| l.weights.dim()),
             weights_transposed: (parameters.layers.iter().skip(1))
-                .map(|l| Array2::zeros(l.weights.t().dim()))
+                .map(|l| l.weights.t().as_standard_layout().into_owned())
                 .collect(),
             bias_gradients: parameters
                 .layers
@@ -62,6 +62,17 @@ impl Workspace {
                 .map(|l| Array1::zeros(outputs(l)))
                 .collect(),
             by_pixel: Default::default(),
+        }
+    }
+
+    /// Makes W2ᵀ .. WLᵀ afresh from `parameters`.
+    pub(super) fn transpose_weights(&mut self, parameters: &Parameters) {
+        for (transposed, layer) in self
+            .weights_transposed
+            .iter_mut()
+            .zip(&parameters.layers[1..])
+        {
+            crate::dense::transpose_into(layer.weights.view(), transposed.view_mut());
         }
     }
 }
@@ -170,7 +181,8 @@ impl FirstLayerSplit {
         let later = &parameters.layers[1..];
         // Fitted to the modern preset's profile (docs/performance.md), in units of W1's sparse
         // multiply-adds with their regrouping: Adam's step on a parameter takes about 14, a
-        // dense multiply-add of the later layers 0.5.
+        // dense multiply-add of the later layers 0.5. (Counting the later layers' transposes,
+        // which the second thread also makes, measured no better.)
         let step = match optimiser {
             Optimiser::GradientDescent => 1.0,
             Optimiser::Momentum { .. } => 3.0,
