@@ -374,18 +374,14 @@ fn kept_file_order_pixel_lists_give_the_same_bits_as_fresh_ones() {
     for hyper in [options(|_| {}), adam] {
         let parameters = Parameters::init(&sizes, Init::Normal, 2);
         let mut kept = CpuBackend::new(parameters.clone(), &hyper, &set, &set).unwrap();
-        for rows in batches(set.len(), 20) {
-            kept.train_batch(rows).unwrap();
-        }
+        train_epoch(&mut kept, set.len(), 20);
         let mut fresh = CpuBackend::new(parameters, &hyper, &set, &set).unwrap();
         fresh.set_parameters(&kept.parameters().unwrap()).unwrap();
         fresh
             .set_optimiser_state(&kept.optimiser_state().unwrap())
             .unwrap();
         for backend in [&mut kept, &mut fresh] {
-            for rows in batches(set.len(), 20) {
-                backend.train_batch(rows).unwrap();
-            }
+            train_epoch(backend, set.len(), 20);
         }
         assert_eq!(kept.parameters().unwrap(), fresh.parameters().unwrap());
     }
@@ -418,9 +414,7 @@ fn one_thread_and_two_give_the_same_bits() {
                         let order = epoch_order(4, epoch, set.len());
                         backend.set_order(&order).unwrap();
                     }
-                    for rows in batches(set.len(), 25) {
-                        backend.train_batch(rows).unwrap();
-                    }
+                    train_epoch(&mut backend, set.len(), 25);
                 }
                 backend.parameters().unwrap()
             })
@@ -448,17 +442,20 @@ fn parameters_set_mid_run_give_the_same_bits_as_a_backend_built_with_them() {
         &set,
     )
     .unwrap();
-    for rows in batches(set.len(), 20) {
-        moved.train_batch(rows).unwrap();
-    }
+    train_epoch(&mut moved, set.len(), 20);
     moved.set_parameters(&given).unwrap();
     moved
         .set_optimiser_state(&built.optimiser_state().unwrap())
         .unwrap();
     for backend in [&mut built, &mut moved] {
-        for rows in batches(set.len(), 20) {
-            backend.train_batch(rows).unwrap();
-        }
+        train_epoch(backend, set.len(), 20);
     }
     assert_eq!(built.parameters().unwrap(), moved.parameters().unwrap());
+}
+
+/// One epoch of `rows` training images in batches of `batch`, in the backend's order.
+fn train_epoch(backend: &mut CpuBackend, rows: usize, batch: usize) {
+    for rows in batches(rows, batch) {
+        backend.train_batch(rows).unwrap();
+    }
 }

@@ -28,7 +28,7 @@ pub(super) struct Workspace {
     pub(super) weights_transposed: Vec<Array2<f32>>,
     pub(super) bias_gradients: Vec<Array1<f32>>,
     /// The batch's images regrouped by pixel, for the first layer's weight gradient: one
-    /// per half of W1's rows.
+    /// per thread's share of W1's rows ([`FirstLayerSplit`]).
     pub(super) by_pixel: [PixelColumns; 2],
 }
 
