@@ -3,10 +3,10 @@
 //!
 //! These products are small (100 x 64 x 32 in the seed, 100 x 256 x 128 in the modern preset).
 //! ndarray's matrixmultiply packs both operands into blocks before every product, which at
-//! these sizes is a quarter of its time. This kernel reads them where they are: it took from a
-//! third of matrixmultiply's time (the deltas) to about as long (the modern preset's large
-//! forward and gradient, a forward ten columns wide) in docs/performance.md's runs of
-//! `dev/dense-products`, which also times the `gemm` crate. The bias, the sigmoid and the activation's derivative are
+//! these sizes is a quarter of its time. This kernel reads them where they are: in
+//! docs/performance.md's runs of `dev/dense-products` (which also times the `gemm` crate) it
+//! took a third to a half of matrixmultiply's time on the deltas, and from 0.6 of it to a
+//! quarter longer on the rest, the longest on a forward product ten columns wide. The bias, the sigmoid and the activation's derivative are
 //! applied to each tile while it is still in registers, so no product needs a second pass over
 //! its output. `tests/dense_kernels.rs` holds each function here to its reference in
 //! `cpu/mod.rs`.
