@@ -10,8 +10,8 @@ use mlp_wgpu::{DenseSchedule, KernelVariant};
 
 pub use crate::values::{HeldOut, UsageError};
 use crate::values::{
-    accuracy_target, choice, dropout_rate, held_out, kernel, layer_sizes, learning_rate, matmul,
-    positive_usize, shift_pixels, unit_interval, weight_decay,
+    accuracy_target, choice, class_count, dropout_rate, held_out, kernel, layer_sizes,
+    learning_rate, matmul, positive_usize, shift_pixels, unit_interval, weight_decay,
 };
 
 #[derive(Debug, Parser)]
@@ -237,8 +237,8 @@ pub struct NetworkArgs {
     #[command(flatten)]
     pub gpu: GpuArgs,
     /// Classes the network tells apart [default: 10 for MNIST and Fashion-MNIST; one more
-    /// than the largest label for --any-idx].
-    #[arg(long, value_parser = positive_usize)]
+    /// than the largest label for --any-idx; at most 256, as labels are bytes].
+    #[arg(long, value_parser = class_count)]
     pub classes: Option<usize>,
     /// Train on the first N training images only (quick runs).
     #[arg(long, value_parser = positive_usize)]

@@ -76,7 +76,7 @@ impl Plots {
         loss: &str,
         validation: &str,
         test: &Dataset,
-        predictions: &[u8],
+        predictions: &[u32],
         (confusion, names): (&ConfusionMatrix, ClassNames),
     ) -> Result<()> {
         if let Some(dir) = self.loss.parent() {
@@ -292,7 +292,7 @@ const ZOOM: i32 = 3;
 /// a mistake gets a red frame and a red caption.
 fn digit_grid(
     validation: &Dataset,
-    predictions: &[u8],
+    predictions: &[u32],
     names: ClassNames,
     path: &Path,
 ) -> Result<()> {
@@ -312,7 +312,9 @@ fn digit_grid(
         drawing(root.fill(&WHITE))?;
         let shown = (GRID_COLUMNS * GRID_ROWS).min(validation.len());
         let mistakes = (0..shown)
-            .filter(|&i| predictions.get(i) != validation.labels.get(i))
+            .filter(|&i| {
+                predictions.get(i).copied() != validation.labels.get(i).map(|&l| u32::from(l))
+            })
             .count();
         drawing(root.draw_text(
         &format!(
@@ -342,14 +344,14 @@ fn digit_grid(
             }
             let label = validation.labels[i];
             let prediction = predictions.get(i).copied();
-            let wrong = prediction != Some(label);
+            let wrong = prediction != Some(u32::from(label));
             let colour = if wrong { MISTAKE } else { BLACK };
             drawing(root.draw(&Rectangle::new(
                 [(x0 - 1, y0 - 1), (x0 + side, y0 + side)],
                 colour.stroke_width(if wrong { 3 } else { 1 }),
             )))?;
             let caption = match prediction {
-                Some(p) => format!("{} → {}", names.of(label.into()), names.of(p.into())),
+                Some(p) => format!("{} → {}", names.of(label.into()), names.of(p as usize)),
                 None => format!("{} → ?", names.of(label.into())),
             };
             let points = if names.0.is_some() { 16 } else { 20 };

@@ -7,12 +7,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use mlp_core::backend::Backend;
+use mlp_core::input::{InputError, read_limited};
 use mlp_core::train::batches;
 use mlp_core::{Dataset, Hyperparameters, Parameters};
 use mlp_wgpu::{Dispatches, GpuBackend, GpuContext, KernelVariant};
 use serde_json::{Map, Value};
 
-use crate::args::{BackendKind, GpuArgs, TuneArgs};
+use crate::args::{BackendKind, GpuArgs, NetworkArgs, TuneArgs, UsageError};
 use crate::console::{note, say};
 use crate::session::{Prepared, prepare};
 
@@ -36,21 +37,59 @@ pub struct Workload<'a> {
     pub validation: &'a Dataset,
 }
 
-/// Where tuned choices are kept: `--kernel-cache`, else MLP_KERNEL_CACHE ("off": nowhere),
-/// else `$XDG_CACHE_HOME/mlp/kernels.json` or `~/.cache/mlp/kernels.json`.
-pub fn cache_path(flag: Option<&Path>) -> Option<PathBuf> {
+/// Where tuned choices are kept: `--kernel-cache`, else MLP_KERNEL_CACHE ("off", in any case:
+/// nowhere; empty: as if unset), else `$XDG_CACHE_HOME/mlp/kernels.json` or
+/// `~/.cache/mlp/kernels.json`. An XDG_CACHE_HOME that is empty or relative is ignored, as the
+/// XDG specification says. `Err` says why there is no cache.
+pub fn cache_path(flag: Option<&Path>) -> Result<PathBuf, &'static str> {
     if let Some(path) = flag {
-        return Some(path.to_path_buf());
+        return Ok(path.to_path_buf());
     }
     match std::env::var_os("MLP_KERNEL_CACHE") {
-        Some(value) if value == "off" => None,
-        Some(value) => Some(PathBuf::from(value)),
-        None => std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-            .map(|dir| dir.join("mlp").join("kernels.json")),
+        Some(value) if value.eq_ignore_ascii_case("off") => return Err("MLP_KERNEL_CACHE=off"),
+        Some(value) if !value.is_empty() => return Ok(PathBuf::from(value)),
+        _ => {}
     }
+    let absolute = |name: &str| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|dir| dir.is_absolute())
+    };
+    absolute("XDG_CACHE_HOME")
+        .or_else(|| absolute("HOME").map(|home| home.join(".cache")))
+        .map(|dir| dir.join("mlp").join("kernels.json"))
+        .ok_or("no cache directory (HOME and XDG_CACHE_HOME are unset or relative)")
 }
+
+/// The kernel cache a run with `net`'s options may write: a GPU run that neither --kernel nor
+/// --matmul settles, and that has a cache.
+pub fn cache_written(net: &NetworkArgs) -> Option<PathBuf> {
+    let gpu = &net.gpu;
+    let settled = gpu.kernel.is_some() || gpu.matmul.is_some();
+    if net.backend() != BackendKind::Gpu || settled {
+        return None;
+    }
+    cache_path(gpu.kernel_cache.as_deref()).ok()
+}
+
+/// Checks before any work that the cache at `path` can be read and written: its directory is
+/// made where missing, and what is there now must be a kernel cache.
+pub fn check_cache(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "the kernel cache: cannot make the directory {}",
+                dir.display()
+            )
+        })?;
+    }
+    mlp_core::atomic::check_writable(path).context("the kernel cache")?;
+    read_cache(path)?;
+    Ok(())
+}
+
+/// The most a kernel cache file may hold: its entries are a few hundred bytes each.
+const MAX_CACHE_BYTES: u64 = 4 << 20;
 
 /// The cache's key of a run: the adapter and its driver, the network and the batch.
 fn key(context: &GpuContext, work: &Workload) -> String {
@@ -71,19 +110,28 @@ fn key(context: &GpuContext, work: &Workload) -> String {
     )
 }
 
-/// The cache file's entries (none where it does not exist yet).
+/// The cache file's entries (none where it does not exist yet, or is empty).
 fn read_cache(path: &Path) -> Result<Map<String, Value>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => match serde_json::from_str(&text) {
-            Ok(Value::Object(entries)) => Ok(entries),
-            _ => bail!(
-                "{} is not a kernel cache (a JSON object of tuned choices): remove it, or give \
-                 --kernel-cache another file",
-                path.display()
-            ),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Map::new()),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    let not_a_cache = || {
+        anyhow::anyhow!(
+            "{} is not a kernel cache (a JSON object of tuned choices): remove it, or give \
+             --kernel-cache another file",
+            path.display()
+        )
+    };
+    let bytes = match read_limited(path, MAX_CACHE_BYTES, "a kernel cache") {
+        Ok(bytes) => bytes,
+        Err(InputError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Map::new());
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(not_a_cache())),
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(entries)) => Ok(entries),
+        _ => Err(not_a_cache()),
     }
 }
 
@@ -192,8 +240,9 @@ pub fn choose(
         };
         return Ok((variant, "chosen by --matmul".into()));
     }
-    let Some(path) = cache_path(gpu.kernel_cache.as_deref()) else {
-        return Ok((default, "default: not tuned, MLP_KERNEL_CACHE=off".into()));
+    let path = match cache_path(gpu.kernel_cache.as_deref()) {
+        Ok(path) => path,
+        Err(why) => return Ok((default, format!("default: not tuned, {why}"))),
     };
     let key = key(context, work);
     if let Some(variant) = cached(&path, &key)? {
@@ -238,6 +287,15 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     if net.backend() != BackendKind::Gpu {
         bail!("tune times the GPU's kernels: give --backend gpu");
     }
+    if net.gpu.kernel.is_some() || net.gpu.matmul.is_some() {
+        return Err(UsageError(
+            "tune times every kernel variant: --kernel and --matmul choose one; drop them".into(),
+        )
+        .into());
+    }
+    if let Ok(path) = cache_path(net.gpu.kernel_cache.as_deref()) {
+        check_cache(&path)?;
+    }
     let Prepared {
         settings,
         data,
@@ -268,14 +326,14 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     }
     let key = key(&context, &work);
     match cache_path(net.gpu.kernel_cache.as_deref()) {
-        Some(path) => {
+        Ok(path) => {
             let variant = save(&path, &key, &timings)?;
             say!(
                 "fastest: {variant}, kept in {} for later runs",
                 path.display()
             );
         }
-        None => say!("not kept: MLP_KERNEL_CACHE=off"),
+        Err(why) => say!("not kept: {why}"),
     }
     Ok(())
 }

@@ -95,6 +95,19 @@ pub fn positive_usize(text: &str) -> Result<usize, String> {
     }
 }
 
+/// A class count: labels are bytes, so a label file can tell at most 256 classes apart.
+pub fn class_count(text: &str) -> Result<usize, String> {
+    match positive_usize(text)? {
+        n if n > MAX_CLASSES => Err(format!(
+            "more than the {MAX_CLASSES} classes a label file can hold (each label is one byte)"
+        )),
+        n => Ok(n),
+    }
+}
+
+/// The most classes an IDX label file can name: its labels are bytes.
+pub const MAX_CLASSES: usize = 256;
+
 pub fn choice<T: std::str::FromStr<Err = UnknownChoice>>(text: &str) -> Result<T, String> {
     text.parse().map_err(|e: UnknownChoice| e.to_string())
 }

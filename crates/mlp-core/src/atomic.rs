@@ -78,7 +78,7 @@ pub fn resolve_target(path: &Path) -> Result<PathBuf, OutputError> {
 }
 
 #[cfg(unix)]
-fn special_kind(meta: &fs::Metadata) -> &'static str {
+pub(crate) fn special_kind(meta: &fs::Metadata) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     let kind = meta.file_type();
     if kind.is_char_device() || kind.is_block_device() {
@@ -93,7 +93,7 @@ fn special_kind(meta: &fs::Metadata) -> &'static str {
 }
 
 #[cfg(not(unix))]
-fn special_kind(_meta: &fs::Metadata) -> &'static str {
+pub(crate) fn special_kind(_meta: &fs::Metadata) -> &'static str {
     "a special file"
 }
 
@@ -106,9 +106,11 @@ fn directory_of(path: &Path) -> &Path {
 
 /// Checks, before any work whose result goes to `path`, that [`write_atomically`] can write
 /// it: the target is acceptable and a temporary file can be created beside it (which is
-/// then removed). Nothing at `path` is touched.
+/// then removed). Nothing at `path` is touched; temporary files that killed runs left
+/// beside it are removed.
 pub fn check_writable(path: &Path) -> Result<(), OutputError> {
     let target = resolve_target(path)?;
+    remove_stale_partial_files(&target);
     let partial = PartialFile::create(&target)?;
     drop(partial);
     Ok(())
@@ -136,6 +138,8 @@ struct PartialFile {
     file: Option<File>,
     path: PathBuf,
     target: PathBuf,
+    /// Renamed over its target: nothing is left to remove.
+    persisted: bool,
 }
 
 impl PartialFile {
@@ -161,6 +165,7 @@ impl PartialFile {
             file: Some(file),
             path,
             target: target.to_path_buf(),
+            persisted: false,
         })
     }
 
@@ -176,12 +181,14 @@ impl PartialFile {
         file.write_all(bytes).map_err(|e| self.io_error(e))
     }
 
-    /// Flushes the bytes to the disk and renames the file over its target.
+    /// Flushes the bytes to the disk and renames the file over its target. On failure the
+    /// temporary file is removed when `self` drops.
     fn persist(mut self) -> Result<(), OutputError> {
         let file = self.file.take().expect("open until persisted");
         file.sync_all().map_err(|e| self.io_error(e))?;
         drop(file);
         fs::rename(&self.path, &self.target).map_err(|e| self.io_error(e))?;
+        self.persisted = true;
         self.forget();
         // The rename itself reaches the disk with the directory; a failure here loses
         // nothing that a crash before the rename would not have.
@@ -201,11 +208,53 @@ impl PartialFile {
 
 impl Drop for PartialFile {
     fn drop(&mut self) {
-        if self.file.take().is_some() {
+        if !self.persisted {
+            self.file.take();
             let _ = fs::remove_file(&self.path);
             self.forget();
         }
     }
+}
+
+/// Removes the temporary files that killed processes left beside `target`: those named
+/// `.{name}.{pid}-{n}.partial` whose process no longer runs. A live process's file is its
+/// write in progress and stays.
+pub fn remove_stale_partial_files(target: &Path) {
+    let Some(name) = target.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    let Ok(entries) = fs::read_dir(directory_of(target)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file_name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".partial"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest
+            .split_once('-')
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !process_runs(pid) && entry.file_type().is_ok_and(|kind| kind.is_file()) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether process `pid` runs on this machine. Where that cannot be told (no /proc), every
+/// process is taken to run, so that no file is removed.
+pub fn process_runs(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    let proc_root = Path::new("/proc");
+    !proc_root.join("self").exists() || proc_root.join(pid.to_string()).exists()
 }
 
 #[cfg(test)]
@@ -270,6 +319,37 @@ mod tests {
         std::os::unix::fs::symlink(dir.join("gone"), dir.join("dangling")).unwrap();
         assert!(refused(&dir.join("dangling")).contains("does not exist"));
         assert_eq!(entries(&dir), ["dangling"]);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_rename_removes_its_temporary_file() {
+        let dir = scratch("failed-rename");
+        let path = dir.join("m.safetensors");
+        let mut partial = PartialFile::create(&path).unwrap();
+        partial.write_all(b"new").unwrap();
+        // A directory made at the target while the file was written: the rename fails.
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("inside"), b"kept").unwrap();
+        assert!(partial.persist().is_err());
+        assert_eq!(entries(&dir), ["m.safetensors"]);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn stale_temporary_files_of_dead_processes_are_removed_and_live_ones_kept() {
+        let dir = scratch("stale");
+        let path = dir.join("m.safetensors");
+        // No process has a pid this large (the kernel's limit is 2^22).
+        let dead = format!(".m.safetensors.{}-0.partial", u32::MAX - 1);
+        let live = format!(".m.safetensors.{}-7.partial", std::process::id());
+        for name in [&dead, &live, &".other.4000000000-0.partial".to_string()] {
+            fs::write(dir.join(name), b"half").unwrap();
+        }
+        check_writable(&path).unwrap();
+        let mut expected = vec![".other.4000000000-0.partial".to_string(), live];
+        expected.sort();
+        assert_eq!(entries(&dir), expected);
         fs::remove_dir_all(dir).unwrap();
     }
 

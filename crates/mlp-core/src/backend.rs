@@ -126,8 +126,9 @@ pub struct Evaluation {
     pub loss_terms: usize,
     /// Images whose argmax of A_L equals the label.
     pub correct: usize,
-    /// argmax of A_L per image (the first index on ties, as NumPy's argmax).
-    pub predictions: Vec<u8>,
+    /// argmax of A_L per image (the first index on ties, as NumPy's argmax): as wide as any
+    /// output layer, not a label's byte.
+    pub predictions: Vec<u32>,
     /// Output classes per image.
     pub classes: usize,
 }
@@ -137,14 +138,14 @@ impl Evaluation {
     pub fn new(
         loss_sum: f64,
         loss_terms: usize,
-        predictions: Vec<u8>,
+        predictions: Vec<u32>,
         labels: &[u8],
         classes: usize,
     ) -> Self {
         let correct = predictions
             .iter()
             .zip(labels)
-            .filter(|(p, l)| p == l)
+            .filter(|&(&p, &l)| p == u32::from(l))
             .count();
         Self {
             loss_sum,

@@ -147,7 +147,72 @@ impl Checkpoint {
             best,
         };
         checkpoint.model.check_finite(path)?;
+        checkpoint.check_consistent().map_err(bad)?;
         Ok(checkpoint)
+    }
+
+    /// The fields checked against each other, as the run that wrote them left them: a history
+    /// of exactly `epoch` epochs in order with finite figures, a best epoch among them whose
+    /// loss is that epoch's, and finite parameters and optimiser state (Adam's second moments,
+    /// squares, never below zero).
+    fn check_consistent(&self) -> Result<(), String> {
+        if self.history.len() != self.epoch {
+            return Err(format!(
+                "its history has {} epochs, but it is after epoch {}",
+                self.history.len(),
+                self.epoch
+            ));
+        }
+        for (i, m) in self.history.iter().enumerate() {
+            if m.epoch != i + 1 {
+                return Err(format!(
+                    "its history's epoch {} is numbered {}",
+                    i + 1,
+                    m.epoch
+                ));
+            }
+            let figures = [m.train_loss, m.val_loss, m.seconds];
+            let accuracy = (0.0..=1.0).contains(&m.val_accuracy);
+            if !accuracy || figures.iter().any(|v| !v.is_finite() || *v < 0.0) {
+                return Err(format!(
+                    "its history's epoch {} has figures out of range",
+                    i + 1
+                ));
+            }
+        }
+        if let Some((epoch, loss, parameters)) = &self.best {
+            let recorded = (1..=self.epoch)
+                .contains(epoch)
+                .then(|| self.history[epoch - 1].val_loss);
+            if recorded != Some(*loss) {
+                return Err(format!(
+                    "\"best_epoch\" = {epoch} with \"best_val_loss\" = {loss} is not an epoch \
+                     of its history with that validation loss"
+                ));
+            }
+            if parameters.as_ref().is_some_and(|p| !p.is_finite()) {
+                return Err("the best epoch's parameters hold a value that is not finite".into());
+            }
+        }
+        let finite = |layers: &[crate::network::Layer], at_least: f32| {
+            layers.iter().all(|l| {
+                l.weights
+                    .iter()
+                    .chain(&l.bias)
+                    .all(|v| v.is_finite() && *v >= at_least)
+            })
+        };
+        if !finite(&self.optimiser.first, f32::NEG_INFINITY) {
+            return Err("its optimiser state (first.*) holds a value that is not finite".into());
+        }
+        if !finite(&self.optimiser.second, 0.0) {
+            return Err(
+                "its optimiser state (second.*, squares) holds a value that is negative or not \
+                 finite"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -257,11 +322,55 @@ mod tests {
         let plain = Checkpoint {
             best: None,
             history: Vec::new(),
+            epoch: 0,
             ..checkpoint
         };
         assert_eq!(
             Checkpoint::from_bytes(&plain.to_bytes(), path).unwrap(),
             plain
+        );
+    }
+
+    #[test]
+    fn fields_that_disagree_are_refused_naming_the_file() {
+        let path = Path::new("c.safetensors");
+        let refused = |edit: &dyn Fn(&mut Checkpoint), reason: &str| {
+            let mut checkpoint = checkpoint();
+            edit(&mut checkpoint);
+            let err = Checkpoint::from_bytes(&checkpoint.to_bytes(), path)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("c.safetensors") && err.contains(reason),
+                "{err}"
+            );
+        };
+        refused(
+            &|c| c.epoch = 1,
+            "history has 2 epochs, but it is after epoch 1",
+        );
+        refused(&|c| c.history[1].epoch = 7, "epoch 2 is numbered 7");
+        refused(&|c| c.history[0].val_loss = f64::NAN, "out of range");
+        refused(
+            &|c| c.best.as_mut().unwrap().0 = usize::MAX,
+            "is not an epoch",
+        );
+        refused(
+            &|c| c.best.as_mut().unwrap().1 = f64::NAN,
+            "is not an epoch",
+        );
+        refused(&|c| c.best.as_mut().unwrap().1 = 0.25, "is not an epoch");
+        refused(
+            &|c| c.optimiser.first[0].bias[0] = f32::INFINITY,
+            "(first.*)",
+        );
+        refused(
+            &|c| c.optimiser.second[0].bias[0] = -1.0,
+            "negative or not finite",
+        );
+        refused(
+            &|c| c.optimiser.second[1].weights[[0, 0]] = f32::NAN,
+            "(second.*",
         );
     }
 

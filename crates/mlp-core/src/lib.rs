@@ -12,6 +12,7 @@ pub mod cpu;
 pub mod data;
 pub mod dense;
 pub mod digit;
+pub mod input;
 pub mod memory;
 pub mod metrics;
 pub mod model;

@@ -9,10 +9,16 @@ pub struct ConfusionMatrix {
 }
 
 impl ConfusionMatrix {
-    pub fn new(classes: usize, labels: &[u8], predictions: &[u8]) -> Self {
+    /// `classes` x `classes` counts, widened where a label or a prediction lies beyond them:
+    /// at most 256 rows (labels are bytes) and the network's outputs as columns.
+    pub fn new(classes: usize, labels: &[u8], predictions: &[u32]) -> Self {
+        let widest = |found: Option<usize>| found.map_or(0, |c| c + 1);
+        let classes = classes
+            .max(widest(labels.iter().max().map(|&l| usize::from(l))))
+            .max(widest(predictions.iter().max().map(|&p| p as usize)));
         let mut counts = vec![vec![0; classes]; classes];
         for (&label, &prediction) in labels.iter().zip(predictions) {
-            counts[usize::from(label)][usize::from(prediction)] += 1;
+            counts[usize::from(label)][prediction as usize] += 1;
         }
         Self { counts }
     }

@@ -10,12 +10,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, Array2};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::atomic::{OutputError, write_atomically};
+use crate::input::{self, InputError};
 use crate::network::{Layer, LayerSizes, Parameters};
 use crate::options::{Activation, Output};
 
@@ -30,6 +32,8 @@ pub enum ModelError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Input(#[from] InputError),
     #[error("cannot save the model")]
     Write(#[from] OutputError),
     #[error(
@@ -260,11 +264,63 @@ impl Model {
 }
 
 /// The bytes of the file at `path`, a model's or a checkpoint's.
+/// Read as the input rule says ([`crate::input`]): a regular file, and no more bytes than its
+/// safetensors header says the file holds (a file whose first bytes are no such header is read
+/// only as far as [`HEADERLESS_LIMIT`], enough for the parser to say what is wrong).
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, ModelError> {
-    fs::read(path).map_err(|source| ModelError::Read {
+    let read_error = |source| ModelError::Read {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let (mut file, size) = input::open_regular(path).map_err(|e| match e {
+        InputError::Io { source, .. } => read_error(source),
+        refused => ModelError::Input(refused),
+    })?;
+    let limit = promised_size(&mut file).map_err(read_error)?;
+    let limit = limit.unwrap_or(HEADERLESS_LIMIT.min(size));
+    if size > limit {
+        return Err(format_error(
+            path,
+            format!("it is {size} bytes, but its header describes {limit}"),
+        ));
+    }
+    file.seek(SeekFrom::Start(0)).map_err(read_error)?;
+    let mut bytes = Vec::with_capacity(limit as usize);
+    file.take(limit)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    Ok(bytes)
+}
+
+/// How much of a file that is not safetensors is read: its first bytes tell the parser so.
+const HEADERLESS_LIMIT: u64 = 1 << 16;
+
+/// The largest header safetensors itself accepts.
+const MAX_HEADER: u64 = 100_000_000;
+
+/// The size a safetensors file's header says the file has: the 8-byte length, the header and
+/// the furthest tensor's end. `None` where the first bytes are no such header.
+fn promised_size(file: &mut fs::File) -> std::io::Result<Option<u64>> {
+    let mut length = [0u8; 8];
+    if file.read_exact(&mut length).is_err() {
+        return Ok(None);
+    }
+    let header_len = u64::from_le_bytes(length);
+    if header_len > MAX_HEADER {
+        return Ok(None);
+    }
+    let mut header = Vec::new();
+    file.take(header_len).read_to_end(&mut header)?;
+    let Ok(serde_json::Value::Object(entries)) = serde_json::from_slice(&header) else {
+        return Ok(None);
+    };
+    let data_end = entries
+        .iter()
+        .filter(|(name, _)| *name != "__metadata__")
+        .filter_map(|(_, tensor)| tensor["data_offsets"][1].as_u64())
+        .max()
+        .unwrap_or(0);
+    Ok(Some(8 + header_len + data_end))
 }
 
 fn format_error(path: &Path, problem: String) -> ModelError {

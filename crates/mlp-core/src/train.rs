@@ -205,7 +205,7 @@ impl BestEpoch {
     /// epochs.
     pub fn should_stop(&self, epoch: usize) -> bool {
         match (self.patience, self.best) {
-            (Some(patience), Some((best, _))) => epoch - best >= patience,
+            (Some(patience), Some((best, _))) => epoch.saturating_sub(best) >= patience,
             _ => false,
         }
     }

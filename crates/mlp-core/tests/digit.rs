@@ -55,7 +55,7 @@ fn off_centre(digit: &GrayImage) -> GrayImage {
 }
 
 /// The predictions of `parameters` for `images`.
-fn predict(parameters: &Parameters, images: Dataset) -> Vec<u8> {
+fn predict(parameters: &Parameters, images: Dataset) -> Vec<u32> {
     let mut backend = CpuBackend::new(
         parameters.clone(),
         &Hyperparameters::seed_with_rate(0.01),

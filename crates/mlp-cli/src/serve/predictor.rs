@@ -72,7 +72,7 @@ impl Predictor {
                 inference_backend(self.device.backend, &self.device.gpu, &self.model, &images)?;
             (backend.validation_outputs()?, backend.name())
         };
-        let digit = usize::from(mlp_core::cpu::argmax_rows(output.view())[0]);
+        let digit = mlp_core::cpu::argmax_rows(output.view())[0] as usize;
         let output = output.row(0);
         Ok(Prediction {
             digit,

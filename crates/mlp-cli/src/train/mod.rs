@@ -33,9 +33,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
              model on the images it is then judged on"
         ));
     }
-    if let Some(dir) = resume::checkpoint_dir(args) {
-        resume::check_dir(dir)?;
-    }
+    // Held until the run ends: no other run writes into the same directory meanwhile.
+    let _checkpoint_dir = resume::open_dir(args)?;
     let Prepared {
         settings,
         data,
@@ -185,10 +184,9 @@ fn choose_model(
             described: "the validation set".into(),
         });
     };
-    let parameters = run
-        .best_parameters
-        .take()
-        .expect("the best epoch's parameters are kept with --validation");
+    let parameters = run.best_parameters.take().ok_or_else(|| {
+        anyhow!("the parameters of epoch {epoch}, the best, were not kept: no model to test")
+    })?;
     let evaluation = evaluate_on(&args.network, settings, parameters.clone(), test)?;
     say!(
         "test set: loss {:.5}  accuracy {:.2}% ({} of {}), the model of epoch {epoch}, chosen \
@@ -341,7 +339,10 @@ fn train_epochs(
             ));
             break;
         }
-        let saves_something = args.save.is_some() || args.metrics.is_some() || args.plots.is_some();
+        let saves_something = args.save.is_some()
+            || args.metrics.is_some()
+            || args.plots.is_some()
+            || resume::checkpoint_dir(args).is_some();
         if console::stdout_closed() && !saves_something {
             // Nobody reads the rest, and nothing is kept: the run is over.
             break;

@@ -1,11 +1,13 @@
 //! What a training run writes besides its console lines: the checks of every output path
 //! before any work, the saved model and what it records of the run, and the plots.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow};
-use mlp_core::atomic::{OutputError, check_writable, resolve_target};
+use anyhow::{Context, Result, anyhow, bail};
+use mlp_core::atomic::{OutputError, check_writable};
+use mlp_core::checkpoint;
 use mlp_core::data::DataFormat;
+use mlp_core::input::same_file;
 use mlp_core::metrics::ConfusionMatrix;
 use mlp_core::train::EpochMetrics;
 use mlp_core::{Evaluation, Model, ModelInfo, Output, Parameters};
@@ -15,8 +17,10 @@ use crate::console::say;
 use crate::plots::{ClassNames, Plots};
 use crate::session::Session;
 use crate::settings::Settings;
+use crate::{resume, tune};
 
-/// Refuses, before any work, a run whose results could not be written.
+/// Refuses, before any work, a run whose results could not be written, or whose outputs
+/// would overwrite one another or a file the run reads.
 pub(super) fn check_outputs(args: &TrainArgs) -> Result<()> {
     if let Some(path) = &args.save {
         check_writable(path).context("--save")?;
@@ -27,14 +31,89 @@ pub(super) fn check_outputs(args: &TrainArgs) -> Result<()> {
     if let Some(dir) = &args.plots {
         check_plots_dir(dir).context("--plots")?;
     }
-    if let (Some(save), Some(metrics)) = (&args.save, &args.metrics) {
-        // Both were just checked, so both resolve; one file for both would lose one of them.
-        if resolve_target(save)? == resolve_target(metrics)? {
-            return Err(anyhow!(
-                "--save {} and --metrics {} are the same file: give each its own",
-                save.display(),
-                metrics.display()
-            ));
+    if let Some(cache) = tune::cache_written(&args.network) {
+        tune::check_cache(&cache)?;
+    }
+    check_distinct(&outputs(args), &inputs(args))
+}
+
+/// A file the run names, and the option that names it.
+type Named = (String, PathBuf);
+
+/// Every file the run writes.
+fn outputs(args: &TrainArgs) -> Vec<Named> {
+    let mut files = Vec::new();
+    let mut add = |option: &str, path: &Path| files.push((option.to_string(), path.to_path_buf()));
+    if let Some(path) = &args.save {
+        add("--save", path);
+    }
+    if let Some(path) = &args.metrics {
+        add("--metrics", path);
+    }
+    if let Some(dir) = &args.plots {
+        let plots = Plots::in_dir(dir);
+        for file in [
+            &plots.loss,
+            &plots.accuracy,
+            &plots.digits,
+            &plots.confusion,
+        ] {
+            add("--plots", file);
+        }
+    }
+    if let Some(dir) = resume::checkpoint_dir(args) {
+        let option = if args.checkpoint.is_some() {
+            "--checkpoint"
+        } else {
+            "--resume"
+        };
+        add(option, &checkpoint::file_in(dir));
+    }
+    if let Some(cache) = tune::cache_written(&args.network) {
+        add("the kernel cache", &cache);
+    }
+    files
+}
+
+/// Every file the run reads.
+fn inputs(args: &TrainArgs) -> Vec<Named> {
+    let net = &args.network;
+    let mut files = Vec::new();
+    if let Some(path) = &net.init {
+        files.push(("--init".to_string(), path.clone()));
+    }
+    let (dir, format) = (net.data.dir(), net.data.format());
+    for file in mlp_core::data::MNIST_FILES {
+        let name = format.file_name(file);
+        for name in [name.clone(), format!("{name}.gz")] {
+            files.push(("the data set".to_string(), dir.join(name)));
+        }
+    }
+    files
+}
+
+/// Refuses two outputs that are one file, and an output that is one of the inputs, naming
+/// both options. A checkpoint that a resumed run goes on writing is its own input by design.
+fn check_distinct(outputs: &[Named], inputs: &[Named]) -> Result<()> {
+    for (i, (option, path)) in outputs.iter().enumerate() {
+        for (other, other_path) in &outputs[..i] {
+            if same_file(path, other_path) {
+                bail!(
+                    "{other} {} and {option} {} are the same file: give each its own",
+                    other_path.display(),
+                    path.display()
+                );
+            }
+        }
+        for (input, input_path) in inputs {
+            if same_file(path, input_path) {
+                bail!(
+                    "{option} {} would overwrite {input} {}, which this run reads: give {option} \
+                     another file",
+                    path.display(),
+                    input_path.display()
+                );
+            }
         }
     }
     Ok(())

@@ -369,7 +369,7 @@ pub fn loss_terms(output: Output, rows: usize, classes: usize) -> usize {
 }
 
 /// The index of the largest value of each row, the first one on ties (E9).
-pub fn argmax_rows<F: Real>(activation: ArrayView2<F>) -> Vec<u8> {
+pub fn argmax_rows<F: Real>(activation: ArrayView2<F>) -> Vec<u32> {
     activation
         .outer_iter()
         .map(|row| {
@@ -379,7 +379,7 @@ pub fn argmax_rows<F: Real>(activation: ArrayView2<F>) -> Vec<u8> {
                     best = class;
                 }
             }
-            best as u8
+            u32::try_from(best).expect("a layer's width fits in u32 (LayerSizes checks it)")
         })
         .collect()
 }

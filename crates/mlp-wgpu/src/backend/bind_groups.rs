@@ -59,7 +59,7 @@ pub(super) fn uniform_reads(
     let max_bytes = context.limits.max_uniform_buffer_binding_size;
     let first_deltas_bytes = (max_batch * sizes[1] * 4) as u64;
     UniformReads {
-        first_deltas: (sizes[1] % 8 == 0 && first_deltas_bytes <= max_bytes)
+        first_deltas: (sizes[1].is_multiple_of(8) && first_deltas_bytes <= max_bytes)
             .then_some((first_deltas_bytes / 16) as u32),
         dense_parameters: (dense_bytes <= max_bytes).then_some((dense_bytes / 16) as u32),
         first_weights: first_weight_pieces(
@@ -442,12 +442,12 @@ pub(super) fn first_weight_pieces(
     align: u64,
 ) -> Option<WeightPieces> {
     let row_bytes = outputs as u64 * 4;
-    if outputs % 8 != 0 || row_bytes == 0 {
+    if !outputs.is_multiple_of(8) || row_bytes == 0 {
         return None;
     }
     let piece_rows = (1..=max_bytes / row_bytes)
         .rev()
-        .find(|&n| n * row_bytes % align == 0)?;
+        .find(|&n| (n * row_bytes).is_multiple_of(align))?;
     let rows = rows as u64;
     let needed = rows.div_ceil(piece_rows);
     if needed > 4 {

@@ -34,7 +34,7 @@ impl GpuBackend {
         }
         self.flush()?;
         let image_losses = self.read_f32(&self.tensors.image_losses, self.validation_count)?;
-        let predictions: Vec<u8> = if self.validation_count == 0 {
+        let predictions: Vec<u32> = if self.validation_count == 0 {
             Vec::new()
         } else {
             let bytes = self.context.read_buffer(
@@ -43,9 +43,6 @@ impl GpuBackend {
                 (self.validation_count * 4) as u64,
             )?;
             bytemuck::pod_collect_to_vec::<u8, u32>(&bytes)
-                .into_iter()
-                .map(|p| p as u8)
-                .collect()
         };
         let classes = *self.sizes.last().unwrap_or(&0);
         Ok(Evaluation::new(

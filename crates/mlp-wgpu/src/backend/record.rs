@@ -166,7 +166,7 @@ impl GpuBackend {
             Some(lists)
                 if self.file_order
                     && self.hyper.shift.is_none()
-                    && rows.start % lists.batch == 0
+                    && rows.start.is_multiple_of(lists.batch)
                     && rows.len() == lists.batch.min(self.train_count - rows.start) =>
             {
                 PixelSource::Cached {
