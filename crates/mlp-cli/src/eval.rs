@@ -12,7 +12,7 @@ use crate::session::{check_model_fits, inference_backend, load_model};
 pub fn run(args: &EvalArgs) -> Result<()> {
     let model = load_model(&args.model)?;
     let test = data::load(&args.data)?.test;
-    check_model_fits(&model, &args.model, &test)?;
+    check_model_fits(&model, &args.model, &test, args.data.format())?;
     let mut backend = inference_backend(args.device.backend, &args.device.gpu, &model, &test)?;
     let evaluation = backend.evaluate()?;
     let info = &model.info;

@@ -27,7 +27,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let (mut rows, mut cols) = (IMAGE_SIDE, IMAGE_SIDE);
     if let Some(index) = args.index {
         let test = data::load(&args.data)?.test;
-        check_model_fits(&model, &args.model, &test)?;
+        check_model_fits(&model, &args.model, &test, args.data.format())?;
         if index >= test.len() {
             bail!(
                 "--index {index} is past the end of the test set: give 0 to {}",

@@ -30,8 +30,10 @@ pub struct LockedDir {
     _lock: File,
 }
 
-/// The name of the lock file in a checkpoint directory; it holds the locking run's pid.
-const LOCK_FILE: &str = "lock";
+/// The name of the lock file in a checkpoint directory; it holds the locking run's pid. It is
+/// never removed: a run that removed it could leave a later run locking a new file of the same
+/// name while a third still holds the old one.
+const LOCK_FILE: &str = ".lock";
 
 /// Opens the run's checkpoint directory before any work: `--resume DIR` must be a directory
 /// that holds a checkpoint; the directory written to is made where missing, locked for the
@@ -218,10 +220,15 @@ pub fn resume(
         );
     }
     check_best_epoch(dir, args, &checkpoint, session.test.is_some())?;
+    let named = || format!("--resume {}", path.display());
     session
         .backend
-        .set_parameters(&checkpoint.model.parameters)?;
-    session.backend.set_optimiser_state(&checkpoint.optimiser)?;
+        .set_parameters(&checkpoint.model.parameters)
+        .with_context(named)?;
+    session
+        .backend
+        .set_optimiser_state(&checkpoint.optimiser)
+        .with_context(named)?;
     Ok(checkpoint)
 }
 

@@ -9,7 +9,7 @@ use mlp_core::simd::InstructionSet;
 use mlp_core::{Backend, CpuBackend, Dataset, Evaluation, Hyperparameters, Model, Parameters};
 use mlp_wgpu::{GpuBackend, GpuContext, KernelVariant};
 
-use crate::args::{BackendKind, GpuArgs, NetworkArgs};
+use crate::args::{BackendKind, GpuArgs, NetworkArgs, UsageError};
 use crate::data;
 use crate::settings::{DataShape, Settings};
 use crate::tune::{self, Workload};
@@ -160,7 +160,7 @@ pub fn split_data(args: &NetworkArgs) -> Result<RunData> {
     let (train, validation, test) = match args.held_out() {
         None => (mnist.train, mnist.test, None),
         Some(held_out) => {
-            let count = held_out.of(mnist.train.len()).map_err(anyhow::Error::msg)?;
+            let count = held_out.of(mnist.train.len()).map_err(UsageError)?;
             let (train, validation) = mnist.train.split_last(count);
             (train, validation, Some(mnist.test))
         }
@@ -248,7 +248,28 @@ pub fn load_model(path: &Path) -> Result<Model> {
 }
 
 /// Fails unless `model` takes `set`'s images and has an output for each of its labels.
-pub fn check_model_fits(model: &Model, model_path: &Path, set: &Dataset) -> Result<()> {
+/// `format` is the data set `set` comes from: a model that records another one is refused,
+/// since its outputs name other classes (--any-idx takes the files as they are).
+pub fn check_model_fits(
+    model: &Model,
+    model_path: &Path,
+    set: &Dataset,
+    format: DataFormat,
+) -> Result<()> {
+    let trained_on = model
+        .info
+        .options
+        .get("dataset")
+        .map_or("MNIST", String::as_str);
+    if format != DataFormat::AnyIdx && trained_on != format.name() {
+        bail!(
+            "{} was trained on {trained_on}, but this data is {}: its outputs name other \
+             classes; give the data set it was trained on (--dataset), or --any-idx to \
+             evaluate it on these files as they are",
+            model_path.display(),
+            format.name()
+        );
+    }
     let sizes = model.parameters.sizes();
     let (inputs, outputs) = (sizes[0], sizes[sizes.len() - 1]);
     if inputs != set.pixels() {

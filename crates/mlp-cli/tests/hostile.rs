@@ -206,6 +206,11 @@ impl Fixture {
             info: mlp_core::ModelInfo::seed(0),
         };
         model.save(&root.join("seed.safetensors")).unwrap();
+        let mut fashion = model.clone();
+        let options = &mut fashion.info.options;
+        options.insert("dataset".into(), "Fashion-MNIST".into());
+        fashion.save(&root.join("fashion.safetensors")).unwrap();
+        fs::create_dir(root.join("ck")).unwrap();
         Self { scratch }
     }
 
@@ -518,6 +523,158 @@ fn cases(f: &Fixture) -> Vec<Case> {
             with(&["--init", &p("missing.safetensors")]),
             1,
             "cannot read the model file",
+        ),
+        // Outputs over inputs and over each other (docs/reliability.md, item 5).
+        row(
+            "metrics over the --init model",
+            with(&[
+                "--init",
+                &p("seed.safetensors"),
+                "--metrics",
+                &p("seed.safetensors"),
+            ]),
+            1,
+            "--metrics",
+        ),
+        row(
+            "save over a data file",
+            vec![
+                "--any-idx".into(),
+                "--data-dir".into(),
+                p("both"),
+                "--save".into(),
+                p("both/train-labels-idx1-ubyte.gz"),
+            ],
+            1,
+            "would overwrite the data set",
+        ),
+        row(
+            "save over the checkpoint",
+            with(&[
+                "--checkpoint",
+                &p("ck"),
+                "--save",
+                &p("ck/../ck/checkpoint.safetensors"),
+            ]),
+            1,
+            "are the same file: give each its own",
+        ),
+        // Files that are no regular files, read as inputs (item 10).
+        row(
+            "a FIFO as the model",
+            vec!["eval".into(), "--model".into(), fifo.clone()],
+            1,
+            "it is a FIFO, not a regular file",
+        ),
+        row(
+            "a FIFO as the initial model",
+            with(&["--init", &fifo]),
+            1,
+            "it is a FIFO, not a regular file",
+        ),
+        row(
+            "a device as the model",
+            vec!["eval".into(), "--model".into(), "/dev/zero".into()],
+            1,
+            "it is a device, not a regular file",
+        ),
+        row(
+            "a FIFO as a picture",
+            vec![
+                "predict".into(),
+                "--model".into(),
+                p("seed.safetensors"),
+                fifo.clone(),
+            ],
+            1,
+            "it is a FIFO, not a regular file",
+        ),
+        row(
+            "a FIFO as the kernel cache",
+            with(&["--backend", "gpu", "--kernel-cache", &fifo]),
+            1,
+            "it is a FIFO, not a regular file",
+        ),
+        row(
+            "a device as the kernel cache",
+            with(&["--backend", "gpu", "--kernel-cache", "/dev/zero"]),
+            1,
+            "it is a device",
+        ),
+        row(
+            "an unwritable kernel cache, before any work",
+            with(&["--backend", "gpu", "--kernel-cache", "/proc/kernels.json"]),
+            1,
+            "the kernel cache: cannot write /proc/kernels.json",
+        ),
+        row(
+            "tune with one kernel",
+            vec![
+                "tune".into(),
+                "--backend".into(),
+                "gpu".into(),
+                "--kernel".into(),
+                "fused-storage".into(),
+            ],
+            2,
+            "tune times every kernel variant",
+        ),
+        // Checkpoint directories (items 6 and 11).
+        row(
+            "a checkpoint directory that is a file",
+            with(&["--checkpoint", &old]),
+            1,
+            "it is a file, not a directory",
+        ),
+        row(
+            "resume from nowhere",
+            with(&["--resume", &p("nowhere")]),
+            1,
+            "no such directory",
+        ),
+        row(
+            "resume from a directory without a checkpoint",
+            with(&["--resume", &p("no-test")]),
+            1,
+            "it holds no checkpoint",
+        ),
+        // Classes (items 1 and 2).
+        row(
+            "more classes than labels can name",
+            with(&["--classes", "20000"]),
+            2,
+            "more than the 256 classes a label file can hold",
+        ),
+        // Messages (items 12 and 14).
+        row(
+            "kmnist missing, without downloading",
+            vec![
+                "--dataset".into(),
+                "kmnist".into(),
+                "--no-download".into(),
+                "--data-dir".into(),
+                p("absent"),
+            ],
+            1,
+            "run `mlp-cli download --dataset kmnist`",
+        ),
+        row(
+            "a Fashion-MNIST model on MNIST",
+            vec![
+                "eval".into(),
+                "--model".into(),
+                p("fashion.safetensors"),
+                "--data-dir".into(),
+                mnist.clone(),
+            ],
+            1,
+            "was trained on Fashion-MNIST, but this data is MNIST",
+        ),
+        row(
+            "holding out every training image",
+            with(&["--validation", "60000"]),
+            2,
+            "leaving none of the",
         ),
         row(
             "momentum without its optimiser",
@@ -952,4 +1109,328 @@ fn mlp_simd_is_refused_unless_the_cpu_has_it() {
         String::from_utf8_lossy(&scalar.stderr)
     );
     assert!(stdout.contains("f32, scalar)"), "{stdout}");
+}
+
+fn mlp_cli_in(dir: &Path, env: &[(&str, Option<&str>)], args: &[&str]) -> Output {
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(dir)
+        .args(args)
+        .env_remove("MNIST_DIR")
+        .stdin(Stdio::null());
+    for (name, value) in env {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    command.output().expect("mlp-cli runs")
+}
+
+fn succeeded(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    format!("{}{stderr}", String::from_utf8_lossy(&out.stdout))
+}
+
+fn failed(out: &Output, code: i32, text: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains(text), "{text:?} not in: {stderr}");
+}
+
+/// Items 6 and 7: a second run on a checkpoint directory in use is refused at once, naming the
+/// first run's pid; a finished run's checkpoint is not replaced by a new run; temporary files
+/// that a killed run left are removed when the directory is next opened.
+#[test]
+fn a_checkpoint_directory_is_one_run_s_and_stale_temporary_files_go() {
+    let scratch = Scratch::new("checkpoint-lock");
+    let dir = scratch.file("ck");
+    let mnist = mnist();
+    let run = |more: &[&str]| -> Vec<String> {
+        [
+            "--epochs",
+            "30",
+            "--limit",
+            "20000",
+            "-q",
+            "--data-dir",
+            &mnist,
+        ]
+        .iter()
+        .chain(more)
+        .map(ToString::to_string)
+        .collect()
+    };
+    let mut first = Command::new(BIN)
+        .env("MLP_KERNEL_CACHE", "off")
+        .args(run(&["--checkpoint", &dir, "--preset", "modern"]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = scratch.path().join("ck/.lock");
+    let started = std::time::Instant::now();
+    while fs::read_to_string(&lock).map_or(true, |pid| pid.trim().is_empty()) {
+        assert!(started.elapsed() < Duration::from_secs(60), "no lock taken");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second = mlp_cli(&strs(&run(&["--checkpoint", &dir, "--preset", "modern"])));
+    let pid = first.id().to_string();
+    let _ = first.kill();
+    first.wait().unwrap();
+    failed(
+        &second,
+        1,
+        &format!("another run (pid {pid}) is using this directory"),
+    );
+
+    // The first run is gone, its lock with it; it left a checkpoint, and a killed write's file.
+    let checkpoint = scratch.path().join("ck/checkpoint.safetensors");
+    let started = std::time::Instant::now();
+    while !checkpoint.exists() {
+        // Killed before its first epoch ended: make the run's checkpoint by a short run.
+        let out = mlp_cli(&[
+            "--epochs",
+            "1",
+            "--limit",
+            "200",
+            "-q",
+            "--data-dir",
+            &mnist,
+            "--checkpoint",
+            &dir,
+        ]);
+        succeeded(&out);
+        assert!(started.elapsed() < Duration::from_secs(60));
+    }
+    let stale = scratch
+        .path()
+        .join("ck/.checkpoint.safetensors.4000000000-0.partial");
+    fs::write(&stale, b"half a checkpoint").unwrap();
+    let before = fs::read(&checkpoint).unwrap();
+    failed(
+        &mlp_cli(&strs(&run(&["--checkpoint", &dir]))),
+        1,
+        "it holds the checkpoint of another run; give `--resume",
+    );
+    assert_eq!(fs::read(&checkpoint).unwrap(), before);
+    assert!(
+        stale.exists(),
+        "a refused run removes nothing before the lock is taken"
+    );
+    // Resuming opens the directory: the stale file goes.
+    let out = mlp_cli(&[
+        "--epochs",
+        "30",
+        "--limit",
+        "2000",
+        "-q",
+        "--data-dir",
+        &mnist,
+        "--resume",
+        &dir,
+    ]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!text.contains("panicked"), "{text}");
+    assert!(!stale.exists(), "the stale temporary file was not removed");
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// Items 3, 4 and 15: checkpoints whose fields disagree with the run are refused with a
+/// reason, never a panic: a best epoch without its parameters in a run that validates on
+/// held-out images, and a run that early stopping had already ended.
+#[test]
+fn resuming_a_checkpoint_that_cannot_go_on_is_refused() {
+    use mlp_core::checkpoint::{self, Checkpoint};
+    let scratch = Scratch::new("resume-refused");
+    let dir = scratch.file("ck");
+    let mnist = mnist();
+    let options = [
+        "--preset",
+        "modern",
+        "--epochs",
+        "10",
+        "--limit",
+        "400",
+        "--validation",
+        "100",
+        "--early-stopping",
+        "2",
+        "-q",
+        "--data-dir",
+        &mnist,
+    ];
+    let with = |more: &[&str]| -> Vec<String> {
+        options
+            .iter()
+            .chain(more)
+            .map(ToString::to_string)
+            .collect()
+    };
+    succeeded(&mlp_cli(&strs(&with(&["--checkpoint", &dir]))));
+    let file = checkpoint::file_in(Path::new(&dir));
+    let whole = Checkpoint::load(&file).unwrap();
+    assert!(whole.epoch >= 3, "the run wrote {} epochs", whole.epoch);
+    let after_three = |best: usize, keep_parameters: bool| {
+        let mut edited = whole.clone();
+        edited.epoch = 3;
+        edited.history.truncate(3);
+        let parameters = keep_parameters.then(|| whole.model.parameters.clone());
+        edited.best = Some((best, edited.history[best - 1].val_loss, parameters));
+        fs::write(&file, edited.to_bytes()).unwrap();
+    };
+    after_three(2, false);
+    failed(
+        &mlp_cli(&strs(&with(&["--resume", &dir]))),
+        1,
+        "names epoch 2 as its best but holds no best.* parameters",
+    );
+    after_three(1, true);
+    failed(
+        &mlp_cli(&strs(&with(&["--resume", &dir]))),
+        1,
+        "early stopping ended that run after epoch 3",
+    );
+}
+
+/// Item 8: a closed stdout does not end a run whose only output is its checkpoint.
+#[test]
+fn a_closed_stdout_does_not_end_a_checkpointed_run() {
+    let scratch = Scratch::new("closed-stdout-checkpoint");
+    let dir = scratch.file("ck");
+    let mnist = mnist();
+    let (code, stderr) = with_stdout_closed_after_a_line(&[
+        "--epochs",
+        "3",
+        "--limit",
+        "300",
+        "--data-dir",
+        &mnist,
+        "--checkpoint",
+        &dir,
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let file = mlp_core::checkpoint::file_in(Path::new(&dir));
+    let checkpoint = mlp_core::checkpoint::Checkpoint::load(&file).unwrap();
+    assert_eq!(checkpoint.epoch, 3, "the run ended early");
+}
+
+/// Item 2: a model of more than 256 outputs is judged by its real predictions, not by them
+/// cut to a byte. This one answers class 265 for every image: none is right.
+#[test]
+fn a_model_of_many_outputs_is_not_judged_by_a_byte() {
+    let scratch = Scratch::new("wide-model");
+    let sizes = mlp_core::LayerSizes::new(vec![784, 4, 266], 784, 266).unwrap();
+    let mut parameters = mlp_core::Parameters::seed_init(&sizes, 0);
+    parameters.layers[1].bias[265] = 100.0;
+    let model = mlp_core::Model {
+        parameters,
+        info: mlp_core::ModelInfo::seed(0),
+    };
+    let path = scratch.file("wide.safetensors");
+    model.save(Path::new(&path)).unwrap();
+    let mnist = mnist();
+    for backend in ["cpu", "gpu"] {
+        let out = mlp_cli(&[
+            "eval",
+            "--model",
+            &path,
+            "--backend",
+            backend,
+            "--data-dir",
+            &mnist,
+        ]);
+        let text = succeeded(&out);
+        assert!(
+            text.contains("accuracy 0.00% (0 correct)"),
+            "{backend}: {text}"
+        );
+    }
+}
+
+/// Item 13: the kernel cache's environment read as the XDG specification and the docs say.
+#[test]
+fn the_kernel_cache_follows_its_environment() {
+    let scratch = Scratch::new("kernel-cache-env");
+    let (home, work) = (scratch.path().join("home"), scratch.path().join("work"));
+    fs::create_dir_all(&home).unwrap();
+    fs::create_dir_all(&work).unwrap();
+    let mnist = mnist();
+    // The backend's line says why the kernels were not tuned.
+    let gpu_run = [
+        "--backend",
+        "gpu",
+        "--epochs",
+        "1",
+        "--limit",
+        "200",
+        "--data-dir",
+        &mnist,
+    ];
+    let home_text = home.to_string_lossy().into_owned();
+    let off = mlp_cli_in(
+        &work,
+        &[
+            ("MLP_KERNEL_CACHE", Some("OFF")),
+            ("HOME", Some(&home_text)),
+        ],
+        &gpu_run,
+    );
+    assert!(succeeded(&off).contains("not tuned, MLP_KERNEL_CACHE=off"));
+    let nothing = mlp_cli_in(
+        &work,
+        &[
+            ("MLP_KERNEL_CACHE", None),
+            ("XDG_CACHE_HOME", None),
+            ("HOME", None),
+        ],
+        &gpu_run,
+    );
+    assert!(succeeded(&nothing).contains("not tuned, no cache directory (HOME and XDG_CACHE_HOME"));
+    // A relative XDG_CACHE_HOME and an empty MLP_KERNEL_CACHE are ignored: the cache goes to
+    // HOME's, never under the working directory. An empty cache file is an empty cache.
+    let cache = home.join(".cache/mlp/kernels.json");
+    fs::create_dir_all(cache.parent().unwrap()).unwrap();
+    fs::write(&cache, b"").unwrap();
+    let tuned = mlp_cli_in(
+        &work,
+        &[
+            ("MLP_KERNEL_CACHE", Some("")),
+            ("XDG_CACHE_HOME", Some("relative")),
+            // Mesa keeps its shaders under XDG_CACHE_HOME, relative or not: not ours to judge.
+            ("MESA_SHADER_CACHE_DISABLE", Some("true")),
+            ("HOME", Some(&home_text)),
+        ],
+        &[
+            "tune",
+            "--steps",
+            "1",
+            "--backend",
+            "gpu",
+            "--limit",
+            "200",
+            "--data-dir",
+            &mnist,
+        ],
+    );
+    succeeded(&tuned);
+    let entries: serde_json::Value =
+        serde_json::from_slice(&fs::read(&cache).unwrap()).expect("the cache is JSON");
+    assert!(
+        entries.as_object().is_some_and(|e| !e.is_empty()),
+        "{entries}"
+    );
+    let written: Vec<_> = fs::read_dir(&work)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        written.is_empty(),
+        "written to the working directory: {written:?}"
+    );
 }

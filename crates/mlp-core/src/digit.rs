@@ -33,6 +33,8 @@ pub enum DigitError {
         height: u32,
         limit: u64,
     },
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
     #[error("cannot read the image {} (give a PNG or JPEG file)", path.display())]
     Read {
         path: PathBuf,
@@ -48,6 +50,12 @@ pub enum DigitError {
 /// Reads the picture at `path` and returns its 28 x 28 MNIST-like pixels, row-major,
 /// 0 = background, 255 = full ink.
 pub fn load_digit(path: &Path) -> Result<Vec<u8>, DigitError> {
+    // A FIFO or a device would block or never end: refused before the decoder opens it. A
+    // file that cannot be read at all is the decoder's to report, as any unreadable picture.
+    match crate::input::regular_file_size(path) {
+        Ok(_) | Err(crate::input::InputError::Io { .. }) => {}
+        Err(refused) => return Err(refused.into()),
+    }
     digit_from(path, MAX_PIXELS, || {
         image::ImageReader::open(path).and_then(|reader| reader.with_guessed_format())
     })

@@ -164,6 +164,21 @@ fn not_found_is_reported_with_the_url() {
     assert_nothing_written(scratch.path());
 }
 
+/// A first download that fails (offline, say) leaves no empty data directory behind, which
+/// a later look would take for one that holds the data.
+#[test]
+fn a_failed_first_download_leaves_no_directory() {
+    let base = serve(HashMap::new(), 1);
+    let scratch = Scratch::new("download-first");
+    let target = scratch.path().join("data/mnist");
+    let message = data::download_missing(&target, DataFormat::Mnist, &[&format!("{base}/none/")])
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("404"), "{message}");
+    let left: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 #[test]
 fn body_cut_off_midway_leaves_no_file() {
     let body = real_gz("t10k-labels-idx1-ubyte");

@@ -162,6 +162,8 @@ fn pixels_from_picture(body: &[u8]) -> Result<Vec<u8>, Reply> {
                 ),
             ),
             DigitError::Empty { .. } => Reply::error(422, &error.to_string()),
+            // Only files are checked as inputs; a body never is.
+            DigitError::Input(_) => Reply::error(500, &error.to_string()),
         }
     })
 }

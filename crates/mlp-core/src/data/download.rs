@@ -30,7 +30,16 @@ const MAX_DOWNLOAD_BYTES: u64 = 64 << 20;
 /// whose decompressed SHA-256 matches, and returns the names it wrote. Each file is written to
 /// a temporary name and renamed into place, so an interrupted download never leaves a file
 /// that a later run would load.
+/// A download that fails leaves no directory it made behind.
 pub fn download_missing(
+    dir: &Path,
+    format: DataFormat,
+    mirrors: &[&str],
+) -> Result<Vec<String>, DataError> {
+    undo_directories_on_error(dir, || download_each(dir, format, mirrors))
+}
+
+fn download_each(
     dir: &Path,
     format: DataFormat,
     mirrors: &[&str],
@@ -93,6 +102,27 @@ fn fetch_verified(
 
 /// Makes `dir` where it is missing, and an HTTP agent that gives up on a download after
 /// `timeout`: what every download starts with.
+/// Runs `download` into `dir`; where it fails, removes the directories that did not exist
+/// before it and are still empty, so that a failed first download leaves no empty data
+/// directory that later looks like one with data in it.
+pub(super) fn undo_directories_on_error<T>(
+    dir: &Path,
+    download: impl FnOnce() -> Result<T, DataError>,
+) -> Result<T, DataError> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .collect();
+    let result = download();
+    if result.is_err() {
+        // Deepest first; remove_dir refuses a directory that holds anything.
+        for made in missing {
+            let _ = fs::remove_dir(made);
+        }
+    }
+    result
+}
+
 pub(super) fn agent_for(dir: &Path, timeout: Duration) -> Result<ureq::Agent, DataError> {
     fs::create_dir_all(dir).map_err(|source| DataError::Io {
         path: dir.to_path_buf(),

@@ -27,6 +27,15 @@ pub fn download_emnist(
     urls: &[&str],
     md5: &str,
 ) -> Result<Vec<String>, DataError> {
+    super::download::undo_directories_on_error(dir, || download_zip(dir, format, urls, md5))
+}
+
+fn download_zip(
+    dir: &Path,
+    format: DataFormat,
+    urls: &[&str],
+    md5: &str,
+) -> Result<Vec<String>, DataError> {
     let agent = agent_for(dir, Duration::from_secs(1800))?;
     let mut attempts = Vec::new();
     for url in urls {

@@ -5,14 +5,19 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error(
-        "no MNIST data in {dir}: missing {missing}. Put the four files train-images-idx3-ubyte, \
-         train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (raw or .gz) \
-         there, point --data-dir or MNIST_DIR at a directory that has them, or run `mlp-cli download` \
-         on a machine with internet",
+        "no {set} data in {dir}: missing {missing}. Put its four files (raw or .gz) there, or \
+         point {hint}",
         dir = .dir.display(),
-        missing = .missing.join(", ")
+        missing = .missing.join(", "),
+        hint = where_to_point(.set, *.download)
     )]
-    Missing { dir: PathBuf, missing: Vec<String> },
+    Missing {
+        dir: PathBuf,
+        set: &'static str,
+        missing: Vec<String>,
+        /// The command that fetches this set, where one does.
+        download: Option<&'static str>,
+    },
     #[error("no {set} data in {}: missing {}. {hint}", dir.display(), missing.join(", "))]
     MissingUnmirrored {
         dir: PathBuf,
@@ -123,4 +128,21 @@ pub enum DataError {
         dir: PathBuf,
         attempts: Vec<String>,
     },
+}
+
+/// The end of [`DataError::Missing`]'s message: where the data can come from.
+fn where_to_point(set: &str, download: Option<&str>) -> String {
+    // MNIST_DIR is where MNIST and --any-idx look by default (the set nothing downloads).
+    let env = if set == "MNIST" || download.is_none() {
+        " or MNIST_DIR"
+    } else {
+        ""
+    };
+    match download {
+        Some(command) => format!(
+            "--data-dir{env} at a directory that has them, or run `{command}` on a machine \
+             with internet"
+        ),
+        None => format!("--data-dir{env} at a directory that has them"),
+    }
 }

@@ -166,7 +166,9 @@ fn missing(dir: &Path, format: DataFormat, missing: &[IdxFile]) -> DataError {
         },
         None => DataError::Missing {
             dir: dir.to_path_buf(),
+            set: format.name(),
             missing: names,
+            download: format.download_command(),
         },
     }
 }

@@ -151,6 +151,18 @@ impl DataFormat {
         }
     }
 
+    /// The command that downloads this data set, for messages.
+    pub fn download_command(self) -> Option<&'static str> {
+        match self {
+            Self::Mnist => Some("mlp-cli download"),
+            Self::FashionMnist => Some("mlp-cli download --dataset fashion-mnist"),
+            Self::Kmnist => Some("mlp-cli download --dataset kmnist"),
+            Self::EmnistLetters => Some("mlp-cli download --dataset emnist-letters"),
+            Self::EmnistBalanced => Some("mlp-cli download --dataset emnist-balanced"),
+            Self::AnyIdx => None,
+        }
+    }
+
     /// The data set's name, for messages.
     pub fn name(self) -> &'static str {
         match self {

@@ -9,16 +9,32 @@ use std::path::{Path, PathBuf};
 use mlp_core::backend::Backend;
 use mlp_core::compare::{Row, Tolerance, compare_step};
 
-/// The MNIST directory the tests read: `MNIST_DIR`, else the workspace's `data/mnist`
-/// (`.ci/run` links the shared copy there). Fails loudly when it is not there.
+/// The MNIST directory the tests read: `MNIST_DIR`, else the workspace's `data/mnist`, which
+/// is downloaded there (once, by the library's own verified download) where it lacks files.
+/// Fails loudly, saying how to get the data, where it cannot be had.
 pub fn mnist_dir() -> PathBuf {
-    let dir = std::env::var_os("MNIST_DIR")
-        .map(PathBuf::from)
+    let given = std::env::var_os("MNIST_DIR").map(PathBuf::from);
+    let dir = given
+        .clone()
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist"));
+    let format = mlp_core::data::DataFormat::Mnist;
+    let mut problem = String::new();
+    if given.is_none() {
+        // One download for every test thread of this process; the files are written
+        // atomically, so another test process downloading at once harms nothing.
+        static DOWNLOAD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _turn = DOWNLOAD.lock().unwrap_or_else(|e| e.into_inner());
+        let missing = !mlp_core::data::missing_files(&dir, format).is_empty();
+        if missing && let Err(e) = mlp_core::data::download_missing(&dir, format, format.mirrors())
+        {
+            problem = format!(" (downloading them failed: {e})");
+        }
+    }
+    let missing = mlp_core::data::missing_files(&dir, format);
     assert!(
-        dir.join("t10k-labels-idx1-ubyte.gz").is_file()
-            || dir.join("t10k-labels-idx1-ubyte").is_file(),
-        "these tests need MNIST in {} (set MNIST_DIR, or link ../shared/data/mnist there as .ci/run does)",
+        missing.is_empty(),
+        "these tests need MNIST's four files in {}{problem}: run `cargo run -p mlp-cli -- \
+         download` on a machine with internet, or set MNIST_DIR to a directory that has them",
         dir.display()
     );
     dir
