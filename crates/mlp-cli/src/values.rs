@@ -2,6 +2,7 @@
 //! must be, and clap prefixes it with the option's name.
 
 use mlp_core::LayerSizes;
+use mlp_core::metrics::MAX_CLASSES;
 use mlp_core::options::UnknownChoice;
 use mlp_wgpu::{DenseSchedule, KernelVariant};
 
@@ -104,9 +105,6 @@ pub fn class_count(text: &str) -> Result<usize, String> {
         n => Ok(n),
     }
 }
-
-/// The most classes an IDX label file can name: its labels are bytes.
-pub const MAX_CLASSES: usize = 256;
 
 pub fn choice<T: std::str::FromStr<Err = UnknownChoice>>(text: &str) -> Result<T, String> {
     text.parse().map_err(|e: UnknownChoice| e.to_string())
