@@ -11,7 +11,8 @@ use mlp_wgpu::{DenseSchedule, KernelVariant};
 pub use crate::values::{HeldOut, UsageError};
 use crate::values::{
     accuracy_target, choice, class_count, dropout_rate, held_out, kernel, layer_sizes,
-    learning_rate, matmul, positive_usize, shift_pixels, unit_interval, weight_decay,
+    learning_rate, matmul, positive_usize, serve_threads, shift_pixels, unit_interval,
+    weight_decay,
 };
 
 #[derive(Debug, Parser)]
@@ -454,11 +455,19 @@ pub struct ServeArgs {
     /// A model saved by `mlp-cli --save FILE`.
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
-    /// Where to listen; loopback unless you mean to share the page (port 0: any free port).
+    /// Where to listen (port 0: any free port); a loopback address unless --allow-remote.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: std::net::SocketAddr,
-    /// Requests handled at once.
-    #[arg(long, default_value_t = 8, value_parser = positive_usize)]
+    /// Let --addr be reachable from other machines (0.0.0.0, a LAN address).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Also answer requests whose Host header is NAME (the machine's name on the network);
+    /// localhost, 127.0.0.1, [::1] and the --addr address are always answered.
+    #[arg(long = "host", value_name = "NAME")]
+    pub hosts: Vec<String>,
+    /// Requests computed at once, 1 to 64: each decodes a picture (up to about 350 MB for a
+    /// 16-megapixel one) and runs the model.
+    #[arg(long, default_value_t = 4, value_parser = serve_threads)]
     pub threads: usize,
     #[command(flatten)]
     pub device: DeviceArgs,

@@ -106,6 +106,15 @@ pub fn class_count(text: &str) -> Result<usize, String> {
     }
 }
 
+/// `serve --threads`: enough for a machine's cores, few enough that the pictures decoded at
+/// once fit in memory.
+pub fn serve_threads(text: &str) -> Result<usize, String> {
+    match positive_usize(text)? {
+        n if n > 64 => Err("at most 64: each may hold a picture of up to about 350 MB".into()),
+        n => Ok(n),
+    }
+}
+
 pub fn choice<T: std::str::FromStr<Err = UnknownChoice>>(text: &str) -> Result<T, String> {
     text.parse().map_err(|e: UnknownChoice| e.to_string())
 }

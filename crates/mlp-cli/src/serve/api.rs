@@ -93,8 +93,23 @@ fn model_json(predictor: &Predictor, model_name: &str) -> Value {
         "seed": info.seed,
         "epochs": info.epochs,
         "accuracy": info.accuracy,
-        "options": info.options,
+        "options": options_without_paths(&info.options),
     })
+}
+
+/// The model's options with any path (`init_from`) cut to its file name: a page needs no
+/// directories of the machine that trained it.
+fn options_without_paths(
+    options: &std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, String> {
+    let mut options = options.clone();
+    if let Some(path) = options.get_mut("init_from") {
+        let name = Path::new(path.as_str())
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        *path = name.unwrap_or_default();
+    }
+    options
 }
 
 /// `POST /api/predict`: a picture (PNG or JPEG), made MNIST-like as `predict` does, or the

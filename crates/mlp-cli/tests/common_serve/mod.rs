@@ -47,7 +47,22 @@ impl Served {
     /// Starts `mlp-cli serve --model MODEL --addr 127.0.0.1:0 ARGS` and reads the address from
     /// its first line.
     pub fn start(model: &str, args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mlp-cli"))
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_mlp-cli")), model, args)
+    }
+
+    /// [`Served::start`] in a process that may hold at most `descriptors` open files.
+    pub fn start_with_limit(model: &str, descriptors: u32) -> Self {
+        let mut shell = Command::new("sh");
+        shell.args([
+            "-c",
+            &format!("ulimit -n {descriptors} && exec \"$0\" \"$@\""),
+            env!("CARGO_BIN_EXE_mlp-cli"),
+        ]);
+        Self::spawn(shell, model, &[])
+    }
+
+    fn spawn(mut command: Command, model: &str, args: &[&str]) -> Self {
+        let mut child = command
             // No kernel tuning: the adapter's default kernels, and nothing written to ~/.cache.
             .env("MLP_KERNEL_CACHE", "off")
             .args(["serve", "--model", model, "--addr", "127.0.0.1:0"])
