@@ -12,7 +12,8 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common_serve::{Served, client, model, request};
+use common_serve::{Served, client, encode, model, request, test_digits};
+use serde_json::json;
 
 /// The server's address, `127.0.0.1:PORT`, from its URL.
 fn address(served: &Served) -> String {
@@ -228,4 +229,82 @@ fn running_out_of_file_descriptors_is_survived() {
     assert_answers_quickly(&mut served);
     let page = client().get(format!("{}/", served.url)).call().unwrap();
     assert_eq!(page.status(), 200);
+}
+
+/// Eight 16-megapixel PNGs at once (white paper, a few KB each, about 200 MB each while
+/// decoded): at most --threads (4) are decoded at a time, so the server's peak stays under the
+/// budget docs/serve.md states, 4 x 350 MB over what it held before.
+#[test]
+fn eight_picture_bombs_at_once_stay_within_the_memory_budget() {
+    let mut served = Served::start(model(), &[]);
+    let before = served.peak_memory_mib();
+    let bomb = encode(&vec![255; 4000 * 4000], 4000, image::ImageFormat::Png);
+    println!("a {} KB PNG of 4000 x 4000 pixels", bomb.len() / 1024);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            let (url, bomb) = (&served.url, &bomb);
+            scope.spawn(move || {
+                let url = format!("{url}/api/predict");
+                let (status, answer) =
+                    request(&client(), "POST", &url, Some("image/png"), Some(bomb));
+                assert_eq!(status, 422, "{answer}");
+            });
+        }
+    });
+    let peak = served.peak_memory_mib();
+    println!("peak memory: {before:.0} MiB before, {peak:.0} MiB after eight bombs at once");
+    assert!(
+        peak - before < 4.0 * 350.0,
+        "{peak:.0} MiB after {before:.0}"
+    );
+    assert_answers_quickly(&mut served);
+}
+
+/// 50 clients, 20 predictions each, all at once: every one answered right; the latency
+/// percentiles and the peak memory are printed for docs/serve.md.
+#[test]
+fn load_of_50_clients_x_20_predictions_is_all_answered() {
+    let mut served = Served::start(model(), &[]);
+    let digits = test_digits(50);
+    let started = Instant::now();
+    let mut latencies: Vec<f64> = std::thread::scope(|scope| {
+        let clients: Vec<_> = digits
+            .iter()
+            .map(|(pixels, label)| {
+                let url = format!("{}/api/predict", served.url);
+                scope.spawn(move || {
+                    let agent = client();
+                    let body = json!({ "pixels": pixels }).to_string().into_bytes();
+                    (0..20)
+                        .map(|_| {
+                            let sent = Instant::now();
+                            let json = Some("application/json");
+                            let (status, answer) = request(&agent, "POST", &url, json, Some(&body));
+                            assert_eq!(status, 200, "{answer}");
+                            assert!(answer["digit"].is_u64(), "{answer} (label {label})");
+                            sent.elapsed().as_secs_f64() * 1e3
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(latencies.len(), 1000);
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "1000 predictions from 50 clients in {seconds:.2} s ({:.0}/s); latency ms p50 {:.2}, \
+         p99 {:.2}, max {:.2}; peak memory {:.0} MiB",
+        1000.0 / seconds,
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        served.peak_memory_mib()
+    );
+    assert_answers_quickly(&mut served);
 }

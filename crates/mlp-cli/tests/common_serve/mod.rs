@@ -86,6 +86,18 @@ impl Served {
         Self { child, url }
     }
 
+    /// The server's peak resident memory so far (VmHWM), in MiB.
+    pub fn peak_memory_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the server runs");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .expect("Linux reports VmHWM");
+        let kib: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib / 1024.0
+    }
+
     /// Whether the server is still running.
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
