@@ -297,6 +297,11 @@ pub struct TrainArgs {
     /// matrix as PNG files in this directory.
     #[arg(long, value_name = "DIR")]
     pub plots: Option<PathBuf>,
+    /// Serve a page that shows the run as it trains, on this loopback address (port 0: any
+    /// free port): the loss curves, the first layer's weights, the confusion matrix, a canvas
+    /// to draw a digit for the latest model to read, Stop and Save now [127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
+    pub watch: Option<std::net::SocketAddr>,
     /// Print only the summary: no progress bar and no line per epoch.
     #[arg(long, short)]
     pub quiet: bool,

@@ -16,6 +16,7 @@ mod settings;
 mod train;
 mod tune;
 mod values;
+mod watch;
 
 use std::process::ExitCode;
 

@@ -286,6 +286,11 @@ pub trait Backend {
     /// The batch losses summed since the last call, then resets the sum.
     fn take_train_loss(&mut self) -> Result<TrainLoss, BackendError>;
 
+    /// The batch losses summed since the last [`Backend::take_train_loss`], without resetting
+    /// the sum (a watched run's line within the epoch). The sum goes on the same, bit for bit;
+    /// a GPU reads the losses back for it, so call it seldom.
+    fn peek_train_loss(&mut self) -> Result<TrainLoss, BackendError>;
+
     /// Like [`Backend::train_batch`], and also returns the step's activations and deltas.
     fn trace_batch(&mut self, rows: Range<usize>) -> Result<StepTrace, BackendError>;
 

@@ -131,14 +131,14 @@ pub fn run_epoch(
     train_rows: usize,
     config: &TrainConfig,
     epoch: usize,
-    on_batch: &mut dyn FnMut(),
+    on_batch: &mut dyn FnMut(&mut dyn Backend),
 ) -> Result<(EpochMetrics, Evaluation), TrainError> {
     let started = Instant::now();
     start_epoch(backend, train_rows, config, epoch)?;
     let steps = batches(train_rows, config.batch_size).count();
     for rows in batches(train_rows, config.batch_size) {
         backend.train_batch(rows)?;
-        on_batch();
+        on_batch(backend);
     }
     let train_loss = backend.take_train_loss()?;
     let evaluation = backend.evaluate()?;
@@ -222,7 +222,7 @@ pub fn train(
     let mut best = BestEpoch::new(config.early_stopping);
     let mut history = Vec::new();
     for epoch in 1..=config.epochs {
-        let (metrics, evaluation) = run_epoch(backend, train_rows, config, epoch, &mut || {})?;
+        let (metrics, evaluation) = run_epoch(backend, train_rows, config, epoch, &mut |_| {})?;
         on_epoch(&metrics, &evaluation);
         best.record(epoch, metrics.val_loss);
         history.push(metrics);

@@ -38,7 +38,7 @@ impl Reply {
         }
     }
 
-    fn json(status: u16, value: &Value) -> Self {
+    pub fn json(status: u16, value: &Value) -> Self {
         Self {
             status,
             content_type: "application/json",
@@ -165,7 +165,7 @@ fn read_body(announced: Option<usize>, body: &mut dyn Read) -> Result<Vec<u8>, R
     Ok(bytes)
 }
 
-fn pixels_from_picture(body: &[u8]) -> Result<Vec<u8>, Reply> {
+pub fn pixels_from_picture(body: &[u8]) -> Result<Vec<u8>, Reply> {
     decode_digit_within(body, Path::new("the picture"), MAX_PICTURE_PIXELS).map_err(|error| {
         match error {
             DigitError::TooLarge { .. } => Reply::error(413, &error.to_string()),
@@ -184,7 +184,7 @@ fn pixels_from_picture(body: &[u8]) -> Result<Vec<u8>, Reply> {
 }
 
 /// `{"pixels": [...]}`: 784 whole numbers from 0 (background) to 255 (full ink), row by row.
-fn pixels_from_json(body: &[u8]) -> Result<Vec<u8>, Reply> {
+pub fn pixels_from_json(body: &[u8]) -> Result<Vec<u8>, Reply> {
     let wanted = IMAGE_SIDE * IMAGE_SIDE;
     let bad = |problem: String| {
         Reply::error(

@@ -18,13 +18,16 @@
 //! [`ACCEPT_BACKOFF`]; it never ends the server.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Body, Incoming};
 use hyper::header::{CONNECTION, CONTENT_TYPE, HOST};
@@ -52,7 +55,22 @@ pub const MAX_CONNECTIONS: usize = 512;
 /// The wait after a failed accept before the next one.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// What every request is answered from.
+/// A response body: whole, or a stream of events.
+pub type ResponseBody = BoxBody<Bytes, Infallible>;
+
+/// What a server answers: its names, and a response to each request.
+pub trait Site: Send + Sync + 'static {
+    /// The host names a request may give in its Host header.
+    fn hosts(&self) -> &[String];
+
+    /// The answer to `request`, whose Host header has been checked.
+    fn answer(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+    ) -> Pin<Box<dyn Future<Output = Response<ResponseBody>> + Send>>;
+}
+
+/// What `serve`'s requests are answered from: a saved model.
 pub struct App {
     pub predictor: Predictor,
     /// The model's file name, without its directories.
@@ -63,8 +81,21 @@ pub struct App {
     pub compute: Arc<Semaphore>,
 }
 
+impl Site for App {
+    fn hosts(&self) -> &[String] {
+        &self.hosts
+    }
+
+    fn answer(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+    ) -> Pin<Box<dyn Future<Output = Response<ResponseBody>> + Send>> {
+        Box::pin(answer(self, request))
+    }
+}
+
 /// Serves `listener` until the process ends.
-pub fn serve(listener: std::net::TcpListener, app: App) -> Result<()> {
+pub fn serve(listener: std::net::TcpListener, site: Arc<dyn Site>) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -73,11 +104,11 @@ pub fn serve(listener: std::net::TcpListener, app: App) -> Result<()> {
     listener.set_nonblocking(true)?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        accept_loop(listener, Arc::new(app)).await
+        accept_loop(listener, site).await
     })
 }
 
-async fn accept_loop(listener: tokio::net::TcpListener, app: Arc<App>) -> Result<()> {
+async fn accept_loop(listener: tokio::net::TcpListener, site: Arc<dyn Site>) -> Result<()> {
     let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut failing = false;
     loop {
@@ -101,15 +132,15 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: Arc<App>) -> Result
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             continue;
         };
-        let app = app.clone();
+        let site = site.clone();
         tokio::spawn(async move {
-            serve_connection(stream, app).await;
+            serve_connection(stream, site).await;
             drop(permit);
         });
     }
 }
 
-async fn serve_connection(stream: tokio::net::TcpStream, app: Arc<App>) {
+async fn serve_connection(stream: tokio::net::TcpStream, site: Arc<dyn Site>) {
     // Answers are written whole at once; without this a kept-alive client's next answer
     // could wait for its delayed acknowledgement.
     let _ = stream.set_nodelay(true);
@@ -117,9 +148,15 @@ async fn serve_connection(stream: tokio::net::TcpStream, app: Arc<App>) {
     timed.set_read_timeout(Some(IO_TIMEOUT));
     timed.set_write_timeout(Some(IO_TIMEOUT));
     let io = TokioIo::new(Box::pin(timed));
-    let service = service_fn(move |request| {
-        let app = app.clone();
-        async move { Ok::<_, Infallible>(answer(app, request).await) }
+    let service = service_fn(move |request: Request<Incoming>| {
+        let site = site.clone();
+        async move {
+            let response = match check_host(site.hosts(), &request) {
+                Ok(()) => site.answer(request).await,
+                Err(reply) => respond(reply, true),
+            };
+            Ok::<_, Infallible>(response)
+        }
     });
     // An error here is the client's (a timeout, a reset, a malformed request that hyper has
     // answered itself): the connection ends and nothing else does.
@@ -132,10 +169,7 @@ async fn serve_connection(stream: tokio::net::TcpStream, app: Arc<App>) {
 }
 
 /// The answer to one request, and whether the connection closes after it.
-async fn answer(app: Arc<App>, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    if let Err(reply) = check_host(&app.hosts, &request) {
-        return respond(reply, true);
-    }
+async fn answer(app: Arc<App>, request: Request<Incoming>) -> Response<ResponseBody> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().to_string();
     let method = parts.method.as_str().to_string();
@@ -160,7 +194,7 @@ async fn answer(app: Arc<App>, request: Request<Incoming>) -> Response<Full<Byte
 }
 
 /// Whether a request's headers announce no body.
-fn body_is_empty(headers: &hyper::HeaderMap) -> bool {
+pub fn body_is_empty(headers: &hyper::HeaderMap) -> bool {
     let chunked = headers.contains_key(hyper::header::TRANSFER_ENCODING);
     let length = headers
         .get(hyper::header::CONTENT_LENGTH)
@@ -171,7 +205,7 @@ fn body_is_empty(headers: &hyper::HeaderMap) -> bool {
 
 /// The body, refused past [`MAX_BODY_BYTES`] (by its announced length before a byte is read,
 /// else as it arrives) or past [`BODY_TIMEOUT`].
-async fn read_body(body: Incoming) -> Result<Bytes, Reply> {
+pub async fn read_body(body: Incoming) -> Result<Bytes, Reply> {
     let too_large = || {
         Reply::error(
             413,
@@ -235,16 +269,17 @@ async fn run_route(
 }
 
 /// A reply as hyper's response; `close` ends the connection after it.
-fn respond(reply: Reply, close: bool) -> Response<Full<Bytes>> {
+pub fn respond(reply: Reply, close: bool) -> Response<ResponseBody> {
     let mut response = Response::builder()
         .status(reply.status)
         .header(CONTENT_TYPE, reply.content_type);
     if close {
         response = response.header(CONNECTION, "close");
     }
+    let body = |bytes: Bytes| Full::new(bytes).boxed();
     response
-        .body(Full::new(Bytes::from(reply.body)))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::from_static(b"{}"))))
+        .body(body(Bytes::from(reply.body)))
+        .unwrap_or_else(|_| Response::new(body(Bytes::from_static(b"{}"))))
 }
 
 /// Refuses a request whose Host header names another server: a page on another site that

@@ -1,8 +1,8 @@
 //! `mlp-cli serve --model FILE`: a page to draw a digit on and watch the model read it, and
 //! the JSON API the page uses (`api`), over the HTTP stack of `http`.
 
-mod api;
-mod http;
+pub(crate) mod api;
+pub(crate) mod http;
 mod predictor;
 
 use std::net::{SocketAddr, TcpListener};
@@ -51,7 +51,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         model_name,
         compute: Arc::new(tokio::sync::Semaphore::new(args.threads)),
     };
-    http::serve(listener, app)
+    http::serve(listener, Arc::new(app))
 }
 
 /// A socket listening on `addr`, with a backlog for bursts of connections.

@@ -10,7 +10,8 @@ use mlp_core::atomic::write_atomically;
 use mlp_core::checkpoint::Checkpoint;
 use mlp_core::metrics::ConfusionMatrix;
 use mlp_core::train::{BestEpoch, EpochMetrics, TrainConfig, TrainError, batches, run_epoch};
-use mlp_core::{Evaluation, Parameters};
+use mlp_core::{Backend, Evaluation, Model, Parameters};
+use std::sync::Arc;
 
 use crate::args::TrainArgs;
 use crate::console::{self, say};
@@ -19,6 +20,7 @@ use crate::progress::Progress;
 use crate::resume;
 use crate::session::{Prepared, Session, evaluate_on, prepare};
 use crate::settings::Settings;
+use crate::watch::{self, Watch};
 pub use outputs::run_info;
 use outputs::{check_outputs, draw_plots, save_model};
 
@@ -42,6 +44,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     } = prepare(net, args.epochs)?;
     let mut session = Session::new(net, &settings, data, initial)?;
     let mut run = Run::new(args.early_stopping);
+    run.watch = start_watch(args, &settings, &session)?;
     if let Some(dir) = &args.resume {
         let checkpoint = resume::resume(dir, args, &settings, &mut session)?;
         run.resume_from(checkpoint, session.test.is_some(), &session.backend.name());
@@ -68,9 +71,56 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     let trained = train_epochs(args, &settings, &mut session, &mut progress, &mut run);
     if let Err(error) = trained {
-        return Err(diverged(args, &settings, &session, &run, error));
+        let error = diverged(args, &settings, &session, &run, error);
+        if let Some(watch) = &run.watch {
+            watch.publish_end(&format!("failed: {error:#}"));
+        }
+        return Err(error);
     }
-    finish(args, &settings, &session, &mut run, &mut progress)
+    let finished = finish(args, &settings, &session, &mut run, &mut progress);
+    if let Some(watch) = &run.watch {
+        watch.publish_end("finished");
+    }
+    finished
+}
+
+/// With --watch: the page's server, started and told what the run is.
+fn start_watch(
+    args: &TrainArgs,
+    settings: &Settings,
+    session: &Session,
+) -> Result<Option<Arc<Watch>>> {
+    let Some(addr) = args.watch else {
+        return Ok(None);
+    };
+    let mut info = run_info(args, settings, session);
+    info.epochs = session.epochs_before;
+    let save = args.save.clone().map(|path| (path, info));
+    let (watch, bound) = Watch::start(addr, save)?;
+    say!("watch the run at http://{bound}/");
+    let config = settings.train_config();
+    watch.publish_run(serde_json::json!({
+        "backend": session.backend.name(),
+        "settings": settings.describe(),
+        "layers": settings.layers.as_slice(),
+        "epochs": settings.epochs,
+        "batches": batches(session.train_rows, config.batch_size).count(),
+        "training_images": session.train_rows,
+        "validation": session.validation_name(),
+        "class_names": args.network.data.format().class_names(),
+        "can_save": args.save.is_some(),
+    }));
+    Ok(Some(watch))
+}
+
+/// Stop, pressed on the watch page: the run ends as at Ctrl-C, between two batches, so that
+/// no file is being written; the viewers are told first.
+fn stop_from_page(watch: &Watch) -> ! {
+    watch.publish_end("stopped from the page");
+    mlp_core::atomic::remove_partial_files();
+    // Time for the event to reach the viewers before the server ends with the process.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::process::exit(130);
 }
 
 /// After the last epoch: the summary, the model chosen and its test figures, the confusion
@@ -227,6 +277,8 @@ struct Run {
     best_parameters: Option<Parameters>,
     /// The metrics file's lines so far.
     metrics: String,
+    /// With --watch: the page's side of the run.
+    watch: Option<Arc<Watch>>,
 }
 
 impl Run {
@@ -238,6 +290,7 @@ impl Run {
             best: BestEpoch::new(patience),
             best_parameters: None,
             metrics: String::new(),
+            watch: None,
         }
     }
 
@@ -284,12 +337,20 @@ fn train_epochs(
     let held_out = session.test.is_some();
     for epoch in run.history.len() + 1..=config.epochs {
         progress.start_epoch(epoch, batch_count);
+        let mut batch = 0;
+        let watch = run.watch.clone();
         let (m, evaluation) = run_epoch(
             session.backend.as_mut(),
             session.train_rows,
             &config,
             epoch,
-            &mut || progress.batch_done(),
+            &mut |backend| {
+                progress.batch_done();
+                batch += 1;
+                if let Some(watch) = &watch {
+                    watched_batch(watch, backend, (epoch, batch, batch_count));
+                }
+            },
         )?;
         progress.end_epoch(&format!(
             "epoch {:>3}/{}  train loss {:.5}  val loss {:.5}  val accuracy {:6.2}%  {:.2} s",
@@ -311,6 +372,20 @@ fn train_epochs(
         let checkpoint_dir = resume::checkpoint_dir(args);
         run.history.push(m);
         run.last_evaluation = Some(evaluation);
+        if let Some(watch) = &run.watch {
+            let parameters = finite_parameters(session, &config, epoch)?;
+            let evaluation = run.last_evaluation.as_ref().expect("just kept");
+            let confusion = ConfusionMatrix::new(
+                evaluation.classes,
+                &session.validation.labels,
+                &evaluation.predictions,
+            );
+            let model = Model {
+                parameters,
+                info: settings.model_info(),
+            };
+            watch.publish_epoch(run.history.last().expect("just pushed"), &confusion, model);
+        }
         if args.save.is_some() || keep_best || checkpoint_dir.is_some() {
             let parameters = finite_parameters(session, &config, epoch)?;
             if keep_best {
@@ -349,6 +424,24 @@ fn train_epochs(
         }
     }
     Ok(())
+}
+
+/// After a batch of a watched run: every [`watch::BATCH_EVERY`] batches the loss so far in the
+/// epoch is published, and Stop, where a viewer pressed it, ends the run.
+fn watched_batch(
+    watch: &Watch,
+    backend: &mut dyn Backend,
+    (epoch, batch, batches): (usize, usize, usize),
+) {
+    if batch % watch::BATCH_EVERY == 0 {
+        // A loss that cannot be read now is read at the epoch's end, where its error counts.
+        if let Ok(loss) = backend.peek_train_loss() {
+            watch.publish_batch(epoch, batch, batches, loss.mean());
+        }
+    }
+    if watch.stop_requested() {
+        stop_from_page(watch);
+    }
 }
 
 /// The backend's parameters after `epoch`, refused where one is not finite: what is kept must

@@ -489,6 +489,10 @@ impl Backend for CpuBackend {
         Ok(std::mem::take(&mut self.loss))
     }
 
+    fn peek_train_loss(&mut self) -> Result<TrainLoss, BackendError> {
+        Ok(self.loss)
+    }
+
     fn trace_batch(&mut self, rows: Range<usize>) -> Result<StepTrace, BackendError> {
         let b = rows.len();
         self.train_batch(rows)?;

@@ -554,6 +554,12 @@ impl Backend for GpuBackend {
         Ok(std::mem::take(&mut self.loss_carry))
     }
 
+    fn peek_train_loss(&mut self) -> Result<TrainLoss, BackendError> {
+        // The losses read back are added to the carry in the order a take adds them.
+        self.collect_losses()?;
+        Ok(self.loss_carry)
+    }
+
     fn trace_batch(&mut self, rows: Range<usize>) -> Result<StepTrace, BackendError> {
         let b = rows.len();
         self.train_batch(rows)?;
