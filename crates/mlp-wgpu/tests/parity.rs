@@ -922,3 +922,36 @@ fn every_variant_fits_webgpu_default_limits_and_matches_reference() {
     .to_string();
     assert!(refused.contains("storage"), "{refused}");
 }
+
+/// A watched run reads the training loss within the epoch (`peek_train_loss`, every 50
+/// batches): the epoch's loss is then the same, bit for bit, as a run that never peeked, on
+/// the reference and on the GPU, and each peek is the sum so far.
+#[test]
+fn peeking_at_the_training_loss_changes_no_bit_of_it() {
+    let mut rng = Rng::new(47);
+    let set = random_set(60, 37, 5, &mut rng);
+    let (mut reference, mut gpu) = backends(&[37, 9, 5], 6, &set, &set);
+    let (mut reference_plain, mut gpu_plain) = backends(&[37, 9, 5], 6, &set, &set);
+    let peeking: [&mut dyn Backend; 2] = [&mut reference, &mut gpu];
+    let plain: [&mut dyn Backend; 2] = [&mut reference_plain, &mut gpu_plain];
+    for (watched, unwatched) in peeking.into_iter().zip(plain) {
+        let mut peeks = Vec::new();
+        for rows in batches(60, 6) {
+            watched.train_batch(rows.clone()).unwrap();
+            unwatched.train_batch(rows).unwrap();
+            peeks.push(watched.peek_train_loss().unwrap());
+        }
+        let (loss, plain_loss) = (
+            watched.take_train_loss().unwrap(),
+            unwatched.take_train_loss().unwrap(),
+        );
+        assert_eq!(loss, plain_loss);
+        assert_eq!(peeks.last(), Some(&loss));
+        assert!(peeks.windows(2).all(|w| w[0].batches + 1 == w[1].batches));
+        assert_eq!(
+            watched.peek_train_loss().unwrap().batches,
+            0,
+            "a take resets"
+        );
+    }
+}

@@ -63,6 +63,13 @@ pub trait Site: Send + Sync + 'static {
     /// The host names a request may give in its Host header.
     fn hosts(&self) -> &[String];
 
+    /// How long a read of the socket may wait. A page that streams events sends nothing
+    /// back for as long as it watches, and hyper reads meanwhile to notice a close: such a
+    /// site has none, and relies on the header and body timeouts alone.
+    fn read_timeout(&self) -> Option<Duration> {
+        Some(IO_TIMEOUT)
+    }
+
     /// The answer to `request`, whose Host header has been checked.
     fn answer(
         self: Arc<Self>,
@@ -145,7 +152,7 @@ async fn serve_connection(stream: tokio::net::TcpStream, site: Arc<dyn Site>) {
     // could wait for its delayed acknowledgement.
     let _ = stream.set_nodelay(true);
     let mut timed = TimeoutStream::new(stream);
-    timed.set_read_timeout(Some(IO_TIMEOUT));
+    timed.set_read_timeout(site.read_timeout());
     timed.set_write_timeout(Some(IO_TIMEOUT));
     let io = TokioIo::new(Box::pin(timed));
     let service = service_fn(move |request: Request<Incoming>| {

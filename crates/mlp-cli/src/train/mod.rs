@@ -27,6 +27,9 @@ use outputs::{check_outputs, draw_plots, save_model};
 mod outputs;
 
 pub fn run(args: &TrainArgs) -> Result<()> {
+    if let Some(addr) = args.watch {
+        watch::check_address(addr)?;
+    }
     check_outputs(args)?;
     let net = &args.network;
     if args.early_stopping.is_some() && net.held_out().is_none() {

@@ -72,12 +72,7 @@ impl Watch {
         addr: SocketAddr,
         save: Option<(PathBuf, ModelInfo)>,
     ) -> Result<(Arc<Self>, SocketAddr)> {
-        if !addr.ip().is_loopback() {
-            return Err(crate::args::UsageError(format!(
-                "--watch {addr}: the watch page listens on loopback only (127.0.0.1 or [::1])"
-            ))
-            .into());
-        }
+        check_address(addr)?;
         let listener = std::net::TcpListener::bind(addr)
             .map_err(|e| anyhow!("--watch: cannot listen on {addr}: {e}"))?;
         let bound = listener.local_addr()?;
@@ -290,12 +285,28 @@ impl Site for Watch {
         &self.hosts
     }
 
+    fn read_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     fn answer(
         self: Arc<Self>,
         request: Request<Incoming>,
     ) -> Pin<Box<dyn Future<Output = Response<ResponseBody>> + Send>> {
         Box::pin(self.answer_request(request))
     }
+}
+
+/// Refuses a watch address that other machines reach: the page can stop the run and write
+/// its model.
+pub fn check_address(addr: SocketAddr) -> Result<()> {
+    if addr.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(crate::args::UsageError(format!(
+        "--watch {addr}: the watch page listens on loopback only (127.0.0.1 or [::1])"
+    ))
+    .into())
 }
 
 /// Queues `event` for every viewer; a viewer whose queue is full or closed is dropped.
