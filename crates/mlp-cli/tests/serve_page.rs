@@ -98,6 +98,8 @@ fn page_reads_digits_drawn_with_the_mouse_and_a_dropped_picture() {
         );
         assert!(shots.join(format!("{}.png", screenshot(reading))).is_file());
     }
+    // The first layer's 256 units, each as a picture of its weights.
+    assert_eq!(result["tiles"], 256, "{result}");
     assert_eq!(result["problems"], Value::Array(vec![]), "{result}");
 }
 

@@ -21,6 +21,8 @@ pub const MAX_PICTURE_PIXELS: u64 = 16_000_000;
 const INDEX_HTML: &str = include_str!("page/index.html");
 const PAGE_JS: &str = include_str!("page/page.js");
 const PAGE_CSS: &str = include_str!("page/page.css");
+/// The first layer's pictures, drawn by both this page and the watch page.
+pub const TILES_JS: &str = include_str!("page/tiles.js");
 
 /// What a route answers: a status, a content type and a body.
 pub struct Reply {
@@ -68,9 +70,10 @@ pub fn route(predictor: &Predictor, model_name: &str, incoming: Incoming<'_>) ->
         ("GET", "/") => Reply::text("text/html; charset=utf-8", INDEX_HTML),
         ("GET", "/page.js") => Reply::text("text/javascript; charset=utf-8", PAGE_JS),
         ("GET", "/page.css") => Reply::text("text/css; charset=utf-8", PAGE_CSS),
+        ("GET", "/tiles.js") => Reply::text("text/javascript; charset=utf-8", TILES_JS),
         ("GET", "/api/model") => Reply::json(200, &model_json(predictor, model_name)),
         ("POST", "/api/predict") => predict(predictor, incoming),
-        (_, "/" | "/page.js" | "/page.css" | "/api/model") => {
+        (_, "/" | "/page.js" | "/page.css" | "/tiles.js" | "/api/model") => {
             Reply::error(405, &format!("{path} answers GET only"))
         }
         (_, "/api/predict") => Reply::error(
@@ -94,6 +97,7 @@ fn model_json(predictor: &Predictor, model_name: &str) -> Value {
         "epochs": info.epochs,
         "accuracy": info.accuracy,
         "options": options_without_paths(&info.options),
+        "weights": crate::watch::first_layer_pictures(&predictor.model.parameters),
     })
 }
 

@@ -33,7 +33,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::predict::class_shares;
-use crate::serve::api::{Reply, pixels_from_json, pixels_from_picture};
+use crate::serve::api::{Reply, TILES_JS, pixels_from_json, pixels_from_picture};
 use crate::serve::http::{self, ResponseBody, Site};
 
 /// The training loss is published every this many batches.
@@ -232,6 +232,7 @@ impl Watch {
             ("GET", "/") => page("text/html; charset=utf-8", WATCH_HTML),
             ("GET", "/watch.js") => page("text/javascript; charset=utf-8", WATCH_JS),
             ("GET", "/page.css") => page("text/css; charset=utf-8", PAGE_CSS),
+            ("GET", "/tiles.js") => page("text/javascript; charset=utf-8", TILES_JS),
             ("GET", "/api/events") => return self.events(),
             ("POST", "/api/stop") => {
                 self.stop.store(true, Ordering::Relaxed);
@@ -324,7 +325,7 @@ fn sse(kind: &str, data: &Value) -> String {
 
 /// The first layer's weights, one picture per unit: unit j's column of W1 as the input
 /// image's rows x cols, scaled to 0..255 between its own least and greatest weight, as hex.
-fn first_layer_pictures(parameters: &Parameters) -> Value {
+pub fn first_layer_pictures(parameters: &Parameters) -> Value {
     let weights = &parameters.layers[0].weights;
     let (inputs, units) = weights.dim();
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -26,7 +26,8 @@ try {
   page.on("console", (m) => { if (m.type() === "error") problems.push(`console: ${m.text()}`); });
   await page.goto(url);
   await page.waitForFunction(() => !document.getElementById("model").textContent.startsWith("loading"));
-  const result = { model: await page.textContent("#model"), options: await page.textContent("#options") };
+  const result = { model: await page.textContent("#model"), options: await page.textContent("#options"),
+    tiles: await page.evaluate(() => document.querySelectorAll("#tiles canvas").length) };
 
   for (const [name, strokes] of Object.entries(DIGITS)) {
     await page.click("#clear");

@@ -174,6 +174,7 @@ async function loadModel() {
     const options = Object.entries(model.options || {}).map(([key, value]) => `${key.replaceAll("_", " ")} ${value}`);
     document.getElementById("options").textContent = options.length ? `options: ${options.join(", ")}` : "";
     document.getElementById("scores-meaning").textContent = `scores: ${model.scores}`;
+    drawTiles(model.weights, document.getElementById("tiles"));
   } catch (error) {
     say(`cannot read the model's description (${error})`, true);
   }

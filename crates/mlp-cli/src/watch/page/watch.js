@@ -52,28 +52,13 @@ function drawCharts() {
   ], "accuracy %", epochs);
 }
 
-// Unit j's weights as a picture: the hex string holds each unit's pixels, 0..255.
-function drawTiles(weights) {
-  const side = Math.round(Math.sqrt(weights.pixels));
+// The first layer's pictures (tiles.js); wide layers get smaller ones, so that all of them
+// fit beside the curves.
+function showTiles(weights) {
   const tiles = document.getElementById("tiles");
-  tiles.replaceChildren();
-  for (let unit = 0; unit < weights.units; unit += 1) {
-    const canvas = document.createElement("canvas");
-    canvas.width = side; canvas.height = weights.pixels / side;
-    const g = canvas.getContext("2d");
-    const image = g.createImageData(canvas.width, canvas.height);
-    for (let p = 0; p < weights.pixels; p += 1) {
-      const at = 2 * (unit * weights.pixels + p);
-      const level = parseInt(weights.hex.slice(at, at + 2), 16);
-      image.data.set([level, level, level, 255], 4 * p);
-    }
-    g.putImageData(image, 0, 0);
-    canvas.title = `unit ${unit + 1}`;
-    // Wide layers get smaller pictures, so that all of them fit beside the curves.
-    canvas.style.width = canvas.style.height = weights.units > 100 ? "28px" : "42px";
-    tiles.append(canvas);
-  }
-  tiles.dataset.units = String(weights.units);
+  drawTiles(weights, tiles);
+  const size = weights.units > 100 ? "28px" : "42px";
+  for (const canvas of tiles.children) canvas.style.width = canvas.style.height = size;
 }
 
 function drawConfusion(counts) {
@@ -109,7 +94,7 @@ events.addEventListener("batch", (event) => {
 events.addEventListener("epoch", (event) => {
   const epoch = JSON.parse(event.data);
   run.epochs.push(epoch);
-  if (epoch.weights) drawTiles(epoch.weights);
+  if (epoch.weights) showTiles(epoch.weights);
   if (epoch.confusion) drawConfusion(epoch.confusion);
   drawCharts();
   setState(`epoch ${epoch.epoch} of ${run.info ? run.info.epochs : "?"}: validation accuracy ${(100 * epoch.val_accuracy).toFixed(2)} %`);
@@ -128,8 +113,9 @@ events.onerror = () => { if (!run.ended) say("the run cannot be reached; retryin
 events.onopen = () => say("");
 
 document.getElementById("stop").addEventListener("click", async () => {
-  await post("/api/stop");
+  // Said before asking: the run's "end" event may arrive before the answer does.
   setState("stopping…");
+  await post("/api/stop");
 });
 document.getElementById("save").addEventListener("click", async () => {
   const answer = await post("/api/save");
