@@ -317,7 +317,7 @@ pub fn build_backend(
     max_batch: usize,
     train: &Dataset,
     validation: &Dataset,
-) -> Result<Box<dyn Backend>> {
+) -> Result<Box<dyn Backend + Send>> {
     Ok(match kind {
         BackendKind::Cpu => Box::new(
             CpuBackend::new(parameters, hyper, train, validation)?
@@ -354,33 +354,22 @@ pub fn build_backend(
 }
 
 /// A backend that only runs a saved model forward over `images`, as its activation and output
-/// say: its training set is empty.
+/// say: its training set is empty (`mlp_core::predictor` builds its backends the same way).
 pub fn inference_backend(
     kind: BackendKind,
     gpu: &GpuArgs,
     model: &Model,
     images: &Dataset,
-) -> Result<Box<dyn Backend>> {
+) -> Result<Box<dyn Backend + Send>> {
+    use mlp_core::predictor::Predictor;
     gpu.check_for(kind).map_err(anyhow::Error::msg)?;
-    let no_training = Dataset {
-        images: Vec::new(),
-        labels: Vec::new(),
-        rows: images.rows,
-        cols: images.cols,
-    };
-    // The training options are never used: nothing is trained.
-    let hyper = Hyperparameters {
-        activation: model.info.activation,
-        output: model.info.output,
-        ..Hyperparameters::seed()
-    };
     build_backend(
         kind,
         gpu,
         model.parameters.clone(),
-        &hyper,
+        &Predictor::hyperparameters(model),
         1,
-        &no_training,
+        &Predictor::no_training((images.rows, images.cols)),
         images,
     )
     .context("cannot run the model")

@@ -26,6 +26,27 @@ pub enum BackendError {
     /// A failure of the device itself (out of memory, device lost, a limit exceeded).
     #[error("{backend}: {message}")]
     Device { backend: String, message: String },
+    #[error(
+        "new validation images must be as many and as large as those the backend was built \
+         with ({expected}); these are {found}"
+    )]
+    ValidationShape { expected: String, found: String },
+}
+
+/// Refuses new validation images unlike `built` in count or size.
+pub fn check_same_shape(
+    built: (usize, usize),
+    images: &crate::Dataset,
+) -> Result<(), BackendError> {
+    let found = (images.len(), images.pixels());
+    if found == built {
+        return Ok(());
+    }
+    let say = |(count, pixels): (usize, usize)| format!("{count} of {pixels} pixels");
+    Err(BackendError::ValidationShape {
+        expected: say(built),
+        found: say(found),
+    })
 }
 
 /// What an optimiser keeps per layer: a velocity (momentum, in `first`), or first and second
@@ -285,6 +306,11 @@ pub trait Backend {
 
     /// The batch losses summed since the last call, then resets the sum.
     fn take_train_loss(&mut self) -> Result<TrainLoss, BackendError>;
+
+    /// Puts `images` in place of the validation set: as many images, of as many pixels, as
+    /// the backend was built with. A predictor reads new pictures this way with a backend,
+    /// and on a GPU a device and its pipelines, built once.
+    fn set_validation(&mut self, images: &crate::Dataset) -> Result<(), BackendError>;
 
     /// The batch losses summed since the last [`Backend::take_train_loss`], without resetting
     /// the sum (a watched run's line within the epoch). The sum goes on the same, bit for bit;

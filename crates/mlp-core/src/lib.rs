@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod model;
 pub mod network;
 pub mod options;
+pub mod predictor;
 pub mod rng;
 pub mod simd;
 pub mod sparse;

@@ -955,3 +955,35 @@ fn peeking_at_the_training_loss_changes_no_bit_of_it() {
         );
     }
 }
+
+/// A predictor's backend is built once on images lit everywhere, then reads new images in
+/// their place (`set_validation`): its outputs are those of a backend built on the new images,
+/// on the reference and on the GPU; images of another count or size are refused.
+#[test]
+fn new_validation_images_read_as_a_backend_built_on_them() {
+    let mut rng = Rng::new(53);
+    let images = random_set(7, 37, 5, &mut rng);
+    let capacity = mlp_core::predictor::Predictor::capacity_set(7, (1, 37));
+    let (mut reference, mut gpu) = backends(&[37, 9, 5], 7, &images, &capacity);
+    let (mut reference_fresh, mut gpu_fresh) = backends(&[37, 9, 5], 7, &images, &images);
+    let built: [&mut dyn Backend; 2] = [&mut reference, &mut gpu];
+    let fresh: [&mut dyn Backend; 2] = [&mut reference_fresh, &mut gpu_fresh];
+    for (reused, fresh) in built.into_iter().zip(fresh) {
+        reused.set_validation(&images).unwrap();
+        assert_eq!(
+            reused.validation_outputs().unwrap(),
+            fresh.validation_outputs().unwrap(),
+            "{}",
+            reused.name()
+        );
+        assert_eq!(reused.evaluate().unwrap(), fresh.evaluate().unwrap());
+        let err = reused
+            .set_validation(&images.first(3))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("(7 of 37 pixels); these are 3 of 37 pixels"),
+            "{err}"
+        );
+    }
+}

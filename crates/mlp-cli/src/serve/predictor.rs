@@ -3,24 +3,23 @@
 
 use std::sync::Mutex;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use mlp_core::Model;
 use mlp_core::data::IMAGE_SIDE;
-use mlp_core::{Dataset, Model};
 use ndarray::{Array2, ArrayView1, ArrayView2};
 
-use crate::args::{BackendKind, DeviceArgs};
+use crate::args::DeviceArgs;
 use crate::predict::class_shares;
-use crate::session::inference_backend;
+use crate::session::build_backend;
 
-/// A saved model, ready to read one picture at a time from any thread.
+/// A saved model, ready to read one picture at a time from any thread, its backend built once
+/// (`mlp_core::predictor`): on the GPU, one device and its pipelines for the server's life.
 pub struct Predictor {
     pub model: Model,
     /// What computes the outputs, as the backend names itself.
     pub backend_name: String,
-    device: DeviceArgs,
-    /// One GPU reading at a time: each builds a backend of its own, and several at once would
-    /// hold the device's memory several times over for no gain on one small image.
-    gpu_turn: Mutex<()>,
+    /// One reading at a time: a reading puts its picture into the backend's buffers.
+    built: Mutex<mlp_core::predictor::Predictor>,
 }
 
 /// One picture as the model read it.
@@ -41,16 +40,32 @@ pub struct Prediction {
 }
 
 impl Predictor {
-    /// Reads one blank picture at once, so that a backend that cannot run (no GPU adapter,
-    /// say) stops the server before it listens.
+    /// Builds the backend and reads one blank picture at once, so that a backend that cannot
+    /// run (no GPU adapter, say) stops the server before it listens.
     pub fn new(model: Model, device: DeviceArgs) -> Result<Self> {
-        let mut predictor = Self {
+        use mlp_core::predictor::Predictor as Built;
+        device
+            .gpu
+            .check_for(device.backend)
+            .map_err(anyhow::Error::msg)?;
+        let image = (IMAGE_SIDE, IMAGE_SIDE);
+        let backend = build_backend(
+            device.backend,
+            &device.gpu,
+            model.parameters.clone(),
+            &Built::hyperparameters(&model),
+            1,
+            &Built::no_training(image),
+            &Built::capacity_set(1, image),
+        )
+        .context("cannot run the model")?;
+        let built = Built::new(model.clone(), backend, 1, image);
+        let predictor = Self {
+            backend_name: built.backend_name(),
             model,
-            backend_name: String::new(),
-            device,
-            gpu_turn: Mutex::new(()),
+            built: Mutex::new(built),
         };
-        predictor.backend_name = predictor.predict(vec![0; IMAGE_SIDE * IMAGE_SIDE])?.backend;
+        predictor.predict(vec![0; IMAGE_SIDE * IMAGE_SIDE])?;
         Ok(predictor)
     }
 
@@ -59,19 +74,11 @@ impl Predictor {
         let input = Array2::from_shape_fn((1, pixels.len()), |(_, i)| f32::from(pixels[i]) / 255.0);
         let mut activations = self.reference_forward(input.view());
         let reference_output = activations.pop().expect("a model has layers");
-        let images = Dataset {
-            images: pixels.clone(),
-            labels: vec![0],
-            rows: IMAGE_SIDE,
-            cols: IMAGE_SIDE,
+        let output = {
+            let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
+            built.outputs(&pixels)?
         };
-        let (output, backend) = {
-            let _turn = (self.device.backend == BackendKind::Gpu)
-                .then(|| self.gpu_turn.lock().unwrap_or_else(|p| p.into_inner()));
-            let mut backend =
-                inference_backend(self.device.backend, &self.device.gpu, &self.model, &images)?;
-            (backend.validation_outputs()?, backend.name())
-        };
+        let backend = self.backend_name.clone();
         let digit = mlp_core::cpu::argmax_rows(output.view())[0] as usize;
         let output = output.row(0);
         Ok(Prediction {

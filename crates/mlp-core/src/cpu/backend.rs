@@ -493,6 +493,14 @@ impl Backend for CpuBackend {
         Ok(self.loss)
     }
 
+    fn set_validation(&mut self, images: &Dataset) -> Result<(), BackendError> {
+        let built = (self.validation_labels.len(), self.parameters.sizes()[0]);
+        crate::backend::check_same_shape(built, images)?;
+        self.validation_images = SparseImages::new(images);
+        self.validation_labels = images.labels.clone();
+        Ok(())
+    }
+
     fn trace_batch(&mut self, rows: Range<usize>) -> Result<StepTrace, BackendError> {
         let b = rows.len();
         self.train_batch(rows)?;

@@ -420,6 +420,13 @@ impl Backend for ReferenceBackend {
         Ok(self.loss)
     }
 
+    fn set_validation(&mut self, images: &Dataset) -> Result<(), BackendError> {
+        let built = (self.validation.len(), self.validation.pixels());
+        crate::backend::check_same_shape(built, images)?;
+        self.validation = images.clone();
+        Ok(())
+    }
+
     fn trace_batch(&mut self, rows: Range<usize>) -> Result<StepTrace, BackendError> {
         self.train_batch(rows)?;
         Ok(self.trace.clone().expect("a step was just taken"))

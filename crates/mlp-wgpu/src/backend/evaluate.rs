@@ -1,12 +1,13 @@
 //! The validation set on the GPU: its forward pass in chunks of rows, each image's prediction
 //! and loss, and the output layer for `predict`.
 
-use mlp_core::Evaluation;
+use mlp_core::{Dataset, Evaluation};
 use ndarray::Array2;
 
 use super::GpuBackend;
 use super::layout::EVAL_CHUNK;
 use super::record::Queued;
+use super::upload::{lit_pixels, word_bytes};
 use crate::context::GpuContext;
 use crate::error::GpuError;
 
@@ -75,5 +76,36 @@ impl GpuBackend {
             Array2::from_shape_vec((self.validation_count, classes), outputs)
                 .expect("images x classes values"),
         )
+    }
+}
+
+impl GpuBackend {
+    /// Writes `images` (as many, of as many pixels, as the validation set it was built with:
+    /// the caller checks) over the validation set's buffers, so that `validation_outputs`
+    /// reads them with the device, buffers and pipelines already built. Their lit pixels must
+    /// fit where the first set's were: a backend built on images lit everywhere takes any.
+    pub(super) fn replace_validation_images(&mut self, images: &Dataset) -> Result<(), GpuError> {
+        let (entries, starts) = lit_pixels(images, "new validation images")?;
+        let validation = &self.data.validation;
+        let entry_bytes = word_bytes(&entries);
+        if entry_bytes.len() as u64 > validation.entries.size() {
+            return Err(GpuError::ImagesTooLarge {
+                set: "new validation images".into(),
+                problem: format!(
+                    "{} lit pixels, more than the {} of the images the backend was built with",
+                    entries.len(),
+                    validation.entries.size() / 4
+                ),
+            });
+        }
+        let labels: Vec<u32> = images.labels.iter().map(|&l| u32::from(l)).collect();
+        let queue = &self.context.queue;
+        if !entry_bytes.is_empty() {
+            queue.write_buffer(&validation.entries, 0, &entry_bytes);
+        }
+        queue.write_buffer(&validation.starts, 0, &word_bytes(&starts));
+        queue.write_buffer(&validation.labels, 0, &word_bytes(&labels));
+        self.validation_labels = images.labels.clone();
+        self.context.check()
     }
 }

@@ -554,6 +554,12 @@ impl Backend for GpuBackend {
         Ok(std::mem::take(&mut self.loss_carry))
     }
 
+    fn set_validation(&mut self, images: &Dataset) -> Result<(), BackendError> {
+        let built = (self.validation_count, self.sizes[0]);
+        mlp_core::backend::check_same_shape(built, images)?;
+        Ok(self.replace_validation_images(images)?)
+    }
+
     fn peek_train_loss(&mut self) -> Result<TrainLoss, BackendError> {
         // The losses read back are added to the carry in the order a take adds them.
         self.collect_losses()?;

@@ -116,7 +116,7 @@ pub(super) fn pixel_lists(
 }
 
 /// `words` as bytes, at least one word long, so that the buffer can be bound.
-fn word_bytes(words: &[u32]) -> Vec<u8> {
+pub(super) fn word_bytes(words: &[u32]) -> Vec<u8> {
     padded_to_words(bytemuck::cast_slice(words))
 }
 
