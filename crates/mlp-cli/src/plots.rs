@@ -68,6 +68,11 @@ impl Plots {
         }
     }
 
+    /// The four files.
+    pub fn files(&self) -> [&PathBuf; 4] {
+        [&self.loss, &self.accuracy, &self.digits, &self.confusion]
+    }
+
     /// Draws all four; `loss` names the loss and `validation` the images the curves were
     /// validated on; `predictions` are the final model's, one per test image.
     pub fn draw(

@@ -5,48 +5,15 @@
 
 #[path = "../../mlp-core/tests/common/mod.rs"]
 mod common;
+mod common_watch;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Scratch;
-
-/// A watched run of the modern preset, long enough to watch; and its address.
-fn start_run(save: &str) -> (Child, String) {
-    let data = common::mnist_dir().to_string_lossy().into_owned();
-    let mut run = Command::new(env!("CARGO_BIN_EXE_mlp-cli"))
-        .env("MLP_KERNEL_CACHE", "off")
-        .args([
-            "train", "--preset", "modern", "--epochs", "60", "--limit", "30000",
-        ])
-        .args([
-            "--data-dir",
-            &data,
-            "--watch",
-            "127.0.0.1:0",
-            "--quiet",
-            "--save",
-            save,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mlp-cli runs");
-    let mut first = String::new();
-    BufReader::new(run.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let address = first
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http://"))
-        .unwrap_or_else(|| panic!("no address on the first line: {first:?}"))
-        .trim_end_matches('/')
-        .to_string();
-    (run, address)
-}
 
 /// A viewer of `/api/events`.
 fn viewer(address: &str) -> TcpStream {
@@ -108,7 +75,7 @@ fn post(address: &str, path: &str, content_type: &str, body: &[u8]) -> (String, 
 fn viewers_late_and_gone_save_now_and_stop() {
     let scratch = Scratch::new("watch");
     let save = scratch.file("watched.safetensors");
-    let (mut run, address) = start_run(&save);
+    let (mut run, address) = common_watch::start_run(&["--save", &save]);
 
     let mut early = viewer(&address);
     let gone = viewer(&address);

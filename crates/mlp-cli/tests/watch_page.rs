@@ -8,10 +8,10 @@
 
 #[path = "../../mlp-core/tests/common/mod.rs"]
 mod common;
+mod common_watch;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -24,26 +24,8 @@ fn watch_page_shows_the_run_learning_and_stops_it() {
         "Playwright is not installed in {}: run ./scripts/test",
         browser.display()
     );
-    let data = common::mnist_dir().to_string_lossy().into_owned();
-    let mut run = Command::new(env!("CARGO_BIN_EXE_mlp-cli"))
-        .env("MLP_KERNEL_CACHE", "off")
-        .args([
-            "train", "--preset", "modern", "--epochs", "60", "--limit", "30000",
-        ])
-        .args(["--data-dir", &data, "--watch", "127.0.0.1:0", "--quiet"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mlp-cli runs");
-    let mut first = String::new();
-    BufReader::new(run.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address on the first line: {first:?}"))
-        .to_string();
+    let (mut run, address) = common_watch::start_run(&[]);
+    let url = format!("http://{address}/");
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("watch-page");
     std::fs::create_dir_all(&shots).unwrap();
     let out = Command::new("node")

@@ -51,13 +51,7 @@ fn outputs(args: &TrainArgs) -> Vec<Named> {
         add("--metrics", path);
     }
     if let Some(dir) = &args.plots {
-        let plots = Plots::in_dir(dir);
-        for file in [
-            &plots.loss,
-            &plots.accuracy,
-            &plots.digits,
-            &plots.confusion,
-        ] {
+        for file in Plots::in_dir(dir).files() {
             add("--plots", file);
         }
     }
@@ -123,13 +117,7 @@ fn check_distinct(outputs: &[Named], inputs: &[Named]) -> Result<()> {
 /// does not exist yet and can be made in the nearest directory above it that does.
 pub(super) fn check_plots_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {
-        let plots = Plots::in_dir(dir);
-        for file in [
-            &plots.loss,
-            &plots.accuracy,
-            &plots.digits,
-            &plots.confusion,
-        ] {
+        for file in Plots::in_dir(dir).files() {
             check_writable(file)?;
         }
         return Ok(());
