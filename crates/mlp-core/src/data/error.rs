@@ -31,6 +31,20 @@ pub enum DataError {
         path.display()
     )]
     LetterZero { path: PathBuf },
+    #[error(
+        "{}{}{}: {problem}",
+        path.display(),
+        if *line > 0 { format!(", line {line}") } else { String::new() },
+        column.map_or(String::new(), |c| format!(", column {c}"))
+    )]
+    Csv {
+        path: PathBuf,
+        /// From 1, the header's line included; 0 for the file as a whole.
+        line: usize,
+        /// From 1, where one column is at fault.
+        column: Option<usize>,
+        problem: String,
+    },
     #[error("cannot read {}", path.display())]
     Io {
         path: PathBuf,

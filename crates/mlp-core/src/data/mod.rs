@@ -1,6 +1,7 @@
 //! MNIST (or any data set in MNIST's IDX layout) from a data directory: every file is checked
 //! before anything reads it, and a missing set can be downloaded and verified.
 
+mod csv;
 mod download;
 mod emnist;
 mod error;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub use csv::{CsvImages, MAX_LINE_BYTES, read_csv};
 pub use download::{FASHION_MNIST_MIRRORS, KMNIST_MIRRORS, MIRRORS, download_missing};
 pub use emnist::download_emnist;
 pub use error::DataError;
