@@ -438,7 +438,7 @@ pub struct EvalArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-#[command(group = clap::ArgGroup::new("input").required(true).multiple(true).args(["images", "index"]))]
+#[command(group = clap::ArgGroup::new("input").required(true).multiple(true).args(["images", "index", "csv"]))]
 pub struct PredictArgs {
     /// A model saved by `mlp-cli --save FILE`.
     #[arg(long, value_name = "FILE")]
@@ -449,6 +449,14 @@ pub struct PredictArgs {
     /// Predict the N-th MNIST test image (from 0) instead, and show its label.
     #[arg(long, value_name = "N")]
     pub index: Option<usize>,
+    /// Predict every image of a CSV file in Kaggle's Digit Recognizer layout (a header
+    /// `label,pixel0,…` or `pixel0,…`, then one image a line), as `ImageId,Label` lines.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["images", "index"])]
+    pub csv: Option<std::path::PathBuf>,
+    /// With --csv: write the `ImageId,Label` lines to this file (Kaggle's submission) instead
+    /// of standard output.
+    #[arg(long, value_name = "FILE", requires = "csv")]
+    pub out: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub device: DeviceArgs,
     #[command(flatten)]

@@ -13,6 +13,7 @@ mod resume;
 mod serve;
 mod session;
 mod settings;
+mod submission;
 mod train;
 mod tune;
 mod values;

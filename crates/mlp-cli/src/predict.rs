@@ -22,6 +22,9 @@ struct Input {
 
 pub fn run(args: &PredictArgs) -> Result<()> {
     let model = load_model(&args.model)?;
+    if let Some(csv) = &args.csv {
+        return crate::submission::run(args, &model, csv);
+    }
     let mut inputs = Vec::new();
     // Pictures are made 28 x 28; a test image is as its data set has it.
     let (mut rows, mut cols) = (IMAGE_SIDE, IMAGE_SIDE);
