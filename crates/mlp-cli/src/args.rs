@@ -85,6 +85,18 @@ pub struct DataArgs {
     /// Never download missing files; fail with instructions instead.
     #[arg(long)]
     pub no_download: bool,
+    /// The files' layout: idx (MNIST's four files), or csv (`train.csv` and `test.csv` of
+    /// --data-dir in Kaggle's Digit Recognizer layout, sizes and classes from the files; where
+    /// test.csv is missing or has no labels, give --validation) [default: idx].
+    #[arg(long = "format", value_enum, conflicts_with_all = ["dataset", "any_idx"])]
+    pub layout: Option<Layout>,
+}
+
+/// How the data's files are laid out (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Layout {
+    Idx,
+    Csv,
 }
 
 /// The data sets `--dataset` knows.
@@ -100,6 +112,9 @@ pub enum DatasetName {
 impl DataArgs {
     /// Which files to load and how they are checked.
     pub fn format(&self) -> DataFormat {
+        if self.layout == Some(Layout::Csv) {
+            return DataFormat::Csv;
+        }
         match (self.any_idx, self.dataset) {
             (true, _) => DataFormat::AnyIdx,
             (false, Some(DatasetName::FashionMnist)) => DataFormat::FashionMnist,
@@ -143,6 +158,7 @@ impl DownloadArgs {
             data_dir: self.data_dir.clone(),
             any_idx: false,
             no_download: false,
+            layout: None,
         }
     }
 }

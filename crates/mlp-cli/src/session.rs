@@ -125,7 +125,7 @@ pub struct Prepared {
 /// --init model are checked first, so that a mistake there costs no loading; for --any-idx the
 /// shape comes from the files.
 pub fn prepare(args: &NetworkArgs, epochs: Option<usize>) -> Result<Prepared> {
-    if args.data.format() == DataFormat::AnyIdx {
+    if args.data.format().shape_from_files() {
         let data = split_data(args)?;
         let shape = data.shape(args.classes)?;
         let settings = Settings::resolve(args, epochs, shape)?;
@@ -157,6 +157,28 @@ pub fn prepare(args: &NetworkArgs, epochs: Option<usize>) -> Result<Prepared> {
 /// images are the last of the training file, taken before --limit cuts the rest.
 pub fn split_data(args: &NetworkArgs) -> Result<RunData> {
     let mnist = data::load(&args.data)?;
+    if mnist.test.is_empty() {
+        // A CSV directory whose test.csv labels nothing: the held-out images are the test.
+        let Some(held_out) = args.held_out() else {
+            return Err(UsageError(format!(
+                "{}: test.csv is missing or has no labels, so nothing is left to validate on: \
+                 give --validation N (or a fraction) to hold out training images",
+                args.data.dir().display()
+            ))
+            .into());
+        };
+        let count = held_out.of(mnist.train.len()).map_err(UsageError)?;
+        let (train, validation) = mnist.train.split_last(count);
+        let train = match args.limit {
+            Some(limit) => train.first(limit),
+            None => train,
+        };
+        return Ok(RunData {
+            train,
+            validation,
+            test: None,
+        });
+    }
     let (train, validation, test) = match args.held_out() {
         None => (mnist.train, mnist.test, None),
         Some(held_out) => {
@@ -256,6 +278,13 @@ pub fn check_model_fits(
     set: &Dataset,
     format: DataFormat,
 ) -> Result<()> {
+    if set.is_empty() {
+        bail!(
+            "there are no labelled test images to read with {} (a CSV directory's test.csv \
+             without labels is one to predict: `mlp-cli predict --csv`)",
+            model_path.display()
+        );
+    }
     let trained_on = model
         .info
         .options

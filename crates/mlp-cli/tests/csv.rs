@@ -159,3 +159,112 @@ fn a_kaggle_submission_holds_the_model_s_readings() {
         "{stderr}"
     );
 }
+
+/// `set` as the two raw IDX files of `prefix` in `dir`.
+fn write_idx(dir: &Path, prefix: &str, set: &mlp_core::Dataset) {
+    let mut images: Vec<u8> = [0x803u32, set.len() as u32, set.rows as u32, set.cols as u32]
+        .iter()
+        .flat_map(|v| v.to_be_bytes())
+        .collect();
+    images.extend(&set.images);
+    let mut labels: Vec<u8> = [0x801u32, set.len() as u32]
+        .iter()
+        .flat_map(|v| v.to_be_bytes())
+        .collect();
+    labels.extend(&set.labels);
+    fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
+    fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
+}
+
+/// The same images as IDX files and as Kaggle CSV files train to the same bits, on both
+/// backends; a CSV directory whose test.csv has no labels trains with --validation and is
+/// refused without it (exit 2).
+#[test]
+fn training_from_csv_gives_the_bits_of_training_from_idx() {
+    let scratch = Scratch::new("csv-train");
+    let mnist = data::load(&mnist_dir(), DataFormat::Mnist).unwrap();
+    let (train, test) = (mnist.train.first(2000), mnist.test.first(500));
+    let (idx, csv) = (scratch.path().join("idx"), scratch.path().join("csv"));
+    fs::create_dir_all(&idx).unwrap();
+    fs::create_dir_all(&csv).unwrap();
+    write_idx(&idx, "train", &train);
+    write_idx(&idx, "t10k", &test);
+    fs::write(csv.join("train.csv"), kaggle_csv(&train, true)).unwrap();
+    fs::write(csv.join("test.csv"), kaggle_csv(&test, true)).unwrap();
+    let (idx, csv) = (idx.to_string_lossy(), csv.to_string_lossy());
+    for backend in ["cpu", "gpu"] {
+        let saved = |name: &str| scratch.file(&format!("{name}-{backend}.safetensors"));
+        let quick = ["--epochs", "2", "-q", "--backend", backend];
+        let from_idx = saved("idx");
+        let from_csv = saved("csv");
+        let runs = [
+            (
+                vec!["--any-idx", "--data-dir", &idx, "--save", &from_idx],
+                &from_idx,
+            ),
+            (
+                vec!["--format", "csv", "--data-dir", &csv, "--save", &from_csv],
+                &from_csv,
+            ),
+        ];
+        for (args, _) in &runs {
+            let args: Vec<&str> = quick.iter().copied().chain(args.iter().copied()).collect();
+            let out = mlp_cli(&args);
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let parameters = |path: &str| mlp_core::Model::load(Path::new(path)).unwrap().parameters;
+        assert_eq!(parameters(&from_idx), parameters(&from_csv), "{backend}");
+    }
+    // Kaggle's own layout: test.csv is a file to predict.
+    fs::write(
+        scratch.path().join("csv/test.csv"),
+        kaggle_csv(&test, false),
+    )
+    .unwrap();
+    let refused = mlp_cli(&["--format", "csv", "--data-dir", &csv, "--epochs", "1"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("give --validation N"), "{stderr}");
+    let held_out = mlp_cli(&[
+        "--format",
+        "csv",
+        "--data-dir",
+        &csv,
+        "--epochs",
+        "1",
+        "--validation",
+        "200",
+    ]);
+    let stderr = String::from_utf8_lossy(&held_out.stderr);
+    assert!(held_out.status.success(), "{stderr}");
+    // A model trained on CSV records it, and eval needs labelled test images.
+    let model = scratch.file("csv-cpu.safetensors");
+    let eval = mlp_cli(&[
+        "eval",
+        "--model",
+        &model,
+        "--format",
+        "csv",
+        "--data-dir",
+        &csv,
+    ]);
+    let stderr = String::from_utf8_lossy(&eval.stderr);
+    assert_eq!(eval.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no labelled test images"), "{stderr}");
+    let on_mnist = mlp_cli(&[
+        "eval",
+        "--model",
+        &model,
+        "--data-dir",
+        &mnist_dir().to_string_lossy(),
+    ]);
+    let stderr = String::from_utf8_lossy(&on_mnist.stderr);
+    assert!(
+        stderr.contains("was trained on CSV, but this data is MNIST"),
+        "{stderr}"
+    );
+}

@@ -77,6 +77,9 @@ fn inputs(args: &TrainArgs) -> Vec<Named> {
         files.push(("--init".to_string(), path.clone()));
     }
     let (dir, format) = (net.data.dir(), net.data.format());
+    for name in ["train.csv", "test.csv"] {
+        files.push(("the data set".to_string(), dir.join(name)));
+    }
     for file in mlp_core::data::MNIST_FILES {
         let name = format.file_name(file);
         for name in [name.clone(), format!("{name}.gz")] {

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use super::{DataError, Dataset};
+use super::{DataError, Dataset, Mnist};
 
 /// The longest line accepted: a 784-pixel line is at most about 3 KB, a 256 x 256 one 260 KB.
 pub const MAX_LINE_BYTES: u64 = 1 << 20;
@@ -71,6 +71,55 @@ pub fn read_csv(path: &Path) -> Result<CsvImages, DataError> {
             cols: columns.side,
         },
         labelled: columns.labelled,
+    })
+}
+
+/// The training and test sets of directory `dir`: `train.csv`, which must label its images,
+/// and `test.csv`. Where `test.csv` is missing or labels nothing (Kaggle's is a file to
+/// predict), the test set is empty, and a run holds training images out to test on.
+pub fn load_csv_dir(dir: &Path) -> Result<Mnist, DataError> {
+    let train_path = dir.join("train.csv");
+    let train = read_csv(&train_path)?;
+    if !train.labelled {
+        return Err(csv_error(
+            &train_path,
+            1,
+            Some(1),
+            "a training file needs a \"label\" column first".into(),
+        ));
+    }
+    let test_path = dir.join("test.csv");
+    let empty = Dataset {
+        images: Vec::new(),
+        labels: Vec::new(),
+        ..train.set.clone()
+    };
+    let test = if test_path.exists() {
+        read_csv(&test_path)?
+    } else {
+        CsvImages {
+            set: empty.clone(),
+            labelled: false,
+        }
+    };
+    if test.labelled && (test.set.rows, test.set.cols) != (train.set.rows, train.set.cols) {
+        return Err(csv_error(
+            &test_path,
+            1,
+            None,
+            format!(
+                "its images are {} x {}, but {}'s are {} x {}",
+                test.set.rows,
+                test.set.cols,
+                train_path.display(),
+                train.set.rows,
+                train.set.cols
+            ),
+        ));
+    }
+    Ok(Mnist {
+        train: train.set,
+        test: if test.labelled { test.set } else { empty },
     })
 }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-pub use csv::{CsvImages, MAX_LINE_BYTES, read_csv};
+pub use csv::{CsvImages, MAX_LINE_BYTES, load_csv_dir, read_csv};
 pub use download::{FASHION_MNIST_MIRRORS, KMNIST_MIRRORS, MIRRORS, download_missing};
 pub use emnist::download_emnist;
 pub use error::DataError;
@@ -290,6 +290,9 @@ fn load_set(
 /// again by name and panics on a bad one, so what it returns must equal what was checked here,
 /// and a file that changed in between is an error. Gzipped files are decoded by this module.
 pub fn load(dir: &Path, format: DataFormat) -> Result<Mnist, DataError> {
+    if format == DataFormat::Csv {
+        return csv::load_csv_dir(dir);
+    }
     if !dir.is_dir() {
         return Err(missing(dir, format, &MNIST_FILES));
     }

@@ -28,6 +28,9 @@ pub enum DataFormat {
     /// Any data set with MNIST's file names and IDX layout: no hashes, image sizes and counts
     /// from the headers.
     AnyIdx,
+    /// `train.csv` and `test.csv` in Kaggle's Digit Recognizer layout (`super::read_csv`):
+    /// image sizes and classes from the files, as for `AnyIdx`.
+    Csv,
 }
 
 /// Where NIST publishes EMNIST, one zip of every split (its MD5 as torchvision lists it).
@@ -102,7 +105,7 @@ impl DataFormat {
                 .iter()
                 .find(|(name, ..)| *name == file.name)
                 .map(|&(_, sha256, bytes)| Checksum::Gzip { sha256, bytes }),
-            Self::EmnistLetters | Self::EmnistBalanced | Self::AnyIdx => None,
+            Self::EmnistLetters | Self::EmnistBalanced | Self::AnyIdx | Self::Csv => None,
         }
     }
 
@@ -147,7 +150,7 @@ impl DataFormat {
             Self::Mnist => &download::MIRRORS,
             Self::FashionMnist => &download::FASHION_MNIST_MIRRORS,
             Self::Kmnist => &download::KMNIST_MIRRORS,
-            Self::EmnistLetters | Self::EmnistBalanced | Self::AnyIdx => &[],
+            Self::EmnistLetters | Self::EmnistBalanced | Self::AnyIdx | Self::Csv => &[],
         }
     }
 
@@ -159,8 +162,13 @@ impl DataFormat {
             Self::Kmnist => Some("mlp-cli download --dataset kmnist"),
             Self::EmnistLetters => Some("mlp-cli download --dataset emnist-letters"),
             Self::EmnistBalanced => Some("mlp-cli download --dataset emnist-balanced"),
-            Self::AnyIdx => None,
+            Self::AnyIdx | Self::Csv => None,
         }
+    }
+
+    /// Whether the image size and the classes come from the files rather than the data set.
+    pub fn shape_from_files(self) -> bool {
+        matches!(self, Self::AnyIdx | Self::Csv)
     }
 
     /// The data set's name, for messages.
@@ -172,6 +180,7 @@ impl DataFormat {
             Self::EmnistLetters => "EMNIST Letters",
             Self::EmnistBalanced => "EMNIST Balanced",
             Self::AnyIdx => "the IDX files",
+            Self::Csv => "CSV",
         }
     }
 
@@ -194,7 +203,7 @@ impl DataFormat {
             Self::Kmnist => Some(&["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]),
             Self::EmnistLetters => Some(&LETTERS),
             Self::EmnistBalanced => Some(&BALANCED),
-            Self::Mnist | Self::AnyIdx => None,
+            Self::Mnist | Self::AnyIdx | Self::Csv => None,
         }
     }
 }
