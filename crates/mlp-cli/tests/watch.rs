@@ -162,3 +162,33 @@ fn the_watch_page_listens_on_loopback_only() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("listens on loopback only"), "{stderr}");
 }
+
+/// A run that finishes tells its viewers so before the process ends.
+#[test]
+fn a_finished_run_says_so_to_its_viewers() {
+    let data = common::mnist_dir().to_string_lossy().into_owned();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_mlp-cli"))
+        .env("MLP_KERNEL_CACHE", "off")
+        .args(["--epochs", "40", "--limit", "3000", "--data-dir", &data])
+        .args(["--watch", "127.0.0.1:0", "--quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mlp-cli runs");
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(run.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    let address = first
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http://"))
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let mut stream = viewer(&address);
+    let seen = read_until(&mut stream, "event: end", 1);
+    assert!(seen.contains("\"reason\":\"finished\""), "{seen}");
+    assert!(run.wait().unwrap().success());
+}

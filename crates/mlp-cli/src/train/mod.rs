@@ -121,8 +121,6 @@ fn start_watch(
 fn stop_from_page(watch: &Watch) -> ! {
     watch.publish_end("stopped from the page");
     mlp_core::atomic::remove_partial_files();
-    // Time for the event to reach the viewers before the server ends with the process.
-    std::thread::sleep(std::time::Duration::from_millis(300));
     std::process::exit(130);
 }
 

@@ -136,9 +136,13 @@ impl Watch {
         send(&mut state, heavy);
     }
 
-    /// The run has ended, and why.
+    /// The run has ended, and why. Where viewers are watching, waits a moment for the event
+    /// to reach them: the server ends with the process.
     pub fn publish_end(&self, reason: &str) {
         self.publish("end", &json!({ "reason": reason }), true);
+        if !self.state().viewers.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
     }
 
     fn publish(&self, kind: &str, data: &Value, keep: bool) {
