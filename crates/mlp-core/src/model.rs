@@ -285,7 +285,8 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, ModelError> {
         ));
     }
     file.seek(SeekFrom::Start(0)).map_err(read_error)?;
-    let mut bytes = Vec::with_capacity(limit as usize);
+    // What the header promised is read only as far as the file goes: never allocated ahead.
+    let mut bytes = Vec::with_capacity(limit.min(size) as usize);
     file.take(limit)
         .read_to_end(&mut bytes)
         .map_err(read_error)?;

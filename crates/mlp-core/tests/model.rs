@@ -157,6 +157,16 @@ fn missing_truncated_and_foreign_files_are_refused() {
         without,
     );
     assert!(load_error(&no_layers).to_string().contains("\"layers\""));
+
+    // A header that promises a terabyte of weights in a file of a few hundred bytes: refused as
+    // truncated, and nothing of the promised size is allocated.
+    let promise = dir.join("promise.safetensors");
+    let header = br#"{"layer1.weights":{"dtype":"F32","shape":[250000000000,1],"data_offsets":[0,1000000000000]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(&[0; 64]);
+    std::fs::write(&promise, bytes).unwrap();
+    assert!(matches!(load_error(&promise), ModelError::Format { .. }));
 }
 
 #[test]
