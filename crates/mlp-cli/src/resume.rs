@@ -74,7 +74,7 @@ pub fn open_dir(args: &TrainArgs) -> Result<Option<LockedDir>> {
             dir.display()
         );
     }
-    mlp_core::atomic::remove_stale_partial_files(&file);
+    // Also removes the temporary files that killed runs left (the directory is ours now).
     check_writable(&file).context(option)?;
     Ok(Some(LockedDir { _lock: lock }))
 }

@@ -373,22 +373,14 @@ fn train_epochs(
         let checkpoint_dir = resume::checkpoint_dir(args);
         run.history.push(m);
         run.last_evaluation = Some(evaluation);
-        if let Some(watch) = &run.watch {
+        // One read of the parameters serves the watch page and what the run keeps: on the
+        // GPU it is a read-back.
+        let keeps = args.save.is_some() || keep_best || checkpoint_dir.is_some();
+        if keeps || run.watch.is_some() {
             let parameters = finite_parameters(session, &config, epoch)?;
-            let evaluation = run.last_evaluation.as_ref().expect("just kept");
-            let confusion = ConfusionMatrix::new(
-                evaluation.classes,
-                &session.validation.labels,
-                &evaluation.predictions,
-            );
-            let model = Model {
-                parameters,
-                info: settings.model_info(),
-            };
-            watch.publish_epoch(run.history.last().expect("just pushed"), &confusion, model);
-        }
-        if args.save.is_some() || keep_best || checkpoint_dir.is_some() {
-            let parameters = finite_parameters(session, &config, epoch)?;
+            if let Some(watch) = &run.watch {
+                publish_epoch(watch, settings, session, run, parameters.clone());
+            }
             if keep_best {
                 run.best_parameters = Some(parameters.clone());
             }
@@ -425,6 +417,29 @@ fn train_epochs(
         }
     }
     Ok(())
+}
+
+/// The epoch just recorded in `run`, with its `parameters`, to the watch page's viewers.
+fn publish_epoch(
+    watch: &Watch,
+    settings: &Settings,
+    session: &Session,
+    run: &Run,
+    parameters: Parameters,
+) {
+    let (Some(metrics), Some(evaluation)) = (run.history.last(), &run.last_evaluation) else {
+        return;
+    };
+    let confusion = ConfusionMatrix::new(
+        evaluation.classes,
+        &session.validation.labels,
+        &evaluation.predictions,
+    );
+    let model = Model {
+        parameters,
+        info: settings.model_info(),
+    };
+    watch.publish_epoch(metrics, &confusion, model);
 }
 
 /// After a batch of a watched run: every [`watch::BATCH_EVERY`] batches the loss so far in the
