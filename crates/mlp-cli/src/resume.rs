@@ -23,6 +23,15 @@ pub fn checkpoint_dir(args: &TrainArgs) -> Option<&Path> {
     args.checkpoint.as_deref().or(args.resume.as_deref())
 }
 
+/// The option that names [`checkpoint_dir`], for messages.
+pub fn checkpoint_option(args: &TrainArgs) -> &'static str {
+    if args.checkpoint.is_some() {
+        "--checkpoint"
+    } else {
+        "--resume"
+    }
+}
+
 /// The checkpoint directory of a run, locked for it: another run given the same directory is
 /// refused while this one holds it (an advisory lock, released when the process ends however
 /// it ends).
@@ -46,11 +55,7 @@ pub fn open_dir(args: &TrainArgs) -> Result<Option<LockedDir>> {
     let Some(dir) = checkpoint_dir(args) else {
         return Ok(None);
     };
-    let option = if args.checkpoint.is_some() {
-        "--checkpoint"
-    } else {
-        "--resume"
-    };
+    let option = checkpoint_option(args);
     if dir.exists() && !dir.is_dir() {
         bail!(
             "{option} {}: it is a file, not a directory; give a directory for the checkpoint",
@@ -59,11 +64,7 @@ pub fn open_dir(args: &TrainArgs) -> Result<Option<LockedDir>> {
     }
     std::fs::create_dir_all(dir)
         .with_context(|| format!("{option}: cannot make the directory {}", dir.display()))?;
-    let lock = lock(
-        dir,
-        option,
-        args.resume.is_some() && args.checkpoint.is_none(),
-    )?;
+    let lock = lock(dir, option)?;
     let file = checkpoint::file_in(dir);
     let resumes_here = args.resume.as_deref().is_some_and(|r| same_file(r, dir));
     if file.exists() && !resumes_here {
@@ -103,10 +104,10 @@ fn check_resumable(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Takes the lock of checkpoint directory `dir`, refusing where another run holds it.
-/// `read_only_hint`: a resumed run that writes where it reads, where a read-only directory
-/// can be gone on from by writing elsewhere.
-fn lock(dir: &Path, option: &str, read_only_hint: bool) -> Result<File> {
+/// Takes the lock of checkpoint directory `dir`, refusing where another run holds it. A
+/// `--resume` run writes where it reads: where it cannot write there, the message says how
+/// to go on writing elsewhere.
+fn lock(dir: &Path, option: &str) -> Result<File> {
     let path = dir.join(LOCK_FILE);
     let opened = OpenOptions::new()
         .read(true)
@@ -116,7 +117,7 @@ fn lock(dir: &Path, option: &str, read_only_hint: bool) -> Result<File> {
         .open(&path);
     let mut file = match opened {
         Ok(file) => file,
-        Err(e) if read_only_hint => {
+        Err(e) if option == "--resume" => {
             return Err(e).with_context(|| {
                 format!(
                     "--resume {}: cannot write checkpoints there; give --checkpoint ANOTHER_DIR \

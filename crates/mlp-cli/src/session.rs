@@ -157,34 +157,23 @@ pub fn prepare(args: &NetworkArgs, epochs: Option<usize>) -> Result<Prepared> {
 /// images are the last of the training file, taken before --limit cuts the rest.
 pub fn split_data(args: &NetworkArgs) -> Result<RunData> {
     let mnist = data::load(&args.data)?;
-    if mnist.test.is_empty() {
-        // A CSV directory whose test.csv labels nothing: the held-out images are the test.
-        let Some(held_out) = args.held_out() else {
+    // A CSV directory whose test.csv labels nothing has no test set: the held-out images are
+    // then the test too, and there must be some.
+    let test = (!mnist.test.is_empty()).then_some(mnist.test);
+    let (train, validation, test) = match (args.held_out(), test) {
+        (None, Some(test)) => (mnist.train, test, None),
+        (None, None) => {
             return Err(UsageError(format!(
                 "{}: test.csv is missing or has no labels, so nothing is left to validate on: \
                  give --validation N (or a fraction) to hold out training images",
                 args.data.dir().display()
             ))
             .into());
-        };
-        let count = held_out.of(mnist.train.len()).map_err(UsageError)?;
-        let (train, validation) = mnist.train.split_last(count);
-        let train = match args.limit {
-            Some(limit) => train.first(limit),
-            None => train,
-        };
-        return Ok(RunData {
-            train,
-            validation,
-            test: None,
-        });
-    }
-    let (train, validation, test) = match args.held_out() {
-        None => (mnist.train, mnist.test, None),
-        Some(held_out) => {
+        }
+        (Some(held_out), test) => {
             let count = held_out.of(mnist.train.len()).map_err(UsageError)?;
             let (train, validation) = mnist.train.split_last(count);
-            (train, validation, Some(mnist.test))
+            (train, validation, test)
         }
     };
     let train = match args.limit {

@@ -45,11 +45,7 @@ fn reference_labels(path: &Path, set: &mlp_core::Dataset) -> Vec<u32> {
     let input = Array2::from_shape_fn((set.len(), set.pixels()), |(r, c)| {
         f32::from(set.images[r * set.pixels() + c]) / 255.0
     });
-    let layers = &model.parameters.layers;
-    let weights: Vec<_> = layers.iter().map(|l| l.weights.view()).collect();
-    let biases: Vec<_> = layers.iter().map(|l| l.bias.view()).collect();
-    let (activation, output) = (model.info.activation, model.info.output);
-    let outputs = mlp_core::cpu::forward(&weights, &biases, input.view(), activation, output);
+    let outputs = model.forward(input.view());
     mlp_core::cpu::argmax_rows(outputs.last().unwrap().view())
 }
 

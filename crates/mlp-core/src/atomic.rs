@@ -97,7 +97,7 @@ pub(crate) fn special_kind(_meta: &fs::Metadata) -> &'static str {
     "a special file"
 }
 
-fn directory_of(path: &Path) -> &Path {
+pub(crate) fn directory_of(path: &Path) -> &Path {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -249,7 +249,7 @@ pub fn remove_stale_partial_files(target: &Path) {
 
 /// Whether process `pid` runs on this machine. Where that cannot be told (no /proc), every
 /// process is taken to run, so that no file is removed.
-pub fn process_runs(pid: u32) -> bool {
+fn process_runs(pid: u32) -> bool {
     if pid == std::process::id() {
         return true;
     }

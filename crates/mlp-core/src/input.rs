@@ -147,10 +147,7 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
 /// and its name.
 fn planned_path(path: &Path) -> Option<PathBuf> {
     let name = path.file_name()?;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
+    let dir = crate::atomic::directory_of(path);
     Some(fs::canonicalize(dir).ok()?.join(name))
 }
 

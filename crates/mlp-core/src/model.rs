@@ -13,7 +13,7 @@ use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ArrayView2};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::atomic::{OutputError, write_atomically};
@@ -153,6 +153,16 @@ pub(crate) fn serialize(tensors: &[NamedTensor], metadata: HashMap<String, Strin
 }
 
 impl Model {
+    /// A1 .. AL of `input` (images, inputs) by the reference functions
+    /// ([`crate::cpu::forward`]), with the model's activation and output.
+    pub fn forward(&self, input: ArrayView2<f32>) -> Vec<Array2<f32>> {
+        let layers = &self.parameters.layers;
+        let weights: Vec<_> = layers.iter().map(|l| l.weights.view()).collect();
+        let biases: Vec<_> = layers.iter().map(|l| l.bias.view()).collect();
+        let info = &self.info;
+        crate::cpu::forward(&weights, &biases, input, info.activation, info.output)
+    }
+
     /// The model as safetensors bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         serialize(&layer_tensors("", &self.parameters), self.metadata())

@@ -133,11 +133,7 @@ mod tests {
                 .map(|i| i.wrapping_mul(37).wrapping_add(seed.wrapping_mul(91)))
                 .collect();
             let input = Array2::from_shape_fn((1, 12), |(_, i)| f32::from(pixels[i]) / 255.0);
-            let layers = &model.parameters.layers;
-            let weights: Vec<_> = layers.iter().map(|l| l.weights.view()).collect();
-            let biases: Vec<_> = layers.iter().map(|l| l.bias.view()).collect();
-            let (activation, output) = (model.info.activation, model.info.output);
-            let expected = crate::cpu::forward(&weights, &biases, input.view(), activation, output);
+            let expected = model.forward(input.view());
             let found = predictor.outputs(&pixels).unwrap();
             let largest = (&found - expected.last().unwrap()).fold(0f32, |m, d| m.max(d.abs()));
             assert!(largest < 1e-6, "picture {seed}: {largest}");

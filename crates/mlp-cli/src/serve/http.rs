@@ -25,7 +25,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -35,6 +35,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::Semaphore;
 use tokio_io_timeout::TimeoutStream;
 
@@ -99,6 +100,17 @@ impl Site for App {
     ) -> Pin<Box<dyn Future<Output = Response<ResponseBody>> + Send>> {
         Box::pin(answer(self, request))
     }
+}
+
+/// A socket listening on `addr`, with a backlog for bursts of connections.
+pub fn listen(addr: SocketAddr) -> Result<std::net::TcpListener> {
+    let cannot = |e: std::io::Error| anyhow!("cannot listen on {addr}: {e}");
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .map_err(cannot)?;
+    socket.set_reuse_address(true).map_err(cannot)?;
+    socket.bind(&addr.into()).map_err(cannot)?;
+    socket.listen(1024).map_err(cannot)?;
+    Ok(socket.into())
 }
 
 /// Serves `listener` until the process ends.

@@ -5,11 +5,9 @@ pub(crate) mod api;
 pub(crate) mod http;
 mod predictor;
 
-use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
-use anyhow::{Result, anyhow};
-use socket2::{Domain, Protocol, Socket, Type};
+use anyhow::Result;
 
 use crate::args::{ServeArgs, UsageError};
 use crate::console::say;
@@ -36,7 +34,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         .file_name()
         .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
     let predictor = Predictor::new(model, args.device.clone())?;
-    let listener = listen(args.addr)?;
+    let listener = http::listen(args.addr)?;
     let addr = listener.local_addr()?;
     say!(
         "serving http://{addr}/ with the model {model_name} on the {} backend (Ctrl-C stops)",
@@ -52,15 +50,4 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         compute: Arc::new(tokio::sync::Semaphore::new(args.threads)),
     };
     http::serve(listener, Arc::new(app))
-}
-
-/// A socket listening on `addr`, with a backlog for bursts of connections.
-fn listen(addr: SocketAddr) -> Result<TcpListener> {
-    let cannot = |e: std::io::Error| anyhow!("cannot listen on {addr}: {e}");
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
-        .map_err(cannot)?;
-    socket.set_reuse_address(true).map_err(cannot)?;
-    socket.bind(&addr.into()).map_err(cannot)?;
-    socket.listen(1024).map_err(cannot)?;
-    Ok(socket.into())
 }

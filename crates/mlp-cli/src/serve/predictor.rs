@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 use mlp_core::Model;
 use mlp_core::data::IMAGE_SIDE;
-use ndarray::{Array2, ArrayView1, ArrayView2};
+use ndarray::{Array2, ArrayView1};
 
 use crate::args::DeviceArgs;
 use crate::predict::class_shares;
@@ -44,10 +44,6 @@ impl Predictor {
     /// run (no GPU adapter, say) stops the server before it listens.
     pub fn new(model: Model, device: DeviceArgs) -> Result<Self> {
         use mlp_core::predictor::Predictor as Built;
-        device
-            .gpu
-            .check_for(device.backend)
-            .map_err(anyhow::Error::msg)?;
         let image = (IMAGE_SIDE, IMAGE_SIDE);
         let backend = build_backend(
             device.backend,
@@ -72,7 +68,7 @@ impl Predictor {
     /// The model's reading of `pixels` (28 x 28, row by row).
     pub fn predict(&self, pixels: Vec<u8>) -> Result<Prediction> {
         let input = Array2::from_shape_fn((1, pixels.len()), |(_, i)| f32::from(pixels[i]) / 255.0);
-        let mut activations = self.reference_forward(input.view());
+        let mut activations = self.model.forward(input.view());
         let reference_output = activations.pop().expect("a model has layers");
         let output = {
             let mut built = self.built.lock().unwrap_or_else(|p| p.into_inner());
@@ -92,15 +88,6 @@ impl Predictor {
             backend,
             reference_difference: largest_difference(output, reference_output.row(0)),
         })
-    }
-
-    /// A1 .. AL of `input` (1, 784) by the reference functions.
-    fn reference_forward(&self, input: ArrayView2<f32>) -> Vec<Array2<f32>> {
-        let layers = &self.model.parameters.layers;
-        let weights: Vec<_> = layers.iter().map(|l| l.weights.view()).collect();
-        let biases: Vec<_> = layers.iter().map(|l| l.bias.view()).collect();
-        let info = &self.model.info;
-        mlp_core::cpu::forward(&weights, &biases, input, info.activation, info.output)
     }
 }
 

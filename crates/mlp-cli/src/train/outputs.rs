@@ -56,12 +56,7 @@ fn outputs(args: &TrainArgs) -> Vec<Named> {
         }
     }
     if let Some(dir) = resume::checkpoint_dir(args) {
-        let option = if args.checkpoint.is_some() {
-            "--checkpoint"
-        } else {
-            "--resume"
-        };
-        add(option, &checkpoint::file_in(dir));
+        add(resume::checkpoint_option(args), &checkpoint::file_in(dir));
     }
     if let Some(cache) = tune::cache_written(&args.network) {
         add("the kernel cache", &cache);

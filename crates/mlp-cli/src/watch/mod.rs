@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming};
@@ -73,8 +73,7 @@ impl Watch {
         save: Option<(PathBuf, ModelInfo)>,
     ) -> Result<(Arc<Self>, SocketAddr)> {
         check_address(addr)?;
-        let listener = std::net::TcpListener::bind(addr)
-            .map_err(|e| anyhow!("--watch: cannot listen on {addr}: {e}"))?;
+        let listener = http::listen(addr).context("--watch")?;
         let bound = listener.local_addr()?;
         let watch = Arc::new(Self {
             state: Mutex::new(State::default()),
@@ -104,13 +103,13 @@ impl Watch {
 
     /// The run's description: what every viewer sees first.
     pub fn publish_run(&self, run: Value) {
-        self.publish("run", &run, true);
+        self.publish("run", &run);
     }
 
     /// The training loss so far in `epoch`, after `batch` of `batches` batches.
     pub fn publish_batch(&self, epoch: usize, batch: usize, batches: usize, loss: f64) {
         let event = json!({ "epoch": epoch, "batch": batch, "batches": batches, "loss": loss });
-        self.publish("batch", &event, true);
+        self.publish("batch", &event);
     }
 
     /// An epoch's end: its figures, its confusion matrix, its first layer's weights, and its
@@ -139,18 +138,17 @@ impl Watch {
     /// The run has ended, and why. Where viewers are watching, waits a moment for the event
     /// to reach them: the server ends with the process.
     pub fn publish_end(&self, reason: &str) {
-        self.publish("end", &json!({ "reason": reason }), true);
+        self.publish("end", &json!({ "reason": reason }));
         if !self.state().viewers.is_empty() {
             std::thread::sleep(std::time::Duration::from_millis(300));
         }
     }
 
-    fn publish(&self, kind: &str, data: &Value, keep: bool) {
+    /// Sends an event to every viewer, and keeps it for those who come later.
+    fn publish(&self, kind: &str, data: &Value) {
         let event = sse(kind, data);
         let mut state = self.state();
-        if keep {
-            state.backlog.push(event.clone());
-        }
+        state.backlog.push(event.clone());
         send(&mut state, event);
     }
 
@@ -176,21 +174,11 @@ impl Watch {
                 "no epoch has ended yet: there is no model to read with",
             );
         };
-        let input = Array2::from_shape_fn((1, pixels.len()), |(_, i)| f32::from(pixels[i]) / 255.0);
         if model.parameters.sizes()[0] != pixels.len() {
             return Reply::error(422, "this run's network does not read 28 x 28 pictures");
         }
-        let layers = &model.parameters.layers;
-        let weights: Vec<_> = layers.iter().map(|l| l.weights.view()).collect();
-        let biases: Vec<_> = layers.iter().map(|l| l.bias.view()).collect();
-        let info = &model.info;
-        let outputs = mlp_core::cpu::forward(
-            &weights,
-            &biases,
-            input.view(),
-            info.activation,
-            info.output,
-        );
+        let input = Array2::from_shape_fn((1, pixels.len()), |(_, i)| f32::from(pixels[i]) / 255.0);
+        let outputs = model.forward(input.view());
         let output = outputs.last().expect("a network has layers");
         let digit = mlp_core::cpu::argmax_rows(output.view())[0];
         Reply::json(

@@ -89,37 +89,38 @@ pub fn load_csv_dir(dir: &Path) -> Result<Mnist, DataError> {
         ));
     }
     let test_path = dir.join("test.csv");
-    let empty = Dataset {
-        images: Vec::new(),
-        labels: Vec::new(),
-        ..train.set.clone()
-    };
-    let test = if test_path.exists() {
-        read_csv(&test_path)?
-    } else {
-        CsvImages {
-            set: empty.clone(),
-            labelled: false,
+    let test = test_path
+        .exists()
+        .then(|| read_csv(&test_path))
+        .transpose()?
+        .filter(|test| test.labelled);
+    let test = match test {
+        Some(test) if (test.set.rows, test.set.cols) != (train.set.rows, train.set.cols) => {
+            return Err(csv_error(
+                &test_path,
+                1,
+                None,
+                format!(
+                    "its images are {} x {}, but {}'s are {} x {}",
+                    test.set.rows,
+                    test.set.cols,
+                    train_path.display(),
+                    train.set.rows,
+                    train.set.cols
+                ),
+            ));
         }
+        Some(test) => test.set,
+        None => Dataset {
+            images: Vec::new(),
+            labels: Vec::new(),
+            rows: train.set.rows,
+            cols: train.set.cols,
+        },
     };
-    if test.labelled && (test.set.rows, test.set.cols) != (train.set.rows, train.set.cols) {
-        return Err(csv_error(
-            &test_path,
-            1,
-            None,
-            format!(
-                "its images are {} x {}, but {}'s are {} x {}",
-                test.set.rows,
-                test.set.cols,
-                train_path.display(),
-                train.set.rows,
-                train.set.cols
-            ),
-        ));
-    }
     Ok(Mnist {
         train: train.set,
-        test: if test.labelled { test.set } else { empty },
+        test,
     })
 }
 

@@ -29,8 +29,7 @@ const MAX_DOWNLOAD_BYTES: u64 = 64 << 20;
 /// Downloads every canonical file that `dir` lacks from the first mirror that serves a copy
 /// whose decompressed SHA-256 matches, and returns the names it wrote. Each file is written to
 /// a temporary name and renamed into place, so an interrupted download never leaves a file
-/// that a later run would load.
-/// A download that fails leaves no directory it made behind.
+/// that a later run would load; a download that fails leaves no directory it made behind.
 pub fn download_missing(
     dir: &Path,
     format: DataFormat,
@@ -100,8 +99,6 @@ fn fetch_verified(
     Ok(body)
 }
 
-/// Makes `dir` where it is missing, and an HTTP agent that gives up on a download after
-/// `timeout`: what every download starts with.
 /// Runs `download` into `dir`; where it fails, removes the directories that did not exist
 /// before it and are still empty, so that a failed first download leaves no empty data
 /// directory that later looks like one with data in it.
@@ -123,6 +120,8 @@ pub(super) fn undo_directories_on_error<T>(
     result
 }
 
+/// Makes `dir` where it is missing, and an HTTP agent that gives up on a download after
+/// `timeout`: what every download starts with.
 pub(super) fn agent_for(dir: &Path, timeout: Duration) -> Result<ureq::Agent, DataError> {
     fs::create_dir_all(dir).map_err(|source| DataError::Io {
         path: dir.to_path_buf(),

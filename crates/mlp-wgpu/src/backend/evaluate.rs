@@ -77,9 +77,7 @@ impl GpuBackend {
                 .expect("images x classes values"),
         )
     }
-}
 
-impl GpuBackend {
     /// Writes `images` (as many, of as many pixels, as the validation set it was built with:
     /// the caller checks) over the validation set's buffers, so that `validation_outputs`
     /// reads them with the device, buffers and pipelines already built. Their lit pixels must
@@ -100,9 +98,7 @@ impl GpuBackend {
         }
         let labels: Vec<u32> = images.labels.iter().map(|&l| u32::from(l)).collect();
         let queue = &self.context.queue;
-        if !entry_bytes.is_empty() {
-            queue.write_buffer(&validation.entries, 0, &entry_bytes);
-        }
+        queue.write_buffer(&validation.entries, 0, &entry_bytes);
         queue.write_buffer(&validation.starts, 0, &word_bytes(&starts));
         queue.write_buffer(&validation.labels, 0, &word_bytes(&labels));
         self.validation_labels = images.labels.clone();
