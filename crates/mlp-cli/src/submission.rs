@@ -5,29 +5,24 @@
 
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use mlp_core::Model;
 use mlp_core::atomic::{check_writable, write_atomically};
 use mlp_core::data::read_csv;
-use mlp_core::input::same_file;
 
 use crate::args::PredictArgs;
 use crate::console::{note, say};
 use crate::session::inference_backend;
+use crate::train::check_distinct;
 
 pub fn run(args: &PredictArgs, model: &Model, csv: &Path) -> Result<()> {
     if let Some(out) = &args.out {
-        check_writable(out).map_err(|e| anyhow::Error::new(e).context("--out"))?;
-        for (option, input) in [("--csv", csv), ("--model", args.model.as_path())] {
-            if same_file(out, input) {
-                bail!(
-                    "--out {} would overwrite {option} {}, which this command reads: give --out \
-                     another file",
-                    out.display(),
-                    input.display()
-                );
-            }
-        }
+        check_writable(out).context("--out")?;
+        let inputs = [
+            ("--csv".to_string(), csv.to_path_buf()),
+            ("--model".to_string(), args.model.clone()),
+        ];
+        check_distinct(&[("--out".to_string(), out.clone())], &inputs)?;
     }
     let read = read_csv(csv)?;
     let set = read.set;

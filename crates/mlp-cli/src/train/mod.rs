@@ -21,6 +21,7 @@ use crate::resume;
 use crate::session::{Prepared, Session, evaluate_on, prepare};
 use crate::settings::Settings;
 use crate::watch::{self, Watch};
+pub(crate) use outputs::check_distinct;
 pub use outputs::run_info;
 use outputs::{check_outputs, draw_plots, save_model};
 

@@ -37,8 +37,8 @@ pub(super) fn check_outputs(args: &TrainArgs) -> Result<()> {
     check_distinct(&outputs(args), &inputs(args))
 }
 
-/// A file the run names, and the option that names it.
-type Named = (String, PathBuf);
+/// A file a command names, and the option that names it.
+pub(crate) type Named = (String, PathBuf);
 
 /// Every file the run writes.
 fn outputs(args: &TrainArgs) -> Vec<Named> {
@@ -86,7 +86,7 @@ fn inputs(args: &TrainArgs) -> Vec<Named> {
 
 /// Refuses two outputs that are one file, and an output that is one of the inputs, naming
 /// both options. A checkpoint that a resumed run goes on writing is its own input by design.
-fn check_distinct(outputs: &[Named], inputs: &[Named]) -> Result<()> {
+pub(crate) fn check_distinct(outputs: &[Named], inputs: &[Named]) -> Result<()> {
     for (i, (option, path)) in outputs.iter().enumerate() {
         for (other, other_path) in &outputs[..i] {
             if same_file(path, other_path) {
@@ -100,7 +100,7 @@ fn check_distinct(outputs: &[Named], inputs: &[Named]) -> Result<()> {
         for (input, input_path) in inputs {
             if same_file(path, input_path) {
                 bail!(
-                    "{option} {} would overwrite {input} {}, which this run reads: give {option} \
+                    "{option} {} would overwrite {input} {}, which this command reads: give {option} \
                      another file",
                     path.display(),
                     input_path.display()
