@@ -85,6 +85,26 @@ fn digit_from<R: BufRead + Seek>(
     max_pixels: u64,
     open: impl Fn() -> io::Result<image::ImageReader<R>>,
 ) -> Result<Vec<u8>, DigitError> {
+    let picture = picture_from(path, max_pixels, open)?;
+    mnist_like(luminance(&picture).view()).ok_or_else(|| DigitError::Empty {
+        path: path.to_path_buf(),
+    })
+}
+
+/// The picture file at `path` decoded, refusing one of more than `max_pixels` pixels from its
+/// header alone, before it is decoded. The caller checks that `path` is a regular file.
+pub fn read_picture(path: &Path, max_pixels: u64) -> Result<image::DynamicImage, DigitError> {
+    picture_from(path, max_pixels, || {
+        image::ImageReader::open(path).and_then(|reader| reader.with_guessed_format())
+    })
+}
+
+/// The picture that `open` reads, as [`read_picture`].
+fn picture_from<R: BufRead + Seek>(
+    path: &Path,
+    max_pixels: u64,
+    open: impl Fn() -> io::Result<image::ImageReader<R>>,
+) -> Result<image::DynamicImage, DigitError> {
     let unreadable = |source: image::ImageError| DigitError::Read {
         path: path.to_path_buf(),
         source,
@@ -104,10 +124,7 @@ fn digit_from<R: BufRead + Seek>(
     // The decoder's own buffers, for a file whose header told less than the truth.
     limits.max_alloc = Some(max_pixels * 8);
     reader.limits(limits);
-    let picture = reader.decode().map_err(unreadable)?;
-    mnist_like(luminance(&picture).view()).ok_or_else(|| DigitError::Empty {
-        path: path.to_path_buf(),
-    })
+    reader.decode().map_err(unreadable)
 }
 
 /// Brightness 0 (black) .. 1 (white) of each pixel, (height, width); transparent pixels
@@ -124,16 +141,23 @@ pub fn luminance(picture: &image::DynamicImage) -> Array2<f32> {
 /// The MNIST-like 28 x 28 digit in `brightness` (height, width; 0 black .. 1 white), or
 /// `None` when there is no ink in it.
 pub fn mnist_like(brightness: ArrayView2<f32>) -> Option<Vec<u8>> {
+    mnist_like_sized(brightness, IMAGE_SIDE)
+}
+
+/// [`mnist_like`] in a `side` x `side` field, the digit's box scaled as MNIST's 20 is to its
+/// 28 (so `side` 28 is MNIST's own).
+pub fn mnist_like_sized(brightness: ArrayView2<f32>, side: usize) -> Option<Vec<u8>> {
+    let digit_box = ((side * DIGIT_BOX + IMAGE_SIDE / 2) / IMAGE_SIDE).max(1);
     let ink = ink(brightness)?;
     let (top, bottom, left, right) = ink_box(ink.view())?;
     let digit = ink.slice(s![top..bottom, left..right]);
     let (height, width) = digit.dim();
     let longest = height.max(width) as f32;
-    let scaled_size = |side: usize| {
-        ((side as f32 * DIGIT_BOX as f32 / longest).round() as usize).clamp(1, DIGIT_BOX)
+    let scaled_size = |extent: usize| {
+        ((extent as f32 * digit_box as f32 / longest).round() as usize).clamp(1, digit_box)
     };
     let scaled = resample_area(digit, scaled_size(height), scaled_size(width));
-    let field = centre_by_mass(scaled.view(), IMAGE_SIDE);
+    let field = centre_by_mass(scaled.view(), side);
     Some(
         field
             .iter()

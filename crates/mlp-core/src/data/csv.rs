@@ -118,10 +118,7 @@ pub fn load_csv_dir(dir: &Path) -> Result<Mnist, DataError> {
             cols: train.set.cols,
         },
     };
-    Ok(Mnist {
-        train: train.set,
-        test,
-    })
+    Ok(Mnist::new(train.set, test))
 }
 
 fn csv_error(path: &Path, line: usize, column: Option<usize>, problem: String) -> DataError {

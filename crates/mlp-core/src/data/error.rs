@@ -45,6 +45,21 @@ pub enum DataError {
         column: Option<usize>,
         problem: String,
     },
+    #[error(
+        "{}{}: {problem}",
+        path.display(),
+        array.as_ref().map_or(String::new(), |a| format!(", array {a}"))
+    )]
+    Numpy {
+        path: PathBuf,
+        /// The array at fault, where one is.
+        array: Option<String>,
+        problem: String,
+    },
+    #[error("{}: {problem}", path.display())]
+    Folder { path: PathBuf, problem: String },
+    #[error("cannot use the picture {}: {problem}", path.display())]
+    Picture { path: PathBuf, problem: String },
     #[error("cannot read {}", path.display())]
     Io {
         path: PathBuf,

@@ -5,7 +5,9 @@ mod csv;
 mod download;
 mod emnist;
 mod error;
+mod folders;
 mod idx;
+mod numpy;
 mod sets;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -17,9 +19,13 @@ pub use csv::{CsvImages, MAX_LINE_BYTES, load_csv_dir, read_csv};
 pub use download::{FASHION_MNIST_MIRRORS, KMNIST_MIRRORS, MIRRORS, download_missing};
 pub use emnist::download_emnist;
 pub use error::DataError;
+pub use folders::{
+    MAX_PICTURE_PIXELS, MAX_SIDE, PictureOptions, PictureStyle, input_pixels, load_folders,
+};
 pub use idx::{
     IMAGES_MAGIC, IdxBytes, IdxKind, LABELS_MAGIC, decode_idx, parse_images, parse_labels, read_idx,
 };
+pub use numpy::{MAX_ARRAY_BYTES, MAX_HEADER_BYTES, load_npy_dir, load_numpy, read_npz};
 pub use sets::{Checksum, DataFormat, EMNIST_ZIP, EMNIST_ZIP_MD5};
 
 /// MNIST's image side: every loaded image must be 28 x 28.
@@ -121,11 +127,40 @@ impl Dataset {
     }
 }
 
-/// The training and the test (validation) set.
+/// The training and the test (validation) set, with what the files say of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mnist {
     pub train: Dataset,
     pub test: Dataset,
+    /// Each class's name, by label, where the data names its classes (folders of pictures,
+    /// the known sets but MNIST).
+    pub class_names: Option<Vec<String>>,
+    /// What the run should say of how the files were read (a float array's scale, pictures
+    /// skipped), one line each.
+    pub notes: Vec<String>,
+}
+
+impl Mnist {
+    /// The sets of a format that names no classes and has nothing to note.
+    pub fn new(train: Dataset, test: Dataset) -> Self {
+        Self {
+            train,
+            test,
+            class_names: None,
+            notes: Vec::new(),
+        }
+    }
+
+    /// The sets with `format`'s class names, where it names them.
+    fn named(self, format: DataFormat) -> Self {
+        let names = format
+            .class_names()
+            .map(|names| names.iter().map(|n| n.to_string()).collect());
+        Self {
+            class_names: names,
+            ..self
+        }
+    }
 }
 
 /// Where a file of `dir` lies, under its name in `format`: the raw file if there is one,
@@ -290,8 +325,11 @@ fn load_set(
 /// again by name and panics on a bad one, so what it returns must equal what was checked here,
 /// and a file that changed in between is an error. Gzipped files are decoded by this module.
 pub fn load(dir: &Path, format: DataFormat) -> Result<Mnist, DataError> {
-    if format == DataFormat::Csv {
-        return csv::load_csv_dir(dir);
+    match format {
+        DataFormat::Csv => return csv::load_csv_dir(dir),
+        DataFormat::Numpy => return numpy::load_numpy(dir),
+        DataFormat::Folders(options) => return folders::load_folders(dir, options),
+        _ => {}
     }
     if !dir.is_dir() {
         return Err(missing(dir, format, &MNIST_FILES));
@@ -311,12 +349,13 @@ pub fn load(dir: &Path, format: DataFormat) -> Result<Mnist, DataError> {
     }
     if format.emnist_split().is_some() {
         let label_path = |file| locate(dir, format, file).unwrap_or_else(|| dir.to_path_buf());
-        return Ok(Mnist {
-            train: as_emnist_stores_it(train, format, label_path(TRAIN_LABELS))?,
-            test: as_emnist_stores_it(test, format, label_path(TEST_LABELS))?,
-        });
+        return Ok(Mnist::new(
+            as_emnist_stores_it(train, format, label_path(TRAIN_LABELS))?,
+            as_emnist_stores_it(test, format, label_path(TEST_LABELS))?,
+        )
+        .named(format));
     }
-    let checked = Mnist { train, test };
+    let checked = Mnist::new(train, test).named(format);
     let all_raw = train_raw && test_raw && MNIST_FILES.iter().all(|f| dir.join(f.name).is_file());
     match (format, all_raw, dir.to_str()) {
         (DataFormat::Mnist, true, Some(base)) => read_with_mnist_crate(dir, base, checked),
@@ -388,6 +427,8 @@ fn read_with_mnist_crate(dir: &Path, base: &str, checked: Mnist) -> Result<Mnist
     }
     let side = |set: &Dataset| (set.rows, set.cols);
     Ok(Mnist {
+        class_names: checked.class_names.clone(),
+        notes: checked.notes.clone(),
         train: Dataset {
             images: read.trn_img,
             labels: read.trn_lbl,

@@ -1,7 +1,7 @@
 //! The data sets the loader knows: which files each has, what they are checked against,
 //! where they are downloaded from, and what their classes are called.
 
-use super::{IdxFile, download};
+use super::{IdxFile, PictureOptions, download};
 
 /// Which files a directory must hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -31,6 +31,11 @@ pub enum DataFormat {
     /// `train.csv` and `test.csv` in Kaggle's Digit Recognizer layout (`super::read_csv`):
     /// image sizes and classes from the files, as for `AnyIdx`.
     Csv,
+    /// NumPy arrays: an `.npz` with `x_train`, `y_train`, `x_test`, `y_test` (Keras'
+    /// `mnist.npz`), or those as `.npy` files (`super::load_numpy`).
+    Numpy,
+    /// Pictures in a folder per class (`super::load_folders`), read as the options say.
+    Folders(PictureOptions),
 }
 
 /// Where NIST publishes EMNIST, one zip of every split (its MD5 as torchvision lists it).
@@ -105,7 +110,12 @@ impl DataFormat {
                 .iter()
                 .find(|(name, ..)| *name == file.name)
                 .map(|&(_, sha256, bytes)| Checksum::Gzip { sha256, bytes }),
-            Self::EmnistLetters | Self::EmnistBalanced | Self::AnyIdx | Self::Csv => None,
+            Self::EmnistLetters
+            | Self::EmnistBalanced
+            | Self::AnyIdx
+            | Self::Csv
+            | Self::Numpy
+            | Self::Folders(_) => None,
         }
     }
 
@@ -150,7 +160,12 @@ impl DataFormat {
             Self::Mnist => &download::MIRRORS,
             Self::FashionMnist => &download::FASHION_MNIST_MIRRORS,
             Self::Kmnist => &download::KMNIST_MIRRORS,
-            Self::EmnistLetters | Self::EmnistBalanced | Self::AnyIdx | Self::Csv => &[],
+            Self::EmnistLetters
+            | Self::EmnistBalanced
+            | Self::AnyIdx
+            | Self::Csv
+            | Self::Numpy
+            | Self::Folders(_) => &[],
         }
     }
 
@@ -162,13 +177,16 @@ impl DataFormat {
             Self::Kmnist => Some("mlp-cli download --dataset kmnist"),
             Self::EmnistLetters => Some("mlp-cli download --dataset emnist-letters"),
             Self::EmnistBalanced => Some("mlp-cli download --dataset emnist-balanced"),
-            Self::AnyIdx | Self::Csv => None,
+            Self::AnyIdx | Self::Csv | Self::Numpy | Self::Folders(_) => None,
         }
     }
 
     /// Whether the image size and the classes come from the files rather than the data set.
     pub fn shape_from_files(self) -> bool {
-        matches!(self, Self::AnyIdx | Self::Csv)
+        matches!(
+            self,
+            Self::AnyIdx | Self::Csv | Self::Numpy | Self::Folders(_)
+        )
     }
 
     /// The data set's name, for messages.
@@ -181,6 +199,8 @@ impl DataFormat {
             Self::EmnistBalanced => "EMNIST Balanced",
             Self::AnyIdx => "the IDX files",
             Self::Csv => "CSV",
+            Self::Numpy => "NumPy",
+            Self::Folders(_) => "the picture folders",
         }
     }
 
@@ -203,7 +223,7 @@ impl DataFormat {
             Self::Kmnist => Some(&["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]),
             Self::EmnistLetters => Some(&LETTERS),
             Self::EmnistBalanced => Some(&BALANCED),
-            Self::Mnist | Self::AnyIdx | Self::Csv => None,
+            Self::Mnist | Self::AnyIdx | Self::Csv | Self::Numpy | Self::Folders(_) => None,
         }
     }
 }
