@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mlp_core::LayerSizes;
-use mlp_core::data::DataFormat;
+use mlp_core::data::{DataFormat, IMAGE_SIDE, PictureOptions, PictureStyle};
 use mlp_core::options::{Activation, Init, OptimiserKind, Output, Reduction, Schedule};
 use mlp_wgpu::{DenseSchedule, KernelVariant};
 
@@ -85,11 +85,26 @@ pub struct DataArgs {
     /// Never download missing files; fail with instructions instead.
     #[arg(long)]
     pub no_download: bool,
-    /// The files' layout: idx (MNIST's four files), or csv (`train.csv` and `test.csv` of
-    /// --data-dir in Kaggle's Digit Recognizer layout, sizes and classes from the files; where
-    /// test.csv is missing or has no labels, give --validation) [default: idx].
+    /// The files' layout, sizes and classes from the files for all but idx: idx (MNIST's four
+    /// files); csv (`train.csv` and `test.csv` of --data-dir in Kaggle's Digit Recognizer
+    /// layout); numpy (an .npz with x_train, y_train, x_test, y_test as Keras' mnist.npz, or
+    /// those four as .npy files); folders (PNG or JPEG pictures in a folder per class, the
+    /// folder names the class names, under train/ and test/ where both are there). Where there
+    /// is no labelled test set, give --validation [default: idx].
     #[arg(long = "format", value_enum, conflicts_with_all = ["dataset", "any_idx"])]
     pub layout: Option<Layout>,
+    /// With --format folders: the side of the square each picture becomes [default: 28].
+    #[arg(long, value_name = "N")]
+    pub image_size: Option<usize>,
+    /// With --format folders: prepare each picture as MNIST's digits were (ink made bright on
+    /// black, cropped, fitted to a box of 20/28 of the side, centred by mass), as `predict`
+    /// does with a photo; without it, pictures keep their grey levels and are only resized.
+    #[arg(long)]
+    pub digit_style: bool,
+    /// With --format folders: leave out pictures that cannot be read, counting them in the
+    /// run's first lines, rather than stop at the first.
+    #[arg(long)]
+    pub skip_bad: bool,
 }
 
 /// How the data's files are laid out (`--format`).
@@ -97,6 +112,8 @@ pub struct DataArgs {
 pub enum Layout {
     Idx,
     Csv,
+    Numpy,
+    Folders,
 }
 
 /// The data sets `--dataset` knows.
@@ -112,8 +129,11 @@ pub enum DatasetName {
 impl DataArgs {
     /// Which files to load and how they are checked.
     pub fn format(&self) -> DataFormat {
-        if self.layout == Some(Layout::Csv) {
-            return DataFormat::Csv;
+        match self.layout {
+            Some(Layout::Csv) => return DataFormat::Csv,
+            Some(Layout::Numpy) => return DataFormat::Numpy,
+            Some(Layout::Folders) => return DataFormat::Folders(self.picture_options()),
+            Some(Layout::Idx) | None => {}
         }
         match (self.any_idx, self.dataset) {
             (true, _) => DataFormat::AnyIdx,
@@ -123,6 +143,41 @@ impl DataArgs {
             (false, Some(DatasetName::EmnistBalanced)) => DataFormat::EmnistBalanced,
             (false, _) => DataFormat::Mnist,
         }
+    }
+
+    /// How --format folders reads pictures.
+    pub fn picture_options(&self) -> PictureOptions {
+        PictureOptions {
+            side: self.image_size.unwrap_or(IMAGE_SIDE),
+            style: if self.digit_style {
+                PictureStyle::Digit
+            } else {
+                PictureStyle::Plain
+            },
+            skip_bad: self.skip_bad,
+        }
+    }
+
+    /// Fails where an option is given that the layout does not use, or a layout that needs
+    /// --data-dir lacks it.
+    pub fn check(&self) -> Result<(), String> {
+        let folders = self.layout == Some(Layout::Folders);
+        let given = [
+            (self.image_size.is_some(), "--image-size"),
+            (self.digit_style, "--digit-style"),
+            (self.skip_bad, "--skip-bad"),
+        ];
+        if let Some((_, name)) = given.iter().find(|(given, _)| *given && !folders) {
+            return Err(format!("{name} applies to --format folders only"));
+        }
+        let own_files = matches!(self.layout, Some(Layout::Numpy | Layout::Folders));
+        if own_files && self.data_dir.is_none() {
+            return Err(format!(
+                "--format {} needs --data-dir: the folder (or .npz file) that holds the data",
+                if folders { "folders" } else { "numpy" }
+            ));
+        }
+        Ok(())
     }
 
     /// Where the files are: --data-dir, else the data set's usual place.
@@ -159,6 +214,9 @@ impl DownloadArgs {
             any_idx: false,
             no_download: false,
             layout: None,
+            image_size: None,
+            digit_style: false,
+            skip_bad: false,
         }
     }
 }

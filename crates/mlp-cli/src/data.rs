@@ -7,15 +7,27 @@ use mlp_core::data::{self, DataFormat, Mnist};
 
 use crate::args::{DataArgs, DownloadArgs};
 use crate::console::{note, say};
+use crate::values::UsageError;
 
 /// The training and test sets, downloaded first if the directory lacks them and downloads
 /// are allowed.
 pub fn load(args: &DataArgs) -> Result<Mnist> {
+    args.check().map_err(UsageError)?;
     let (format, dir) = (args.format(), args.dir());
     if !args.no_download && format.downloadable() && !data::missing_files(&dir, format).is_empty() {
         fetch(&dir, format)?;
     }
     let loaded = data::load(&dir, format)?;
+    if let (DataFormat::Folders(_), Some(names)) = (format, &loaded.class_names) {
+        note!(
+            "{} classes, named by their folders: {}",
+            names.len(),
+            names.join(", ")
+        );
+    }
+    for line in &loaded.notes {
+        note!("note: {line}");
+    }
     for (raw, gz) in data::shadowed_files(&dir, format) {
         note!(
             "note: read {}, not {} beside it",

@@ -25,13 +25,13 @@ const VALIDATION_COLOUR: RGBColor = RGBColor(255, 127, 14);
 /// What the plots call each class: the data set's names where it has them (Fashion-MNIST's
 /// "Sandal"), else the class number (MNIST's digits).
 #[derive(Debug, Clone, Copy)]
-pub struct ClassNames<'a>(pub Option<&'a [&'a str]>);
+pub struct ClassNames<'a>(pub Option<&'a [String]>);
 
 impl ClassNames<'_> {
     /// Class `class`'s name, or its number.
     fn of(&self, class: usize) -> String {
         match self.0.and_then(|names| names.get(class)) {
-            Some(name) => (*name).to_string(),
+            Some(name) => name.clone(),
             None => class.to_string(),
         }
     }
@@ -500,7 +500,8 @@ mod tests {
 
     #[test]
     fn classes_are_named_where_the_data_set_names_them_and_numbered_elsewhere() {
-        let fashion = ClassNames(Some(&["T-shirt/top", "Trouser"]));
+        let names = ["T-shirt/top".to_string(), "Trouser".to_string()];
+        let fashion = ClassNames(Some(&names));
         assert_eq!((fashion.of(1), fashion.kind()), ("Trouser".into(), "class"));
         assert_eq!(fashion.longest(2), 11);
         let digits = ClassNames(None);

@@ -2,7 +2,7 @@
 //! with the three most likely classes; or `--index N`, the N-th test image and its label.
 
 use anyhow::{Result, bail};
-use mlp_core::data::IMAGE_SIDE;
+use mlp_core::data::{IMAGE_SIDE, PictureOptions, PictureStyle, input_pixels};
 use mlp_core::digit::load_digit;
 use mlp_core::{Dataset, Output};
 use ndarray::ArrayView1;
@@ -10,7 +10,17 @@ use ndarray::ArrayView1;
 use crate::args::PredictArgs;
 use crate::console::say;
 use crate::data;
-use crate::session::{check_model_fits, check_reads_pictures, inference_backend, load_model};
+use crate::session::{check_model_fits, inference_backend, load_model, picture_reading};
+
+/// The network's input from the picture at `path`: MNIST's preparation for a digit model
+/// (up to `digit::MAX_PIXELS`), else as the model's folders were read.
+fn read_picture(path: &std::path::Path, reading: PictureOptions) -> Result<Vec<u8>> {
+    let mnist_like = reading.style == PictureStyle::Digit && reading.side == IMAGE_SIDE;
+    Ok(match mnist_like {
+        true => load_digit(path)?,
+        false => input_pixels(path, reading)?,
+    })
+}
 
 /// One picture to predict: where it came from, its 28 x 28 pixels and, for a test image,
 /// its label.
@@ -46,14 +56,15 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         });
     }
     if !args.images.is_empty() {
-        check_reads_pictures(&model, &args.model)?;
-    }
-    for path in &args.images {
-        inputs.push(Input {
-            name: path.display().to_string(),
-            pixels: load_digit(path)?,
-            label: None,
-        });
+        let reading = picture_reading(&model, &args.model)?;
+        (rows, cols) = (reading.side, reading.side);
+        for path in &args.images {
+            inputs.push(Input {
+                name: path.display().to_string(),
+                pixels: read_picture(path, reading)?,
+                label: None,
+            });
+        }
     }
     let images = Dataset {
         images: inputs.iter().flat_map(|i| i.pixels.clone()).collect(),

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use mlp_core::data::DataFormat;
+use mlp_core::data::{DataFormat, PictureOptions, PictureStyle};
 use mlp_core::simd::InstructionSet;
 use mlp_core::{Backend, CpuBackend, Dataset, Evaluation, Hyperparameters, Model, Parameters};
 use mlp_wgpu::{GpuBackend, GpuContext, KernelVariant};
@@ -24,6 +24,8 @@ pub struct Session {
     /// With --validation: the test set, evaluated once at the end; without, the test set is
     /// the validation set.
     pub test: Option<Dataset>,
+    /// Each class's name, where the data names its classes.
+    pub class_names: Option<Vec<String>>,
     /// Epochs the --init model had been trained for (0 from random parameters).
     pub epochs_before: usize,
 }
@@ -42,6 +44,7 @@ impl Session {
             train,
             validation,
             test,
+            class_names,
         } = data;
         let backend = build_backend(
             args.backend(),
@@ -59,6 +62,7 @@ impl Session {
                 / train.images.len().max(1) as f64,
             validation,
             test,
+            class_names,
             epochs_before,
         })
     }
@@ -81,6 +85,8 @@ pub struct RunData {
     pub validation: Dataset,
     /// With --validation: the test set, evaluated once at the end.
     pub test: Option<Dataset>,
+    /// Each class's name, where the data names its classes.
+    pub class_names: Option<Vec<String>>,
 }
 
 impl RunData {
@@ -184,6 +190,7 @@ pub fn split_data(args: &NetworkArgs) -> Result<RunData> {
         train,
         validation,
         test,
+        class_names: mnist.class_names,
     })
 }
 
@@ -313,16 +320,41 @@ pub fn check_model_fits(
     Ok(())
 }
 
-/// Fails unless `model` reads 28 x 28 pictures: those are what a picture is made into.
-pub fn check_reads_pictures(model: &Model, model_path: &Path) -> Result<()> {
+/// How `model` reads a picture: as its folders were read where it was trained on them (the
+/// style and side it records), else made MNIST-like at 28 x 28. Fails where the model does
+/// not take that many inputs.
+pub fn picture_reading(model: &Model, model_path: &Path) -> Result<PictureOptions> {
+    let options = &model.info.options;
+    let style = options.get("pictures").map(|name| {
+        PictureStyle::from_name(name)
+            .with_context(|| format!("{}: unknown picture style {name:?}", model_path.display()))
+    });
+    let reading = match (style.transpose()?, options.get("picture_side")) {
+        (Some(style), Some(side)) => PictureOptions {
+            side: side.parse().with_context(|| {
+                format!(
+                    "{}: picture_side {side:?} is no number",
+                    model_path.display()
+                )
+            })?,
+            style,
+            skip_bad: false,
+        },
+        _ => PictureOptions {
+            style: PictureStyle::Digit,
+            ..PictureOptions::default()
+        },
+    };
     let inputs = model.parameters.sizes()[0];
-    if inputs != mlp_core::network::INPUT_SIZE {
+    if inputs != reading.side * reading.side {
         bail!(
-            "{} takes {inputs} inputs, but pictures are made MNIST-like, 28 x 28 = 784 pixels",
-            model_path.display()
+            "{} takes {inputs} inputs, but pictures are made {side} x {side} = {} pixels",
+            model_path.display(),
+            reading.side * reading.side,
+            side = reading.side,
         );
     }
-    Ok(())
+    Ok(reading)
 }
 
 /// The backend `kind` (on the adapter matching `adapter`), holding `parameters` and both sets,

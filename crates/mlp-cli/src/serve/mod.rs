@@ -7,11 +7,12 @@ mod predictor;
 
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use crate::args::{ServeArgs, UsageError};
 use crate::console::say;
-use crate::session::{check_reads_pictures, load_model};
+use crate::session::{load_model, picture_reading};
+use mlp_core::data::{IMAGE_SIDE, PictureStyle};
 use predictor::Predictor;
 
 pub fn run(args: &ServeArgs) -> Result<()> {
@@ -28,7 +29,16 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         .into());
     }
     let model = load_model(&args.model)?;
-    check_reads_pictures(&model, &args.model)?;
+    // The page's pictures are digits, made MNIST-like as `predict` makes a photo.
+    let reading = picture_reading(&model, &args.model)?;
+    if reading.style != PictureStyle::Digit || reading.side != IMAGE_SIDE {
+        bail!(
+            "{} was trained on pictures read {} at {side} x {side}; the page draws digits made              MNIST-like at 28 x 28: use `mlp-cli predict` for its pictures",
+            args.model.display(),
+            reading.style.name(),
+            side = reading.side
+        );
+    }
     let model_name = args
         .model
         .file_name()

@@ -111,7 +111,7 @@ fn start_watch(
         "batches": batches(session.train_rows, config.batch_size).count(),
         "training_images": session.train_rows,
         "validation": session.validation_name(),
-        "class_names": args.network.data.format().class_names(),
+        "class_names": session.class_names,
         "can_save": args.save.is_some(),
     }));
     Ok(Some(watch))
@@ -159,7 +159,7 @@ fn finish(
         );
     }
     if let Some(dir) = &args.plots {
-        let names = ClassNames(args.network.data.format().class_names());
+        let names = ClassNames(session.class_names.as_deref());
         draw_plots(
             dir,
             settings,

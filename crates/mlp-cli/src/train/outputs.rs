@@ -181,7 +181,11 @@ pub fn run_info(args: &TrainArgs, settings: &Settings, session: &Session) -> Mod
     if format != DataFormat::Mnist {
         record("dataset", format.name().to_string());
     }
-    if let Some(names) = format.class_names() {
+    if let DataFormat::Folders(pictures) = format {
+        record("pictures", pictures.style.name().to_string());
+        record("picture_side", pictures.side.to_string());
+    }
+    if let Some(names) = &session.class_names {
         record("class_names", names.join("; "));
     }
     info
