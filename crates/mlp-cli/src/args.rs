@@ -49,6 +49,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// The digit in each picture (PNG or JPEG), with the top three classes, by a saved model.
     Predict(PredictArgs),
+    /// Write a saved model as ONNX (opset 17), for onnxruntime, a browser or a phone.
+    Export(ExportArgs),
     /// Serve a page to draw a digit on and watch a saved model read it, with a JSON API.
     Serve(ServeArgs),
     /// Time every GPU kernel variant for the run's network and batch on this adapter, and
@@ -193,6 +195,17 @@ impl DataArgs {
                 .map_or_else(|| PathBuf::from("data/mnist"), PathBuf::from),
         }
     }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// A model saved by `mlp-cli --save FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// The ONNX file to write: input `pixels` float32 [N, inputs] (each byte / 255), outputs
+    /// `scores` float32 [N, classes] and `class` int64 [N], class names in its metadata.
+    #[arg(long, value_name = "FILE")]
+    pub onnx: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -6,6 +6,7 @@ mod check;
 mod console;
 mod data;
 mod eval;
+mod export;
 mod plots;
 mod predict;
 mod progress;
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
         Some(Command::Check(args)) => check::run(&args),
         Some(Command::Eval(args)) => eval::run(&args),
         Some(Command::Predict(args)) => predict::run(&args),
+        Some(Command::Export(args)) => export::run(&args),
         Some(Command::Serve(args)) => serve::run(&args),
         Some(Command::Tune(args)) => tune::run(&args),
     };

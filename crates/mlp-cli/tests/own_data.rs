@@ -213,6 +213,15 @@ fn a_folder_of_26_classes_of_32_pixel_pictures_trains_above_chance_and_predicts_
         succeeded(&predicted, "predict");
         let stdout = String::from_utf8_lossy(&predicted.stdout);
         assert!(stdout.contains(": class 7 H"), "{stdout}");
+        // The class names go with the model to ONNX, one per line of its metadata.
+        let onnx = scratch.file(&format!("letters-{backend}.onnx"));
+        succeeded(
+            &mlp_cli(&["export", "--model", &model, "--onnx", &onnx]),
+            "export",
+        );
+        let bytes = fs::read(&onnx).unwrap();
+        assert!(bytes.windows(11).any(|w| w == b"class_names"));
+        assert!(bytes.windows(8).any(|w| w == b"A\nB\nC\nD\n"));
     }
 }
 

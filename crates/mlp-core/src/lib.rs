@@ -17,6 +17,7 @@ pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod network;
+pub mod onnx;
 pub mod options;
 pub mod predictor;
 pub mod rng;
