@@ -269,6 +269,9 @@ fn bad_folders_and_pictures_are_refused_naming_the_place() {
         );
         println!("{what}: {error}");
     }
+    let missing = scratch.path().join("no-such-folder");
+    let error = load_folders(&missing, plain).unwrap_err().to_string();
+    assert!(error.contains("no-such-folder: is not a folder"), "{error}");
 }
 
 #[test]

@@ -248,6 +248,13 @@ fn bad_numpy_files_are_refused_naming_the_file_and_the_array() {
     fs::write(&not_zip, b"PK but not a zip").unwrap();
     let error = load_numpy(&not_zip).unwrap_err().to_string();
     assert!(error.contains("not an .npz (zip) archive"), "{error}");
+    let error = load_numpy(&scratch.path().join("none"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("is neither an .npz file nor a folder"),
+        "{error}"
+    );
     // The same claims in a bare .npy file are refused from its header and size alone.
     let dir = scratch.path().join("npy");
     fs::create_dir(&dir).unwrap();

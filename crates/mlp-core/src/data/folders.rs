@@ -92,6 +92,12 @@ pub fn load_folders(dir: &Path, options: PictureOptions) -> Result<Mnist, DataEr
             format!("the picture side {} is outside 1..{MAX_SIDE}", options.side),
         ));
     }
+    if !dir.is_dir() {
+        return Err(folder_error(
+            dir,
+            "is not a folder: give the folder that holds a folder of pictures per class".into(),
+        ));
+    }
     let (train_dir, test_dir) = match (dir.join("train"), dir.join("test")) {
         (train, test) if train.is_dir() && test.is_dir() => (train, Some(test)),
         _ => (dir.to_path_buf(), None),

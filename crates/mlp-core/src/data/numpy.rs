@@ -43,6 +43,13 @@ pub fn load_numpy(path: &Path) -> Result<Mnist, DataError> {
     if path.is_file() {
         return read_npz(path);
     }
+    if !path.is_dir() {
+        return Err(numpy_error(
+            path,
+            None,
+            "is neither an .npz file nor a folder of .npy files".into(),
+        ));
+    }
     let archives = npz_files(path)?;
     match archives.as_slice() {
         [one] => read_npz(one),
