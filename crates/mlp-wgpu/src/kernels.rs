@@ -17,6 +17,57 @@ pub struct Kernel {
     pub name: String,
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
+    /// What the pipeline was built from.
+    pub spec: PipelineSpec,
+}
+
+/// A compute pipeline as the backend builds it, in terms any WebGPU implementation takes: the
+/// WGSL it compiles (entry point `main`), its bind group's layout, and the values of its
+/// overridable constants. The tests build each again in Chromium (`tests/webgpu.rs` of
+/// mlp-cli).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineSpec {
+    pub name: String,
+    pub source: String,
+    /// Group 0's bindings, from binding 0 in order.
+    pub bindings: Vec<BindingKind>,
+    pub constants: Vec<(String, f64)>,
+}
+
+/// How one buffer is bound, in WebGPU's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingKind {
+    /// A uniform buffer bound at a dynamic offset (the per-step values).
+    DynamicUniform,
+    Uniform,
+    ReadOnlyStorage,
+    Storage,
+}
+
+impl BindingKind {
+    /// The `buffer.type` of a WebGPU bind group layout entry.
+    pub fn webgpu_type(self) -> &'static str {
+        match self {
+            Self::DynamicUniform | Self::Uniform => "uniform",
+            Self::ReadOnlyStorage => "read-only-storage",
+            Self::Storage => "storage",
+        }
+    }
+
+    pub fn has_dynamic_offset(self) -> bool {
+        self == Self::DynamicUniform
+    }
+}
+
+impl From<Slot> for BindingKind {
+    fn from(slot: Slot) -> Self {
+        match slot {
+            Step => Self::DynamicUniform,
+            Uniform => Self::Uniform,
+            Read => Self::ReadOnlyStorage,
+            Write => Self::Storage,
+        }
+    }
 }
 
 /// The kernels every schedule runs: the first layer's, the dense forward product (which the
@@ -265,6 +316,21 @@ impl Kernels {
 impl Kernels {
     /// The names of the kernels built so far.
     pub fn built(&self) -> Vec<&str> {
+        self.built_kernels()
+            .into_iter()
+            .map(|k| k.name.as_str())
+            .collect()
+    }
+
+    /// The specs of the kernels built so far.
+    pub fn specs(&self) -> Vec<PipelineSpec> {
+        self.built_kernels()
+            .into_iter()
+            .map(|k| k.spec.clone())
+            .collect()
+    }
+
+    fn built_kernels(&self) -> Vec<&Kernel> {
         let mut kernels = vec![
             &self.sparse_forward,
             &self.pixel_columns,
@@ -290,7 +356,7 @@ impl Kernels {
                 &per_layer.weights_update,
             ]);
         }
-        kernels.into_iter().map(|k| k.name.as_str()).collect()
+        kernels
     }
 }
 
@@ -522,5 +588,11 @@ fn build(
         name: name.to_string(),
         pipeline,
         layout,
+        spec: PipelineSpec {
+            name: name.to_string(),
+            source: source.to_string(),
+            bindings: slots.iter().map(|&s| s.into()).collect(),
+            constants: constants.iter().map(|&(n, v)| (n.to_string(), v)).collect(),
+        },
     }
 }

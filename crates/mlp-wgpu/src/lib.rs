@@ -27,6 +27,7 @@ mod variant;
 pub use backend::GpuBackend;
 pub use context::{AdapterSummary, GpuContext, list_adapters};
 pub use error::GpuError;
+pub use kernels::{BindingKind, PipelineSpec};
 pub use variant::{DenseSchedule, Dispatches, KernelVariant, Reads};
 
 /// How far the GPU may be from the CPU reference (`mlp_core::ReferenceBackend`), element by

@@ -362,6 +362,11 @@ impl GpuBackend {
         self.kernels.built()
     }
 
+    /// The pipelines built so far, as any WebGPU implementation could build them again.
+    pub fn pipeline_specs(&self) -> Vec<crate::PipelineSpec> {
+        self.kernels.specs()
+    }
+
     /// The adapter's name.
     pub fn adapter_name(&self) -> &str {
         &self.context.adapter.name
