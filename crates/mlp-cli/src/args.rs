@@ -6,13 +6,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use mlp_core::LayerSizes;
 use mlp_core::data::{DataFormat, IMAGE_SIDE, PictureOptions, PictureStyle};
 use mlp_core::options::{Activation, Init, OptimiserKind, Output, Reduction, Schedule};
-use mlp_wgpu::{DenseSchedule, KernelVariant};
 
 pub use crate::values::{HeldOut, UsageError};
 use crate::values::{
-    accuracy_target, choice, class_count, dropout_rate, held_out, kernel, layer_sizes,
-    learning_rate, matmul, positive_usize, serve_threads, shift_pixels, unit_interval,
-    weight_decay,
+    KernelChoice, accuracy_target, choice, class_count, dropout_rate, held_out, kernel,
+    layer_sizes, learning_rate, positive_usize, renamed_matmul, serve_threads, shift_pixels,
+    unit_interval, weight_decay,
 };
 
 #[derive(Debug, Parser)]
@@ -468,21 +467,21 @@ pub struct GpuArgs {
     /// With --backend gpu: the adapter whose name contains this text (see `mlp-cli devices`).
     #[arg(long)]
     pub adapter: Option<String>,
-    /// With --backend gpu: how the layers after the first are computed: fused (two
-    /// dispatches per step for all of them, one invocation per batch row), registers (kernels
-    /// per layer, 4 x 4 blocks in registers), tiled (kernels per layer, forward products in
-    /// 16 x 16 workgroup-memory tiles); whole (the whole step, layer 1 included, in two
-    /// dispatches); or multistep (runs of up to 256 whole steps in one dispatch of one
-    /// workgroup) [default: as --kernel's].
-    #[arg(long, value_parser = matmul)]
-    pub matmul: Option<DenseSchedule>,
-    /// With --backend gpu: the kernels to run, whatever was tuned: fused-uniform,
-    /// fused-storage, registers-uniform, registers-storage, tiled-uniform, tiled-storage (the
-    /// schedule of --matmul, and W1, D1 and the dense parameters read through uniform or
-    /// storage bindings), whole-storage or multistep-storage [default: the variant tuned on
-    /// this adapter for the network and batch, timed on the first run that has none].
-    #[arg(long, value_parser = kernel, conflicts_with = "matmul")]
-    pub kernel: Option<KernelVariant>,
+    /// With --backend gpu: the kernels to run, whatever was tuned. A schedule of the layers
+    /// after the first, with the adapter's default reads: fused (two dispatches per step for
+    /// all of them, one invocation per batch row), registers (kernels per layer, 4 x 4 blocks
+    /// in registers), tiled (kernels per layer, forward products in 16 x 16 workgroup-memory
+    /// tiles), whole (the whole step, layer 1 included, in two dispatches) or multistep (runs
+    /// of up to 256 whole steps in one dispatch of one workgroup); or a whole variant, the
+    /// schedule and where W1, D1 and the dense parameters are read from: fused-uniform,
+    /// fused-storage, registers-uniform, registers-storage, tiled-uniform, tiled-storage,
+    /// whole-storage or multistep-storage [default: the variant tuned on this adapter for the
+    /// network and batch, timed on the first run that has none].
+    #[arg(long, value_parser = kernel)]
+    pub kernel: Option<KernelChoice>,
+    /// The old name of --kernel's schedules: refused, naming --kernel.
+    #[arg(long, hide = true, value_parser = renamed_matmul)]
+    pub matmul: Option<String>,
     /// With --backend gpu: the file that keeps the kernels tuned per adapter, driver, network
     /// and batch [default: MLP_KERNEL_CACHE, else ~/.cache/mlp/kernels.json (or under
     /// XDG_CACHE_HOME); MLP_KERNEL_CACHE=off keeps none and never tunes].
@@ -500,7 +499,6 @@ impl GpuArgs {
             return Err("--adapter chooses a GPU: it needs --backend gpu".into());
         }
         let given = [
-            ("--matmul", self.matmul.is_some()),
             ("--kernel", self.kernel.is_some()),
             ("--kernel-cache", self.kernel_cache.is_some()),
         ];

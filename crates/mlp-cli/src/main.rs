@@ -95,9 +95,18 @@ fn devices() -> anyhow::Result<()> {
             filter: String::new()
         });
     }
-    for a in adapters {
+    for listed in adapters {
+        let a = &listed.summary;
+        let mark = match (listed.picked, listed.usable) {
+            (true, _) => "  <- a run picks this one".to_string(),
+            (false, true) => String::new(),
+            (false, false) => format!(
+                "  (a run looks at it with WGPU_BACKEND={})",
+                a.backend.to_lowercase()
+            ),
+        };
         say!(
-            "{}  [{} {}]  {}",
+            "{}  [{} {}]  {}{mark}",
             a.name,
             a.backend,
             a.device_type,

@@ -384,13 +384,11 @@ pub fn build_backend(
             };
             // A model that is only run forward (no training set) has nothing to tune.
             let training = !train.is_empty();
+            let default = KernelVariant::default_for(&context.adapter.device_type);
             let (variant, why) = match (training, gpu.kernel) {
                 (true, _) => tune::choose(gpu, &context, &work)?,
-                (false, Some(variant)) => (variant, String::new()),
-                (false, None) => {
-                    let variant = KernelVariant::default_for(&context.adapter.device_type);
-                    (variant, String::new())
-                }
+                (false, Some(choice)) => (choice.variant(default), String::new()),
+                (false, None) => (default, String::new()),
             };
             let data = (train, validation);
             let mut backend =

@@ -61,11 +61,11 @@ pub fn cache_path(flag: Option<&Path>) -> Result<PathBuf, &'static str> {
         .ok_or("no cache directory (HOME and XDG_CACHE_HOME are unset or relative)")
 }
 
-/// The kernel cache a run with `net`'s options may write: a GPU run that neither --kernel nor
-/// --matmul settles, and that has a cache.
+/// The kernel cache a run with `net`'s options may write: a GPU run whose kernels --kernel
+/// does not settle, and that has a cache.
 pub fn cache_written(net: &NetworkArgs) -> Option<PathBuf> {
     let gpu = &net.gpu;
-    let settled = gpu.kernel.is_some() || gpu.matmul.is_some();
+    let settled = gpu.kernel.is_some();
     if net.backend() != BackendKind::Gpu || settled {
         return None;
     }
@@ -221,8 +221,8 @@ pub fn time_variants(adapter: Option<&str>, work: &Workload, steps: usize) -> Re
     Ok(timings)
 }
 
-/// The variant a GPU run uses and why: `--kernel`, `--matmul` (with the adapter's default
-/// reads), the cache's entry, or, where the cache has none, every variant timed now and the
+/// The variant a GPU run uses and why: `--kernel` (a schedule with the adapter's default
+/// reads, or a whole variant), the cache's entry, or, where the cache has none, every variant timed now and the
 /// fastest kept.
 pub fn choose(
     gpu: &GpuArgs,
@@ -230,15 +230,8 @@ pub fn choose(
     work: &Workload,
 ) -> Result<(KernelVariant, String)> {
     let default = KernelVariant::default_for(&context.adapter.device_type);
-    if let Some(variant) = gpu.kernel {
-        return Ok((variant, "chosen by --kernel".into()));
-    }
-    if let Some(schedule) = gpu.matmul {
-        let variant = KernelVariant {
-            schedule,
-            ..default
-        };
-        return Ok((variant, "chosen by --matmul".into()));
+    if let Some(choice) = gpu.kernel {
+        return Ok((choice.variant(default), "chosen by --kernel".into()));
     }
     let path = match cache_path(gpu.kernel_cache.as_deref()) {
         Ok(path) => path,
@@ -287,9 +280,9 @@ pub fn run(args: &TuneArgs) -> Result<()> {
     if net.backend() != BackendKind::Gpu {
         bail!("tune times the GPU's kernels: give --backend gpu");
     }
-    if net.gpu.kernel.is_some() || net.gpu.matmul.is_some() {
+    if net.gpu.kernel.is_some() {
         return Err(UsageError(
-            "tune times every kernel variant: --kernel and --matmul choose one; drop them".into(),
+            "tune times every kernel variant: --kernel chooses one; drop it".into(),
         )
         .into());
     }

@@ -119,12 +119,46 @@ pub fn choice<T: std::str::FromStr<Err = UnknownChoice>>(text: &str) -> Result<T
     text.parse().map_err(|e: UnknownChoice| e.to_string())
 }
 
-pub fn matmul(text: &str) -> Result<DenseSchedule, String> {
-    text.parse()
+/// What --kernel names: a whole variant, or a schedule run with the adapter's default reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelChoice {
+    Variant(KernelVariant),
+    Schedule(DenseSchedule),
 }
 
-pub fn kernel(text: &str) -> Result<KernelVariant, String> {
-    text.parse()
+impl KernelChoice {
+    /// The variant chosen, where `default` is the adapter's.
+    pub fn variant(self, default: KernelVariant) -> KernelVariant {
+        match self {
+            Self::Variant(variant) => variant,
+            Self::Schedule(schedule) => KernelVariant {
+                schedule,
+                ..default
+            },
+        }
+    }
+}
+
+pub fn kernel(text: &str) -> Result<KernelChoice, String> {
+    if let Ok(schedule) = text.parse() {
+        return Ok(KernelChoice::Schedule(schedule));
+    }
+    text.parse().map(KernelChoice::Variant).map_err(|_| {
+        let variants: Vec<String> = KernelVariant::all().iter().map(|v| v.name()).collect();
+        format!(
+            "unknown kernel {text:?}: choose a schedule ({}), run with the adapter's default \
+             reads, or a variant ({})",
+            DenseSchedule::NAMES.join(", "),
+            variants.join(", ")
+        )
+    })
+}
+
+/// `--matmul`, which --kernel replaced: always refused, naming the new option.
+pub fn renamed_matmul(text: &str) -> Result<String, String> {
+    Err(format!(
+        "--matmul is now --kernel, which takes a schedule or a whole variant: give --kernel {text}"
+    ))
 }
 
 /// A decay rate such as μ or β: at least 0 and below 1.

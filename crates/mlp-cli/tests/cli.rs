@@ -55,8 +55,13 @@ fn bad_option_values_are_refused_with_the_reason() {
     assert_refused(&["--layers", "784,x,10"], &["whole numbers"]);
     assert_refused(&["--backend", "tpu"], &["--backend"]);
     assert_refused(
-        &["--backend", "gpu", "--matmul", "tile"],
-        &["--matmul", "fused, registers, tiled"],
+        &["--backend", "gpu", "--kernel", "tile"],
+        &["--kernel", "fused, registers, tiled", "fused-uniform"],
+    );
+    // The old name of the schedules is refused with the new one named.
+    assert_refused(
+        &["--backend", "gpu", "--matmul", "tiled"],
+        &["--matmul is now --kernel", "give --kernel tiled"],
     );
 }
 
@@ -613,7 +618,7 @@ fn check_holds_the_backends_in_lockstep_with_shifts_and_dropout() {
         "modern",
         "--dropout",
         "0.2",
-        "--matmul",
+        "--kernel",
         "registers",
         "--data-dir",
         &mnist_dir(),

@@ -459,9 +459,9 @@ fn cases(f: &Fixture) -> Vec<Case> {
         ),
         row(
             "kernels for the CPU",
-            with(&["--matmul", "tiled"]),
+            with(&["--kernel", "tiled"]),
             1,
-            "--matmul chooses GPU kernels: it needs --backend gpu",
+            "--kernel chooses GPU kernels: it needs --backend gpu",
         ),
         row(
             "a kernel variant for the CPU",
@@ -473,7 +473,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
             "a kernel variant that does not exist",
             with(&["--backend", "gpu", "--kernel", "fused-texture"]),
             2,
-            "unknown kernel \"fused-texture\": choose fused-uniform, fused-storage",
+            "unknown kernel \"fused-texture\": choose a schedule (fused, registers",
         ),
         row(
             "download without downloading",
@@ -1022,6 +1022,13 @@ fn gpu_commands_print_nothing_of_mesa_without_a_runtime_directory() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("XDG_RUNTIME_DIR"), "{stderr}");
+    // Every adapter on every driver stack, the one a run picks marked once.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.matches("<- a run picks this one").count(),
+        1,
+        "{stdout}"
+    );
 }
 
 #[test]

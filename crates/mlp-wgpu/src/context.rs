@@ -36,12 +36,45 @@ fn summary(info: &wgpu::AdapterInfo) -> AdapterSummary {
     }
 }
 
-/// Every adapter wgpu can see.
-pub fn list_adapters() -> Vec<AdapterSummary> {
-    pollster::block_on(instance().enumerate_adapters(backends()))
+/// One adapter of [`list_adapters`].
+#[derive(Debug, Clone)]
+pub struct ListedAdapter {
+    pub summary: AdapterSummary,
+    /// On a driver stack a run looks at (WGPU_BACKEND's, else Vulkan, Metal and DX12).
+    pub usable: bool,
+    /// The adapter a run without `--adapter` picks.
+    pub picked: bool,
+}
+
+/// Every adapter wgpu can open here, on every driver stack it knows (GL's included, which a
+/// run looks at only under WGPU_BACKEND=gl), marking the one a run would pick.
+pub fn list_adapters() -> Vec<ListedAdapter> {
+    let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
+    descriptor.backends = wgpu::Backends::all();
+    let every = wgpu::Instance::new(descriptor);
+    let picked = pollster::block_on(instance().request_adapter(&high_performance()))
+        .ok()
+        .map(|a| a.get_info());
+    let usable = backends();
+    pollster::block_on(every.enumerate_adapters(wgpu::Backends::all()))
         .iter()
-        .map(|a| summary(&a.get_info()))
+        .map(|a| a.get_info())
+        .map(|info| ListedAdapter {
+            summary: summary(&info),
+            usable: usable.contains(info.backend.into()),
+            picked: picked
+                .as_ref()
+                .is_some_and(|p| (&p.name, p.backend) == (&info.name, info.backend)),
+        })
         .collect()
+}
+
+/// The adapter a run asks for where `--adapter` names none.
+fn high_performance() -> wgpu::RequestAdapterOptions<'static, 'static> {
+    wgpu::RequestAdapterOptions {
+        power_preference: wgpu::PowerPreference::HighPerformance,
+        ..Default::default()
+    }
 }
 
 /// The device and queue, with the adapter they came from and the first error the device
@@ -99,16 +132,15 @@ impl GpuContext {
         limits: Option<wgpu::Limits>,
     ) -> Result<Self, GpuError> {
         let instance = instance();
-        let adapter = match name_filter {
-            Some(filter) => adapter_named(&instance, filter)?,
-            None => pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
-                power_preference: wgpu::PowerPreference::HighPerformance,
-                ..Default::default()
-            }))
-            .map_err(|_| GpuError::NoAdapter {
-                filter: String::new(),
-            })?,
-        };
+        let adapter =
+            match name_filter {
+                Some(filter) => adapter_named(&instance, filter)?,
+                None => pollster::block_on(instance.request_adapter(&high_performance())).map_err(
+                    |_| GpuError::NoAdapter {
+                        filter: String::new(),
+                    },
+                )?,
+            };
         let info = summary(&adapter.get_info());
         let limits = limits.unwrap_or_else(|| adapter.limits());
         // Timestamps between dispatches, where the adapter has them, for `bench --profile`.

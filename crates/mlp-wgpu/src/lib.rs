@@ -25,7 +25,7 @@ mod kernels;
 mod variant;
 
 pub use backend::GpuBackend;
-pub use context::{AdapterSummary, GpuContext, list_adapters};
+pub use context::{AdapterSummary, GpuContext, ListedAdapter, list_adapters};
 pub use error::GpuError;
 pub use kernels::{BindingKind, PipelineSpec};
 pub use variant::{DenseSchedule, Dispatches, KernelVariant, Reads};
