@@ -1,15 +1,16 @@
 //! `mlp-cli bench`: seconds per training epoch, timed around the batches only, with the
 //! validation pass and data loading outside the clock.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use mlp_core::Schedule;
+use mlp_core::simd::fma_peak;
 use mlp_core::train::{TrainConfig, batches, start_epoch};
 
-use crate::args::{BenchArgs, NetworkArgs};
+use crate::args::{BackendKind, BenchArgs, NetworkArgs};
 use crate::console::say;
-use crate::session::{Prepared, Session, evaluate_on, prepare};
+use crate::session::{Prepared, Session, cpu_instruction_set, evaluate_on, prepare};
 use crate::settings::Settings;
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -85,9 +86,35 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         lit_flop / 1e9,
         lit_flop / median / 1e9
     );
+    if net.backend() == BackendKind::Cpu {
+        say_share_of_peak(lit_flop / median / 1e9)?;
+    }
     if args.profile {
         profile(&mut session, settings.batch_size)?;
     }
+    Ok(())
+}
+
+/// The epoch's real arithmetic (`gflops`, zero pixels skipped) as a share of this machine's
+/// measured FMA peak on the instruction set the backend runs, one core and every core the
+/// run may use, so that figures compare across machines.
+fn say_share_of_peak(gflops: f64) -> Result<()> {
+    let set = cpu_instruction_set()?;
+    let time = Duration::from_millis(300);
+    let one = fma_peak(set, time);
+    let threads = rayon::current_num_threads();
+    let all: f64 = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..threads)
+            .map(|_| scope.spawn(move || fma_peak(set, time)))
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap_or(0.0)).sum()
+    });
+    say!(
+        "{set} FMA peak measured now: {one:.1} GFLOP/s on one core, {all:.1} on the {threads} \
+         the run may use; the epoch's arithmetic is {:.1} % of one core's peak, {:.1} % of all",
+        100.0 * gflops / one,
+        100.0 * gflops / all
+    );
     Ok(())
 }
 

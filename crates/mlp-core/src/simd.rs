@@ -3,7 +3,9 @@
 //! time, or plain f32. Each gives the same sums within the fast kernels' tolerance, and the
 //! tests hold each one the machine has to the reference.
 
-use pulp::{Arch, WithSimd};
+use std::time::{Duration, Instant};
+
+use pulp::{Arch, Simd, WithSimd};
 
 /// An instruction set of the fast kernels, widest last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -75,6 +77,63 @@ impl InstructionSet {
     }
 }
 
+/// Independent FMA chains the peak measurement keeps in flight: enough to hide an FMA's
+/// latency (4 cycles) on two FMA units, within the 16 or 32 vector registers.
+const FMA_CHAINS: usize = 12;
+
+/// The FMA peak of one core on `set`'s vectors, in GFLOP/s (an FMA counts as two): as many
+/// rounds of [`FMA_CHAINS`] independent chains of fused multiply-adds as fit in `time`, the
+/// best of several, with no memory traffic. The figure the CPU backend's speed is a share of.
+pub fn fma_peak(set: InstructionSet, time: Duration) -> f64 {
+    const ROUNDS: usize = 1 << 16;
+    let lanes = set.dispatch(Lanes);
+    let started = Instant::now();
+    let mut best = 0.0f64;
+    while started.elapsed() < time {
+        let round = Instant::now();
+        let sum = set.dispatch(FmaChains { rounds: ROUNDS });
+        let seconds = round.elapsed().as_secs_f64();
+        // The sum is used, so that the chains are computed.
+        std::hint::black_box(sum);
+        let flop = (2 * FMA_CHAINS * lanes * ROUNDS) as f64;
+        best = best.max(flop / seconds / 1e9);
+    }
+    best
+}
+
+/// f32 lanes of a vector.
+struct Lanes;
+
+impl WithSimd for Lanes {
+    type Output = usize;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _: S) -> usize {
+        std::mem::size_of::<S::f32s>() / std::mem::size_of::<f32>()
+    }
+}
+
+/// `rounds` rounds of [`FMA_CHAINS`] chains of a · x + b.
+struct FmaChains {
+    rounds: usize,
+}
+
+impl WithSimd for FmaChains {
+    type Output = f32;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> f32 {
+        let mut chains = [simd.splat_f32s(1.0); FMA_CHAINS];
+        let (a, b) = (simd.splat_f32s(0.999_99), simd.splat_f32s(1e-6));
+        for _ in 0..self.rounds {
+            for chain in &mut chains {
+                *chain = simd.mul_add_f32s(*chain, a, b);
+            }
+        }
+        chains.iter().map(|&c| simd.reduce_sum_f32s(c)).sum()
+    }
+}
+
 impl std::fmt::Display for InstructionSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -96,5 +155,14 @@ mod tests {
             "{unknown}"
         );
         assert_eq!(InstructionSet::available()[0], InstructionSet::Scalar);
+    }
+
+    #[test]
+    fn every_instruction_set_has_a_measured_fma_peak() {
+        // Speed itself is the benchmark's to compare (`bench`); here only that a figure comes.
+        for set in InstructionSet::available() {
+            let peak = fma_peak(set, Duration::from_millis(20));
+            assert!(peak.is_finite() && peak > 0.0, "{set}: {peak}");
+        }
     }
 }
