@@ -6,6 +6,11 @@
 //! rules, which naga does not check for barriers (gfx-rs/wgpu#4369). Every module must compile
 //! with no error and no warning, and every pipeline must be created.
 //!
+//! Then one training step of each schedule, captured as data (buffers before, pipelines, bind
+//! groups, dispatches: `GpuBackend::capture_step`), is replayed there by a small page
+//! (`tests/browser/webgpu_step.mjs`), and the parameters after it are compared with the CPU
+//! reference's after the same step, within `PARITY`.
+//!
 //! It needs what `serve_page.rs` needs (Node.js, Chromium, Playwright; `scripts/test` sets them
 //! up) and a wgpu adapter here to build the pipelines on. It fails, never skips.
 
@@ -16,12 +21,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+use mlp_core::compare::Difference;
 use mlp_core::network::Parameters;
 use mlp_core::rng::Rng;
 use mlp_core::train::{TrainConfig, train};
 use mlp_core::{Activation, Dataset, Hyperparameters, Init, Optimiser, OptimiserKind, Output};
-use mlp_core::{Reduction, Schedule};
-use mlp_wgpu::{GpuBackend, GpuContext, KernelVariant, PipelineSpec};
+use mlp_core::{Backend, Reduction, ReferenceBackend, Schedule};
+use mlp_wgpu::{
+    DenseSchedule, GpuBackend, GpuContext, KernelVariant, PARITY, PipelineSpec, Reads, StepCapture,
+};
 use serde_json::{Value, json};
 
 /// `count` MNIST-like random images of 784 pixels, three in four dark, labels below 10.
@@ -213,4 +221,128 @@ fn every_pipeline_of_every_variant_builds_in_chromium_at_webgpu_s_default_limits
         failures.len()
     );
     assert!(failures.is_empty(), "refused by Chromium: {failures:?}");
+}
+
+/// Writes `capture` into `dir` as `webgpu_step.mjs` reads it, its parameters to be read back.
+fn write_capture(dir: &Path, capture: &StepCapture) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (i, bytes) in capture.buffers.iter().enumerate() {
+        std::fs::write(dir.join(format!("buffer-{i}.bin")), bytes).unwrap();
+    }
+    let pipelines: Vec<Value> = (capture.pipelines.iter())
+        .map(|spec| as_json(spec, "step", ""))
+        .collect();
+    let dispatches: Vec<Value> = (capture.dispatches.iter())
+        .map(|d| {
+            let bindings: Vec<Value> = (d.bindings.iter())
+                .map(|b| json!({ "buffer": b.buffer, "offset": b.offset, "size": b.size }))
+                .collect();
+            json!({
+                "pipeline": d.pipeline,
+                "bindings": bindings,
+                "dynamic_offset": d.dynamic_offset,
+                "workgroups": [d.workgroups.0, d.workgroups.1],
+            })
+        })
+        .collect();
+    let step = json!({
+        "pipelines": pipelines,
+        "buffers": capture.buffers.len(),
+        "dispatches": dispatches,
+        "read": capture.parameters_buffer,
+    });
+    std::fs::write(dir.join("step.json"), step.to_string()).unwrap();
+}
+
+/// Chromium's parameters after replaying the captured step of `schedule` on the seed network,
+/// beside the CPU reference's after the same step; and the kernels it dispatched, in order.
+fn replayed_step(schedule: DenseSchedule) -> (Difference, Vec<String>) {
+    let mut rng = Rng::new(7);
+    let (set, validation) = (random_set(300, &mut rng), random_set(20, &mut rng));
+    let hyper = Hyperparameters::seed();
+    let sizes = [784, 64, 32, 16, 10];
+    let parameters = Parameters::init(&Parameters::layer_sizes_of(&sizes), Init::Normal, 5);
+    let mut reference =
+        ReferenceBackend::new(parameters.clone(), &hyper, &set, &validation).unwrap();
+    // At WebGPU's default limits, so that every offset and size keeps to the browser's.
+    let context = GpuContext::with_limits(None, Some(wgpu_default_limits()))
+        .unwrap_or_else(|e| panic!("this test needs an adapter: {e}"));
+    let variant = KernelVariant {
+        schedule,
+        reads: Reads::Storage,
+    };
+    let data = (&set, &validation);
+    let mut gpu =
+        GpuBackend::with_variant(context, &parameters, &hyper, 100, data, variant).unwrap();
+    let capture = gpu.capture_step(0..100).unwrap();
+    reference.train_batch(0..100).unwrap();
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("webgpu-step-{}", schedule.name()));
+    let _ = std::fs::remove_dir_all(&dir);
+    write_capture(&dir, &capture);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/webgpu_step.mjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(&dir)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert!(
+        report["error"].is_null(),
+        "{}: {}",
+        schedule.name(),
+        report["error"]
+    );
+    let after = gpu.parameters_from_bytes(&std::fs::read(dir.join("after.bin")).unwrap());
+    let flat = |p: &Parameters| -> Vec<f32> {
+        (p.layers.iter())
+            .flat_map(|l| {
+                l.weights
+                    .iter()
+                    .chain(l.bias.iter())
+                    .copied()
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let expected = reference.parameters().unwrap();
+    // The step moves the parameters beyond the tolerance: a replay that did nothing fails.
+    let unmoved = Difference::between(&flat(&parameters), &flat(&expected), PARITY);
+    assert!(
+        !unmoved.passes(),
+        "the step moved no parameter beyond PARITY: {unmoved}"
+    );
+    let kernels = (capture.dispatches.iter())
+        .map(|d| capture.pipelines[d.pipeline].name.clone())
+        .collect();
+    (
+        Difference::between(&flat(&after), &flat(&expected), PARITY),
+        kernels,
+    )
+}
+
+/// WebGPU's default limits, which browsers enforce.
+fn wgpu_default_limits() -> wgpu::Limits {
+    wgpu::Limits::default()
+}
+
+#[test]
+fn a_step_of_each_schedule_replayed_in_chromium_matches_the_reference() {
+    for schedule in DenseSchedule::NAMES.map(|n| n.parse::<DenseSchedule>().unwrap()) {
+        let (difference, kernels) = replayed_step(schedule);
+        println!(
+            "{} ({}): Chromium's parameters after one seed step against the reference's: \
+             {difference}",
+            schedule.name(),
+            kernels.join(", ")
+        );
+        assert!(difference.passes(), "{}: {difference}", schedule.name());
+    }
 }

@@ -24,7 +24,7 @@ mod error;
 mod kernels;
 mod variant;
 
-pub use backend::GpuBackend;
+pub use backend::{CapturedBinding, CapturedDispatch, GpuBackend, StepCapture};
 pub use context::{AdapterSummary, GpuContext, ListedAdapter, list_adapters};
 pub use error::GpuError;
 pub use kernels::{BindingKind, PipelineSpec};

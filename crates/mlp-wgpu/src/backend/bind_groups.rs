@@ -12,39 +12,39 @@ use crate::kernels::{
 
 pub(super) struct BindGroups {
     /// The training batch's lit pixels regrouped by pixel, and W1's update from them.
-    pub(super) pixel_columns: wgpu::BindGroup,
-    pub(super) sparse_weights_update: wgpu::BindGroup,
+    pub(super) pixel_columns: Group,
+    pub(super) sparse_weights_update: Group,
     /// The first layer from the lit pixels of the training and the validation images.
-    pub(super) sparse_forward_train: wgpu::BindGroup,
-    pub(super) sparse_forward_validation: wgpu::BindGroup,
+    pub(super) sparse_forward_train: Group,
+    pub(super) sparse_forward_validation: Group,
     /// Per dense layer k ≥ 2, at index k − 2: A(k-1) -> Ak.
-    pub(super) forward: Vec<wgpu::BindGroup>,
-    pub(super) evaluate: wgpu::BindGroup,
+    pub(super) forward: Vec<Group>,
+    pub(super) evaluate: Group,
     /// Those of the schedules of layers 2..L, made with their kernels.
     pub(super) fused: Option<FusedGroups>,
     pub(super) per_layer: Option<PerLayerGroups>,
     pub(super) whole: Option<WholeGroups>,
-    pub(super) multi_step: Option<wgpu::BindGroup>,
+    pub(super) multi_step: Option<Group>,
 }
 
 pub(super) struct WholeGroups {
-    pub(super) forward_backward: wgpu::BindGroup,
-    pub(super) weights_update: wgpu::BindGroup,
+    pub(super) forward_backward: Group,
+    pub(super) weights_update: Group,
 }
 
 pub(super) struct FusedGroups {
-    pub(super) row_forward_backward: wgpu::BindGroup,
-    pub(super) layers_weights_update: wgpu::BindGroup,
+    pub(super) row_forward_backward: Group,
+    pub(super) layers_weights_update: Group,
 }
 
 pub(super) struct PerLayerGroups {
     /// Per hidden layer k (all but the last): Ak -> Ãk, under dropout.
-    pub(super) dropout_forward: Vec<wgpu::BindGroup>,
-    pub(super) output_delta: wgpu::BindGroup,
+    pub(super) dropout_forward: Vec<Group>,
+    pub(super) output_delta: Group,
     /// Per hidden layer k (all but the last): D(k+1) -> Dk.
-    pub(super) hidden_delta: Vec<wgpu::BindGroup>,
+    pub(super) hidden_delta: Vec<Group>,
     /// Per dense layer k ≥ 2, at index k − 2.
-    pub(super) weights_update: Vec<wgpu::BindGroup>,
+    pub(super) weights_update: Vec<Group>,
 }
 
 /// Which arrays the kernels read through uniform bindings on this device (see
@@ -82,37 +82,54 @@ pub(super) struct Sources<'a> {
     pub(super) uniform: UniformReads,
 }
 
+/// A bind group, and the buffer ranges it binds in binding order, so that a step can be
+/// written out as data (`GpuBackend::capture_step`).
+#[derive(Clone)]
+pub(super) struct Group {
+    pub(super) bind_group: wgpu::BindGroup,
+    pub(super) buffers: Vec<BoundBuffer>,
+}
+
+/// One binding of a [`Group`]: a buffer from `offset`, `size` bytes or to its end.
+#[derive(Clone)]
+pub(super) struct BoundBuffer {
+    pub(super) buffer: wgpu::Buffer,
+    pub(super) offset: u64,
+    pub(super) size: Option<u64>,
+}
+
 impl Sources<'_> {
     /// A bind group of `kernel`: the step slot at binding 0, then `buffers` in order.
-    fn group(&self, kernel: &Kernel, buffers: &[wgpu::BufferBinding]) -> wgpu::BindGroup {
-        let step = wgpu::BindGroupEntry {
-            binding: 0,
-            resource: wgpu::BindingResource::Buffer(self.steps.binding()),
-        };
-        let entries: Vec<wgpu::BindGroupEntry> = std::iter::once(step)
-            .chain(
-                buffers
-                    .iter()
-                    .enumerate()
-                    .map(|(i, b)| wgpu::BindGroupEntry {
-                        binding: i as u32 + 1,
-                        resource: wgpu::BindingResource::Buffer(b.clone()),
-                    }),
-            )
+    fn group(&self, kernel: &Kernel, buffers: &[wgpu::BufferBinding]) -> Group {
+        let bindings: Vec<wgpu::BufferBinding> = std::iter::once(self.steps.binding())
+            .chain(buffers.iter().cloned())
             .collect();
-        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        let entries: Vec<wgpu::BindGroupEntry> = (bindings.iter().enumerate())
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: wgpu::BindingResource::Buffer(b.clone()),
+            })
+            .collect();
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
             layout: &kernel.layout,
             entries: &entries,
-        })
+        });
+        let buffers = (bindings.iter())
+            .map(|b| BoundBuffer {
+                buffer: b.buffer.clone(),
+                offset: b.offset,
+                size: b.size.map(u64::from),
+            })
+            .collect();
+        Group {
+            bind_group,
+            buffers,
+        }
     }
 
     /// W1's update from a batch's lit pixels by pixel, `columns` and `spans`.
-    fn sparse_weights_update(
-        &self,
-        columns: &wgpu::Buffer,
-        spans: &wgpu::Buffer,
-    ) -> wgpu::BindGroup {
+    fn sparse_weights_update(&self, columns: &wgpu::Buffer, spans: &wgpu::Buffer) -> Group {
         let (t, first_layer) = (self.tensors, &self.tables.layers[0]);
         let first_deltas = match self.uniform.first_deltas {
             Some(vec4s) => t.deltas.layer_start(0, u64::from(vec4s) * 16),
@@ -134,7 +151,7 @@ impl Sources<'_> {
 
     /// The first layer's forward pass over the lit pixels of `images`. W1's four pieces are
     /// each all of W1 where W1 is read from storage.
-    fn sparse_forward(&self, images: &LitImages) -> wgpu::BindGroup {
+    fn sparse_forward(&self, images: &LitImages) -> Group {
         let t = self.tensors;
         let piece = |piece: usize| match self.uniform.first_weights {
             Some(pieces) => wgpu::BufferBinding {
@@ -160,7 +177,7 @@ impl Sources<'_> {
         self.group(&self.kernels.sparse_forward, &buffers)
     }
 
-    fn pixel_columns(&self) -> wgpu::BindGroup {
+    fn pixel_columns(&self) -> Group {
         let data = self.data;
         self.group(
             &self.kernels.pixel_columns,
@@ -212,7 +229,7 @@ impl Sources<'_> {
     }
 
     /// Per dense layer k ≥ 2: A(k−1) → Ak.
-    fn per_layer_forward(&self) -> Vec<wgpu::BindGroup> {
+    fn per_layer_forward(&self) -> Vec<Group> {
         let (t, layers) = (self.tensors, &self.tables.layers);
         (1..self.depth())
             .map(|k| {
@@ -273,7 +290,7 @@ impl Sources<'_> {
     /// The bind group of the multi-step kernel: the step slots twice, the run's first at its
     /// dynamic offset and all of them whole, then what the whole step's kernels bind between
     /// them.
-    pub(super) fn multi_step(&self, kernel: &MultiStepKernel) -> wgpu::BindGroup {
+    pub(super) fn multi_step(&self, kernel: &MultiStepKernel) -> Group {
         let (t, tables, data) = (self.tensors, self.tables, self.data);
         let bytes = data
             .train_bytes
@@ -307,7 +324,7 @@ impl Sources<'_> {
         }
     }
 
-    fn output_delta(&self, kernel: &Kernel) -> wgpu::BindGroup {
+    fn output_delta(&self, kernel: &Kernel) -> Group {
         let (t, last) = (self.tensors, self.depth() - 1);
         self.group(
             kernel,
@@ -323,7 +340,7 @@ impl Sources<'_> {
     }
 
     /// Per hidden layer k (all but the last): Ak → Ãk, the undropped Ak into Dk's slot.
-    fn dropout_forward(&self, kernel: &Kernel) -> Vec<wgpu::BindGroup> {
+    fn dropout_forward(&self, kernel: &Kernel) -> Vec<Group> {
         let (t, layers) = (self.tensors, &self.tables.layers);
         (0..self.depth() - 1)
             .map(|k| {
@@ -336,7 +353,7 @@ impl Sources<'_> {
     }
 
     /// Per hidden layer k (all but the last): D(k+1) → Dk.
-    fn hidden_delta(&self, kernel: &Kernel) -> Vec<wgpu::BindGroup> {
+    fn hidden_delta(&self, kernel: &Kernel) -> Vec<Group> {
         let (t, layers) = (self.tensors, &self.tables.layers);
         (0..self.depth() - 1)
             .map(|k| {
@@ -355,7 +372,7 @@ impl Sources<'_> {
     }
 
     /// Per dense layer k ≥ 2: its gradient and update.
-    fn weights_update(&self, kernel: &Kernel) -> Vec<wgpu::BindGroup> {
+    fn weights_update(&self, kernel: &Kernel) -> Vec<Group> {
         let (t, layers) = (self.tensors, &self.tables.layers);
         (1..self.depth())
             .map(|k| {
@@ -374,7 +391,7 @@ impl Sources<'_> {
     }
 
     /// Layers 2..L forward and back, one invocation per row, where the kernel was built.
-    fn row_forward_backward(&self, kernel: &Kernel) -> wgpu::BindGroup {
+    fn row_forward_backward(&self, kernel: &Kernel) -> Group {
         let (t, tables) = (self.tensors, self.tables);
         let dense_parameters = wgpu::BufferBinding {
             buffer: &t.parameters.buffer,
@@ -396,7 +413,7 @@ impl Sources<'_> {
     }
 
     /// Every dense layer's gradient and update, and the batch loss from the rows' losses.
-    fn layers_weights_update(&self, kernel: &Kernel) -> wgpu::BindGroup {
+    fn layers_weights_update(&self, kernel: &Kernel) -> Group {
         self.group(kernel, &self.every_layer_update())
     }
 
@@ -416,7 +433,7 @@ impl Sources<'_> {
         ]
     }
 
-    fn evaluate(&self) -> wgpu::BindGroup {
+    fn evaluate(&self) -> Group {
         let (t, last) = (self.tensors, self.depth() - 1);
         self.group(
             &self.kernels.evaluate,

@@ -265,12 +265,13 @@ impl<'a> BufferMaker<'a> {
         contents: &[u8],
         usage: wgpu::BufferUsages,
     ) -> wgpu::Buffer {
+        // Copies out too, so that a captured step (`GpuBackend::capture_step`) can read it.
         self.context
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),
                 contents,
-                usage,
+                usage: usage | wgpu::BufferUsages::COPY_SRC,
             })
     }
 
@@ -390,7 +391,9 @@ impl StepSlots {
         let buffer = context.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("steps"),
             size: stride * STEP_SLOTS as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::UNIFORM
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
         Self { buffer, stride }

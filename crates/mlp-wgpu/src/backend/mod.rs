@@ -16,6 +16,7 @@ use mlp_core::options::Hyperparameters;
 use ndarray::Array2;
 
 mod bind_groups;
+mod capture;
 mod evaluate;
 mod layout;
 mod loop_budget;
@@ -25,6 +26,7 @@ mod timing;
 mod upload;
 
 use bind_groups::{BindGroups, Sources, uniform_reads};
+pub use capture::{CapturedBinding, CapturedDispatch, StepCapture};
 use evaluate::evaluation_chunk;
 use layout::{
     BufferMaker, FUSED_UNITS, GROUP, LOSS_SLOTS, LayerTables, PerLayer, ROW_GROUP, STEP_GROUP,

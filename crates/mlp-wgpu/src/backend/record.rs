@@ -7,7 +7,7 @@ use std::ops::Range;
 use mlp_core::cpu::{AdamStep, reduction_scale};
 use mlp_core::options::{Hyperparameters, Optimiser};
 
-use super::bind_groups::{FusedGroups, PerLayerGroups};
+use super::bind_groups::{FusedGroups, Group, PerLayerGroups};
 use super::layout::{
     BLOCK, BLOCK_GROUP, GROUP, PIXEL_GROUP, ROW_GROUP, STEP_SLOTS, StepUniform, TILE, dense_blocks,
     div_ceil, first_layer_tasks,
@@ -35,7 +35,7 @@ pub(super) struct PixelLists {
     /// The batch size the lists were made for.
     pub(super) batch: usize,
     /// sparse_weights_update.wgsl over these lists.
-    pub(super) sparse_weights_update: wgpu::BindGroup,
+    pub(super) sparse_weights_update: Group,
 }
 
 /// Work waiting to be recorded: a training step, or a chunk of the validation set's forward
@@ -188,6 +188,16 @@ impl GpuBackend {
         &mut self,
         timer: Option<&wgpu::QuerySet>,
     ) -> Result<Vec<String>, GpuError> {
+        self.flush_captured(timer, None)
+    }
+
+    /// [`Self::flush_timed`]; with `capture`, each dispatch recorded is kept there, and the
+    /// buffers it binds are read (as the dispatches will find them) before they are submitted.
+    pub(super) fn flush_captured(
+        &mut self,
+        timer: Option<&wgpu::QuerySet>,
+        mut capture: Option<&mut super::capture::Capture>,
+    ) -> Result<Vec<String>, GpuError> {
         let queued = std::mem::take(&mut self.queued);
         let mut timed = Vec::new();
         for chunk in queued.chunks(STEP_SLOTS) {
@@ -220,8 +230,13 @@ impl GpuBackend {
                     let offset = (run.start as u64 * self.step_slots.stride) as u32;
                     let last = run.end == chunk.len();
                     let work = &chunk[run.start];
-                    timed = self.record(&mut pass, work, offset, timer.filter(|_| last));
+                    let dispatched = capture.as_deref_mut().map(|c| &mut c.dispatched);
+                    let timing = (timer.filter(|_| last), dispatched);
+                    timed = self.record(&mut pass, work, offset, timing);
                 }
+            }
+            if let Some(capture) = capture.as_deref_mut() {
+                capture.read_buffers(&self.context)?;
             }
             self.context.queue.submit([encoder.finish()]);
         }
@@ -264,13 +279,14 @@ impl GpuBackend {
         pass: &mut wgpu::ComputePass<'_>,
         work: &Queued,
         offset: u32,
-        timer: Option<&wgpu::QuerySet>,
+        (timer, capture): (Option<&wgpu::QuerySet>, Option<&mut Vec<Dispatched>>),
     ) -> Vec<String> {
         let mut recorder = Recorder {
             pass,
             offset,
             timer,
             names: Vec::new(),
+            capture,
         };
         let (rows, first_layer) = match work {
             Queued::TrainingStep { rows, .. } => (rows.len(), &self.bind.sparse_forward_train),
@@ -493,24 +509,37 @@ struct Recorder<'a, 'p> {
     offset: u32,
     timer: Option<&'a wgpu::QuerySet>,
     names: Vec<String>,
+    /// Where a captured step keeps what it dispatches.
+    capture: Option<&'a mut Vec<Dispatched>>,
+}
+
+/// One dispatch of a captured step: the kernel, its bind group and dynamic offset, and the
+/// workgroups.
+pub(super) struct Dispatched {
+    pub(super) kernel: crate::PipelineSpec,
+    pub(super) group: Group,
+    pub(super) offset: u32,
+    pub(super) workgroups: (u32, u32),
 }
 
 impl Recorder<'_, '_> {
     /// `what` names the dispatch by the layer it works on, only when it is timed.
-    fn dispatch(
-        &mut self,
-        kernel: &Kernel,
-        group: &wgpu::BindGroup,
-        what: (&str, usize),
-        x: u32,
-        y: u32,
-    ) {
+    fn dispatch(&mut self, kernel: &Kernel, group: &Group, what: (&str, usize), x: u32, y: u32) {
         if let Some(timer) = self.timer {
             self.pass.write_timestamp(timer, self.names.len() as u32);
             self.names.push(format!("{} {}", what.0, what.1));
         }
+        if let Some(capture) = self.capture.as_deref_mut() {
+            capture.push(Dispatched {
+                kernel: kernel.spec.clone(),
+                group: group.clone(),
+                offset: self.offset,
+                workgroups: (x, y),
+            });
+        }
         self.pass.set_pipeline(&kernel.pipeline);
-        self.pass.set_bind_group(0, group, &[self.offset]);
+        self.pass
+            .set_bind_group(0, &group.bind_group, &[self.offset]);
         self.pass.dispatch_workgroups(x, y, 1);
     }
 
