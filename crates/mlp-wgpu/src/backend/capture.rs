@@ -3,7 +3,6 @@
 //! order with their bindings, dynamic offsets and workgroups (`tests/webgpu.rs` of mlp-cli
 //! replays it in Chromium).
 
-use std::collections::HashMap;
 use std::ops::Range;
 
 use mlp_core::backend::{Backend, BackendError};
@@ -71,9 +70,10 @@ impl Capture {
     }
 
     fn into_step(self, parameters: &wgpu::Buffer) -> StepCapture {
-        let index: HashMap<&wgpu::Buffer, usize> = (self.buffers.iter().enumerate())
-            .map(|(i, (b, _))| (b, i))
-            .collect();
+        let buffers = &self.buffers;
+        let index = |buffer: &wgpu::Buffer| {
+            (buffers.iter().position(|(b, _)| b == buffer)).expect("every bound buffer was read")
+        };
         let mut pipelines: Vec<PipelineSpec> = Vec::new();
         let dispatches = (self.dispatched.iter())
             .map(|d| {
@@ -86,7 +86,7 @@ impl Capture {
                 };
                 let bindings = (d.group.buffers.iter())
                     .map(|b| CapturedBinding {
-                        buffer: index[&b.buffer],
+                        buffer: index(&b.buffer),
                         offset: b.offset,
                         size: b.size,
                     })
@@ -101,7 +101,7 @@ impl Capture {
             .collect();
         StepCapture {
             pipelines,
-            parameters_buffer: index[parameters],
+            parameters_buffer: index(parameters),
             buffers: self.buffers.into_iter().map(|(_, bytes)| bytes).collect(),
             dispatches,
         }
