@@ -12,7 +12,8 @@ use mlp_wgpu::{GpuBackend, GpuContext, KernelVariant};
 use crate::args::{BackendKind, GpuArgs, NetworkArgs, UsageError};
 use crate::data;
 use crate::settings::{DataShape, Settings};
-use crate::tune::{self, Workload};
+use crate::tune;
+use mlp_wgpu::tune::Workload;
 
 pub struct Session {
     pub backend: Box<dyn Backend>,

@@ -22,6 +22,7 @@ mod backend;
 mod context;
 mod error;
 mod kernels;
+pub mod tune;
 mod variant;
 
 pub use backend::{CapturedBinding, CapturedDispatch, GpuBackend, StepCapture};
