@@ -28,7 +28,8 @@ use mlp_core::train::{TrainConfig, train};
 use mlp_core::{Activation, Dataset, Hyperparameters, Init, Optimiser, OptimiserKind, Output};
 use mlp_core::{Backend, Reduction, ReferenceBackend, Schedule};
 use mlp_wgpu::{
-    DenseSchedule, GpuBackend, GpuContext, KernelVariant, PARITY, PipelineSpec, Reads, StepCapture,
+    BindingKind, DenseSchedule, GpuBackend, GpuContext, KernelVariant, PARITY, PipelineSpec, Reads,
+    StepCapture,
 };
 use serde_json::{Value, json};
 
@@ -164,6 +165,68 @@ fn chromium_refuses_a_barrier_in_non_uniform_control_flow_and_nine_storage_buffe
     let said = report["results"].to_string();
     assert!(said.contains("uniform"), "{said}");
     assert!(said.contains("torage"), "{said}");
+}
+
+/// The binding kinds `source` declares in group 0, by binding, as naga reads the WGSL; or what
+/// is wrong.
+fn declared_bindings(source: &str) -> Result<Vec<Option<BindingKind>>, String> {
+    let module = naga::front::wgsl::parse_str(source).map_err(|e| e.emit_to_string(source))?;
+    let mut kinds: Vec<Option<BindingKind>> = Vec::new();
+    for (_, variable) in module.global_variables.iter() {
+        let Some(binding) = &variable.binding else {
+            continue;
+        };
+        let name = variable.name.as_deref().unwrap_or("?");
+        if binding.group != 0 {
+            return Err(format!("{name} is in group {}", binding.group));
+        }
+        let kind = match variable.space {
+            naga::AddressSpace::Uniform => BindingKind::Uniform,
+            naga::AddressSpace::Storage { access }
+                if access.contains(naga::StorageAccess::STORE) =>
+            {
+                BindingKind::Storage
+            }
+            naga::AddressSpace::Storage { .. } => BindingKind::ReadOnlyStorage,
+            other => return Err(format!("{name} is bound in {other:?}")),
+        };
+        let at = binding.binding as usize;
+        if kinds.len() <= at {
+            kinds.resize(at + 1, None);
+        }
+        kinds[at] = Some(kind);
+    }
+    Ok(kinds)
+}
+
+/// The layout each kernel is built with (`kernels.rs`) says what its WGSL declares, binding by
+/// binding: read naga's own parse of every pipeline of every variant. A layout that disagrees
+/// with its shader would otherwise show only as a validation error when the pipeline is built.
+#[test]
+fn every_pipeline_s_layout_matches_the_bindings_its_wgsl_declares() {
+    let networks = [
+        ("seed", vec![784, 64, 32, 16, 10], Hyperparameters::seed()),
+        ("modern", vec![784, 256, 128, 10], modern()),
+    ];
+    let mut checked = 0;
+    for (network, sizes, hyper) in &networks {
+        for variant in KernelVariant::all() {
+            for spec in pipelines_of(sizes, hyper, variant) {
+                let what = format!("{network} {} {}", variant.name(), spec.name);
+                let declared =
+                    declared_bindings(&spec.source).unwrap_or_else(|e| panic!("{what}: {e}"));
+                let laid_out: Vec<Option<BindingKind>> = (spec.bindings.iter())
+                    .map(|&kind| match kind {
+                        BindingKind::DynamicUniform => Some(BindingKind::Uniform),
+                        kind => Some(kind),
+                    })
+                    .collect();
+                assert_eq!(laid_out, declared, "{what}: layout against WGSL");
+                checked += 1;
+            }
+        }
+    }
+    println!("{checked} pipelines: every layout binds what its WGSL declares");
 }
 
 #[test]
