@@ -6,8 +6,8 @@
 //           activation f and where its tensors start in the buffers below (DenseLayer), its
 //           parameters counted from where `parameters` is bound;
 //           parameters: [Wk; bk], (in + 1, out), of layers 2..L, read as vec4s (every layer's
-//           start on one); built as a uniform array where they fit in a uniform binding,
-//           which lavapipe reads far faster than storage (kernels.rs); activations: every Ak,
+//           start on one); a uniform array where they fit in a uniform binding, which
+//           lavapipe reads far faster than storage (kernels.rs picks the file); activations: every Ak,
 //           (B, out), A1 written by sparse_forward.wgsl; deltas: every Dk, (B, out);
 //           labels: one u32 digit per image; order: row r of the data set's order is image
 //           order[r]; row_losses: per batch row, its squared errors summed over the classes
@@ -16,7 +16,7 @@
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<uniform> network: array<DenseLayer, LAYERS>;
-@group(0) @binding(2) var<storage, read> parameters: array<vec4<f32>>;
+// binding 2, `parameters`: row_parameters_storage.wgsl or row_parameters_uniform.wgsl.
 @group(0) @binding(3) var<storage, read_write> activations: array<f32>;
 @group(0) @binding(4) var<storage, read_write> deltas: array<f32>;
 @group(0) @binding(5) var<storage, read> labels: array<u32>;

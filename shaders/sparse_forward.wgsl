@@ -13,10 +13,9 @@
 // Each invocation sums one row's 8 columns in registers. The invocations of a row are
 // neighbours along x, so they run the same loop (one image's pixels) side by side.
 // Where `out` is a multiple of 8, W1's rows are read four weights at a time from four pieces
-// of PIECE_PIXELS rows each (set when the pipeline is built): where W1 fits in four uniform
-// bindings, the kernel is built to read them as such (kernels.rs), which lavapipe reads far
-// faster than storage; otherwise every piece binds the whole of W1 and PIECE_PIXELS is past
-// the last pixel. The row's pixels are visited piece by piece, in four loops with no branch
+// of PIECE_PIXELS rows each (a constant of the prelude kernels.rs writes): where W1 fits in four
+// uniform bindings, they are read as such, which lavapipe reads far faster than storage;
+// otherwise every piece is the whole of W1 and PIECE_PIXELS is past the last pixel. The row's pixels are visited piece by piece, in four loops with no branch
 // inside, since lavapipe runs a branch inside a loop slowly.
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -26,11 +25,9 @@
 @group(0) @binding(4) var<storage, read> order: array<u32>;
 @group(0) @binding(5) var<storage, read> parameters: array<f32>;
 @group(0) @binding(6) var<storage, read_write> output: array<f32>;
-// W1's rows c * PIECE_PIXELS.. as vec4s, for c = 0..3.
-@group(0) @binding(7) var<storage, read> weights0: array<vec4<f32>>;
-@group(0) @binding(8) var<storage, read> weights1: array<vec4<f32>>;
-@group(0) @binding(9) var<storage, read> weights2: array<vec4<f32>>;
-@group(0) @binding(10) var<storage, read> weights3: array<vec4<f32>>;
+// W1's rows c * PIECE_PIXELS.. as vec4s, for c = 0..3, are read by w1_piece0..3: from four
+// uniform bindings (sparse_forward_w1_uniform.wgsl) or one storage binding of the whole of W1
+// (sparse_forward_w1_storage.wgsl), which keeps the kernel within WebGPU's 8 storage buffers.
 
 // The first of the entries `first..last` (pixels increasing) whose pixel is `pixel` or more.
 fn first_entry_from(pixel: u32, first: u32, last: u32) -> u32 {
@@ -93,28 +90,28 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (; e < to; e = e + 1u) {
             let entry = entries[e];
             let at = piece_at(entry, 0u, n0);
-            s_low = s_low + lit_input(entry, entry & 0xffffffu) * weights0[at];
-            s_high = s_high + lit_input(entry, entry & 0xffffffu) * weights0[at + 1u];
+            s_low = s_low + lit_input(entry, entry & 0xffffffu) * w1_piece0(at);
+            s_high = s_high + lit_input(entry, entry & 0xffffffu) * w1_piece0(at + 1u);
         }
         to = first_entry_from(2u * PIECE_PIXELS, e, last);
         for (; e < to; e = e + 1u) {
             let entry = entries[e];
             let at = piece_at(entry, 1u, n0);
-            s_low = s_low + lit_input(entry, entry & 0xffffffu) * weights1[at];
-            s_high = s_high + lit_input(entry, entry & 0xffffffu) * weights1[at + 1u];
+            s_low = s_low + lit_input(entry, entry & 0xffffffu) * w1_piece1(at);
+            s_high = s_high + lit_input(entry, entry & 0xffffffu) * w1_piece1(at + 1u);
         }
         to = first_entry_from(3u * PIECE_PIXELS, e, last);
         for (; e < to; e = e + 1u) {
             let entry = entries[e];
             let at = piece_at(entry, 2u, n0);
-            s_low = s_low + lit_input(entry, entry & 0xffffffu) * weights2[at];
-            s_high = s_high + lit_input(entry, entry & 0xffffffu) * weights2[at + 1u];
+            s_low = s_low + lit_input(entry, entry & 0xffffffu) * w1_piece2(at);
+            s_high = s_high + lit_input(entry, entry & 0xffffffu) * w1_piece2(at + 1u);
         }
         for (; e < last; e = e + 1u) {
             let entry = entries[e];
             let at = piece_at(entry, 3u, n0);
-            s_low = s_low + lit_input(entry, entry & 0xffffffu) * weights3[at];
-            s_high = s_high + lit_input(entry, entry & 0xffffffu) * weights3[at + 1u];
+            s_low = s_low + lit_input(entry, entry & 0xffffffu) * w1_piece3(at);
+            s_high = s_high + lit_input(entry, entry & 0xffffffu) * w1_piece3(at + 1u);
         }
     } else {
         let offsets = shift_offsets(step.shift_seed, step.shift_pixels, step.dropout_step, m);

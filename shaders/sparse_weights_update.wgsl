@@ -18,8 +18,9 @@
 @group(0) @binding(4) var<storage, read> delta: array<f32>;
 @group(0) @binding(5) var<storage, read_write> parameters: array<f32>;
 @group(0) @binding(6) var<storage, read_write> state: array<f32>;
-// D1 read four at a time, where `out` is a multiple of 8 so that every row starts on a vec4.
-@group(0) @binding(7) var<storage, read> delta4: array<vec4<f32>>;
+// D1 read four at a time as `delta4`, where `out` is a multiple of 8 so that every row starts
+// on a vec4: bound at 7 by sparse_weights_update_d1_storage.wgsl or, where it fits a uniform
+// binding, by sparse_weights_update_d1_uniform.wgsl.
 
 // D1's columns `cols` of batch row r.
 fn delta_columns(r: u32, cols: vec4<u32>) -> vec4<f32> {

@@ -113,10 +113,18 @@ fn built_in_chromium(name: &str, pipelines: &[Value]) -> Value {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{name}.json"));
     std::fs::write(&file, serde_json::to_string(pipelines).unwrap()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/webgpu.mjs");
+    run_in_chromium("webgpu.mjs", &file)
+}
+
+/// The JSON line that `tests/browser/<script>` prints when run on `input`, where it reports no
+/// error.
+fn run_in_chromium(script: &str, input: &Path) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/browser")
+        .join(script);
     let out = Command::new("node")
         .arg(&script)
-        .arg(&file)
+        .arg(input)
         .output()
         .expect("node runs (run ./scripts/test, which installs Node.js, Chromium and Playwright)");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -127,7 +135,12 @@ fn built_in_chromium(name: &str, pipelines: &[Value]) -> Value {
     );
     let report: Value =
         serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
-    assert!(report["error"].is_null(), "{}", report["error"]);
+    assert!(
+        report["error"].is_null(),
+        "{}: {}",
+        script.display(),
+        report["error"]
+    );
     report
 }
 
@@ -343,26 +356,7 @@ fn replayed_step(schedule: DenseSchedule) -> (Difference, Vec<String>) {
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("webgpu-step-{}", schedule.name()));
     let _ = std::fs::remove_dir_all(&dir);
     write_capture(&dir, &capture);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/webgpu_step.mjs");
-    let out = Command::new("node")
-        .arg(&script)
-        .arg(&dir)
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value =
-        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
-    assert!(
-        report["error"].is_null(),
-        "{}: {}",
-        schedule.name(),
-        report["error"]
-    );
+    run_in_chromium("webgpu_step.mjs", &dir);
     let after = gpu.parameters_from_bytes(&std::fs::read(dir.join("after.bin")).unwrap());
     let flat = |p: &Parameters| -> Vec<f32> {
         (p.layers.iter())

@@ -164,27 +164,6 @@ pub struct WeightPieces {
 /// (24 bits, as backend.rs packs them), with 3 times it still a u32.
 const WHOLE_PIECE_PIXELS: u32 = 1 << 24;
 
-/// `source` with the read-only storage array of vec4s `name`, bound at `binding`, declared as
-/// a uniform array of `length` vec4s instead, and `slots` saying so.
-fn read_through_uniform(
-    source: &str,
-    slots: &mut [Slot],
-    binding: usize,
-    name: &str,
-    length: u32,
-) -> String {
-    let storage = format!("@binding({binding}) var<storage, read> {name}: array<vec4<f32>>;");
-    assert!(
-        source.contains(&storage) && slots[binding] == Read,
-        "{name} is not a read-only storage array of vec4s at binding {binding}"
-    );
-    slots[binding] = Uniform;
-    source.replace(
-        &storage,
-        &format!("@binding({binding}) var<uniform> {name}: array<vec4<f32>, {length}>;"),
-    )
-}
-
 macro_rules! shader {
     ($($file:literal),+) => {
         concat!(
@@ -196,52 +175,59 @@ macro_rules! shader {
 
 use Slot::{Read, Step, Uniform, Write};
 
-/// sparse_forward.wgsl and its bindings, W1 read in four uniform pieces where `uniform` says.
-/// Read from storage, W1 is one piece: weights1..3 become weights0, so that the kernel binds
-/// 6 storage buffers, within WebGPU's default of 8 per stage.
+/// sparse_forward.wgsl and its bindings, W1 read in four uniform pieces where `uniform` says,
+/// else as one storage binding: 7 storage buffers, within WebGPU's default of 8 per stage.
 fn sparse_forward_source(uniform: &UniformReads) -> (String, Vec<Slot>) {
-    let mut slots = vec![
-        Step, Uniform, Read, Read, Read, Read, Write, Read, Read, Read, Read,
-    ];
-    let piece_pixels = uniform
-        .first_weights
-        .map_or(WHOLE_PIECE_PIXELS, |pieces| pieces.rows);
-    let mut source = format!(
-        "const PIECE_PIXELS: u32 = {piece_pixels}u;\n{}",
-        shader!("sparse_forward.wgsl")
-    );
-    match uniform.first_weights.map(|pieces| pieces.lengths) {
-        Some(lengths) => {
-            for (piece, length) in lengths.into_iter().enumerate() {
-                let name = format!("weights{piece}");
-                source = read_through_uniform(&source, &mut slots, 7 + piece, &name, length);
-            }
+    let mut slots = vec![Step, Uniform, Read, Read, Read, Read, Write];
+    match uniform.first_weights {
+        Some(pieces) => {
+            let lengths = pieces.lengths.iter().enumerate();
+            let prelude: String = lengths
+                .map(|(c, length)| format!("const W1_PIECE_VEC4S_{c}: u32 = {length}u;\n"))
+                .collect();
+            slots.extend([Uniform; 4]);
+            let source = format!(
+                "const PIECE_PIXELS: u32 = {}u;\n{prelude}{}",
+                pieces.rows,
+                shader!("sparse_forward_w1_uniform.wgsl", "sparse_forward.wgsl")
+            );
+            (source, slots)
         }
         None => {
-            for piece in 1..4 {
-                let declaration = format!(
-                    "@group(0) @binding({}) var<storage, read> weights{piece}: array<vec4<f32>>;",
-                    7 + piece
-                );
-                assert!(source.contains(&declaration), "{declaration}");
-                source = source
-                    .replace(&declaration, "")
-                    .replace(&format!("weights{piece}["), "weights0[");
-            }
-            slots.truncate(8);
+            slots.push(Read);
+            let source = format!(
+                "const PIECE_PIXELS: u32 = {WHOLE_PIECE_PIXELS}u;\n{}",
+                shader!("sparse_forward_w1_storage.wgsl", "sparse_forward.wgsl")
+            );
+            (source, slots)
         }
     }
-    (source, slots)
 }
 
 /// sparse_weights_update.wgsl and its bindings, D1 read through a uniform where `uniform` says.
 fn sparse_weights_update_source(uniform: &UniformReads) -> (String, [Slot; 8]) {
-    let mut slots = [Step, Uniform, Read, Read, Read, Write, Write, Read];
-    let mut source = shader!("optimiser_update.wgsl", "sparse_weights_update.wgsl").to_string();
-    if let Some(length) = uniform.first_deltas {
-        source = read_through_uniform(&source, &mut slots, 7, "delta4", length);
+    match uniform.first_deltas {
+        Some(length) => (
+            format!(
+                "const D1_VEC4S: u32 = {length}u;\n{}",
+                shader!(
+                    "optimiser_update.wgsl",
+                    "sparse_weights_update_d1_uniform.wgsl",
+                    "sparse_weights_update.wgsl"
+                )
+            ),
+            [Step, Uniform, Read, Read, Read, Write, Write, Uniform],
+        ),
+        None => (
+            shader!(
+                "optimiser_update.wgsl",
+                "sparse_weights_update_d1_storage.wgsl",
+                "sparse_weights_update.wgsl"
+            )
+            .to_string(),
+            [Step, Uniform, Read, Read, Read, Write, Write, Read],
+        ),
     }
-    (source, slots)
 }
 
 /// row_forward_backward.wgsl for `layers` layers of `units` units in all, and its bindings,
@@ -251,19 +237,31 @@ fn row_forward_backward_source(
     units: u32,
     uniform: &UniformReads,
 ) -> (String, [Slot; 8]) {
-    let mut slots = [Step, Uniform, Read, Write, Write, Read, Read, Write];
-    let mut source = format!(
-        "const LAYERS: u32 = {layers}u;\nconst UNITS: u32 = {units}u;\n{}",
-        shader!(
-            "row_pass_bindings.wgsl",
-            "forward_backward_row.wgsl",
-            "row_forward_backward.wgsl"
-        )
-    );
-    if let Some(length) = uniform.dense_parameters {
-        source = read_through_uniform(&source, &mut slots, 2, "parameters", length);
+    let sizes = format!("const LAYERS: u32 = {layers}u;\nconst UNITS: u32 = {units}u;\n");
+    match uniform.dense_parameters {
+        Some(length) => (
+            format!(
+                "{sizes}const DENSE_PARAMETER_VEC4S: u32 = {length}u;\n{}",
+                shader!(
+                    "row_pass_bindings.wgsl",
+                    "row_parameters_uniform.wgsl",
+                    "forward_backward_row.wgsl",
+                    "row_forward_backward.wgsl"
+                )
+            ),
+            [Step, Uniform, Uniform, Write, Write, Read, Read, Write],
+        ),
+        None => (
+            sizes
+                + shader!(
+                    "row_pass_bindings.wgsl",
+                    "row_parameters_storage.wgsl",
+                    "forward_backward_row.wgsl",
+                    "row_forward_backward.wgsl"
+                ),
+            [Step, Uniform, Read, Write, Write, Read, Read, Write],
+        ),
     }
-    (source, slots)
 }
 
 impl Kernels {
@@ -417,6 +415,7 @@ impl WholeKernels {
         let forward_source = sizes.clone()
             + shader!(
                 "row_pass_bindings.wgsl",
+                "row_parameters_storage.wgsl",
                 "forward_backward_row.wgsl",
                 "image_bytes.wgsl",
                 "first_layer_row.wgsl",

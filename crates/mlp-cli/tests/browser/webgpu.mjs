@@ -4,27 +4,12 @@
 // crates/mlp-cli/tests/webgpu.rs:
 //   node webgpu.mjs PIPELINES.json
 // PIPELINES.json: [{ name, source, bindings: [{ type, dynamic }], constants: { NAME: value } }]
-import { chromium } from "playwright-core";
 import { readFileSync } from "node:fs";
-import http from "node:http";
+import { onWebGpuPage } from "./webgpu_page.mjs";
 
 const pipelines = JSON.parse(readFileSync(process.argv[2], "utf8"));
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-const browser = await chromium.launch({
-  executablePath,
-  args: ["--no-sandbox", "--enable-unsafe-webgpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-// WebGPU needs a secure context, which a page from 127.0.0.1 is: an empty one, served here.
-const server = http.createServer((_, response) => {
-  response.writeHead(200, { "content-type": "text/html" });
-  response.end("<!doctype html><title>WebGPU pipelines</title>");
-});
-await new Promise((listening) => server.listen(0, "127.0.0.1", listening));
-try {
-  const page = await browser.newPage();
-  await page.goto(`http://127.0.0.1:${server.address().port}/`);
-  const report = await page.evaluate(async (pipelines) => {
+const report = await onWebGpuPage(async (page) => {
+  return await page.evaluate(async (pipelines) => {
     if (!navigator.gpu) return { error: "navigator.gpu is missing: WebGPU is off in this browser" };
     const adapter = await navigator.gpu.requestAdapter();
     if (!adapter) return { error: "no WebGPU adapter" };
@@ -73,8 +58,5 @@ try {
       results,
     };
   }, pipelines);
-  console.log(JSON.stringify(report));
-} finally {
-  await browser.close();
-  server.close();
-}
+});
+console.log(JSON.stringify(report));

@@ -6,31 +6,16 @@
 //   buffers: N (their bytes in DIR/buffer-<i>.bin), dispatches: [{ pipeline, bindings:
 //   [{ buffer, offset, size }], dynamic_offset, workgroups: [x, y] }], read: i }
 // Writes DIR/after.bin and prints one JSON line: the adapter, and any error.
-import { chromium } from "playwright-core";
 import { readFileSync, writeFileSync } from "node:fs";
-import http from "node:http";
+import { onWebGpuPage } from "./webgpu_page.mjs";
 import { join } from "node:path";
 
 const dir = process.argv[2];
 const step = JSON.parse(readFileSync(join(dir, "step.json"), "utf8"));
 const buffers = [...Array(step.buffers).keys()].map((i) =>
   readFileSync(join(dir, `buffer-${i}.bin`)).toString("base64"));
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-const browser = await chromium.launch({
-  executablePath,
-  args: ["--no-sandbox", "--enable-unsafe-webgpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-// WebGPU needs a secure context, which a page from 127.0.0.1 is: an empty one, served here.
-const server = http.createServer((_, response) => {
-  response.writeHead(200, { "content-type": "text/html" });
-  response.end("<!doctype html><title>WebGPU step</title>");
-});
-await new Promise((listening) => server.listen(0, "127.0.0.1", listening));
-try {
-  const page = await browser.newPage();
-  await page.goto(`http://127.0.0.1:${server.address().port}/`);
-  const report = await page.evaluate(async ({ step, buffers }) => {
+const report = await onWebGpuPage(async (page) => {
+  return await page.evaluate(async ({ step, buffers }) => {
     const adapter = await navigator.gpu?.requestAdapter();
     if (!adapter) return { error: "no WebGPU adapter" };
     const device = await adapter.requestDevice();
@@ -89,12 +74,9 @@ try {
     const info = adapter.info || {};
     return { adapter: `${info.vendor} / ${info.architecture}`, after: btoa(binary) };
   }, { step, buffers });
-  if (report.after) {
-    writeFileSync(join(dir, "after.bin"), Buffer.from(report.after, "base64"));
-    delete report.after;
-  }
-  console.log(JSON.stringify(report));
-} finally {
-  await browser.close();
-  server.close();
+});
+if (report.after) {
+  writeFileSync(join(dir, "after.bin"), Buffer.from(report.after, "base64"));
+  delete report.after;
 }
+console.log(JSON.stringify(report));
