@@ -71,8 +71,10 @@ pub struct GpuBackend {
     tensors: Tensors,
     bind: BindGroups,
     queued: Vec<Queued>,
-    /// The schedule of layers 2..L that was chosen (see `dense_schedule`).
+    /// The schedule of layers 2..L that was chosen, and the one that runs: resolved once, when
+    /// the backend is built or the schedule changed (see `resolve_schedule`).
     schedule: DenseSchedule,
+    running: DenseSchedule,
     /// Where the kernels read their read-only arrays (UniformReads where `Reads::Uniform`).
     reads: Reads,
     /// Why the variant was chosen, where the caller said.
@@ -199,7 +201,7 @@ impl GpuBackend {
         };
         let (bind, pixel_lists) = BindGroups::new(&sources, max_batch);
         context.check()?;
-        let backend = Self {
+        let mut backend = Self {
             context,
             kernels,
             kernel_options,
@@ -221,11 +223,13 @@ impl GpuBackend {
             bind,
             queued: Vec::new(),
             schedule: variant.schedule,
+            running: variant.schedule,
             reads: variant.reads,
             variant_reason: None,
             losses_used: 0,
             loss_carry: TrainLoss::default(),
         };
+        backend.running = backend.resolve_schedule();
         Ok(backend)
     }
 
@@ -248,7 +252,13 @@ impl GpuBackend {
     /// one of them (`with_variant`) uploads: elsewhere they run fused.
     pub fn set_dense_schedule(&mut self, schedule: DenseSchedule) {
         self.schedule = schedule;
+        self.running = self.resolve_schedule();
         self.build_schedule_kernels();
+    }
+
+    /// How the layers after the first are computed (see `resolve_schedule`).
+    pub fn dense_schedule(&self) -> DenseSchedule {
+        self.running
     }
 
     /// How the layers after the first are computed: as chosen, except that a network with
@@ -257,7 +267,7 @@ impl GpuBackend {
     /// step runs fused where its images' bytes are not uploaded or a row's pass is past the
     /// driver's loop budget; and the multi-step kernel runs as the whole step where it does
     /// not fit.
-    pub fn dense_schedule(&self) -> DenseSchedule {
+    fn resolve_schedule(&self) -> DenseSchedule {
         use DenseSchedule::{Fused, MultiStep, Registers, Whole};
         let options = &self.kernel_options;
         let row_fits = self
