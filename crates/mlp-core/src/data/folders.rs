@@ -198,9 +198,11 @@ fn read_set(
 ) -> Result<Dataset, DataError> {
     let pictures = list_pictures(dir, classes, notes)?;
     let pixels = options.side * options.side;
+    // Room for a batch: the set grows with what decodes, not with how many files there are.
+    let room = pictures.len().min(BATCH);
     let mut set = Dataset {
-        images: Vec::with_capacity(pictures.len() * pixels),
-        labels: Vec::with_capacity(pictures.len()),
+        images: Vec::with_capacity(room * pixels),
+        labels: Vec::with_capacity(room),
         rows: options.side,
         cols: options.side,
     };
