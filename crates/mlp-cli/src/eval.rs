@@ -7,12 +7,13 @@ use mlp_core::metrics::ConfusionMatrix;
 use crate::args::EvalArgs;
 use crate::console::say;
 use crate::data;
-use crate::session::{check_model_fits, inference_backend, load_model};
+use crate::session::{check_model_fits, data_as_trained, inference_backend, load_model};
 
 pub fn run(args: &EvalArgs) -> Result<()> {
     let model = load_model(&args.model)?;
-    let test = data::load(&args.data)?.test;
-    check_model_fits(&model, &args.model, &test, args.data.format())?;
+    let data_args = data_as_trained(&args.data, &model);
+    let test = data::load(&data_args)?.test;
+    check_model_fits(&model, &args.model, &test, data_args.format())?;
     let mut backend = inference_backend(args.device.backend, &args.device.gpu, &model, &test)?;
     let evaluation = backend.evaluate()?;
     let info = &model.info;

@@ -10,7 +10,9 @@ use ndarray::ArrayView1;
 use crate::args::PredictArgs;
 use crate::console::say;
 use crate::data;
-use crate::session::{check_model_fits, inference_backend, load_model, picture_reading};
+use crate::session::{
+    check_model_fits, data_as_trained, inference_backend, load_model, picture_reading,
+};
 
 /// The network's input from the picture at `path`: MNIST's preparation for a digit model
 /// (up to `digit::MAX_PIXELS`), else as the model's folders were read.
@@ -39,8 +41,9 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     // Pictures are made 28 x 28; a test image is as its data set has it.
     let (mut rows, mut cols) = (IMAGE_SIDE, IMAGE_SIDE);
     if let Some(index) = args.index {
-        let test = data::load(&args.data)?.test;
-        check_model_fits(&model, &args.model, &test, args.data.format())?;
+        let data_args = data_as_trained(&args.data, &model);
+        let test = data::load(&data_args)?.test;
+        check_model_fits(&model, &args.model, &test, data_args.format())?;
         if index >= test.len() {
             bail!(
                 "--index {index} is past the end of the test set: give 0 to {}",

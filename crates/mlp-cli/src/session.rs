@@ -9,7 +9,7 @@ use mlp_core::simd::InstructionSet;
 use mlp_core::{Backend, CpuBackend, Dataset, Evaluation, Hyperparameters, Model, Parameters};
 use mlp_wgpu::{GpuBackend, GpuContext, KernelVariant};
 
-use crate::args::{BackendKind, GpuArgs, NetworkArgs, UsageError};
+use crate::args::{BackendKind, DataArgs, GpuArgs, Layout, NetworkArgs, UsageError};
 use crate::data;
 use crate::settings::{DataShape, Settings};
 use crate::tune;
@@ -319,6 +319,24 @@ pub fn check_model_fits(
         );
     }
     Ok(())
+}
+
+/// `data`, with picture folders read as `model`'s were (its recorded side and style) where
+/// neither --image-size nor --digit-style says otherwise.
+pub fn data_as_trained(data: &DataArgs, model: &Model) -> DataArgs {
+    let mut data = data.clone();
+    let options = &model.info.options;
+    let recorded = options
+        .get("picture_side")
+        .and_then(|side| side.parse().ok());
+    let style = options
+        .get("pictures")
+        .and_then(|s| PictureStyle::from_name(s));
+    if data.layout == Some(Layout::Folders) && data.image_size.is_none() && !data.digit_style {
+        data.image_size = recorded;
+        data.digit_style = style == Some(PictureStyle::Digit);
+    }
+    data
 }
 
 /// How `model` reads a picture: as its folders were read where it was trained on them (the

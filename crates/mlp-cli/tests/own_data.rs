@@ -213,6 +213,20 @@ fn a_folder_of_26_classes_of_32_pixel_pictures_trains_above_chance_and_predicts_
         succeeded(&predicted, "predict");
         let stdout = String::from_utf8_lossy(&predicted.stdout);
         assert!(stdout.contains(": class 7 H"), "{stdout}");
+        // eval reads the folders as the model's were read, its side taken from the model.
+        let args = [
+            "eval",
+            "--model",
+            &model,
+            "--format",
+            "folders",
+            "--data-dir",
+            &root,
+        ];
+        let evaluated = mlp_cli(&[&args[..], &["--backend", backend]].concat());
+        let said = String::from_utf8_lossy(&evaluated.stdout);
+        succeeded(&evaluated, "eval");
+        assert!(said.contains("test set: 156 images"), "{said}");
         // The class names go with the model to ONNX, one per line of its metadata.
         let onnx = scratch.file(&format!("letters-{backend}.onnx"));
         succeeded(
