@@ -71,18 +71,14 @@ impl From<Slot> for BindingKind {
 }
 
 /// The kernels every schedule runs: the first layer's, the dense forward product (which the
-/// evaluation runs on every schedule) and the evaluation; and the kernels of the schedules of
-/// layers 2..L, each set built the first time a step runs that schedule.
+/// evaluation runs on every schedule) and the evaluation. The kernels of the schedule of
+/// layers 2..L are the backend's `ScheduleStep`, built the first time a step runs it.
 pub struct Kernels {
     pub sparse_forward: Kernel,
     pub pixel_columns: Kernel,
     pub sparse_weights_update: Kernel,
     pub linear_forward: Kernel,
     pub evaluate: Kernel,
-    pub fused: Option<FusedKernels>,
-    pub per_layer: Option<PerLayerKernels>,
-    pub whole: Option<WholeKernels>,
-    pub multi_step: Option<MultiStepKernel>,
 }
 
 /// Layers 2..L of a step in two dispatches (DenseSchedule::Fused).
@@ -303,57 +299,20 @@ impl Kernels {
                 &[Step, Uniform, Write, Read, Write, Write],
                 &[],
             ),
-            fused: None,
-            per_layer: None,
-            whole: None,
-            multi_step: None,
         }
     }
 }
 
 impl Kernels {
-    /// The names of the kernels built so far.
-    pub fn built(&self) -> Vec<&str> {
-        self.built_kernels()
-            .into_iter()
-            .map(|k| k.name.as_str())
-            .collect()
-    }
-
-    /// The specs of the kernels built so far.
-    pub fn specs(&self) -> Vec<PipelineSpec> {
-        self.built_kernels()
-            .into_iter()
-            .map(|k| k.spec.clone())
-            .collect()
-    }
-
-    fn built_kernels(&self) -> Vec<&Kernel> {
-        let mut kernels = vec![
+    /// The kernels every schedule runs.
+    pub(crate) fn built_kernels(&self) -> Vec<&Kernel> {
+        let kernels = vec![
             &self.sparse_forward,
             &self.pixel_columns,
             &self.sparse_weights_update,
             &self.linear_forward,
             &self.evaluate,
         ];
-        if let Some(fused) = &self.fused {
-            kernels.extend([&fused.row_forward_backward, &fused.layers_weights_update]);
-        }
-        if let Some(whole) = &self.whole {
-            kernels.extend([&whole.step_forward_backward, &whole.step_weights_update]);
-        }
-        if let Some(multi) = &self.multi_step {
-            kernels.push(&multi.multi_step);
-        }
-        if let Some(per_layer) = &self.per_layer {
-            kernels.extend([
-                &per_layer.linear_forward_tiled,
-                &per_layer.dropout_forward,
-                &per_layer.output_delta,
-                &per_layer.hidden_delta,
-                &per_layer.weights_update,
-            ]);
-        }
         kernels
     }
 }

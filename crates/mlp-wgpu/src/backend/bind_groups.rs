@@ -20,11 +20,6 @@ pub(super) struct BindGroups {
     /// Per dense layer k ≥ 2, at index k − 2: A(k-1) -> Ak.
     pub(super) forward: Vec<Group>,
     pub(super) evaluate: Group,
-    /// Those of the schedules of layers 2..L, made with their kernels.
-    pub(super) fused: Option<FusedGroups>,
-    pub(super) per_layer: Option<PerLayerGroups>,
-    pub(super) whole: Option<WholeGroups>,
-    pub(super) multi_step: Option<Group>,
 }
 
 pub(super) struct WholeGroups {
@@ -214,10 +209,6 @@ impl BindGroups {
             sparse_forward_validation: sources.sparse_forward(&data.validation),
             forward: sources.per_layer_forward(),
             evaluate: sources.evaluate(),
-            fused: None,
-            per_layer: None,
-            whole: None,
-            multi_step: None,
         };
         (bind, pixel_lists)
     }

@@ -21,6 +21,7 @@ mod evaluate;
 mod layout;
 mod loop_budget;
 mod record;
+mod schedule;
 mod state;
 mod timing;
 mod upload;
@@ -33,14 +34,12 @@ use layout::{
     STEP_SLOTS, StepSlots, Tensors, div_ceil, optimiser_code,
 };
 use record::{PixelLists, PixelSource, Queued};
+use schedule::ScheduleStep;
 use upload::DataBuffers;
 
 use crate::context::GpuContext;
 use crate::error::GpuError;
-use crate::kernels::{
-    FusedKernels, KernelOptions, Kernels, MultiStepKernel, PerLayerKernels, UniformReads,
-    WholeKernels,
-};
+use crate::kernels::{KernelOptions, Kernels, UniformReads};
 use crate::variant::{DenseSchedule, KernelVariant, Reads};
 
 pub struct GpuBackend {
@@ -75,6 +74,8 @@ pub struct GpuBackend {
     /// the backend is built or the schedule changed (see `resolve_schedule`).
     schedule: DenseSchedule,
     running: DenseSchedule,
+    /// The kernels and bind groups of the schedule it runs, from its first step on.
+    step: Option<ScheduleStep>,
     /// Where the kernels read their read-only arrays (UniformReads where `Reads::Uniform`).
     reads: Reads,
     /// Why the variant was chosen, where the caller said.
@@ -224,6 +225,7 @@ impl GpuBackend {
             queued: Vec::new(),
             schedule: variant.schedule,
             running: variant.schedule,
+            step: None,
             reads: variant.reads,
             variant_reason: None,
             losses_used: 0,
@@ -313,70 +315,46 @@ impl GpuBackend {
         }
     }
 
-    /// Builds the kernels of the current schedule and their bind groups, where they are not
-    /// built yet: each schedule's pipelines are made only once a run uses it.
+    /// Builds the kernels of the schedule it runs and their bind groups, where they are not
+    /// built yet: a schedule's pipelines are made only once a run uses it.
     fn build_schedule_kernels(&mut self) {
-        let device = &self.context.device;
-        let options = &self.kernel_options;
-        match self.dense_schedule() {
-            DenseSchedule::Fused if self.kernels.fused.is_none() => {
-                self.kernels.fused = FusedKernels::new(device, options);
-            }
-            DenseSchedule::Registers | DenseSchedule::Tiled if self.kernels.per_layer.is_none() => {
-                self.kernels.per_layer = Some(PerLayerKernels::new(device, options));
-            }
-            DenseSchedule::Whole if self.kernels.whole.is_none() => {
-                self.kernels.whole = WholeKernels::new(device, options);
-            }
-            DenseSchedule::MultiStep if self.kernels.multi_step.is_none() => {
-                self.kernels.multi_step = Some(MultiStepKernel::new(device, options));
-            }
-            _ => return,
+        let running = self.dense_schedule();
+        if self.step.as_ref().is_some_and(|step| step.runs(running)) {
+            return;
         }
         let sources = Sources {
-            device,
+            device: &self.context.device,
             kernels: &self.kernels,
             data: &self.data,
             tensors: &self.tensors,
             tables: &self.tables,
             steps: &self.step_slots,
-            uniform: options.uniform,
+            uniform: self.kernel_options.uniform,
         };
-        let fused = match (&self.kernels.fused, &self.bind.fused) {
-            (Some(kernels), None) => Some(sources.fused(kernels)),
-            _ => None,
-        };
-        let per_layer = match (&self.kernels.per_layer, &self.bind.per_layer) {
-            (Some(kernels), None) => Some(sources.per_layer(kernels)),
-            _ => None,
-        };
-        let whole = match (&self.kernels.whole, &self.bind.whole) {
-            (Some(kernels), None) => Some(sources.whole(kernels)),
-            _ => None,
-        };
-        if fused.is_some() {
-            self.bind.fused = fused;
-        }
-        if whole.is_some() {
-            self.bind.whole = whole;
-        }
-        if let (Some(kernel), None) = (&self.kernels.multi_step, &self.bind.multi_step) {
-            self.bind.multi_step = Some(sources.multi_step(kernel));
-        }
-        if per_layer.is_some() {
-            self.bind.per_layer = per_layer;
-        }
+        self.step = Some(ScheduleStep::build(running, &self.kernel_options, &sources));
     }
 
     /// The kernels built so far: those every schedule runs, and those of each schedule of
     /// layers 2..L that a step has used.
     pub fn built_kernels(&self) -> Vec<&str> {
-        self.kernels.built()
+        self.all_kernels()
+            .into_iter()
+            .map(|k| k.name.as_str())
+            .collect()
+    }
+
+    fn all_kernels(&self) -> Vec<&crate::kernels::Kernel> {
+        let mut kernels = self.kernels.built_kernels();
+        kernels.extend(self.step.iter().flat_map(|step| step.kernels()));
+        kernels
     }
 
     /// The pipelines built so far, as any WebGPU implementation could build them again.
     pub fn pipeline_specs(&self) -> Vec<crate::PipelineSpec> {
-        self.kernels.specs()
+        self.all_kernels()
+            .into_iter()
+            .map(|k| k.spec.clone())
+            .collect()
     }
 
     /// The adapter's name.

@@ -7,14 +7,11 @@ use std::ops::Range;
 use mlp_core::cpu::{AdamStep, reduction_scale};
 use mlp_core::options::{Hyperparameters, Optimiser};
 
-use super::bind_groups::{FusedGroups, Group, PerLayerGroups};
-use super::layout::{
-    BLOCK, BLOCK_GROUP, GROUP, PIXEL_GROUP, ROW_GROUP, STEP_SLOTS, StepUniform, TILE, dense_blocks,
-    div_ceil, first_layer_tasks,
-};
+use super::bind_groups::Group;
+use super::layout::{BLOCK, GROUP, PIXEL_GROUP, STEP_SLOTS, StepUniform, TILE, div_ceil};
 use super::{DenseSchedule, GpuBackend};
 use crate::error::GpuError;
-use crate::kernels::{FusedKernels, Kernel, PerLayerKernels};
+use crate::kernels::Kernel;
 use crate::variant::Dispatches;
 
 /// Where a training step finds its batch's lit pixels regrouped by pixel, for W1's update.
@@ -127,35 +124,10 @@ impl GpuBackend {
         self.dispatches(self.pixel_source(&first_batch))
     }
 
-    /// Dispatches of a training step that finds its pixel lists in `pixels`: the batch by
-    /// pixel (where not cached), the first layer's forward pass and update, and for the layers
-    /// after it either two (fused) or forward per layer, output delta, hidden deltas and
-    /// updates per layer. The whole step finds its lit pixels itself, in any order: two
-    /// dispatches, or one for up to STEP_SLOTS steps.
+    /// Dispatches of a training step that finds its pixel lists in `pixels`
+    /// (`schedule::dispatches`).
     pub(super) fn dispatches(&self, pixels: PixelSource) -> Dispatches {
-        let depth = self.sizes.len() - 1;
-        let per_step = |dispatches| Dispatches {
-            dispatches,
-            steps: 1,
-        };
-        let regroup = usize::from(pixels == PixelSource::PerStep);
-        match self.dense_schedule() {
-            DenseSchedule::MultiStep => Dispatches {
-                dispatches: 1,
-                steps: self.multi_step_run_limit(),
-            },
-            DenseSchedule::Whole => per_step(2),
-            DenseSchedule::Fused => per_step(regroup + 4),
-            DenseSchedule::Registers | DenseSchedule::Tiled => {
-                // Under dropout, one more for each hidden layer's dropout_forward.
-                let dropouts = if self.hyper.dropout.is_some() {
-                    depth - 1
-                } else {
-                    0
-                };
-                per_step(regroup + depth + 1 + (depth - 1) + depth + dropouts)
-            }
-        }
+        super::schedule::dispatches(self.dense_schedule(), self, pixels)
     }
 
     /// Where the step of `rows` finds its batch's lit pixels by pixel: in the lists cached
@@ -288,96 +260,95 @@ impl GpuBackend {
             names: Vec::new(),
             capture,
         };
-        let (rows, first_layer) = match work {
-            Queued::TrainingStep { rows, .. } => (rows.len(), &self.bind.sparse_forward_train),
-            Queued::EvaluationChunk { rows } => (rows.len(), &self.bind.sparse_forward_validation),
-        };
-        let (kernels, sizes) = (&self.kernels, &self.sizes);
-        if matches!(work, Queued::TrainingStep { .. }) {
-            match self.dense_schedule() {
-                DenseSchedule::Whole => {
-                    self.record_whole_step(&mut recorder, rows);
-                    return recorder.finish();
-                }
-                DenseSchedule::MultiStep => {
-                    self.record_multi_step(&mut recorder);
-                    return recorder.finish();
-                }
-                _ => {}
-            }
-        }
-        if let Queued::TrainingStep {
-            pixels: PixelSource::PerStep,
-            ..
-        } = work
-        {
-            // The batch by pixel, for the first layer's weight update.
-            let groups = div_ceil(sizes[0], PIXEL_GROUP);
-            let what = ("pixel_columns layer", 1);
-            recorder.dispatch(
-                &kernels.pixel_columns,
-                &self.bind.pixel_columns,
-                what,
-                groups,
-                1,
-            );
-        }
-        let (x, y) = (div_ceil(sizes[1], 8 * GROUP), div_ceil(rows, GROUP));
-        let what = ("sparse_forward layer", 1);
-        recorder.dispatch(&kernels.sparse_forward, first_layer, what, x, y);
         match work {
-            Queued::EvaluationChunk { .. } => {
-                self.record_dense_forward(&mut recorder, rows, false);
-                let what = ("evaluate layer", sizes.len() - 1);
-                let groups = div_ceil(rows, 64);
-                recorder.dispatch(&kernels.evaluate, &self.bind.evaluate, what, groups, 1);
+            Queued::TrainingStep { rows, pixels, .. } => {
+                let built = "a schedule's kernels are built before its steps are queued";
+                let step = self.step.as_ref().expect(built);
+                step.record_training(self, &mut recorder, rows.len(), *pixels);
             }
-            Queued::TrainingStep { pixels, .. } => {
-                if self.dense_schedule() == DenseSchedule::Fused {
-                    self.record_fused_layers(&mut recorder, rows);
-                } else {
-                    let dropping = self.hyper.dropout.is_some();
-                    self.record_dense_forward(&mut recorder, rows, dropping);
-                    self.record_dense_backward(&mut recorder, rows);
-                }
-                let group = match (pixels, &self.pixel_lists) {
-                    (PixelSource::Cached { .. }, Some(lists)) => &lists.sparse_weights_update,
-                    _ => &self.bind.sparse_weights_update,
-                };
-                let (x, y) = (div_ceil(sizes[1], 8 * GROUP), div_ceil(sizes[0] + 1, GROUP));
-                let what = ("sparse_weights_update layer", 1);
-                recorder.dispatch(&kernels.sparse_weights_update, group, what, x, y);
+            Queued::EvaluationChunk { rows } => {
+                let rows = rows.len();
+                self.record_first_layer_forward(&mut recorder, rows, None);
+                self.record_dense_forward(&mut recorder, rows, false);
+                let what = ("evaluate layer", self.sizes.len() - 1);
+                let groups = div_ceil(rows, 64);
+                let evaluate = &self.kernels.evaluate;
+                recorder.dispatch(evaluate, &self.bind.evaluate, what, groups, 1);
             }
         }
         recorder.finish()
     }
 
+    /// The first layer's forward pass of `rows` rows: of a training step, whose batch by pixel
+    /// is regrouped first where `pixels` says so; or (`None`) of an evaluation chunk.
+    pub(super) fn record_first_layer_forward(
+        &self,
+        recorder: &mut Recorder,
+        rows: usize,
+        pixels: Option<PixelSource>,
+    ) {
+        let (kernels, sizes) = (&self.kernels, &self.sizes);
+        if pixels == Some(PixelSource::PerStep) {
+            // The batch by pixel, for the first layer's weight update.
+            let groups = div_ceil(sizes[0], PIXEL_GROUP);
+            let what = ("pixel_columns layer", 1);
+            let group = &self.bind.pixel_columns;
+            recorder.dispatch(&kernels.pixel_columns, group, what, groups, 1);
+        }
+        let first_layer = match pixels {
+            Some(_) => &self.bind.sparse_forward_train,
+            None => &self.bind.sparse_forward_validation,
+        };
+        let (x, y) = (div_ceil(sizes[1], 8 * GROUP), div_ceil(rows, GROUP));
+        let what = ("sparse_forward layer", 1);
+        recorder.dispatch(&kernels.sparse_forward, first_layer, what, x, y);
+    }
+
+    /// W1's update from the batch's lit pixels by pixel, found where `pixels` says.
+    pub(super) fn record_first_layer_update(&self, recorder: &mut Recorder, pixels: PixelSource) {
+        let sizes = &self.sizes;
+        let group = match (pixels, &self.pixel_lists) {
+            (PixelSource::Cached { .. }, Some(lists)) => &lists.sparse_weights_update,
+            _ => &self.bind.sparse_weights_update,
+        };
+        let (x, y) = (div_ceil(sizes[1], 8 * GROUP), div_ceil(sizes[0] + 1, GROUP));
+        let what = ("sparse_weights_update layer", 1);
+        recorder.dispatch(&self.kernels.sparse_weights_update, group, what, x, y);
+    }
+
     /// Layers 2..L forward, one dispatch per layer, `rows` rows; with `dropping`, each hidden
-    /// layer's output (A1 first) through its dropout before the next layer reads it.
-    fn record_dense_forward(&self, recorder: &mut Recorder, rows: usize, dropping: bool) {
+    /// layer's output (A1 first) through its dropout before the next layer reads it. The
+    /// tiled schedule's products run its tiled kernel once its step is built.
+    pub(super) fn record_dense_forward(
+        &self,
+        recorder: &mut Recorder,
+        rows: usize,
+        dropping: bool,
+    ) {
         let (kernels, sizes) = (&self.kernels, &self.sizes);
         let depth = sizes.len() - 1;
+        let dropout = (self.step.as_ref())
+            .and_then(|s| s.dropout())
+            .filter(|_| dropping);
         let drop = |recorder: &mut Recorder, layer: usize| {
-            if dropping && layer < depth {
-                let (kernels, b) = self.per_layer();
+            if let Some((kernel, groups)) = dropout.filter(|_| layer < depth) {
                 let (x, y) = (div_ceil(sizes[layer], 8), div_ceil(rows, 8));
                 let what = ("dropout_forward layer", layer);
-                let group = &b.dropout_forward[layer - 1];
-                recorder.dispatch(&kernels.dropout_forward, group, what, x, y);
+                recorder.dispatch(kernel, &groups[layer - 1], what, x, y);
             }
         };
+        let tiled = (self.step.as_ref())
+            .and_then(|s| s.tiled_forward())
+            .filter(|_| self.dense_schedule() == DenseSchedule::Tiled);
         drop(recorder, 1);
         for layer in 1..sizes.len() - 1 {
-            let (kernel, x, y) = match self.dense_schedule() {
-                DenseSchedule::Tiled => (
-                    &self.per_layer().0.linear_forward_tiled,
+            let (kernel, x, y) = match tiled {
+                Some(tiled) => (
+                    tiled,
                     div_ceil(sizes[layer + 1], TILE),
                     div_ceil(rows, TILE),
                 ),
-                DenseSchedule::Registers
-                | DenseSchedule::Fused
-                | DenseSchedule::Whole
-                | DenseSchedule::MultiStep => (
+                None => (
                     &kernels.linear_forward,
                     blocks(sizes[layer + 1]),
                     blocks(rows),
@@ -388,123 +359,16 @@ impl GpuBackend {
             drop(recorder, layer + 1);
         }
     }
-
-    /// The output delta, every hidden delta and the updates of layers 2..L, one dispatch each.
-    fn record_dense_backward(&self, recorder: &mut Recorder, rows: usize) {
-        let ((kernels, b), sizes) = (self.per_layer(), &self.sizes);
-        let depth = sizes.len() - 1;
-        let what = ("output_delta layer", depth);
-        recorder.dispatch(&kernels.output_delta, &b.output_delta, what, 1, 1);
-        for layer in (0..depth - 1).rev() {
-            let (x, y) = (blocks(sizes[layer + 1]), blocks(rows));
-            let what = ("hidden_delta layer", layer + 1);
-            recorder.dispatch(&kernels.hidden_delta, &b.hidden_delta[layer], what, x, y);
-        }
-        for layer in 1..depth {
-            let (x, y) = (blocks(sizes[layer + 1]), blocks(sizes[layer] + 1));
-            let what = ("weights_update layer", layer + 1);
-            recorder.dispatch(
-                &kernels.weights_update,
-                &b.weights_update[layer - 1],
-                what,
-                x,
-                y,
-            );
-        }
-    }
-
-    /// Layers 2..L of a training step in two dispatches: every row forward and back, then
-    /// every layer's 4 x 4 blocks of gradient and update.
-    fn record_fused_layers(&self, recorder: &mut Recorder, rows: usize) {
-        let ((kernels, b), sizes) = (self.fused(), &self.sizes);
-        let depth = sizes.len() - 1;
-        let what = ("row_forward_backward layers 2 to", depth);
-        let groups = div_ceil(rows, ROW_GROUP);
-        recorder.dispatch(
-            &kernels.row_forward_backward,
-            &b.row_forward_backward,
-            what,
-            groups,
-            1,
-        );
-        let what = ("layers_weights_update layers 2 to", depth);
-        let groups = div_ceil(dense_blocks(sizes).max(1), BLOCK_GROUP);
-        recorder.dispatch(
-            &kernels.layers_weights_update,
-            &b.layers_weights_update,
-            what,
-            groups,
-            1,
-        );
-    }
-}
-
-impl GpuBackend {
-    /// The per-layer kernels and their bind groups, which are built before any unit that
-    /// runs them is queued (`build_schedule_kernels`).
-    fn per_layer(&self) -> (&PerLayerKernels, &PerLayerGroups) {
-        let built = "the per-layer kernels are built with their schedule";
-        (
-            self.kernels.per_layer.as_ref().expect(built),
-            self.bind.per_layer.as_ref().expect(built),
-        )
-    }
-
-    /// A training step of `rows` rows in two dispatches: every row forward and back through
-    /// every layer, then every layer's update (the first over its lit pixels) and the loss.
-    fn record_whole_step(&self, recorder: &mut Recorder, rows: usize) {
-        let built = "the whole step's kernels are built with their schedule";
-        let kernels = self.kernels.whole.as_ref().expect(built);
-        let groups = self.bind.whole.as_ref().expect(built);
-        let what = ("step_forward_backward layers 1 to", self.sizes.len() - 1);
-        let x = div_ceil(rows, ROW_GROUP);
-        recorder.dispatch(
-            &kernels.step_forward_backward,
-            &groups.forward_backward,
-            what,
-            x,
-            1,
-        );
-        let sizes = &self.sizes;
-        let what = ("step_weights_update layers 1 to", sizes.len() - 1);
-        let x = div_ceil(first_layer_tasks(sizes) + dense_blocks(sizes), 64);
-        recorder.dispatch(
-            &kernels.step_weights_update,
-            &groups.weights_update,
-            what,
-            x,
-            1,
-        );
-    }
-
-    /// A run of training steps in one dispatch of one workgroup: the run's slots are in its
-    /// first step's uniform.
-    fn record_multi_step(&self, recorder: &mut Recorder) {
-        let built = "the multi-step kernel is built with its schedule";
-        let kernel = self.kernels.multi_step.as_ref().expect(built);
-        let group = self.bind.multi_step.as_ref().expect(built);
-        let what = ("multi_step layers 1 to", self.sizes.len() - 1);
-        recorder.dispatch(&kernel.multi_step, group, what, 1, 1);
-    }
-
-    /// The fused kernels and their bind groups, likewise.
-    fn fused(&self) -> (&FusedKernels, &FusedGroups) {
-        let built = "the fused kernels are built with their schedule";
-        (
-            self.kernels.fused.as_ref().expect(built),
-            self.bind.fused.as_ref().expect(built),
-        )
-    }
 }
 
 /// Workgroups along one axis of the 4 x 4-block matrix kernels for `n` values.
-fn blocks(n: usize) -> u32 {
+pub(super) fn blocks(n: usize) -> u32 {
     div_ceil(n, BLOCK * GROUP)
 }
 
 /// Dispatches into one compute pass, each at the unit's step slot; with a timer, a timestamp
 /// before each dispatch and one after the last, and each dispatch's name.
-struct Recorder<'a, 'p> {
+pub(super) struct Recorder<'a, 'p> {
     pass: &'a mut wgpu::ComputePass<'p>,
     offset: u32,
     timer: Option<&'a wgpu::QuerySet>,
@@ -524,7 +388,14 @@ pub(super) struct Dispatched {
 
 impl Recorder<'_, '_> {
     /// `what` names the dispatch by the layer it works on, only when it is timed.
-    fn dispatch(&mut self, kernel: &Kernel, group: &Group, what: (&str, usize), x: u32, y: u32) {
+    pub(super) fn dispatch(
+        &mut self,
+        kernel: &Kernel,
+        group: &Group,
+        what: (&str, usize),
+        x: u32,
+        y: u32,
+    ) {
         if let Some(timer) = self.timer {
             self.pass.write_timestamp(timer, self.names.len() as u32);
             self.names.push(format!("{} {}", what.0, what.1));
