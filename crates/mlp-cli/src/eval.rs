@@ -11,7 +11,7 @@ use crate::session::{check_model_fits, data_as_trained, inference_backend, load_
 
 pub fn run(args: &EvalArgs) -> Result<()> {
     let model = load_model(&args.model)?;
-    let data_args = data_as_trained(&args.data, &model);
+    let data_args = data_as_trained(&args.data, &model, &args.model)?;
     let test = data::load(&data_args)?.test;
     check_model_fits(&model, &args.model, &test, data_args.format())?;
     let mut backend = inference_backend(args.device.backend, &args.device.gpu, &model, &test)?;

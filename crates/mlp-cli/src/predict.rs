@@ -41,7 +41,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     // Pictures are made 28 x 28; a test image is as its data set has it.
     let (mut rows, mut cols) = (IMAGE_SIDE, IMAGE_SIDE);
     if let Some(index) = args.index {
-        let data_args = data_as_trained(&args.data, &model);
+        let data_args = data_as_trained(&args.data, &model, &args.model)?;
         let test = data::load(&data_args)?.test;
         check_model_fits(&model, &args.model, &test, data_args.format())?;
         if index >= test.len() {

@@ -323,47 +323,43 @@ pub fn check_model_fits(
 
 /// `data`, with picture folders read as `model`'s were (its recorded side and style) where
 /// neither --image-size nor --digit-style says otherwise.
-pub fn data_as_trained(data: &DataArgs, model: &Model) -> DataArgs {
+pub fn data_as_trained(data: &DataArgs, model: &Model, model_path: &Path) -> Result<DataArgs> {
     let mut data = data.clone();
-    let options = &model.info.options;
-    let recorded = options
-        .get("picture_side")
-        .and_then(|side| side.parse().ok());
-    let style = options
-        .get("pictures")
-        .and_then(|s| PictureStyle::from_name(s));
-    if data.layout == Some(Layout::Folders) && data.image_size.is_none() && !data.digit_style {
-        data.image_size = recorded;
-        data.digit_style = style == Some(PictureStyle::Digit);
+    let unset = data.image_size.is_none() && !data.digit_style;
+    if let Some(recorded) = recorded_pictures(model, model_path)?
+        && data.layout == Some(Layout::Folders)
+        && unset
+    {
+        data.image_size = Some(recorded.side);
+        data.digit_style = recorded.style == PictureStyle::Digit;
     }
-    data
+    Ok(data)
+}
+
+/// The side and style of the picture folders `model` was trained on, where it records them.
+fn recorded_pictures(model: &Model, model_path: &Path) -> Result<Option<PictureOptions>> {
+    let options = &model.info.options;
+    let (Some(style), Some(side)) = (options.get("pictures"), options.get("picture_side")) else {
+        return Ok(None);
+    };
+    let path = model_path.display();
+    Ok(Some(PictureOptions {
+        style: PictureStyle::from_name(style)
+            .with_context(|| format!("{path}: unknown picture style {style:?}"))?,
+        side: (side.parse())
+            .with_context(|| format!("{path}: picture_side {side:?} is no number"))?,
+        skip_bad: false,
+    }))
 }
 
 /// How `model` reads a picture: as its folders were read where it was trained on them (the
 /// style and side it records), else made MNIST-like at 28 x 28. Fails where the model does
 /// not take that many inputs.
 pub fn picture_reading(model: &Model, model_path: &Path) -> Result<PictureOptions> {
-    let options = &model.info.options;
-    let style = options.get("pictures").map(|name| {
-        PictureStyle::from_name(name)
-            .with_context(|| format!("{}: unknown picture style {name:?}", model_path.display()))
+    let reading = recorded_pictures(model, model_path)?.unwrap_or(PictureOptions {
+        style: PictureStyle::Digit,
+        ..PictureOptions::default()
     });
-    let reading = match (style.transpose()?, options.get("picture_side")) {
-        (Some(style), Some(side)) => PictureOptions {
-            side: side.parse().with_context(|| {
-                format!(
-                    "{}: picture_side {side:?} is no number",
-                    model_path.display()
-                )
-            })?,
-            style,
-            skip_bad: false,
-        },
-        _ => PictureOptions {
-            style: PictureStyle::Digit,
-            ..PictureOptions::default()
-        },
-    };
     let inputs = model.parameters.sizes()[0];
     if inputs != reading.side * reading.side {
         bail!(

@@ -33,7 +33,8 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     let reading = picture_reading(&model, &args.model)?;
     if reading.style != PictureStyle::Digit || reading.side != IMAGE_SIDE {
         bail!(
-            "{} was trained on pictures read {} at {side} x {side}; the page draws digits made              MNIST-like at 28 x 28: use `mlp-cli predict` for its pictures",
+            "{} was trained on pictures read {} at {side} x {side}; the page draws digits made \
+             MNIST-like at 28 x 28: use `mlp-cli predict` for its pictures",
             args.model.display(),
             reading.style.name(),
             side = reading.side
