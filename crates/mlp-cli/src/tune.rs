@@ -54,13 +54,16 @@ pub fn choose(
         Ok(cache) => cache,
         Err(why) => return Ok((default, format!("default: not tuned, {why}"))),
     };
-    if cache.cached(&cache_key(context, work))?.is_none() {
-        note!(
-            "no tuned kernels for this adapter and network yet: timing each variant (mlp-cli tune) ..."
-        );
+    if let Some(variant) = cache.cached(&cache_key(context, work))? {
+        let why = format!("tuned on this adapter, in {}", cache.path.display());
+        return Ok((variant, why));
     }
+    note!(
+        "no tuned kernels for this adapter and network yet: timing each variant (mlp-cli tune) ..."
+    );
     let (variant, tuned) = tuned_variant(context, work, &cache, TIMED_STEPS)?;
     let why = match tuned {
+        // Another run may have tuned it since the read above.
         Tuned::Cached(path) => format!("tuned on this adapter, in {}", path.display()),
         Tuned::TimedNow(path, timings) => {
             for line in timing_lines(&timings) {
