@@ -91,7 +91,7 @@ fn pipelines_of(
 
 fn as_json(spec: &PipelineSpec, network: &str, variant: &str) -> Value {
     let bindings: Vec<Value> = (spec.bindings.iter())
-        .map(|b| json!({ "type": b.webgpu_type(), "dynamic": b.has_dynamic_offset() }))
+        .map(|b| json!({ "type": b.kind.webgpu_type(), "dynamic": b.kind.has_dynamic_offset() }))
         .collect();
     let constants: BTreeMap<&str, f64> = spec
         .constants
@@ -180,16 +180,16 @@ fn chromium_refuses_a_barrier_in_non_uniform_control_flow_and_nine_storage_buffe
     assert!(said.contains("torage"), "{said}");
 }
 
-/// The binding kinds `source` declares in group 0, by binding, as naga reads the WGSL; or what
-/// is wrong.
-fn declared_bindings(source: &str) -> Result<Vec<Option<BindingKind>>, String> {
+/// The bindings `source` declares in group 0, by binding (the variable's name and kind), as
+/// naga reads the WGSL; or what is wrong.
+fn declared_bindings(source: &str) -> Result<Vec<Option<(String, BindingKind)>>, String> {
     let module = naga::front::wgsl::parse_str(source).map_err(|e| e.emit_to_string(source))?;
-    let mut kinds: Vec<Option<BindingKind>> = Vec::new();
+    let mut declared: Vec<Option<(String, BindingKind)>> = Vec::new();
     for (_, variable) in module.global_variables.iter() {
         let Some(binding) = &variable.binding else {
             continue;
         };
-        let name = variable.name.as_deref().unwrap_or("?");
+        let name = variable.name.clone().unwrap_or_default();
         if binding.group != 0 {
             return Err(format!("{name} is in group {}", binding.group));
         }
@@ -204,19 +204,20 @@ fn declared_bindings(source: &str) -> Result<Vec<Option<BindingKind>>, String> {
             other => return Err(format!("{name} is bound in {other:?}")),
         };
         let at = binding.binding as usize;
-        if kinds.len() <= at {
-            kinds.resize(at + 1, None);
+        if declared.len() <= at {
+            declared.resize(at + 1, None);
         }
-        kinds[at] = Some(kind);
+        declared[at] = Some((name, kind));
     }
-    Ok(kinds)
+    Ok(declared)
 }
 
-/// The layout each kernel is built with (`kernels.rs`) says what its WGSL declares, binding by
-/// binding: read naga's own parse of every pipeline of every variant. A layout that disagrees
-/// with its shader would otherwise show only as a validation error when the pipeline is built.
+/// Each kernel's table of bindings (its `KernelDecl` in mlp-wgpu) says what its WGSL declares,
+/// binding by binding, name and kind: read naga's own parse of every pipeline of every
+/// variant. A table that disagrees with its shader would otherwise show only as a validation
+/// error when the pipeline is built, or as a buffer bound where another belongs.
 #[test]
-fn every_pipeline_s_layout_matches_the_bindings_its_wgsl_declares() {
+fn every_pipeline_s_bindings_table_matches_what_its_wgsl_declares() {
     let networks = [
         ("seed", vec![784, 64, 32, 16, 10], Hyperparameters::seed()),
         ("modern", vec![784, 256, 128, 10], modern()),
@@ -228,18 +229,21 @@ fn every_pipeline_s_layout_matches_the_bindings_its_wgsl_declares() {
                 let what = format!("{network} {} {}", variant.name(), spec.name);
                 let declared =
                     declared_bindings(&spec.source).unwrap_or_else(|e| panic!("{what}: {e}"));
-                let laid_out: Vec<Option<BindingKind>> = (spec.bindings.iter())
-                    .map(|&kind| match kind {
-                        BindingKind::DynamicUniform => Some(BindingKind::Uniform),
-                        kind => Some(kind),
+                let table: Vec<Option<(String, BindingKind)>> = (spec.bindings.iter())
+                    .map(|binding| {
+                        let kind = match binding.kind {
+                            BindingKind::DynamicUniform => BindingKind::Uniform,
+                            kind => kind,
+                        };
+                        Some((binding.name.to_string(), kind))
                     })
                     .collect();
-                assert_eq!(laid_out, declared, "{what}: layout against WGSL");
+                assert_eq!(table, declared, "{what}: bindings table against WGSL");
                 checked += 1;
             }
         }
     }
-    println!("{checked} pipelines: every layout binds what its WGSL declares");
+    println!("{checked} pipelines: every bindings table names and binds what its WGSL declares");
 }
 
 #[test]

@@ -6,13 +6,18 @@
 //!
 //! ```text
 //! context        adapter, device, queue, limits, read-back
-//!   -> backend/upload       the data sets as lit pixels, masks, per-batch pixel lists (once)
-//!   -> backend/layout       the tensors' per-layer buffers, the uniform structs and tables
-//!   -> kernels              the pipelines this network and device need (shaders/*.wgsl)
-//!   -> backend/bind_groups  which buffer each binding of each kernel sees (once)
-//!   -> backend/record       each step or evaluation chunk queued, then recorded as dispatches
-//!   -> backend/evaluate     the validation set: predictions and losses read back
-//!   -> backend/timing       each dispatch of a step between GPU timestamps (bench --profile)
+//!   -> backend/upload          the data sets as lit pixels, masks, per-batch pixel lists (once)
+//!   -> backend/layout          the tensors' per-layer buffers, the uniform structs and tables
+//!   -> kernels                 how a kernel is declared: its WGSL files and bindings by name
+//!   -> backend/shared_kernels  the kernels every schedule runs (layer 1, evaluation) and
+//!                              their bind groups
+//!   -> backend/schedules/      one module a schedule of layers 2..L: its kernels, bind
+//!                              groups, recording and dispatch count
+//!   -> backend/bind_groups     bind groups made by binding name from the tensors' buffers
+//!   -> backend/record          each step or evaluation chunk queued, then recorded
+//!   -> backend/evaluate        the validation set: predictions and losses read back
+//!   -> backend/timing          each dispatch of a step between GPU timestamps
+//! tune           each variant timed on this device, the fastest cached for later runs
 //! ```
 //!
 //! `backend/mod.rs` holds [`GpuBackend`]: its constructor runs those steps in that order, and
@@ -28,7 +33,7 @@ mod variant;
 pub use backend::{CapturedBinding, CapturedDispatch, GpuBackend, StepCapture};
 pub use context::{AdapterSummary, GpuContext, ListedAdapter, list_adapters};
 pub use error::GpuError;
-pub use kernels::{BindingKind, PipelineSpec};
+pub use kernels::{Binding, BindingKind, PipelineSpec};
 pub use variant::{DenseSchedule, Dispatches, KernelVariant, Reads};
 
 /// How far the GPU may be from the CPU reference (`mlp_core::ReferenceBackend`), element by

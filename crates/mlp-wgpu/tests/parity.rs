@@ -220,10 +220,10 @@ fn only_the_kernels_of_the_schedules_in_use_are_built() {
     let train = random_set(10, 30, 5, &mut rng);
     let (_, mut gpu) = backends(&[30, 8, 5], 10, &train, &train);
     let per_layer = [
+        "dropout_forward",
         "output_delta",
         "hidden_delta",
         "weights_update",
-        "linear_forward_tiled",
     ];
     let fused = ["row_forward_backward", "layers_weights_update"];
     let built = |gpu: &GpuBackend, kernels: &[&str]| {
@@ -244,6 +244,10 @@ fn only_the_kernels_of_the_schedules_in_use_are_built() {
     gpu.set_dense_schedule(DenseSchedule::Registers);
     gpu.train_batch(0..10).unwrap();
     assert_eq!(built(&gpu, &per_layer), 4, "{:?}", gpu.built_kernels());
+    assert_eq!(built(&gpu, &["linear_forward_tiled"]), 0);
+    gpu.set_dense_schedule(DenseSchedule::Tiled);
+    gpu.train_batch(0..10).unwrap();
+    assert_eq!(built(&gpu, &["linear_forward_tiled"]), 1);
     gpu.parameters().unwrap();
 }
 

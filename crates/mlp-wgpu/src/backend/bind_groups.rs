@@ -1,46 +1,12 @@
-//! The bind groups of every kernel, made once: which buffer (or region of one) each binding
-//! of each shader sees, and how W1 is cut into pieces for uniform bindings.
+//! Bind groups, made once by the names of a kernel's bindings: `Sources` holds every buffer a
+//! kernel may bind, and `Sources::group` lays the ones a kernel's table names out in its
+//! binding order. Which array is read through a uniform binding on this device, and how W1 is
+//! cut into pieces for that, are decided here too.
 
-use super::layout::{LayerTables, StepSlots, Tensors, whole};
-use super::record::PixelLists;
-use super::upload::{DataBuffers, LitImages};
+use super::layout::{LayerTables, StepSlots, Tensors};
+use super::upload::DataBuffers;
 use crate::context::GpuContext;
-use crate::kernels::{
-    FusedKernels, Kernel, Kernels, MultiStepKernel, PerLayerKernels, UniformReads, WeightPieces,
-    WholeKernels,
-};
-
-pub(super) struct BindGroups {
-    /// The training batch's lit pixels regrouped by pixel, and W1's update from them.
-    pub(super) pixel_columns: Group,
-    pub(super) sparse_weights_update: Group,
-    /// The first layer from the lit pixels of the training and the validation images.
-    pub(super) sparse_forward_train: Group,
-    pub(super) sparse_forward_validation: Group,
-    /// Per dense layer k ≥ 2, at index k − 2: A(k-1) -> Ak.
-    pub(super) forward: Vec<Group>,
-    pub(super) evaluate: Group,
-}
-
-pub(super) struct WholeGroups {
-    pub(super) forward_backward: Group,
-    pub(super) weights_update: Group,
-}
-
-pub(super) struct FusedGroups {
-    pub(super) row_forward_backward: Group,
-    pub(super) layers_weights_update: Group,
-}
-
-pub(super) struct PerLayerGroups {
-    /// Per hidden layer k (all but the last): Ak -> Ãk, under dropout.
-    pub(super) dropout_forward: Vec<Group>,
-    pub(super) output_delta: Group,
-    /// Per hidden layer k (all but the last): D(k+1) -> Dk.
-    pub(super) hidden_delta: Vec<Group>,
-    /// Per dense layer k ≥ 2, at index k − 2.
-    pub(super) weights_update: Vec<Group>,
-}
+use crate::kernels::{BindingKind, Kernel, UniformReads, WeightPieces};
 
 /// Which arrays the kernels read through uniform bindings on this device (see
 /// kernels::UniformReads): D1 of a batch where its rows start on vec4s and it fits, the
@@ -69,7 +35,6 @@ pub(super) fn uniform_reads(
 /// What every bind group is made from.
 pub(super) struct Sources<'a> {
     pub(super) device: &'a wgpu::Device,
-    pub(super) kernels: &'a Kernels,
     pub(super) data: &'a DataBuffers,
     pub(super) tensors: &'a Tensors,
     pub(super) tables: &'a LayerTables,
@@ -93,11 +58,32 @@ pub(super) struct BoundBuffer {
     pub(super) size: Option<u64>,
 }
 
+/// A buffer for the binding of that name.
+pub(super) type Named<'a> = (&'static str, wgpu::BufferBinding<'a>);
+
 impl Sources<'_> {
-    /// A bind group of `kernel`: the step slot at binding 0, then `buffers` in order.
-    fn group(&self, kernel: &Kernel, buffers: &[wgpu::BufferBinding]) -> Group {
-        let bindings: Vec<wgpu::BufferBinding> = std::iter::once(self.steps.binding())
-            .chain(buffers.iter().cloned())
+    /// A bind group of `kernel`: the step slot at its dynamic uniform, and each other binding
+    /// its table declares from the buffer `buffers` give it by name. A name missing from
+    /// `buffers`, or one there that the kernel does not declare, is a mistake in this crate,
+    /// which the tests (every kernel's bind groups are made in them) show by the names.
+    pub(super) fn group(&self, kernel: &Kernel, buffers: &[Named]) -> Group {
+        let declared = &kernel.spec.bindings;
+        if let Some((name, _)) =
+            (buffers.iter()).find(|(n, _)| !declared.iter().any(|b| b.name == *n))
+        {
+            panic!(
+                "{}'s bind group gives {name}, which it does not declare",
+                kernel.name
+            );
+        }
+        let bindings: Vec<wgpu::BufferBinding> = (declared.iter())
+            .map(|b| match b.kind {
+                BindingKind::DynamicUniform => self.steps.binding(),
+                _ => (buffers.iter())
+                    .find(|(name, _)| *name == b.name)
+                    .map(|(_, buffer)| buffer.clone())
+                    .unwrap_or_else(|| panic!("{}'s bind group gives no {}", kernel.name, b.name)),
+            })
             .collect();
         let entries: Vec<wgpu::BindGroupEntry> = (bindings.iter().enumerate())
             .map(|(i, b)| wgpu::BindGroupEntry {
@@ -106,7 +92,7 @@ impl Sources<'_> {
             })
             .collect();
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
+            label: Some(&kernel.name),
             layout: &kernel.layout,
             entries: &entries,
         });
@@ -123,319 +109,9 @@ impl Sources<'_> {
         }
     }
 
-    /// W1's update from a batch's lit pixels by pixel, `columns` and `spans`.
-    fn sparse_weights_update(&self, columns: &wgpu::Buffer, spans: &wgpu::Buffer) -> Group {
-        let (t, first_layer) = (self.tensors, &self.tables.layers[0]);
-        let first_deltas = match self.uniform.first_deltas {
-            Some(vec4s) => t.deltas.layer_start(0, u64::from(vec4s) * 16),
-            None => t.deltas.layer(0),
-        };
-        self.group(
-            &self.kernels.sparse_weights_update,
-            &[
-                whole(first_layer),
-                whole(columns),
-                whole(spans),
-                t.deltas.layer(0),
-                t.parameters.layer(0),
-                t.optimiser_state.layer(0),
-                first_deltas,
-            ],
-        )
-    }
-
-    /// The first layer's forward pass over the lit pixels of `images`. W1's four pieces are
-    /// each all of W1 where W1 is read from storage.
-    fn sparse_forward(&self, images: &LitImages) -> Group {
-        let t = self.tensors;
-        let piece = |piece: usize| match self.uniform.first_weights {
-            Some(pieces) => wgpu::BufferBinding {
-                buffer: &t.parameters.buffer,
-                offset: t.parameters.regions[0].start + u64::from(pieces.starts[piece]) * 16,
-                size: wgpu::BufferSize::new(u64::from(pieces.lengths[piece]) * 16),
-            },
-            None => t.parameters.layer(0),
-        };
-        let mut buffers = vec![
-            whole(&self.tables.layers[0]),
-            whole(&images.entries),
-            whole(&images.starts),
-            whole(&images.order),
-            t.parameters.layer(0),
-            t.activations.layer(0),
-            piece(0),
-        ];
-        // Read from storage, W1 is one piece (kernels::sparse_forward_source).
-        if self.uniform.first_weights.is_some() {
-            buffers.extend([piece(1), piece(2), piece(3)]);
-        }
-        self.group(&self.kernels.sparse_forward, &buffers)
-    }
-
-    fn pixel_columns(&self) -> Group {
-        let data = self.data;
-        self.group(
-            &self.kernels.pixel_columns,
-            &[
-                whole(&self.tables.layers[0]),
-                whole(&data.train_masks),
-                whole(&data.train_ranks),
-                whole(&data.train.entries),
-                whole(&data.train.order),
-                whole(&data.pixel_columns),
-                whole(&data.pixel_spans),
-            ],
-        )
-    }
-}
-
-impl BindGroups {
-    /// Every kernel's bind groups, and the W1 update over the pixel lists built at upload,
-    /// where they were (for batches of `max_batch`).
-    pub(super) fn new(sources: &Sources, max_batch: usize) -> (Self, Option<PixelLists>) {
-        let data = sources.data;
-        let pixel_lists = data
-            .cached_pixel_lists
-            .as_ref()
-            .map(|[columns, spans]| PixelLists {
-                batch: max_batch,
-                sparse_weights_update: sources.sparse_weights_update(columns, spans),
-            });
-        let bind = Self {
-            pixel_columns: sources.pixel_columns(),
-            sparse_weights_update: sources
-                .sparse_weights_update(&data.pixel_columns, &data.pixel_spans),
-            sparse_forward_train: sources.sparse_forward(&data.train),
-            sparse_forward_validation: sources.sparse_forward(&data.validation),
-            forward: sources.per_layer_forward(),
-            evaluate: sources.evaluate(),
-        };
-        (bind, pixel_lists)
-    }
-}
-
-impl Sources<'_> {
-    fn depth(&self) -> usize {
+    /// The number of weight layers.
+    pub(super) fn depth(&self) -> usize {
         self.tables.layers.len()
-    }
-
-    /// Per dense layer k ≥ 2: A(k−1) → Ak.
-    fn per_layer_forward(&self) -> Vec<Group> {
-        let (t, layers) = (self.tensors, &self.tables.layers);
-        (1..self.depth())
-            .map(|k| {
-                self.group(
-                    &self.kernels.linear_forward,
-                    &[
-                        whole(&layers[k]),
-                        t.activations.layer(k - 1),
-                        t.parameters.layer(k),
-                        t.activations.layer(k),
-                    ],
-                )
-            })
-            .collect()
-    }
-
-    /// The bind groups of the fused kernels.
-    pub(super) fn fused(&self, kernels: &FusedKernels) -> FusedGroups {
-        FusedGroups {
-            row_forward_backward: self.row_forward_backward(&kernels.row_forward_backward),
-            layers_weights_update: self.layers_weights_update(&kernels.layers_weights_update),
-        }
-    }
-
-    /// The bind groups of the whole step's two kernels: every layer's tensors and parameters
-    /// whole, at the network table's offsets, with the training images' bytes.
-    pub(super) fn whole(&self, kernels: &WholeKernels) -> WholeGroups {
-        let (t, tables, data) = (self.tensors, self.tables, self.data);
-        let bytes = data
-            .train_bytes
-            .as_ref()
-            .expect("the images' bytes are uploaded for the whole step");
-        WholeGroups {
-            forward_backward: self.group(
-                &kernels.step_forward_backward,
-                &[
-                    whole(&tables.network),
-                    whole(&t.parameters.buffer),
-                    whole(&t.activations.buffer),
-                    whole(&t.deltas.buffer),
-                    whole(&data.train.labels),
-                    whole(&data.train.order),
-                    whole(&t.row_losses),
-                    whole(bytes),
-                ],
-            ),
-            weights_update: self.group(
-                &kernels.step_weights_update,
-                &[
-                    self.every_layer_update(),
-                    vec![whole(bytes), whole(&data.train.order)],
-                ]
-                .concat(),
-            ),
-        }
-    }
-
-    /// The bind group of the multi-step kernel: the step slots twice, the run's first at its
-    /// dynamic offset and all of them whole, then what the whole step's kernels bind between
-    /// them.
-    pub(super) fn multi_step(&self, kernel: &MultiStepKernel) -> Group {
-        let (t, tables, data) = (self.tensors, self.tables, self.data);
-        let bytes = data
-            .train_bytes
-            .as_ref()
-            .expect("the images' bytes are uploaded for the multi-step kernel");
-        self.group(
-            &kernel.multi_step,
-            &[
-                whole(&self.steps.buffer),
-                whole(&tables.layers[0]),
-                whole(&tables.network),
-                whole(&t.parameters.buffer),
-                whole(&t.optimiser_state.buffer),
-                whole(&t.activations.buffer),
-                whole(&t.deltas.buffer),
-                whole(&data.train.labels),
-                whole(&data.train.order),
-                whole(&t.losses),
-                whole(bytes),
-            ],
-        )
-    }
-
-    /// The bind groups of the per-layer kernels.
-    pub(super) fn per_layer(&self, kernels: &PerLayerKernels) -> PerLayerGroups {
-        PerLayerGroups {
-            dropout_forward: self.dropout_forward(&kernels.dropout_forward),
-            output_delta: self.output_delta(&kernels.output_delta),
-            hidden_delta: self.hidden_delta(&kernels.hidden_delta),
-            weights_update: self.weights_update(&kernels.weights_update),
-        }
-    }
-
-    fn output_delta(&self, kernel: &Kernel) -> Group {
-        let (t, last) = (self.tensors, self.depth() - 1);
-        self.group(
-            kernel,
-            &[
-                whole(&self.tables.layers[last]),
-                t.activations.layer(last),
-                whole(&self.data.train.labels),
-                whole(&self.data.train.order),
-                t.deltas.layer(last),
-                whole(&t.losses),
-            ],
-        )
-    }
-
-    /// Per hidden layer k (all but the last): Ak → Ãk, the undropped Ak into Dk's slot.
-    fn dropout_forward(&self, kernel: &Kernel) -> Vec<Group> {
-        let (t, layers) = (self.tensors, &self.tables.layers);
-        (0..self.depth() - 1)
-            .map(|k| {
-                self.group(
-                    kernel,
-                    &[whole(&layers[k]), t.activations.layer(k), t.deltas.layer(k)],
-                )
-            })
-            .collect()
-    }
-
-    /// Per hidden layer k (all but the last): D(k+1) → Dk.
-    fn hidden_delta(&self, kernel: &Kernel) -> Vec<Group> {
-        let (t, layers) = (self.tensors, &self.tables.layers);
-        (0..self.depth() - 1)
-            .map(|k| {
-                self.group(
-                    kernel,
-                    &[
-                        whole(&layers[k + 1]),
-                        t.deltas.layer(k + 1),
-                        t.parameters.layer(k + 1),
-                        t.activations.layer(k),
-                        t.deltas.layer(k),
-                    ],
-                )
-            })
-            .collect()
-    }
-
-    /// Per dense layer k ≥ 2: its gradient and update.
-    fn weights_update(&self, kernel: &Kernel) -> Vec<Group> {
-        let (t, layers) = (self.tensors, &self.tables.layers);
-        (1..self.depth())
-            .map(|k| {
-                self.group(
-                    kernel,
-                    &[
-                        whole(&layers[k]),
-                        t.activations.layer(k - 1),
-                        t.deltas.layer(k),
-                        t.parameters.layer(k),
-                        t.optimiser_state.layer(k),
-                    ],
-                )
-            })
-            .collect()
-    }
-
-    /// Layers 2..L forward and back, one invocation per row, where the kernel was built.
-    fn row_forward_backward(&self, kernel: &Kernel) -> Group {
-        let (t, tables) = (self.tensors, self.tables);
-        let dense_parameters = wgpu::BufferBinding {
-            buffer: &t.parameters.buffer,
-            offset: tables.dense_start,
-            size: wgpu::BufferSize::new(tables.dense_bytes),
-        };
-        self.group(
-            kernel,
-            &[
-                whole(&tables.row_network),
-                dense_parameters,
-                whole(&t.activations.buffer),
-                whole(&t.deltas.buffer),
-                whole(&self.data.train.labels),
-                whole(&self.data.train.order),
-                whole(&t.row_losses),
-            ],
-        )
-    }
-
-    /// Every dense layer's gradient and update, and the batch loss from the rows' losses.
-    fn layers_weights_update(&self, kernel: &Kernel) -> Group {
-        self.group(kernel, &self.every_layer_update())
-    }
-
-    /// What layers_weights_update.wgsl binds: every layer's parameters, state and tensors whole,
-    /// at the network table's offsets, and the losses.
-    fn every_layer_update(&self) -> Vec<wgpu::BufferBinding<'_>> {
-        let t = self.tensors;
-        vec![
-            whole(&self.tables.layers[0]),
-            whole(&self.tables.network),
-            whole(&t.parameters.buffer),
-            whole(&t.optimiser_state.buffer),
-            whole(&t.row_losses),
-            whole(&t.losses),
-            whole(&t.activations.buffer),
-            whole(&t.deltas.buffer),
-        ]
-    }
-
-    fn evaluate(&self) -> Group {
-        let (t, last) = (self.tensors, self.depth() - 1);
-        self.group(
-            &self.kernels.evaluate,
-            &[
-                whole(&self.tables.layers[last]),
-                t.activations.layer(last),
-                whole(&self.data.validation.labels),
-                whole(&t.predictions),
-                whole(&t.image_losses),
-            ],
-        )
     }
 }
 

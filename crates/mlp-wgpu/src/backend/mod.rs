@@ -21,12 +21,13 @@ mod evaluate;
 mod layout;
 mod loop_budget;
 mod record;
-mod schedule;
+mod schedules;
+mod shared_kernels;
 mod state;
 mod timing;
 mod upload;
 
-use bind_groups::{BindGroups, Sources, uniform_reads};
+use bind_groups::{Sources, uniform_reads};
 pub use capture::{CapturedBinding, CapturedDispatch, StepCapture};
 use evaluate::evaluation_chunk;
 use layout::{
@@ -34,17 +35,20 @@ use layout::{
     STEP_SLOTS, StepSlots, Tensors, div_ceil, optimiser_code,
 };
 use record::{PixelLists, PixelSource, Queued};
-use schedule::ScheduleStep;
+use schedules::StepSchedule;
+use shared_kernels::{SharedGroups, SharedKernels};
 use upload::DataBuffers;
 
 use crate::context::GpuContext;
 use crate::error::GpuError;
-use crate::kernels::{KernelOptions, Kernels, UniformReads};
+use crate::kernels::{Kernel, KernelOptions, UniformReads};
 use crate::variant::{DenseSchedule, KernelVariant, Reads};
 
 pub struct GpuBackend {
     context: GpuContext,
-    kernels: Kernels,
+    /// The kernels every schedule runs, and their bind groups.
+    kernels: SharedKernels,
+    bind: SharedGroups,
     kernel_options: KernelOptions,
     tables: LayerTables,
     hyper: Hyperparameters,
@@ -68,14 +72,13 @@ pub struct GpuBackend {
     validation_labels: Vec<u8>,
     step_slots: StepSlots,
     tensors: Tensors,
-    bind: BindGroups,
     queued: Vec<Queued>,
     /// The schedule of layers 2..L that was chosen, and the one that runs: resolved once, when
-    /// the backend is built or the schedule changed (see `resolve_schedule`).
+    /// the backend is built or the schedule changed (`schedules::resolve`).
     schedule: DenseSchedule,
     running: DenseSchedule,
-    /// The kernels and bind groups of the schedule it runs, from its first step on.
-    step: Option<ScheduleStep>,
+    /// The schedule it runs, built with its first step, and which schedule that is.
+    step: Option<(DenseSchedule, Box<dyn StepSchedule>)>,
     /// Where the kernels read their read-only arrays (UniformReads where `Reads::Uniform`).
     reads: Reads,
     /// Why the variant was chosen, where the caller said.
@@ -160,10 +163,7 @@ impl GpuBackend {
         let capacity = max_batch.max(eval_chunk);
         check_batch_fits(&context, &sizes, max_batch, capacity)?;
         let make = BufferMaker::new(&context);
-        let reads_bytes = matches!(
-            variant.schedule,
-            DenseSchedule::Whole | DenseSchedule::MultiStep
-        );
+        let reads_bytes = schedules::entry(variant.schedule).reads_image_bytes;
         let data = DataBuffers::upload(&make, train, validation, (max_batch, reads_bytes))?;
         let tensors = Tensors::new(
             &make,
@@ -190,17 +190,16 @@ impl GpuBackend {
             uniform,
         };
         // The schedule's own kernels are built with its first step (build_schedule_kernels).
-        let kernels = Kernels::new(&context.device, &kernel_options);
+        let kernels = SharedKernels::new(&context.device, &kernel_options);
         let sources = Sources {
             device: &context.device,
-            kernels: &kernels,
             data: &data,
             tensors: &tensors,
             tables: &tables,
             steps: &step_slots,
             uniform,
         };
-        let (bind, pixel_lists) = BindGroups::new(&sources, max_batch);
+        let (bind, pixel_lists) = SharedGroups::new(&sources, &kernels, max_batch);
         context.check()?;
         let mut backend = Self {
             context,
@@ -231,7 +230,7 @@ impl GpuBackend {
             losses_used: 0,
             loss_carry: TrainLoss::default(),
         };
-        backend.running = backend.resolve_schedule();
+        backend.running = schedules::resolve(&backend, backend.schedule);
         Ok(backend)
     }
 
@@ -254,84 +253,37 @@ impl GpuBackend {
     /// one of them (`with_variant`) uploads: elsewhere they run fused.
     pub fn set_dense_schedule(&mut self, schedule: DenseSchedule) {
         self.schedule = schedule;
-        self.running = self.resolve_schedule();
+        self.running = schedules::resolve(self, schedule);
         self.build_schedule_kernels();
     }
 
-    /// How the layers after the first are computed (see `resolve_schedule`).
+    /// How the layers after the first are computed: as chosen, or where the backend cannot run
+    /// that, its fallback (`schedules::resolve`).
     pub fn dense_schedule(&self) -> DenseSchedule {
         self.running
-    }
-
-    /// How the layers after the first are computed: as chosen, except that a network with
-    /// more than FUSED_UNITS units in layers 1..L runs the schedules that keep a row's values
-    /// in private arrays (fused, whole, multi-step) as DenseSchedule::Registers; the whole
-    /// step runs fused where its images' bytes are not uploaded or a row's pass is past the
-    /// driver's loop budget; and the multi-step kernel runs as the whole step where it does
-    /// not fit.
-    fn resolve_schedule(&self) -> DenseSchedule {
-        use DenseSchedule::{Fused, MultiStep, Registers, Whole};
-        let options = &self.kernel_options;
-        let row_fits = self
-            .context
-            .loop_iteration_limit()
-            .is_none_or(|budget| loop_budget::row_pass(&self.sizes) <= budget);
-        match self.schedule {
-            Fused | Whole | MultiStep if options.units > options.max_units => Registers,
-            // The whole step's update reads the images' bytes, uploaded where a backend is
-            // built for it and they fit a binding.
-            Whole | MultiStep if self.data.train_bytes.is_none() || !row_fits => Fused,
-            MultiStep if !self.multi_step_fits() => Whole,
-            schedule => schedule,
-        }
-    }
-
-    /// Whether multi_step.wgsl fits the batch and the device: its one workgroup of
-    /// STEP_GROUP, a batch's losses in its workgroup memory, every step slot in one uniform
-    /// binding, and at least one step within the driver's loop budget.
-    fn multi_step_fits(&self) -> bool {
-        let limits = &self.context.limits;
-        let step_bytes = self.step_slots.stride * STEP_SLOTS as u64;
-        self.max_batch as u64 * 4 <= u64::from(limits.max_compute_workgroup_storage_size)
-            && STEP_GROUP <= limits.max_compute_invocations_per_workgroup
-            && STEP_GROUP <= limits.max_compute_workgroup_size_x
-            && step_bytes <= limits.max_uniform_buffer_binding_size
-            && self.multi_step_run_limit() > 0
-    }
-
-    /// The most steps one dispatch of multi_step.wgsl runs: STEP_SLOTS, or on a driver with a
-    /// loop budget as many as fit in it.
-    fn multi_step_run_limit(&self) -> usize {
-        match self.context.loop_iteration_limit() {
-            None => STEP_SLOTS,
-            Some(budget) => {
-                // Each invocation takes a row in every STEP_GROUP of the batch.
-                let rows = self.max_batch.div_ceil(STEP_GROUP as usize) as u64;
-                let per_step = rows * loop_budget::row_pass(&self.sizes)
-                    + loop_budget::update_share(&self.sizes, self.max_batch, STEP_GROUP as usize)
-                    + 1;
-                ((budget / per_step) as usize).min(STEP_SLOTS)
-            }
-        }
     }
 
     /// Builds the kernels of the schedule it runs and their bind groups, where they are not
     /// built yet: a schedule's pipelines are made only once a run uses it.
     fn build_schedule_kernels(&mut self) {
         let running = self.dense_schedule();
-        if self.step.as_ref().is_some_and(|step| step.runs(running)) {
+        if self
+            .step
+            .as_ref()
+            .is_some_and(|(built, _)| *built == running)
+        {
             return;
         }
         let sources = Sources {
             device: &self.context.device,
-            kernels: &self.kernels,
             data: &self.data,
             tensors: &self.tensors,
             tables: &self.tables,
             steps: &self.step_slots,
             uniform: self.kernel_options.uniform,
         };
-        self.step = Some(ScheduleStep::build(running, &self.kernel_options, &sources));
+        let step = schedules::build(running, &self.kernel_options, &sources);
+        self.step = Some((running, step));
     }
 
     /// The kernels built so far: those every schedule runs, and those of each schedule of
@@ -343,9 +295,9 @@ impl GpuBackend {
             .collect()
     }
 
-    fn all_kernels(&self) -> Vec<&crate::kernels::Kernel> {
-        let mut kernels = self.kernels.built_kernels();
-        kernels.extend(self.step.iter().flat_map(|step| step.kernels()));
+    fn all_kernels(&self) -> Vec<&Kernel> {
+        let mut kernels = self.kernels.all();
+        kernels.extend(self.step.iter().flat_map(|(_, step)| step.kernels()));
         kernels
     }
 
@@ -397,57 +349,7 @@ impl GpuBackend {
 
 impl Backend for GpuBackend {
     fn step_kernels(&self) -> StepKernels {
-        let depth = self.sizes.len() - 1;
-        let per_layer = |first: &str, rest: &str| -> Vec<String> {
-            (0..depth)
-                .map(|k| if k == 0 { first } else { rest }.to_string())
-                .collect()
-        };
-        let forward = match self.dense_schedule() {
-            DenseSchedule::Tiled => "linear_forward_tiled",
-            _ => "linear_forward",
-        };
-        match self.dense_schedule() {
-            DenseSchedule::Whole => StepKernels {
-                activations: per_layer("step_forward_backward", "step_forward_backward"),
-                deltas: per_layer("step_forward_backward", "step_forward_backward"),
-                parameters: per_layer("step_weights_update", "step_weights_update"),
-            },
-            DenseSchedule::MultiStep => StepKernels {
-                activations: per_layer("multi_step", "multi_step"),
-                deltas: per_layer("multi_step", "multi_step"),
-                parameters: per_layer("multi_step", "multi_step"),
-            },
-            DenseSchedule::Fused => StepKernels {
-                activations: per_layer("sparse_forward", "row_forward_backward"),
-                deltas: per_layer("row_forward_backward", "row_forward_backward"),
-                parameters: per_layer("sparse_weights_update", "layers_weights_update"),
-            },
-            DenseSchedule::Registers | DenseSchedule::Tiled => StepKernels {
-                // Under dropout a hidden layer's output is what dropout_forward made of it.
-                activations: (0..depth)
-                    .map(|k| match (self.hyper.dropout, k) {
-                        (Some(_), k) if k + 1 < depth => format!(
-                            "{} + dropout_forward",
-                            if k == 0 { "sparse_forward" } else { forward }
-                        ),
-                        (_, 0) => "sparse_forward".into(),
-                        _ => forward.into(),
-                    })
-                    .collect(),
-                deltas: (0..depth)
-                    .map(|k| {
-                        if k + 1 == depth {
-                            "output_delta"
-                        } else {
-                            "hidden_delta"
-                        }
-                        .into()
-                    })
-                    .collect(),
-                parameters: per_layer("sparse_weights_update", "weights_update"),
-            },
-        }
+        schedules::step_kernels(self.dense_schedule(), self)
     }
 
     fn name(&self) -> String {

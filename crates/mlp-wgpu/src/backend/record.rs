@@ -7,9 +7,9 @@ use std::ops::Range;
 use mlp_core::cpu::{AdamStep, reduction_scale};
 use mlp_core::options::{Hyperparameters, Optimiser};
 
+use super::GpuBackend;
 use super::bind_groups::Group;
 use super::layout::{BLOCK, GROUP, PIXEL_GROUP, STEP_SLOTS, StepUniform, TILE, div_ceil};
-use super::{DenseSchedule, GpuBackend};
 use crate::error::GpuError;
 use crate::kernels::Kernel;
 use crate::variant::Dispatches;
@@ -127,7 +127,7 @@ impl GpuBackend {
     /// Dispatches of a training step that finds its pixel lists in `pixels`
     /// (`schedule::dispatches`).
     pub(super) fn dispatches(&self, pixels: PixelSource) -> Dispatches {
-        super::schedule::dispatches(self.dense_schedule(), self, pixels)
+        super::schedules::dispatches(self.dense_schedule(), self, pixels)
     }
 
     /// Where the step of `rows` finds its batch's lit pixels by pixel: in the lists cached
@@ -216,21 +216,19 @@ impl GpuBackend {
         Ok(timed)
     }
 
-    /// The slots of `chunk` that each record as one unit: on the multi-step schedule each run
-    /// of consecutive training steps (up to the run limit), one dispatch for all; else every
-    /// unit alone. Where the last unit is `timed`, it is a run of its own, so that its time is
+    /// The slots of `chunk` that each record as one unit: where a dispatch runs several steps
+    /// (the multi-step schedule), each run of consecutive training steps up to that many;
+    /// else every unit alone. Where the last unit is `timed`, it is a run of its own, so that its time is
     /// one step's.
     fn runs(&self, chunk: &[Queued], timed: bool) -> Vec<Range<usize>> {
-        let multi_step = self.dense_schedule() == DenseSchedule::MultiStep;
-        let limit = self.multi_step_run_limit();
+        let limit = self.dispatches(PixelSource::PerStep).steps;
         let mut runs: Vec<Range<usize>> = Vec::new();
         for (slot, work) in chunk.iter().enumerate() {
             let training = matches!(work, Queued::TrainingStep { .. });
             let timed_alone = timed && slot + 1 == chunk.len();
             match runs.last_mut() {
                 Some(run)
-                    if multi_step
-                        && training
+                    if training
                         && !timed_alone
                         && run.len() < limit
                         && matches!(chunk[run.start], Queued::TrainingStep { .. }) =>
@@ -263,7 +261,7 @@ impl GpuBackend {
         match work {
             Queued::TrainingStep { rows, pixels, .. } => {
                 let built = "a schedule's kernels are built before its steps are queued";
-                let step = self.step.as_ref().expect(built);
+                let (_, step) = self.step.as_ref().expect(built);
                 step.record_training(self, &mut recorder, rows.len(), *pixels);
             }
             Queued::EvaluationChunk { rows } => {
@@ -317,8 +315,8 @@ impl GpuBackend {
     }
 
     /// Layers 2..L forward, one dispatch per layer, `rows` rows; with `dropping`, each hidden
-    /// layer's output (A1 first) through its dropout before the next layer reads it. The
-    /// tiled schedule's products run its tiled kernel once its step is built.
+    /// layer's output (A1 first) through its dropout before the next layer reads it. A
+    /// schedule with a forward product of its own (tiled) runs it once its step is built.
     pub(super) fn record_dense_forward(
         &self,
         recorder: &mut Recorder,
@@ -327,9 +325,8 @@ impl GpuBackend {
     ) {
         let (kernels, sizes) = (&self.kernels, &self.sizes);
         let depth = sizes.len() - 1;
-        let dropout = (self.step.as_ref())
-            .and_then(|s| s.dropout())
-            .filter(|_| dropping);
+        let step = self.step.as_ref().map(|(_, step)| step);
+        let dropout = step.and_then(|s| s.dropout()).filter(|_| dropping);
         let drop = |recorder: &mut Recorder, layer: usize| {
             if let Some((kernel, groups)) = dropout.filter(|_| layer < depth) {
                 let (x, y) = (div_ceil(sizes[layer], 8), div_ceil(rows, 8));
@@ -337,9 +334,7 @@ impl GpuBackend {
                 recorder.dispatch(kernel, &groups[layer - 1], what, x, y);
             }
         };
-        let tiled = (self.step.as_ref())
-            .and_then(|s| s.tiled_forward())
-            .filter(|_| self.dense_schedule() == DenseSchedule::Tiled);
+        let tiled = step.and_then(|s| s.forward_product());
         drop(recorder, 1);
         for layer in 1..sizes.len() - 1 {
             let (kernel, x, y) = match tiled {
