@@ -6,7 +6,7 @@
 use super::layout::{LayerTables, StepSlots, Tensors};
 use super::upload::DataBuffers;
 use crate::context::GpuContext;
-use crate::kernels::{BindingKind, Kernel, UniformReads, WeightPieces};
+use crate::kernels::{BindingKind, Kernel, KernelOptions, UniformReads, WeightPieces};
 
 /// Which arrays the kernels read through uniform bindings on this device (see
 /// kernels::UniformReads): D1 of a batch where its rows start on vec4s and it fits, the
@@ -61,7 +61,25 @@ pub(super) struct BoundBuffer {
 /// A buffer for the binding of that name.
 pub(super) type Named<'a> = (&'static str, wgpu::BufferBinding<'a>);
 
-impl Sources<'_> {
+impl<'a> Sources<'a> {
+    /// The buffers of a backend, its kernels' uniform reads as `options` chose them.
+    pub(super) fn new(
+        device: &'a wgpu::Device,
+        data: &'a DataBuffers,
+        tensors: &'a Tensors,
+        (tables, steps): (&'a LayerTables, &'a StepSlots),
+        options: &KernelOptions,
+    ) -> Self {
+        Self {
+            device,
+            data,
+            tensors,
+            tables,
+            steps,
+            uniform: options.uniform,
+        }
+    }
+
     /// A bind group of `kernel`: the step slot at its dynamic uniform, and each other binding
     /// its table declares from the buffer `buffers` give it by name. A name missing from
     /// `buffers`, or one there that the kernel does not declare, is a mistake in this crate,

@@ -10,7 +10,7 @@ use mlp_core::network::Parameters;
 
 use super::GpuBackend;
 use super::layout::unpack_layer;
-use super::record::Dispatched;
+use super::recorder::Dispatched;
 use crate::PipelineSpec;
 use crate::context::GpuContext;
 use crate::error::GpuError;

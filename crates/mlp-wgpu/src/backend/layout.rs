@@ -1,12 +1,13 @@
-//! Where a step's tensors live on the GPU: the uniform structs as common.wgsl declares them,
-//! the per-layer regions of the parameter, state, activation and delta buffers, how a layer is
+//! Where a step's tensors live on the GPU: the per-layer regions of the parameter, state, activation and delta buffers, how a layer is
 //! packed into its region, and the workgroup sizes the kernels are dispatched with.
 
 use std::ops::Range;
 
 use mlp_core::network::{Layer, Parameters};
-use mlp_core::options::{Activation, Hyperparameters, Optimiser, Output};
+use mlp_core::options::Hyperparameters;
 use wgpu::util::DeviceExt;
+
+use super::uniforms::{DenseLayerEntry, StepUniform, layer_uniforms};
 
 use crate::context::GpuContext;
 use crate::error::GpuError;
@@ -35,72 +36,6 @@ pub(super) const PIXEL_GROUP: u32 = 64;
 
 /// Rows and columns of the output block of a workgroup of linear_forward_tiled.wgsl.
 pub(super) const TILE: u32 = 16;
-
-/// `Step` of common.wgsl.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-pub(super) struct StepUniform {
-    pub(super) row_start: u32,
-    pub(super) rows: u32,
-    pub(super) loss_slot: u32,
-    pub(super) pixel_spans: u32,
-    pub(super) learning_rate: f32,
-    pub(super) gradient_scale: f32,
-    pub(super) correction1: f32,
-    pub(super) correction2: f32,
-    pub(super) weight_decay: f32,
-    /// The dropout of the hidden layers (`dropout_keeps`): the threshold of a hash's top 24
-    /// bits (0: none), the seed folded to 32 bits, the step and the kept units' factor.
-    pub(super) dropout_threshold: u32,
-    pub(super) dropout_seed: u32,
-    pub(super) dropout_step: u32,
-    pub(super) dropout_scale: f32,
-    /// The same for the input pixels.
-    pub(super) input_dropout_threshold: u32,
-    pub(super) input_dropout_seed: u32,
-    pub(super) input_dropout_scale: f32,
-    /// The shifts of the training images (`shift_offsets`): the largest move (0: none), the
-    /// seed folded to 32 bits, and the images' width, which a pixel index is split by.
-    pub(super) shift_pixels: u32,
-    pub(super) shift_seed: u32,
-    pub(super) image_cols: u32,
-    /// This unit's slot in the buffer of steps, and the slot after the last step of the run
-    /// that multi_step.wgsl takes from it in one dispatch.
-    pub(super) slot: u32,
-    pub(super) run_end: u32,
-    /// WGSL rounds a uniform struct up to 16 bytes.
-    pub(super) pad: [u32; 2],
-}
-
-/// `Layer` of common.wgsl.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub(super) struct LayerUniform {
-    pub(super) inputs: u32,
-    pub(super) outputs: u32,
-    pub(super) activation: u32,
-    pub(super) input_activation: u32,
-    /// Adam's β1 and β2, or momentum's μ as `decay1`.
-    pub(super) decay1: f32,
-    pub(super) decay2: f32,
-    pub(super) epsilon: f32,
-    /// k, from 1: the layer of the dropout masks of its output.
-    pub(super) number: u32,
-}
-
-/// `DenseLayer` of common.wgsl: offsets in f32s.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub(super) struct DenseLayerEntry {
-    pub(super) inputs: u32,
-    pub(super) outputs: u32,
-    pub(super) activation: u32,
-    pub(super) parameters: u32,
-    pub(super) state: u32,
-    pub(super) activations: u32,
-    pub(super) deltas: u32,
-    pub(super) pad: u32,
-}
 
 /// One buffer that holds a tensor per layer, layer k's bytes at `regions[k]`; each region
 /// starts where the device allows a binding to start, so that a kernel of one layer binds
@@ -157,16 +92,6 @@ impl PerLayer {
     }
 }
 
-/// The activation codes of common.wgsl.
-pub(super) fn activation_code(activation: Activation) -> u32 {
-    match activation {
-        Activation::Sigmoid => 0,
-        Activation::Relu => 1,
-        Activation::Tanh => 2,
-    }
-}
-pub(super) const SOFTMAX: u32 = 3;
-
 /// The 4 x 4 blocks of [Wk; bk] of every layer k = 2..L of a network of `sizes` units: the
 /// tasks of dense_blocks_update.wgsl.
 pub(super) fn dense_blocks(sizes: &[usize]) -> usize {
@@ -215,20 +140,6 @@ pub(super) fn unpack_layer(values: Vec<f32>, inputs: usize, outputs: usize) -> L
     Layer {
         weights: all.slice(ndarray::s![..inputs, ..]).to_owned(),
         bias: all.row(inputs).to_owned(),
-    }
-}
-
-/// The optimiser codes of common.wgsl (GRADIENT_DESCENT, MOMENTUM, ADAM), with the decay rates
-/// the update kernels read from the layer uniform (Adam's β1, β2, ε; momentum's μ as `decay1`).
-pub(super) fn optimiser_code(optimiser: Optimiser) -> (u32, f32, f32, f32) {
-    match optimiser {
-        Optimiser::GradientDescent => (0, 0.0, 0.0, 0.0),
-        Optimiser::Momentum { momentum } => (1, momentum, 0.0, 0.0),
-        Optimiser::Adam {
-            beta1,
-            beta2,
-            epsilon,
-        } => (2, beta1, beta2, epsilon),
     }
 }
 
@@ -427,6 +338,8 @@ pub(super) struct LayerTables {
     pub(super) dense_bytes: u64,
 }
 
+const UNIFORM: wgpu::BufferUsages = wgpu::BufferUsages::UNIFORM;
+
 impl LayerTables {
     pub(super) fn new(
         make: &BufferMaker,
@@ -434,39 +347,15 @@ impl LayerTables {
         hyper: &Hyperparameters,
         t: &Tensors,
     ) -> Self {
-        let depth = sizes.len() - 1;
-        let (_, decay1, decay2, epsilon) = optimiser_code(hyper.optimiser);
-        let hidden = activation_code(hyper.activation);
-        let output = match hyper.output {
-            Output::SigmoidMse => activation_code(Activation::Sigmoid),
-            Output::SoftmaxCrossEntropy => SOFTMAX,
-        };
-        let activation = |k: usize| if k + 1 == depth { output } else { hidden };
-        // Layer k (from 0): its output's f, and the f of its input (none for the images).
-        let layers = (0..depth)
-            .map(|k| {
-                let uniform = LayerUniform {
-                    inputs: sizes[k] as u32,
-                    outputs: sizes[k + 1] as u32,
-                    activation: activation(k),
-                    input_activation: hidden,
-                    decay1,
-                    decay2,
-                    epsilon,
-                    number: (k + 1) as u32,
-                };
-                make.init(
-                    "layer",
-                    bytemuck::bytes_of(&uniform),
-                    wgpu::BufferUsages::UNIFORM,
-                )
-            })
+        let uniforms = layer_uniforms(sizes, hyper);
+        let layers = (uniforms.iter())
+            .map(|uniform| make.init("layer", bytemuck::bytes_of(uniform), UNIFORM))
             .collect();
-        let entries: Vec<DenseLayerEntry> = (0..depth)
-            .map(|k| DenseLayerEntry {
-                inputs: sizes[k] as u32,
-                outputs: sizes[k + 1] as u32,
-                activation: activation(k),
+        let entries: Vec<DenseLayerEntry> = (uniforms.iter().enumerate())
+            .map(|(k, uniform)| DenseLayerEntry {
+                inputs: uniform.inputs,
+                outputs: uniform.outputs,
+                activation: uniform.activation,
                 parameters: t.parameters.offset(k),
                 state: t.optimiser_state.offset(k),
                 activations: t.activations.offset(k),
@@ -474,11 +363,7 @@ impl LayerTables {
                 pad: 0,
             })
             .collect();
-        let network = make.init(
-            "network",
-            bytemuck::cast_slice(&entries),
-            wgpu::BufferUsages::UNIFORM,
-        );
+        let network = make.init("network", bytemuck::cast_slice(&entries), UNIFORM);
         let dense_start = t.parameters.regions.get(1).map_or(0, |r| r.start);
         let dense_bytes = t.parameters.buffer.size() - dense_start;
         let from_layer_2: Vec<DenseLayerEntry> = entries
@@ -491,7 +376,7 @@ impl LayerTables {
         let row_network = make.init(
             "network from layer 2",
             bytemuck::cast_slice(&from_layer_2),
-            wgpu::BufferUsages::UNIFORM,
+            UNIFORM,
         );
         Self {
             layers,
@@ -499,101 +384,6 @@ impl LayerTables {
             row_network,
             dense_start,
             dense_bytes,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const COMMON: &str = include_str!("../../../../shaders/common.wgsl");
-
-    /// The fields of `struct name` in common.wgsl, in order.
-    fn wgsl_fields(name: &str) -> Vec<String> {
-        let start = COMMON
-            .find(&format!("struct {name} {{"))
-            .unwrap_or_else(|| panic!("common.wgsl has no struct {name}"));
-        let body = &COMMON[start..start + COMMON[start..].find('}').expect("a closing brace")];
-        body.lines()
-            .skip(1)
-            .filter_map(|line| line.split(':').next())
-            .map(str::trim)
-            .filter(|field| !field.is_empty() && !field.starts_with("//"))
-            .map(ToString::to_string)
-            .collect()
-    }
-
-    #[test]
-    fn uniform_structs_match_common_wgsl_field_for_field() {
-        // Every field of these structs is a 4-byte u32 or f32, so their sizes follow.
-        for (name, bytes) in [
-            ("Step", std::mem::size_of::<StepUniform>()),
-            ("Layer", std::mem::size_of::<LayerUniform>()),
-            ("DenseLayer", std::mem::size_of::<DenseLayerEntry>()),
-        ] {
-            assert_eq!(
-                4 * wgsl_fields(name).len(),
-                bytes,
-                "{name}: {:?}",
-                wgsl_fields(name)
-            );
-        }
-        assert_eq!(
-            wgsl_fields("Step"),
-            [
-                "row_start",
-                "rows",
-                "loss_slot",
-                "pixel_spans",
-                "learning_rate",
-                "gradient_scale",
-                "correction1",
-                "correction2",
-                "weight_decay",
-                "dropout_threshold",
-                "dropout_seed",
-                "dropout_step",
-                "dropout_scale",
-                "input_dropout_threshold",
-                "input_dropout_seed",
-                "input_dropout_scale",
-                "shift_pixels",
-                "shift_seed",
-                "image_cols",
-                "slot",
-                "run_end",
-                "pad0",
-                "pad1"
-            ]
-        );
-    }
-
-    #[test]
-    fn activation_and_optimiser_codes_are_those_of_common_wgsl() {
-        for (code, name) in [
-            (activation_code(Activation::Sigmoid), "SIGMOID"),
-            (activation_code(Activation::Relu), "RELU"),
-            (activation_code(Activation::Tanh), "TANH"),
-            (SOFTMAX, "SOFTMAX"),
-            (
-                optimiser_code(Optimiser::GradientDescent).0,
-                "GRADIENT_DESCENT",
-            ),
-            (
-                optimiser_code(Optimiser::with_defaults(mlp_core::OptimiserKind::Momentum)).0,
-                "MOMENTUM",
-            ),
-            (
-                optimiser_code(Optimiser::with_defaults(mlp_core::OptimiserKind::Adam)).0,
-                "ADAM",
-            ),
-        ] {
-            let declaration = format!("const {name}: u32 = {code}u;");
-            assert!(
-                COMMON.contains(&declaration),
-                "common.wgsl lacks {declaration:?}"
-            );
         }
     }
 }

@@ -3,40 +3,38 @@
 //! to a command buffer, one compute pass each (`record`); nothing is read back until the caller
 //! asks for the epoch's loss, the parameters, an evaluation or a trace.
 
-use std::ops::Range;
-
 use mlp_core::Dataset;
-use mlp_core::backend::{
-    Backend, BackendError, Evaluation, KernelTime, OptimiserState, StepKernels, StepTrace,
-    TrainLoss,
-};
-use mlp_core::cpu::{check_order, check_output_width};
+use mlp_core::backend::{BackendError, TrainLoss};
+use mlp_core::cpu::check_output_width;
 use mlp_core::network::Parameters;
 use mlp_core::options::Hyperparameters;
-use ndarray::Array2;
 
 mod bind_groups;
 mod capture;
 mod evaluate;
+mod interface;
 mod layout;
 mod loop_budget;
 mod record;
+mod recorder;
 mod schedules;
 mod shared_kernels;
 mod state;
 mod timing;
+mod uniforms;
 mod upload;
 
 use bind_groups::{Sources, uniform_reads};
 pub use capture::{CapturedBinding, CapturedDispatch, StepCapture};
 use evaluate::evaluation_chunk;
 use layout::{
-    BufferMaker, FUSED_UNITS, GROUP, LOSS_SLOTS, LayerTables, PerLayer, ROW_GROUP, STEP_GROUP,
-    STEP_SLOTS, StepSlots, Tensors, div_ceil, optimiser_code,
+    BufferMaker, FUSED_UNITS, GROUP, LayerTables, ROW_GROUP, STEP_GROUP, STEP_SLOTS, StepSlots,
+    Tensors, div_ceil,
 };
-use record::{PixelLists, PixelSource, Queued};
+use record::{PixelLists, Queued};
 use schedules::StepSchedule;
 use shared_kernels::{SharedGroups, SharedKernels};
+use uniforms::optimiser_code;
 use upload::DataBuffers;
 
 use crate::context::GpuContext;
@@ -90,6 +88,24 @@ pub struct GpuBackend {
     loss_carry: TrainLoss,
 }
 
+/// The network's sizes and the validation rows per evaluation dispatch, where the data sets and
+/// the output fit the network and a batch of `max_batch` rows fits the device.
+fn check_fits(
+    context: &GpuContext,
+    parameters: &Parameters,
+    hyper: &Hyperparameters,
+    (train, validation): (&Dataset, &Dataset),
+    max_batch: usize,
+) -> Result<(Vec<usize>, usize), BackendError> {
+    mlp_core::cpu::check_input_width(parameters, train)?;
+    mlp_core::cpu::check_input_width(parameters, validation)?;
+    check_output_width(parameters, hyper.output)?;
+    let sizes = parameters.sizes();
+    let eval_chunk = evaluation_chunk(context, &sizes);
+    check_batch_fits(context, &sizes, max_batch, max_batch.max(eval_chunk))?;
+    Ok((sizes, eval_chunk))
+}
+
 /// Fails where a batch of `max_batch` rows, or the `capacity` rows of a training batch or an
 /// evaluation chunk, is more than the device can bind or dispatch.
 fn check_batch_fits(
@@ -127,6 +143,33 @@ fn check_batch_fits(
     Ok(())
 }
 
+/// The sizes and choices the kernels of a backend are built for: its network, batch and
+/// optimiser, and where its kernels read their read-only arrays.
+fn kernel_options(
+    context: &GpuContext,
+    sizes: &[usize],
+    hyper: &Hyperparameters,
+    max_batch: usize,
+    reads: Reads,
+    (tables, step_slots): (&LayerTables, &StepSlots),
+) -> KernelOptions {
+    let uniform = match reads {
+        Reads::Uniform => uniform_reads(context, sizes, max_batch, tables.dense_bytes),
+        Reads::Storage => UniformReads::default(),
+    };
+    KernelOptions {
+        optimiser: optimiser_code(hyper.optimiser).0,
+        layers: (sizes.len() - 1) as u32,
+        row_group: ROW_GROUP,
+        units: sizes[1..].iter().sum::<usize>() as u32,
+        max_units: FUSED_UNITS,
+        max_batch: max_batch as u32,
+        step_slots: (STEP_SLOTS as u32, step_slots.pad_vec4s()),
+        step_group: STEP_GROUP,
+        uniform,
+    }
+}
+
 impl GpuBackend {
     /// Uploads `parameters` and both data sets once; `max_batch` is the largest batch that
     /// [`Backend::train_batch`] will be given. The steps: check what must fit the device,
@@ -155,56 +198,26 @@ impl GpuBackend {
         (train, validation): (&Dataset, &Dataset),
         variant: KernelVariant,
     ) -> Result<Self, BackendError> {
-        mlp_core::cpu::check_input_width(parameters, train)?;
-        mlp_core::cpu::check_input_width(parameters, validation)?;
-        check_output_width(parameters, hyper.output)?;
-        let sizes = parameters.sizes();
-        let eval_chunk = evaluation_chunk(&context, &sizes);
-        let capacity = max_batch.max(eval_chunk);
-        check_batch_fits(&context, &sizes, max_batch, capacity)?;
+        let (sizes, eval_chunk) =
+            check_fits(&context, parameters, hyper, (train, validation), max_batch)?;
+        let rows = (max_batch, max_batch.max(eval_chunk));
         let make = BufferMaker::new(&context);
         let reads_bytes = schedules::entry(variant.schedule).reads_image_bytes;
         let data = DataBuffers::upload(&make, train, validation, (max_batch, reads_bytes))?;
-        let tensors = Tensors::new(
-            &make,
-            parameters,
-            hyper,
-            (max_batch, capacity),
-            validation.len(),
-        )?;
+        let tensors = Tensors::new(&make, parameters, hyper, rows, validation.len())?;
         let tables = LayerTables::new(&make, &sizes, hyper, &tensors);
         let step_slots = StepSlots::new(&context);
-        let uniform = match variant.reads {
-            Reads::Uniform => uniform_reads(&context, &sizes, max_batch, tables.dense_bytes),
-            Reads::Storage => UniformReads::default(),
-        };
-        let kernel_options = KernelOptions {
-            optimiser: optimiser_code(hyper.optimiser).0,
-            layers: (sizes.len() - 1) as u32,
-            row_group: ROW_GROUP,
-            units: sizes[1..].iter().sum::<usize>() as u32,
-            max_units: FUSED_UNITS,
-            max_batch: max_batch as u32,
-            step_slots: (STEP_SLOTS as u32, step_slots.pad_vec4s()),
-            step_group: STEP_GROUP,
-            uniform,
-        };
+        let built = (&tables, &step_slots);
+        let options = kernel_options(&context, &sizes, hyper, max_batch, variant.reads, built);
         // The schedule's own kernels are built with its first step (build_schedule_kernels).
-        let kernels = SharedKernels::new(&context.device, &kernel_options);
-        let sources = Sources {
-            device: &context.device,
-            data: &data,
-            tensors: &tensors,
-            tables: &tables,
-            steps: &step_slots,
-            uniform,
-        };
+        let kernels = SharedKernels::new(&context.device, &options);
+        let sources = Sources::new(&context.device, &data, &tensors, built, &options);
         let (bind, pixel_lists) = SharedGroups::new(&sources, &kernels, max_batch);
         context.check()?;
         let mut backend = Self {
             context,
             kernels,
-            kernel_options,
+            kernel_options: options,
             tables,
             hyper: *hyper,
             steps: 0,
@@ -274,14 +287,13 @@ impl GpuBackend {
         {
             return;
         }
-        let sources = Sources {
-            device: &self.context.device,
-            data: &self.data,
-            tensors: &self.tensors,
-            tables: &self.tables,
-            steps: &self.step_slots,
-            uniform: self.kernel_options.uniform,
-        };
+        let sources = Sources::new(
+            &self.context.device,
+            &self.data,
+            &self.tensors,
+            (&self.tables, &self.step_slots),
+            &self.kernel_options,
+        );
         let step = schedules::build(running, &self.kernel_options, &sources);
         self.step = Some((running, step));
     }
@@ -344,151 +356,5 @@ impl GpuBackend {
         }
         self.losses_used = 0;
         Ok(())
-    }
-}
-
-impl Backend for GpuBackend {
-    fn step_kernels(&self) -> StepKernels {
-        schedules::step_kernels(self.dense_schedule(), self)
-    }
-
-    fn name(&self) -> String {
-        let a = &self.context.adapter;
-        let per_step = self.dispatches(PixelSource::PerStep);
-        let cached = self.dispatches(PixelSource::Cached { spans: 0 });
-        let dispatches = match self.pixel_lists {
-            Some(_) if cached != per_step => format!(
-                "{cached} in the file order, {} shuffled",
-                per_step.dispatches
-            ),
-            _ => per_step.to_string(),
-        };
-        let why = self
-            .variant_reason
-            .as_ref()
-            .map_or(String::new(), |reason| format!(" ({reason})"));
-        format!(
-            "gpu ({}, {} {}; {} kernels{why}, {dispatches})",
-            a.name,
-            a.backend,
-            a.device_type,
-            self.variant(),
-        )
-    }
-
-    fn set_parameters(&mut self, parameters: &Parameters) -> Result<(), BackendError> {
-        self.write_parameters(parameters)
-    }
-
-    fn parameters(&mut self) -> Result<Parameters, BackendError> {
-        self.read_parameters()
-    }
-
-    fn optimiser_state(&mut self) -> Result<OptimiserState, BackendError> {
-        self.read_optimiser_state()
-    }
-
-    fn set_optimiser_state(&mut self, state: &OptimiserState) -> Result<(), BackendError> {
-        self.write_optimiser_state(state)
-    }
-
-    fn set_learning_rate(&mut self, learning_rate: f32) -> Result<(), BackendError> {
-        // Each queued step keeps the rate it was queued with.
-        self.hyper.learning_rate = learning_rate;
-        Ok(())
-    }
-
-    fn set_order(&mut self, order: &[u32]) -> Result<(), BackendError> {
-        check_order(order, self.train_count)?;
-        // Steps queued before this call must still read the old order.
-        self.flush()?;
-        self.context
-            .queue
-            .write_buffer(&self.data.train.order, 0, bytemuck::cast_slice(order));
-        self.file_order = order.iter().enumerate().all(|(i, &o)| o as usize == i);
-        Ok(())
-    }
-
-    fn train_batch(&mut self, rows: Range<usize>) -> Result<(), BackendError> {
-        mlp_core::backend::check_rows(&rows, self.train_count)?;
-        if rows.len() > self.max_batch {
-            return Err(BackendError::Device {
-                backend: self.name(),
-                message: format!(
-                    "a batch of {} rows is larger than the {} this backend was built for",
-                    rows.len(),
-                    self.max_batch
-                ),
-            });
-        }
-        if self.losses_used == LOSS_SLOTS {
-            self.collect_losses()?;
-        }
-        self.build_schedule_kernels();
-        self.steps += 1;
-        let pixels = self.pixel_source(&rows);
-        self.queued.push(Queued::TrainingStep {
-            rows,
-            loss_slot: self.losses_used,
-            learning_rate: self.hyper.learning_rate,
-            t: self.steps,
-            pixels,
-        });
-        self.losses_used += 1;
-        if self.queued.len() >= STEP_SLOTS {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn kernel_times(&mut self, rows: Range<usize>) -> Result<Vec<KernelTime>, BackendError> {
-        self.train_batch(rows)?;
-        Ok(self.time_last_step()?)
-    }
-
-    fn take_train_loss(&mut self) -> Result<TrainLoss, BackendError> {
-        self.collect_losses()?;
-        Ok(std::mem::take(&mut self.loss_carry))
-    }
-
-    fn set_validation(&mut self, images: &Dataset) -> Result<(), BackendError> {
-        let built = (self.validation_count, self.sizes[0]);
-        mlp_core::backend::check_same_shape(built, images)?;
-        Ok(self.replace_validation_images(images)?)
-    }
-
-    fn peek_train_loss(&mut self) -> Result<TrainLoss, BackendError> {
-        // The losses read back are added to the carry in the order a take adds them.
-        self.collect_losses()?;
-        Ok(self.loss_carry)
-    }
-
-    fn trace_batch(&mut self, rows: Range<usize>) -> Result<StepTrace, BackendError> {
-        let b = rows.len();
-        self.train_batch(rows)?;
-        self.flush()?;
-        let read = |tensors: &PerLayer, widths: &[usize]| -> Result<Vec<Array2<f32>>, GpuError> {
-            tensors
-                .regions
-                .iter()
-                .zip(widths)
-                .map(|(region, &n)| {
-                    let values = self.read_f32_at(&tensors.buffer, region.start, b * n)?;
-                    Ok(Array2::from_shape_vec((b, n), values).expect("b x n values"))
-                })
-                .collect()
-        };
-        Ok(StepTrace {
-            activations: read(&self.tensors.activations, &self.sizes[1..])?,
-            deltas: read(&self.tensors.deltas, &self.sizes[1..])?,
-        })
-    }
-
-    fn evaluate(&mut self) -> Result<Evaluation, BackendError> {
-        Ok(self.evaluate_validation()?)
-    }
-
-    fn validation_outputs(&mut self) -> Result<Array2<f32>, BackendError> {
-        Ok(self.output_layer_of_validation()?)
     }
 }

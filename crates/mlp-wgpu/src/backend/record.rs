@@ -9,9 +9,10 @@ use mlp_core::options::{Hyperparameters, Optimiser};
 
 use super::GpuBackend;
 use super::bind_groups::Group;
-use super::layout::{BLOCK, GROUP, PIXEL_GROUP, STEP_SLOTS, StepUniform, TILE, div_ceil};
+use super::layout::{BLOCK, GROUP, PIXEL_GROUP, STEP_SLOTS, TILE, div_ceil};
+use super::recorder::{Dispatched, Recorder};
+use super::uniforms::StepUniform;
 use crate::error::GpuError;
-use crate::kernels::Kernel;
 use crate::variant::Dispatches;
 
 /// Where a training step finds its batch's lit pixels regrouped by pixel, for W1's update.
@@ -359,60 +360,4 @@ impl GpuBackend {
 /// Workgroups along one axis of the 4 x 4-block matrix kernels for `n` values.
 pub(super) fn blocks(n: usize) -> u32 {
     div_ceil(n, BLOCK * GROUP)
-}
-
-/// Dispatches into one compute pass, each at the unit's step slot; with a timer, a timestamp
-/// before each dispatch and one after the last, and each dispatch's name.
-pub(super) struct Recorder<'a, 'p> {
-    pass: &'a mut wgpu::ComputePass<'p>,
-    offset: u32,
-    timer: Option<&'a wgpu::QuerySet>,
-    names: Vec<String>,
-    /// Where a captured step keeps what it dispatches.
-    capture: Option<&'a mut Vec<Dispatched>>,
-}
-
-/// One dispatch of a captured step: the kernel, its bind group and dynamic offset, and the
-/// workgroups.
-pub(super) struct Dispatched {
-    pub(super) kernel: crate::PipelineSpec,
-    pub(super) group: Group,
-    pub(super) offset: u32,
-    pub(super) workgroups: (u32, u32),
-}
-
-impl Recorder<'_, '_> {
-    /// `what` names the dispatch by the layer it works on, only when it is timed.
-    pub(super) fn dispatch(
-        &mut self,
-        kernel: &Kernel,
-        group: &Group,
-        what: (&str, usize),
-        x: u32,
-        y: u32,
-    ) {
-        if let Some(timer) = self.timer {
-            self.pass.write_timestamp(timer, self.names.len() as u32);
-            self.names.push(format!("{} {}", what.0, what.1));
-        }
-        if let Some(capture) = self.capture.as_deref_mut() {
-            capture.push(Dispatched {
-                kernel: kernel.spec.clone(),
-                group: group.clone(),
-                offset: self.offset,
-                workgroups: (x, y),
-            });
-        }
-        self.pass.set_pipeline(&kernel.pipeline);
-        self.pass
-            .set_bind_group(0, &group.bind_group, &[self.offset]);
-        self.pass.dispatch_workgroups(x, y, 1);
-    }
-
-    fn finish(self) -> Vec<String> {
-        if let Some(timer) = self.timer {
-            self.pass.write_timestamp(timer, self.names.len() as u32);
-        }
-        self.names
-    }
 }

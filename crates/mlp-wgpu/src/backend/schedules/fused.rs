@@ -9,7 +9,8 @@ use super::{Entry, StepSchedule, per_layer, row_arrays_fit};
 use crate::backend::GpuBackend;
 use crate::backend::bind_groups::{Group, Named, Sources};
 use crate::backend::layout::{BLOCK_GROUP, ROW_GROUP, dense_blocks, div_ceil, whole};
-use crate::backend::record::{PixelSource, Recorder};
+use crate::backend::record::PixelSource;
+use crate::backend::recorder::Recorder;
 use crate::kernels::{Kernel, KernelDecl, KernelOptions, bindings, prelude, wgsl};
 use crate::variant::{DenseSchedule, Dispatches};
 

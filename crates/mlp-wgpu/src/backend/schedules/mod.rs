@@ -13,7 +13,8 @@ use mlp_core::backend::StepKernels;
 
 use super::GpuBackend;
 use super::bind_groups::{Group, Sources};
-use super::record::{PixelSource, Recorder};
+use super::record::PixelSource;
+use super::recorder::Recorder;
 use crate::kernels::{Kernel, KernelOptions};
 use crate::variant::{DenseSchedule, Dispatches};
 

@@ -5,7 +5,8 @@
 use super::{Entry, StepSchedule, one_kernel};
 use crate::backend::bind_groups::{Group, Sources};
 use crate::backend::layout::{STEP_GROUP, STEP_SLOTS, whole};
-use crate::backend::record::{PixelSource, Recorder};
+use crate::backend::record::PixelSource;
+use crate::backend::recorder::Recorder;
 use crate::backend::{GpuBackend, loop_budget};
 use crate::kernels::{Kernel, KernelDecl, KernelOptions, bindings, prelude, wgsl};
 use crate::variant::{DenseSchedule, Dispatches};

@@ -11,7 +11,8 @@ use super::{Entry, StepSchedule};
 use crate::backend::GpuBackend;
 use crate::backend::bind_groups::{Group, Sources};
 use crate::backend::layout::whole;
-use crate::backend::record::{PixelSource, Recorder, blocks};
+use crate::backend::record::{PixelSource, blocks};
+use crate::backend::recorder::Recorder;
 use crate::kernels::{Kernel, KernelDecl, KernelOptions, bindings, wgsl};
 use crate::variant::{DenseSchedule, Dispatches};
 
