@@ -1,12 +1,10 @@
-// [Wk; bk] moves by the gradient scale * [A(k-1), 1]^T Dk for every layer k = 2..L,
-// weights_update.wgsl's 4 x 4 blocks of all those layers numbered one layer after another, and
-// the batch's loss from the rows' losses, for the kernels that update several layers in one
-// dispatch (layers_weights_update.wgsl, step_weights_update.wgsl, multi_step.wgsl).
+// [Wk; bk] moves by the gradient scale * [A(k-1), 1]^T Dk for every layer k = 2..L, the 4 x 4
+// blocks of weights_update_block.wgsl of all those layers numbered one layer after another,
+// and the batch's loss from the rows' losses, for the kernels that update several layers in
+// one dispatch (layers_weights_update.wgsl, step_weights_update.wgsl, multi_step.wgsl).
 //
-// The including kernel declares `step`, `network` (LAYERS of them), `row_losses`, the
-// parameters and optimiser state that optimiser_update.wgsl updates, and the reads
-// activation_at(i) and delta_at(i) of one value of every Ak and Dk, and activation4(i) and
-// delta4(i) of four from a multiple of 4.
+// The including kernel declares `step`, `network` (LAYERS of them), `row_losses`, and what
+// weights_update_block.wgsl reads, through every layer's buffers at the offsets of `network`.
 
 // The batch's loss: the mean squared error over B x classes (squared_error_sum of cpu/mod.rs over
 // its terms), or the mean cross-entropy over B.
@@ -23,66 +21,6 @@ fn batch_loss() -> f32 {
     return sum / terms;
 }
 
-// The 4 x 4 block at block row `by`, block column `bx` of layer k's [Wk; bk], as
-// weights_update.wgsl moves it. The two are written apart because they read different
-// bindings (every layer's buffers at the offsets of `network` here, one layer's regions
-// there) and a WGSL function cannot take a storage binding as a parameter; the parity tests
-// hold both to the reference's weights_update.
-fn weights_update_block(k: u32, bx: u32, by: u32) {
-    let l = network[k];
-    let input = network[k - 1u].activations;
-    let n0 = bx * 4u;
-    let i0 = by * 4u;
-    let cols = min(vec4<u32>(n0, n0 + 1u, n0 + 2u, n0 + 3u), vec4<u32>(l.outputs - 1u));
-    let inputs = vec4<u32>(i0, i0 + 1u, i0 + 2u, i0 + 3u);
-    let safe = min(inputs, vec4<u32>(l.inputs - 1u));
-    let is_bias = inputs == vec4<u32>(l.inputs);
-    let is_past = inputs > vec4<u32>(l.inputs);
-    var g0 = vec4<f32>(0.0);
-    var g1 = vec4<f32>(0.0);
-    var g2 = vec4<f32>(0.0);
-    var g3 = vec4<f32>(0.0);
-    // Where the block's four inputs and four outputs each lie on a vec4 of their rows, both are
-    // read a vec4 at a time; at a layer's edge, one value at a time, clamped into the layer,
-    // the bias row's input 1 and rows past it 0. Two loops, as lavapipe runs a loop with a
-    // branch inside slowly.
-    if (l.inputs % 4u == 0u && i0 + 4u <= l.inputs && l.outputs % 4u == 0u) {
-        for (var r = 0u; r < step.rows; r = r + 1u) {
-            let a = activation4(input + r * l.inputs + i0);
-            let d = delta4(l.deltas + r * l.outputs + n0);
-            g0 = g0 + a.x * d;
-            g1 = g1 + a.y * d;
-            g2 = g2 + a.z * d;
-            g3 = g3 + a.w * d;
-        }
-    } else {
-        for (var r = 0u; r < step.rows; r = r + 1u) {
-            let a_row = input + r * l.inputs;
-            let d_row = l.deltas + r * l.outputs;
-            let d = vec4<f32>(delta_at(d_row + cols.x), delta_at(d_row + cols.y),
-                              delta_at(d_row + cols.z), delta_at(d_row + cols.w));
-            var a = vec4<f32>(activation_at(a_row + safe.x), activation_at(a_row + safe.y),
-                              activation_at(a_row + safe.z), activation_at(a_row + safe.w));
-            a = select(a, vec4<f32>(1.0), is_bias);
-            a = select(a, vec4<f32>(0.0), is_past);
-            g0 = g0 + a.x * d;
-            g1 = g1 + a.y * d;
-            g2 = g2 + a.z * d;
-            g3 = g3 + a.w * d;
-        }
-    }
-    let gradients = array<vec4<f32>, 4>(g0, g1, g2, g3);
-    let moments = (l.inputs + 1u) * l.outputs;
-    for (var i = 0u; i < min(4u, l.inputs + 1u - i0); i = i + 1u) {
-        for (var j = 0u; j < min(4u, l.outputs - n0); j = j + 1u) {
-            let index = (i0 + i) * l.outputs + n0 + j;
-            let decay = select(0.0, step.weight_decay, i0 + i < l.inputs);
-            update_at(l.parameters + index, l.state + index, moments,
-                      step.gradient_scale * gradients[i][j], decay);
-        }
-    }
-}
-
 // Block `number` of layers 2..L, the blocks of each layer numbered after the layer before's
 // (past the last, nothing).
 fn dense_block_update(number: u32) {
@@ -92,7 +30,7 @@ fn dense_block_update(number: u32) {
         let across = (l.outputs + 3u) / 4u;
         let blocks = across * ((l.inputs + 4u) / 4u);
         if (block < blocks) {
-            weights_update_block(k, block % across, block / across);
+            weights_update_block(l, network[k - 1u].activations, block % across, block / across);
             return;
         }
         block = block - blocks;

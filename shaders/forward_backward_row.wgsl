@@ -21,6 +21,12 @@ fn four_from(first: u32, last: u32) -> vec4<u32> {
 // two such arrays: in private memory, where every invocation reads the same index at once, a
 // CPU-hosted Vulkan (lavapipe) reads them as one vector, where a storage read of each
 // invocation's own row costs one load per invocation.
+//
+// So the three functions below are second bodies of linear_forward.wgsl's, output_delta.wgsl's
+// and hidden_delta.wgsl's equations, written apart from them because they read and write these
+// private arrays where those read storage: a WGSL function takes a pointer to function memory
+// or to a storage binding, not either, and the per-batch kernels' blocks span four rows where
+// these make one. The parity tests hold every schedule to the reference's functions.
 alias Units = array<f32, UNITS>;
 
 // Ak's row m from A(k-1)'s (linear_forward.wgsl for one row); A(k-1) at `a[at..]`, Ak after it.

@@ -4,7 +4,9 @@
 // Wk tile, then all of them read the whole tiles from workgroup memory. Each value comes from
 // storage memory once per workgroup instead of once per invocation: what real GPUs reward.
 // On lavapipe, where workgroup barriers are costly, linear_forward.wgsl's register blocks are
-// faster (`--matmul` chooses).
+// faster (`--kernel tiled` chooses this one). A second body of the same equation because its
+// operands live in workgroup tiles, which a function shared with the register kernel cannot
+// read.
 //
 // bindings: step (B rows), layer (in, out, activation f),
 //           input: A(k-1), (B, in); parameters: [Wk; bk], (in + 1, out); output: Ak, (B, out)

@@ -72,6 +72,7 @@ const LAYERS_WEIGHTS_UPDATE: KernelDecl = KernelDecl {
     files: wgsl![
         "optimiser_update.wgsl",
         "dense_update_bindings.wgsl",
+        "weights_update_block.wgsl",
         "dense_blocks_update.wgsl",
         "layers_weights_update.wgsl",
     ],

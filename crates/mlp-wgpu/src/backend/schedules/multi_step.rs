@@ -29,6 +29,7 @@ const MULTI_STEP_KERNEL: KernelDecl = KernelDecl {
     files: wgsl![
         "optimiser_update.wgsl",
         "forward_backward_row.wgsl",
+        "weights_update_block.wgsl",
         "dense_blocks_update.wgsl",
         "image_bytes.wgsl",
         "first_layer_row.wgsl",

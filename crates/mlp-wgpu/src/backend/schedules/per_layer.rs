@@ -73,7 +73,11 @@ const HIDDEN_DELTA: KernelDecl = KernelDecl {
 
 const WEIGHTS_UPDATE: KernelDecl = KernelDecl {
     name: "weights_update",
-    files: wgsl!["optimiser_update.wgsl", "weights_update.wgsl"],
+    files: wgsl![
+        "optimiser_update.wgsl",
+        "weights_update_block.wgsl",
+        "weights_update.wgsl",
+    ],
     bindings: bindings![
         step: DynamicUniform, layer: Uniform, input: ReadOnlyStorage, delta: ReadOnlyStorage,
         parameters: Storage, state: Storage,

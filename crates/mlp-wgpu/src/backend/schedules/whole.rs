@@ -59,6 +59,7 @@ const STEP_WEIGHTS_UPDATE: KernelDecl = KernelDecl {
     files: wgsl![
         "optimiser_update.wgsl",
         "dense_update_bindings.wgsl",
+        "weights_update_block.wgsl",
         "dense_blocks_update.wgsl",
         "image_bytes.wgsl",
         "first_layer_update.wgsl",
