@@ -70,7 +70,7 @@ const PIXEL_COLUMNS: KernelDecl = KernelDecl {
     ],
 };
 
-const LINEAR_FORWARD: KernelDecl = KernelDecl {
+pub(super) const LINEAR_FORWARD: KernelDecl = KernelDecl {
     name: "linear_forward",
     files: wgsl!["linear_forward.wgsl"],
     bindings: bindings![

@@ -13,6 +13,7 @@ use crate::backend::bind_groups::{Group, Sources};
 use crate::backend::layout::whole;
 use crate::backend::record::{PixelSource, blocks};
 use crate::backend::recorder::Recorder;
+use crate::backend::shared_kernels::LINEAR_FORWARD;
 use crate::kernels::{Kernel, KernelDecl, KernelOptions, bindings, wgsl};
 use crate::variant::{DenseSchedule, Dispatches};
 
@@ -36,13 +37,11 @@ pub(super) const TILED: Entry = Entry {
     ..REGISTERS
 };
 
+/// Bound as linear_forward is, by the same bind groups: the two are interchangeable.
 const LINEAR_FORWARD_TILED: KernelDecl = KernelDecl {
     name: "linear_forward_tiled",
     files: wgsl!["linear_forward_tiled.wgsl"],
-    bindings: bindings![
-        step: DynamicUniform, layer: Uniform, input: Storage, parameters: ReadOnlyStorage,
-        output: Storage,
-    ],
+    ..LINEAR_FORWARD
 };
 
 const DROPOUT_FORWARD: KernelDecl = KernelDecl {
