@@ -402,22 +402,18 @@ fn one_thread_and_two_give_the_same_bits() {
     });
     for (hyper, shuffle) in [(options(|_| {}), false), (adam, true)] {
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
-                let parameters = Parameters::init(&sizes, Init::He, 5);
-                let mut backend = CpuBackend::new(parameters, &hyper, &set, &set).unwrap();
-                for epoch in 1..=2 {
-                    if shuffle {
-                        let order = epoch_order(4, epoch, set.len());
-                        backend.set_order(&order).unwrap();
-                    }
-                    train_epoch(&mut backend, set.len(), 25);
+            let parameters = Parameters::init(&sizes, Init::He, 5);
+            let backend = CpuBackend::new(parameters, &hyper, &set, &set).unwrap();
+            let mut backend = backend.with_threads(threads);
+            assert_eq!(backend.threads(), threads);
+            for epoch in 1..=2 {
+                if shuffle {
+                    let order = epoch_order(4, epoch, set.len());
+                    backend.set_order(&order).unwrap();
                 }
-                backend.parameters().unwrap()
-            })
+                train_epoch(&mut backend, set.len(), 25);
+            }
+            backend.parameters().unwrap()
         };
         assert_eq!(run(1), run(2), "{:?}", hyper.optimiser);
     }

@@ -7,6 +7,7 @@ use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
 
 use super::reference::optimiser_update;
 use super::rows::{Dropped, forward, forward_and_deltas, is_sigmoid};
+use super::worker::Worker;
 use super::workspace::{
     FileOrderPixels, FirstLayerSplit, Workspace, first_rows, split_first_layer, split_rows,
     split_state,
@@ -190,6 +191,27 @@ pub struct CpuBackend {
     simd: InstructionSet,
     file_order_pixels: FileOrderPixels,
     first_layer_split: FirstLayerSplit,
+    /// The thread that takes the second half of each phase of a step; none on one thread.
+    worker: Option<Worker>,
+}
+
+/// `first` and `second`, on the caller's thread and `worker`'s at once, or one after the other
+/// where there is no worker: the same numbers either way.
+fn join<A: Send, B: Send>(
+    worker: &Option<Worker>,
+    first: impl FnOnce() -> A + Send,
+    second: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    match worker {
+        Some(worker) => worker.join(first, second),
+        None => (first(), second()),
+    }
+}
+
+/// The threads a step runs on by default: two, where rayon's pool (`RAYON_NUM_THREADS`, else
+/// the cores) has two or more, else one.
+fn default_threads() -> usize {
+    rayon::current_num_threads().min(2)
 }
 
 impl CpuBackend {
@@ -229,7 +251,20 @@ impl CpuBackend {
             simd: InstructionSet::best(),
             file_order_pixels: FileOrderPixels::default(),
             first_layer_split,
+            worker: (default_threads() > 1).then(Worker::new),
         })
+    }
+
+    /// Runs each step on `threads` threads (1 or 2; more count as 2): the same numbers for
+    /// any count.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.worker = (threads > 1).then(Worker::new);
+        self
+    }
+
+    /// The threads a step runs on.
+    pub fn threads(&self) -> usize {
+        1 + usize::from(self.worker.is_some())
     }
 
     /// Runs the fast kernels on `simd`'s vectors instead of the widest this CPU has.
@@ -308,7 +343,8 @@ impl CpuBackend {
                 factors,
             })
         };
-        let (loss_top, loss_bottom) = rayon::join(
+        let (loss_top, loss_bottom) = join(
+            &self.worker,
             || {
                 let rows = (&batch[..mid], &labels[..mid]);
                 let tensors = (&mut activations_top[..], &mut deltas_top[..]);
@@ -376,7 +412,8 @@ impl CpuBackend {
         let weights_transposed = &mut ws.weights_transposed;
         let keeps = self.order.is_none() && !input_changes(hyper, 0).any();
         let kept = self.file_order_pixels.get(first_row, b).filter(|_| keeps);
-        rayon::join(
+        join(
+            &self.worker,
             || {
                 let rows = (weights_top, first_top, second_top, gradient_top);
                 let by_pixel: &dyn PixelEntries = match kept {
@@ -549,7 +586,8 @@ impl Backend for CpuBackend {
             let chunk = &images[start..end];
             let mid = chunk.len() / 2;
             let (mut top, mut bottom) = split_rows(&mut activations, chunk.len(), mid);
-            rayon::join(
+            join(
+                &self.worker,
                 || forward(layers, (hyper, simd), set, &chunk[..mid], &mut top, None),
                 || forward(layers, (hyper, simd), set, &chunk[mid..], &mut bottom, None),
             );

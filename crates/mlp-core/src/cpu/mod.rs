@@ -18,6 +18,7 @@ mod backend;
 mod reference;
 mod regularisation;
 mod rows;
+mod worker;
 mod workspace;
 
 pub use augmentation::{ShiftConstants, shift_images, shift_offsets, shifted_pixel};
@@ -27,6 +28,7 @@ pub use regularisation::{
     DropoutConstants, decoupled_weight_decay, dropout_backward, dropout_forward, dropout_keeps,
     dropout_row_hash, hash32, l2_weight_decay,
 };
+pub use worker::Worker;
 
 use crate::backend::{BackendError, Evaluation};
 use crate::data::Dataset;
