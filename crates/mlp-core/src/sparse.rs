@@ -466,15 +466,31 @@ pub struct PackedPixelColumns {
 
 impl PackedPixelColumns {
     pub fn packed(columns: &PixelColumns<f32>) -> Self {
+        Self::packed_in_turn(std::slice::from_ref(columns))
+    }
+
+    /// The pixels of each of `parts` one after another: parts that regrouped consecutive
+    /// ranges of pixels packed as one.
+    pub fn packed_in_turn(parts: &[PixelColumns<f32>]) -> Self {
         let mut packed = Self::default();
         packed.starts.push(0);
-        for p in 0..columns.pixels() {
-            let (rows, values) = columns.pixel(p);
-            packed.rows.extend_from_slice(rows);
-            packed.values.extend_from_slice(values);
-            packed.starts.push(packed.rows.len() as u32);
+        for columns in parts {
+            for p in 0..columns.pixels() {
+                let (rows, values) = columns.pixel(p);
+                packed.rows.extend_from_slice(rows);
+                packed.values.extend_from_slice(values);
+                packed.starts.push(packed.rows.len() as u32);
+            }
         }
         packed
+    }
+
+    /// Its pixels from `first` on, entry p being pixel `first + p`.
+    pub fn from_pixel(&self, first: usize) -> PackedFrom<'_> {
+        PackedFrom {
+            packed: self,
+            first,
+        }
     }
 
     /// The bytes it holds.
@@ -487,6 +503,18 @@ impl PixelEntries for PackedPixelColumns {
     fn pixel(&self, pixel: usize) -> (&[u32], &[f32]) {
         let range = self.starts[pixel] as usize..self.starts[pixel + 1] as usize;
         (&self.rows[range.clone()], &self.values[range])
+    }
+}
+
+/// The pixels of a [`PackedPixelColumns`] from one on: a thread's share of them.
+pub struct PackedFrom<'a> {
+    packed: &'a PackedPixelColumns,
+    first: usize,
+}
+
+impl PixelEntries for PackedFrom<'_> {
+    fn pixel(&self, pixel: usize) -> (&[u32], &[f32]) {
+        self.packed.pixel(self.first + pixel)
     }
 }
 

@@ -2,6 +2,7 @@
 //! the machine's cores.
 
 use std::ops::Range;
+use std::time::Instant;
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
 
@@ -198,7 +199,7 @@ pub struct CpuBackend {
 /// `first` and `second`, on the caller's thread and `worker`'s at once, or one after the other
 /// where there is no worker: the same numbers either way.
 fn join<A: Send, B: Send>(
-    worker: &Option<Worker>,
+    worker: &mut Option<Worker>,
     first: impl FnOnce() -> A + Send,
     second: impl FnOnce() -> B + Send,
 ) -> (A, B) {
@@ -344,7 +345,7 @@ impl CpuBackend {
             })
         };
         let (loss_top, loss_bottom) = join(
-            &self.worker,
+            &mut self.worker,
             || {
                 let rows = (&batch[..mid], &labels[..mid]);
                 let tensors = (&mut activations_top[..], &mut deltas_top[..]);
@@ -412,20 +413,25 @@ impl CpuBackend {
         let weights_transposed = &mut ws.weights_transposed;
         let keeps = self.order.is_none() && !input_changes(hyper, 0).any();
         let kept = self.file_order_pixels.get(first_row, b).filter(|_| keeps);
-        join(
-            &self.worker,
+        let (first_time, second_time) = join(
+            &mut self.worker,
             || {
+                let start = Instant::now();
                 let rows = (weights_top, first_top, second_top, gradient_top);
-                let by_pixel: &dyn PixelEntries = match kept {
-                    Some([top, _]) => top,
+                let kept = kept.map(|all| all.from_pixel(0));
+                let by_pixel: &dyn PixelEntries = match &kept {
+                    Some(top) => top,
                     None => by_pixel_top.fill_from(images, batch, 0..split),
                 };
                 update_first_layer_rows(update, deltas[0], rows, by_pixel);
+                start.elapsed()
             },
             || {
+                let start = Instant::now();
                 let rows = (weights_bottom, first_bottom, second_bottom, gradient_bottom);
-                let by_pixel: &dyn PixelEntries = match kept {
-                    Some([_, bottom]) => bottom,
+                let kept = kept.map(|all| all.from_pixel(split));
+                let by_pixel: &dyn PixelEntries = match &kept {
+                    Some(bottom) => bottom,
                     None => by_pixel_bottom.fill_from(images, batch, split..pixels),
                 };
                 update_first_layer_rows(update, deltas[0], rows, by_pixel);
@@ -446,8 +452,12 @@ impl CpuBackend {
                     // pass: the modern preset's W2ᵀ takes 30 µs.
                     transpose_into(layer.weights.view(), weights_transposed[k].view_mut());
                 }
+                start.elapsed()
             },
         );
+        if self.worker.is_some() {
+            self.first_layer_split.balance(first_time, second_time);
+        }
         if keeps && kept.is_none() {
             self.file_order_pixels.keep(first_row, b, &ws.by_pixel);
         }
@@ -587,7 +597,7 @@ impl Backend for CpuBackend {
             let mid = chunk.len() / 2;
             let (mut top, mut bottom) = split_rows(&mut activations, chunk.len(), mid);
             join(
-                &self.worker,
+                &mut self.worker,
                 || forward(layers, (hyper, simd), set, &chunk[..mid], &mut top, None),
                 || forward(layers, (hyper, simd), set, &chunk[mid..], &mut bottom, None),
             );

@@ -69,10 +69,11 @@ impl Worker {
 
     /// Runs `first` here and `second` on the worker, and returns both results once both have
     /// run; a panic in either is resumed here after both have finished. Without a worker
-    /// thread (the system refused one), both run here in turn.
+    /// thread (the system refused one), both run here in turn. It takes the worker mutably so
+    /// that one half at a time is ever posted to it.
     #[allow(unsafe_code)]
     pub fn join<A: Send, B: Send>(
-        &self,
+        &mut self,
         first: impl FnOnce() -> A + Send,
         second: impl FnOnce() -> B + Send,
     ) -> (A, B) {
@@ -178,7 +179,7 @@ mod tests {
 
     #[test]
     fn join_returns_both_halves_results_in_order() {
-        let worker = Worker::new();
+        let mut worker = Worker::new();
         let mut total = 0u64;
         for step in 0..10_000u64 {
             let (a, b) = worker.join(|| step * 2, || step * 3);
@@ -190,7 +191,7 @@ mod tests {
 
     #[test]
     fn the_halves_borrow_the_callers_data_mutably() {
-        let worker = Worker::new();
+        let mut worker = Worker::new();
         let mut values = vec![1u32; 1000];
         let (top, bottom) = values.split_at_mut(500);
         worker.join(
@@ -203,7 +204,7 @@ mod tests {
 
     #[test]
     fn a_panic_in_either_half_reaches_the_caller_and_the_worker_goes_on() {
-        let worker = Worker::new();
+        let mut worker = Worker::new();
         for second_panics in [true, false] {
             let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 worker.join(
@@ -218,7 +219,7 @@ mod tests {
 
     #[test]
     fn a_worker_that_slept_wakes_for_the_next_half() {
-        let worker = Worker::new();
+        let mut worker = Worker::new();
         std::thread::sleep(super::SPIN + super::YIELD + std::time::Duration::from_millis(20));
         assert_eq!(worker.join(|| "here", || "there"), ("here", "there"));
     }

@@ -2,6 +2,7 @@
 //! between the two threads of a step.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
 
@@ -86,20 +87,21 @@ const FILE_ORDER_PIXELS_BYTES: usize = 512 << 20;
 /// a sixth of a seed step (docs/performance.md). Keyed by the batch's first row and rows.
 #[derive(Default)]
 pub(super) struct FileOrderPixels {
-    batches: HashMap<(usize, usize), [PackedPixelColumns; 2]>,
+    /// Every pixel of each batch, however the threads cut them.
+    batches: HashMap<(usize, usize), PackedPixelColumns>,
     bytes: usize,
 }
 
 impl FileOrderPixels {
-    pub(super) fn get(&self, first_row: usize, rows: usize) -> Option<&[PackedPixelColumns; 2]> {
+    pub(super) fn get(&self, first_row: usize, rows: usize) -> Option<&PackedPixelColumns> {
         self.batches.get(&(first_row, rows))
     }
 
     /// Keeps a packed copy of `by_pixel`, the batch of `rows` from `first_row` regrouped,
     /// where there is room.
     pub(super) fn keep(&mut self, first_row: usize, rows: usize, by_pixel: &[PixelColumns; 2]) {
-        let packed = by_pixel.each_ref().map(PackedPixelColumns::packed);
-        let bytes: usize = packed.iter().map(PackedPixelColumns::bytes).sum();
+        let packed = PackedPixelColumns::packed_in_turn(by_pixel);
+        let bytes = packed.bytes();
         if self.bytes + bytes <= FILE_ORDER_PIXELS_BYTES {
             self.bytes += bytes;
             self.batches.insert((first_row, rows), packed);
@@ -146,11 +148,19 @@ pub(super) fn first_rows(arrays: &[Array2<f32>], rows: usize) -> Vec<ArrayView2<
     arrays.iter().map(|a| a.slice(s![..rows, ..])).collect()
 }
 
+/// The most [`FirstLayerSplit::balance`] moves the first thread's share in one step.
+const BALANCE_STEP: f64 = 0.02;
+
 /// How the fast backend cuts W1's rows between the two threads of an update: the first thread
 /// takes pixels `0..split`, the second the rest, b1 and every later layer. The cut changes no
-/// number (each row of W1 is updated alone), only how long each thread takes, so it is placed
-/// where the two shares are about equal by a count of their multiply-adds.
+/// number (each row of W1 is updated alone), only how long each thread takes. It is placed
+/// where the first thread's share of a count of the multiply-adds is `share`, which starts at
+/// half and is then moved by measurement: after each update, towards the thread that took
+/// longer ([`FirstLayerSplit::balance`]), so that the count's weights need only be roughly
+/// right on any machine.
 pub(super) struct FirstLayerSplit {
+    /// The first thread's share of the counted work.
+    share: f64,
     /// `lit[p]` is how many training images pixels `0..p` are lit in, summed.
     lit: Vec<f64>,
     /// Multiply-adds of W1's gradient per lit entry of a pixel row: W1's width.
@@ -189,6 +199,7 @@ impl FirstLayerSplit {
             Optimiser::Adam { .. } => 14.0,
         };
         Self {
+            share: 0.5,
             lit,
             width: parameters.layers[0].weights.ncols() as f64,
             step,
@@ -214,15 +225,27 @@ impl FirstLayerSplit {
         };
         let pixels = self.lit.len() - 1;
         let later = rows * self.later_products + self.later_parameters * self.step;
-        let half = (first_layer(pixels) + later) / 2.0;
+        let first_share = (first_layer(pixels) + later) * self.share;
         (0..pixels)
-            .find(|&p| first_layer(p) >= half)
+            .find(|&p| first_layer(p) >= first_share)
             .unwrap_or(pixels)
+    }
+
+    /// Moves the cut after an update whose first and second threads took `first` and
+    /// `second`: the share by at most `BALANCE_STEP` a step, so that one step that the host
+    /// interrupted moves it little.
+    pub(super) fn balance(&mut self, first: Duration, second: Duration) {
+        let (first, second) = (first.as_secs_f64(), second.as_secs_f64());
+        if first + second > 0.0 {
+            let lag = (second - first) / (first + second);
+            self.share = (self.share + BALANCE_STEP * lag).clamp(0.0, 1.0);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+
     use super::*;
     use crate::network::LayerSizes;
     use crate::options::Init;
@@ -232,6 +255,29 @@ mod tests {
         let sizes = LayerSizes::new(sizes.to_vec(), input, classes).expect("valid sizes");
         let parameters = Parameters::init(&sizes, Init::Normal, 0);
         FirstLayerSplit::new(&parameters, lit, 10, optimiser, stepped).at(100)
+    }
+
+    /// A second thread that takes longer moves the cut towards the end, a step at a time; a
+    /// first thread that takes longer moves it back; the share stays within 0..=1.
+    #[test]
+    fn measured_times_move_the_cut_towards_the_slower_thread() {
+        let sizes = LayerSizes::new(vec![100, 64, 1], 100, 1).expect("valid sizes");
+        let parameters = Parameters::init(&sizes, Init::Normal, 0);
+        let gd = Optimiser::GradientDescent;
+        let mut split = FirstLayerSplit::new(&parameters, &[5; 100], 10, gd, false);
+        let start = split.at(100);
+        let ms = Duration::from_millis;
+        split.balance(ms(1), ms(3));
+        let later = split.at(100);
+        assert!(later > start, "{later} after {start}");
+        for _ in 0..200 {
+            split.balance(ms(1), ms(3));
+        }
+        assert_eq!(split.at(100), 100);
+        for _ in 0..200 {
+            split.balance(ms(3), ms(1));
+        }
+        assert_eq!(split.at(100), 0);
     }
 
     /// Evenly lit pixels and little behind layer 1 cut near the middle; heavy later layers
