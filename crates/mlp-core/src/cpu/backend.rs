@@ -455,7 +455,7 @@ impl CpuBackend {
                 start.elapsed()
             },
         );
-        if self.worker.is_some() {
+        if self.worker.as_ref().is_some_and(Worker::ran_apart) {
             self.first_layer_split.balance(first_time, second_time);
         }
         if keeps && kept.is_none() {
