@@ -40,14 +40,16 @@ impl Predictor {
         }
     }
 
-    /// On the CPU, one image at a time.
+    /// On the CPU, one image at a time, on the caller's thread (one image has no halves to
+    /// share, and a server's threads are its own).
     pub fn cpu(model: Model, image: (usize, usize)) -> Result<Self, BackendError> {
         let backend = CpuBackend::new(
             model.parameters.clone(),
             &Self::hyperparameters(&model),
             &Self::no_training(image),
             &Self::capacity_set(1, image),
-        )?;
+        )?
+        .with_threads(1);
         Ok(Self::new(model, Box::new(backend), 1, image))
     }
 
