@@ -4,148 +4,28 @@
 use std::ops::Range;
 use std::time::Instant;
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
+use ndarray::{Array2, Axis, s};
 
-use super::reference::optimiser_update;
 use super::rows::{Dropped, forward, forward_and_deltas, is_sigmoid};
+use super::updates::{Update, fused_descent, update_bias, update_first_layer_rows, update_layer};
 use super::worker::Worker;
 use super::workspace::{
     FileOrderPixels, FirstLayerSplit, Workspace, first_rows, split_first_layer, split_rows,
     split_state,
 };
 use super::{
-    bias_gradient, check_input_width, check_order, check_output_width, evaluation, loss_terms,
-    reduction_scale,
+    check_input_width, check_order, check_output_width, evaluation, loss_terms, reduction_scale,
 };
 use crate::backend::{
     Backend, BackendError, Evaluation, OptimiserState, StepKernels, StepTrace, TrainLoss,
     check_rows,
 };
 use crate::data::Dataset;
-use crate::dense::{dense_weights_gradient, transpose_into};
-use crate::network::{Layer, Parameters};
+use crate::dense::transpose_into;
+use crate::network::Parameters;
 use crate::options::{Hyperparameters, Optimiser};
 use crate::simd::InstructionSet;
-use crate::sparse::{
-    InputChanges, PixelEntries, SparseImages, sparse_gradient_descent, sparse_weights_gradient,
-};
-
-/// What every part of a step's update shares.
-#[derive(Clone, Copy)]
-struct Update<'a> {
-    hyper: &'a Hyperparameters,
-    simd: InstructionSet,
-    scale: f32,
-    t: u64,
-}
-
-/// Some rows of W1, as views: the weights, their optimiser state (first, second) and their
-/// gradient.
-type FirstLayerRows<'a> = (
-    ArrayViewMut2<'a, f32>,
-    Option<ArrayViewMut2<'a, f32>>,
-    Option<ArrayViewMut2<'a, f32>>,
-    ArrayViewMut2<'a, f32>,
-);
-
-/// The rows of W1 of the pixels `by_pixel` holds (as many as the views hold): their gradient
-/// scale · A0ᵀ D1 (D1 is (B, out)) and their update, with the zero pixels of A0 skipped. Plain
-/// gradient descent touches only the rows of pixels lit somewhere in the batch: every other
-/// row's gradient is 0 and its update would change nothing.
-fn update_first_layer_rows(
-    update: Update<'_>,
-    delta: ArrayView2<f32>,
-    (weights, first, second, mut gradient): FirstLayerRows<'_>,
-    by_pixel: &dyn PixelEntries,
-) {
-    let Update {
-        hyper,
-        simd,
-        scale,
-        t,
-        ..
-    } = update;
-    let rate = hyper.learning_rate;
-    if fused_descent(hyper) {
-        sparse_gradient_descent(simd, by_pixel, delta, (scale, rate), weights);
-    } else {
-        let rows = gradient.view_mut();
-        sparse_weights_gradient(simd, by_pixel, delta, scale, rows);
-        optimiser_update(
-            hyper.optimiser,
-            weights,
-            (first, second),
-            gradient.view(),
-            rate,
-            hyper.weight_decay,
-            t,
-        );
-    }
-}
-
-/// Whether W1's update is the fused descent, which leaves the rows of unlit pixels alone
-/// (weight decay moves every row).
-fn fused_descent(hyper: &Hyperparameters) -> bool {
-    hyper.optimiser == Optimiser::GradientDescent && hyper.weight_decay == 0.0
-}
-
-/// bk: its gradient scale · the column sums of Dk (B, out), and its update.
-fn update_bias(
-    update: Update<'_>,
-    delta: ArrayView2<f32>,
-    bias: &mut Array1<f32>,
-    (first, second): (Option<&mut Array1<f32>>, Option<&mut Array1<f32>>),
-    gradient: &mut Array1<f32>,
-) {
-    let Update {
-        hyper, scale, t, ..
-    } = update;
-    bias_gradient(delta, scale, gradient.view_mut());
-    optimiser_update(
-        hyper.optimiser,
-        bias.view_mut(),
-        (first.map(|m| m.view_mut()), second.map(|m| m.view_mut())),
-        gradient.view(),
-        hyper.learning_rate,
-        0.0,
-        t,
-    );
-}
-
-/// A layer after the first, whose input A(k−1) (B, in) is dense: the gradients
-/// scale · A(k−1)ᵀ Dk and scale · column sums of Dk (B, out), and the updates.
-fn update_layer(
-    update: Update<'_>,
-    input: ArrayView2<f32>,
-    delta: ArrayView2<f32>,
-    layer: &mut Layer,
-    (first, second): (Option<&mut Layer>, Option<&mut Layer>),
-    (weights_gradient_k, bias_gradient_k): (&mut Array2<f32>, &mut Array1<f32>),
-) {
-    let Update {
-        hyper,
-        simd,
-        scale,
-        t,
-    } = update;
-    dense_weights_gradient(simd, input, delta, scale, weights_gradient_k.view_mut());
-    let (first_weights, first_bias) = first.map(|l| (&mut l.weights, &mut l.bias)).unzip();
-    let (second_weights, second_bias) = second.map(|l| (&mut l.weights, &mut l.bias)).unzip();
-    optimiser_update(
-        hyper.optimiser,
-        layer.weights.view_mut(),
-        (
-            first_weights.map(|m| m.view_mut()),
-            second_weights.map(|m| m.view_mut()),
-        ),
-        weights_gradient_k.view(),
-        hyper.learning_rate,
-        hyper.weight_decay,
-        t,
-    );
-    let bias_state = (first_bias, second_bias);
-    update_bias(update, delta, &mut layer.bias, bias_state, bias_gradient_k);
-}
+use crate::sparse::{InputChanges, PixelEntries, SparseImages};
 
 /// How far the fast CPU backend may be from [`super::ReferenceBackend`], element by element.
 ///
