@@ -72,21 +72,9 @@ pub struct CpuBackend {
     simd: InstructionSet,
     file_order_pixels: FileOrderPixels,
     first_layer_split: FirstLayerSplit,
-    /// The thread that takes the second half of each phase of a step; none on one thread.
-    worker: Option<Worker>,
-}
-
-/// `first` and `second`, on the caller's thread and `worker`'s at once, or one after the other
-/// where there is no worker: the same numbers either way.
-fn join<A: Send, B: Send>(
-    worker: &mut Option<Worker>,
-    first: impl FnOnce() -> A + Send,
-    second: impl FnOnce() -> B + Send,
-) -> (A, B) {
-    match worker {
-        Some(worker) => worker.join(first, second),
-        None => (first(), second()),
-    }
+    /// Takes the second half of each phase of a step, on a thread of its own where the step
+    /// runs on two.
+    worker: Worker,
 }
 
 /// The threads a step runs on by default: two, where rayon's pool (`RAYON_NUM_THREADS`, else
@@ -132,20 +120,22 @@ impl CpuBackend {
             simd: InstructionSet::best(),
             file_order_pixels: FileOrderPixels::default(),
             first_layer_split,
-            worker: (default_threads() > 1).then(Worker::new),
+            worker: Worker::new(default_threads()),
         })
     }
 
     /// Runs each step on `threads` threads (1 or 2; more count as 2): the same numbers for
     /// any count.
     pub fn with_threads(mut self, threads: usize) -> Self {
-        self.worker = (threads > 1).then(Worker::new);
+        if threads.min(2) != self.worker.threads() {
+            self.worker = Worker::new(threads);
+        }
         self
     }
 
     /// The threads a step runs on.
     pub fn threads(&self) -> usize {
-        1 + usize::from(self.worker.is_some())
+        self.worker.threads()
     }
 
     /// Runs the fast kernels on `simd`'s vectors instead of the widest this CPU has.
@@ -224,8 +214,7 @@ impl CpuBackend {
                 factors,
             })
         };
-        let (loss_top, loss_bottom) = join(
-            &mut self.worker,
+        let (loss_top, loss_bottom) = self.worker.join(
             || {
                 let rows = (&batch[..mid], &labels[..mid]);
                 let tensors = (&mut activations_top[..], &mut deltas_top[..]);
@@ -293,8 +282,7 @@ impl CpuBackend {
         let weights_transposed = &mut ws.weights_transposed;
         let keeps = self.order.is_none() && !input_changes(hyper, 0).any();
         let kept = self.file_order_pixels.get(first_row, b).filter(|_| keeps);
-        let (first_time, second_time) = join(
-            &mut self.worker,
+        let (first_time, second_time) = self.worker.join(
             || {
                 let start = Instant::now();
                 let rows = (weights_top, first_top, second_top, gradient_top);
@@ -335,7 +323,7 @@ impl CpuBackend {
                 start.elapsed()
             },
         );
-        if self.worker.as_ref().is_some_and(Worker::ran_apart) {
+        if self.worker.ran_apart() {
             self.first_layer_split.balance(first_time, second_time);
         }
         if keeps && kept.is_none() {
@@ -476,8 +464,7 @@ impl Backend for CpuBackend {
             let chunk = &images[start..end];
             let mid = chunk.len() / 2;
             let (mut top, mut bottom) = split_rows(&mut activations, chunk.len(), mid);
-            join(
-                &mut self.worker,
+            self.worker.join(
                 || forward(layers, (hyper, simd), set, &chunk[..mid], &mut top, None),
                 || forward(layers, (hyper, simd), set, &chunk[mid..], &mut bottom, None),
             );

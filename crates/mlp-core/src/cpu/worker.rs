@@ -62,8 +62,9 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker on a thread of its own.
-    pub fn new() -> Self {
+    /// A worker on a thread of its own where `threads` is 2 or more; with 1, every join runs
+    /// both halves on the caller's thread.
+    pub fn new(threads: usize) -> Self {
         let shared = Arc::new(Shared {
             state: AtomicU8::new(IDLE),
             started: Mutex::new(None),
@@ -73,16 +74,24 @@ impl Worker {
             quit: AtomicBool::new(false),
         });
         let theirs = Arc::clone(&shared);
-        let thread = thread::Builder::new()
-            .name("mlp-cpu-worker".into())
-            .spawn(move || run(&theirs))
-            .ok();
+        let thread = (threads > 1)
+            .then(|| {
+                (thread::Builder::new().name("mlp-cpu-worker".into()))
+                    .spawn(move || run(&theirs))
+                    .ok()
+            })
+            .flatten();
         Self {
             shared,
             thread,
             contention: Contention::default(),
             ran_apart: false,
         }
+    }
+
+    /// The threads a join runs on: 2 with a worker thread, else 1.
+    pub fn threads(&self) -> usize {
+        1 + usize::from(self.thread.is_some())
     }
 
     /// Whether the last [`Worker::join`] ran its halves at once, on two threads, so that
@@ -93,7 +102,7 @@ impl Worker {
 
     /// Runs `first` here and `second` on the worker, and returns both results once both have
     /// run; a panic in either is resumed here after both have finished. Without a worker
-    /// thread (the system refused one), or while the machine is busy ([`Contention`]), both
+    /// thread (one thread asked for, or the system refused one), or while the machine is busy ([`Contention`]), both
     /// run here in turn. It takes the worker mutably so that one half at a time is ever posted
     /// to it.
     #[allow(unsafe_code)]
@@ -137,12 +146,6 @@ impl Worker {
         let first_result = first_result.unwrap_or_else(|panic| resume_unwind(panic));
         let second_result = second_result.expect("the worker ran the second half");
         (first_result, second_result)
-    }
-}
-
-impl Default for Worker {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -276,7 +279,7 @@ mod tests {
 
     #[test]
     fn join_returns_both_halves_results_in_order() {
-        let mut worker = Worker::new();
+        let mut worker = Worker::new(2);
         let mut total = 0u64;
         for step in 0..10_000u64 {
             let (a, b) = worker.join(|| step * 2, || step * 3);
@@ -288,7 +291,7 @@ mod tests {
 
     #[test]
     fn the_halves_borrow_the_callers_data_mutably() {
-        let mut worker = Worker::new();
+        let mut worker = Worker::new(2);
         let mut values = vec![1u32; 1000];
         let (top, bottom) = values.split_at_mut(500);
         worker.join(
@@ -301,7 +304,7 @@ mod tests {
 
     #[test]
     fn a_panic_in_either_half_reaches_the_caller_and_the_worker_goes_on() {
-        let mut worker = Worker::new();
+        let mut worker = Worker::new(2);
         for second_panics in [true, false] {
             let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 worker.join(
@@ -316,7 +319,7 @@ mod tests {
 
     #[test]
     fn a_worker_that_slept_wakes_for_the_next_half() {
-        let mut worker = Worker::new();
+        let mut worker = Worker::new(2);
         std::thread::sleep(super::SPIN + super::YIELD + std::time::Duration::from_millis(20));
         assert_eq!(worker.join(|| "here", || "there"), ("here", "there"));
     }
@@ -347,7 +350,7 @@ mod tests {
 
     #[test]
     fn joins_the_busy_machine_sends_to_the_caller_return_both_results() {
-        let mut worker = Worker::new();
+        let mut worker = Worker::new(2);
         worker.contention.here = 3;
         for step in 0..5 {
             assert_eq!(worker.join(|| step, || step + 1), (step, step + 1));
