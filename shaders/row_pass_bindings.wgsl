@@ -7,7 +7,7 @@
 //           parameters counted from where `parameters` is bound;
 //           parameters: [Wk; bk], (in + 1, out), of layers 2..L, read as vec4s (every layer's
 //           start on one); a uniform array where they fit in a uniform binding, which
-//           lavapipe reads far faster than storage (kernels.rs picks the file); activations: every Ak,
+//           lavapipe reads far faster than storage (its kernel's declaration picks the file); activations: every Ak,
 //           (B, out), A1 written by sparse_forward.wgsl; deltas: every Dk, (B, out);
 //           labels: one u32 digit per image; order: row r of the data set's order is image
 //           order[r]; row_losses: per batch row, its squared errors summed over the classes

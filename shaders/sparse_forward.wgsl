@@ -13,7 +13,7 @@
 // Each invocation sums one row's 8 columns in registers. The invocations of a row are
 // neighbours along x, so they run the same loop (one image's pixels) side by side.
 // Where `out` is a multiple of 8, W1's rows are read four weights at a time from four pieces
-// of PIECE_PIXELS rows each (a constant of the prelude kernels.rs writes): where W1 fits in four
+// of PIECE_PIXELS rows each (a constant of the prelude the kernel's builder writes): where W1 fits in four
 // uniform bindings, they are read as such, which lavapipe reads far faster than storage;
 // otherwise every piece is the whole of W1 and PIECE_PIXELS is past the last pixel. The row's pixels are visited piece by piece, in four loops with no branch
 // inside, since lavapipe runs a branch inside a loop slowly.

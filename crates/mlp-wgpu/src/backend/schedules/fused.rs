@@ -151,24 +151,33 @@ impl StepSchedule for Fused {
 /// Layers 2..L forward and back, one invocation per row: the parameters bound from layer 2's,
 /// as the table `row_network` counts them.
 fn row_pass_group(sources: &Sources, kernel: &Kernel) -> Group {
-    let (t, tables, data) = (sources.tensors, sources.tables, sources.data);
+    let (t, tables) = (sources.tensors, sources.tables);
     let dense_parameters = wgpu::BufferBinding {
         buffer: &t.parameters.buffer,
         offset: tables.dense_start,
         size: wgpu::BufferSize::new(tables.dense_bytes),
     };
-    sources.group(
-        kernel,
-        &[
-            ("network", whole(&tables.row_network)),
-            ("parameters", dense_parameters),
-            ("activations", whole(&t.activations.buffer)),
-            ("deltas", whole(&t.deltas.buffer)),
-            ("labels", whole(&data.train.labels)),
-            ("order", whole(&data.train.order)),
-            ("row_losses", whole(&t.row_losses)),
-        ],
-    )
+    let buffers = row_pass_buffers(sources, &tables.row_network, dense_parameters);
+    sources.group(kernel, &buffers)
+}
+
+/// What row_pass_bindings.wgsl binds: the network table and the parameters it counts from,
+/// every layer's activations and deltas whole, the labels, the order and the rows' losses.
+pub(super) fn row_pass_buffers<'a>(
+    sources: &Sources<'a>,
+    network: &'a wgpu::Buffer,
+    parameters: wgpu::BufferBinding<'a>,
+) -> Vec<Named<'a>> {
+    let (t, data) = (sources.tensors, sources.data);
+    vec![
+        ("network", whole(network)),
+        ("parameters", parameters),
+        ("activations", whole(&t.activations.buffer)),
+        ("deltas", whole(&t.deltas.buffer)),
+        ("labels", whole(&data.train.labels)),
+        ("order", whole(&data.train.order)),
+        ("row_losses", whole(&t.row_losses)),
+    ]
 }
 
 /// What dense_update_bindings.wgsl binds: every layer's parameters, state and tensors whole,

@@ -4,9 +4,9 @@
 //! (step_weights_update.wgsl). Every array is read from storage: the step binds the whole
 //! parameter buffer, W1 with the rest.
 
-use super::fused::every_layer_update;
 use mlp_core::backend::StepKernels;
 
+use super::fused::{every_layer_update, row_pass_buffers};
 use super::{Entry, StepSchedule, per_layer, row_arrays_fit};
 use crate::backend::bind_groups::{Group, Sources};
 use crate::backend::layout::{ROW_GROUP, dense_blocks, div_ceil, first_layer_tasks, whole};
@@ -98,19 +98,10 @@ impl Whole {
         let (t, tables, data) = (sources.tensors, sources.tables, sources.data);
         let bytes = (data.train_bytes.as_ref())
             .expect("the backend builds the whole step only where the images' bytes are uploaded");
-        let forward_group = sources.group(
-            &forward,
-            &[
-                ("network", whole(&tables.network)),
-                ("parameters", whole(&t.parameters.buffer)),
-                ("activations", whole(&t.activations.buffer)),
-                ("deltas", whole(&t.deltas.buffer)),
-                ("labels", whole(&data.train.labels)),
-                ("order", whole(&data.train.order)),
-                ("row_losses", whole(&t.row_losses)),
-                ("images", whole(bytes)),
-            ],
-        );
+        let parameters = whole(&t.parameters.buffer);
+        let mut forward_buffers = row_pass_buffers(sources, &tables.network, parameters);
+        forward_buffers.push(("images", whole(bytes)));
+        let forward_group = sources.group(&forward, &forward_buffers);
         let mut update_buffers = every_layer_update(sources);
         update_buffers.extend([
             ("images", whole(bytes)),
