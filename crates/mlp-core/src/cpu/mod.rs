@@ -29,7 +29,6 @@ pub use regularisation::{
     DropoutConstants, decoupled_weight_decay, dropout_backward, dropout_forward, dropout_keeps,
     dropout_row_hash, hash32, l2_weight_decay,
 };
-pub use worker::Worker;
 
 use crate::backend::{BackendError, Evaluation};
 use crate::data::Dataset;

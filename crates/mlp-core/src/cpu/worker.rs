@@ -102,9 +102,9 @@ impl Worker {
 
     /// Runs `first` here and `second` on the worker, and returns both results once both have
     /// run; a panic in either is resumed here after both have finished. Without a worker
-    /// thread (one thread asked for, or the system refused one), or while the machine is busy ([`Contention`]), both
-    /// run here in turn. It takes the worker mutably so that one half at a time is ever posted
-    /// to it.
+    /// thread (one thread asked for, or the system refused one), or while the machine is busy
+    /// ([`Contention`]), both run here in turn. It takes the worker mutably so that one half
+    /// at a time is ever posted to it.
     #[allow(unsafe_code)]
     pub fn join<A: Send, B: Send>(
         &mut self,

@@ -1,5 +1,6 @@
-//! Where a step's tensors live on the GPU: the per-layer regions of the parameter, state, activation and delta buffers, how a layer is
-//! packed into its region, and the workgroup sizes the kernels are dispatched with.
+//! Where a step's tensors live on the GPU: the per-layer regions of the parameter, state,
+//! activation and delta buffers, how a layer is packed into its region, and the workgroup sizes
+//! the kernels are dispatched with.
 
 use std::ops::Range;
 

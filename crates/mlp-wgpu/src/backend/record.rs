@@ -219,8 +219,8 @@ impl GpuBackend {
 
     /// The slots of `chunk` that each record as one unit: where a dispatch runs several steps
     /// (the multi-step schedule), each run of consecutive training steps up to that many;
-    /// else every unit alone. Where the last unit is `timed`, it is a run of its own, so that its time is
-    /// one step's.
+    /// else every unit alone. Where the last unit is `timed`, it is a run of its own, so that
+    /// its time is one step's.
     fn runs(&self, chunk: &[Queued], timed: bool) -> Vec<Range<usize>> {
         let limit = self.dispatches(PixelSource::PerStep).steps;
         let mut runs: Vec<Range<usize>> = Vec::new();
