@@ -2,35 +2,38 @@
 //! the machine's cores.
 
 use std::ops::Range;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use ndarray::{Array2, Axis, s};
+use ndarray::{Array1, Array2, ArrayViewMut2, s};
 
 use super::rows::{Dropped, forward, forward_and_deltas, is_sigmoid};
-use super::updates::{Update, fused_descent, update_bias, update_first_layer_rows, update_layer};
-use super::worker::Worker;
+use super::updates::{
+    FirstLayerRows, LaterLayers, Update, fused_descent, update_first_layer_rows,
+    update_later_layers,
+};
+use super::worker::Workers;
 use super::workspace::{
-    FileOrderPixels, FirstLayerSplit, Workspace, first_rows, split_first_layer, split_rows,
-    split_state,
+    FileOrderPixels, FirstLayerSplit, Workspace, cut_rows, first_rows, row_parts, row_ranges,
+    split_first_layer,
 };
 use super::{
-    check_input_width, check_order, check_output_width, evaluation, loss_terms, reduction_scale,
+    check_input_width, check_order, check_output_width, evaluation, loss_sum, loss_terms,
+    reduction_scale,
 };
 use crate::backend::{
     Backend, BackendError, Evaluation, OptimiserState, StepKernels, StepTrace, TrainLoss,
     check_rows,
 };
 use crate::data::Dataset;
-use crate::dense::transpose_into;
-use crate::network::Parameters;
+use crate::network::{Layer, Parameters};
 use crate::options::{Hyperparameters, Optimiser};
 use crate::simd::InstructionSet;
-use crate::sparse::{InputChanges, PixelEntries, SparseImages};
+use crate::sparse::{InputChanges, PixelColumns, PixelEntries, SparseImages};
 
 /// How far the fast CPU backend may be from [`super::ReferenceBackend`], element by element.
 ///
 /// Both compute in f32 with the same formulas, but the fast kernels add the products of a sum
-/// in another order (lit pixels only, a vector of lanes at a time, two halves of a batch on two
+/// in another order (lit pixels only, a vector of lanes at a time, parts of a batch on several
 /// threads) and the vectorised sigmoid's exp differs from the scalar one by an ulp or two. The
 /// reasoning of `mlp_wgpu::PARITY` holds as it is (about √K·ε of a K-term sum, growing over
 /// the steps), so the bound is the same: 1e-4 absolute plus 1e-3 relative.
@@ -50,7 +53,7 @@ fn input_changes(hyper: &Hyperparameters, steps_done: u64) -> InputChanges {
 /// [`super::ReferenceBackend`]. The images are kept sparse (their zero pixels left out), the
 /// first layer's two products skip those zeros ([`crate::sparse`]) on the widest vectors the CPU
 /// has ([`InstructionSet`]), the sigmoid runs a vector at a time, and each step is split
-/// between two threads: the same sums with a fifth of the arithmetic. In the file order each
+/// between the threads ([`Workers`]): the same sums with a fifth of the arithmetic. In the file order each
 /// batch is regrouped by pixel once and kept.
 pub struct CpuBackend {
     parameters: Parameters,
@@ -72,15 +75,14 @@ pub struct CpuBackend {
     simd: InstructionSet,
     file_order_pixels: FileOrderPixels,
     first_layer_split: FirstLayerSplit,
-    /// Takes the second half of each phase of a step, on a thread of its own where the step
-    /// runs on two.
-    worker: Worker,
+    /// Take all but the first part of each phase of a step, each on a thread of its own.
+    workers: Workers,
 }
 
-/// The threads a step runs on by default: two, where rayon's pool (`RAYON_NUM_THREADS`, else
-/// the cores) has two or more, else one.
+/// The threads a step runs on by default: rayon's pool's (`RAYON_NUM_THREADS`, else the
+/// cores).
 fn default_threads() -> usize {
-    rayon::current_num_threads().min(2)
+    rayon::current_num_threads()
 }
 
 impl CpuBackend {
@@ -120,22 +122,21 @@ impl CpuBackend {
             simd: InstructionSet::best(),
             file_order_pixels: FileOrderPixels::default(),
             first_layer_split,
-            worker: Worker::new(default_threads()),
+            workers: Workers::new(default_threads()),
         })
     }
 
-    /// Runs each step on `threads` threads (1 or 2; more count as 2): the same numbers for
-    /// any count.
+    /// Runs each step on `threads` threads (at least 1): the same numbers for any count.
     pub fn with_threads(mut self, threads: usize) -> Self {
-        if threads.min(2) != self.worker.threads() {
-            self.worker = Worker::new(threads);
+        if threads.max(1) != self.workers.threads() {
+            self.workers = Workers::new(threads);
         }
         self
     }
 
     /// The threads a step runs on.
     pub fn threads(&self) -> usize {
-        self.worker.threads()
+        self.workers.threads()
     }
 
     /// Runs the fast kernels on `simd`'s vectors instead of the widest this CPU has.
@@ -178,9 +179,16 @@ impl CpuBackend {
         b
     }
 
-    /// The forward pass and the deltas of the gathered batch of `b` rows, by rows: half the
-    /// batch on each thread. Returns the batch loss.
+    /// The parts a phase of a step is cut into: one a thread, never more than `items`.
+    fn parts(&self, items: usize) -> usize {
+        self.workers.threads().min(items).max(1)
+    }
+
+    /// The forward pass and the deltas of the gathered batch of `b` rows, by rows: a run of
+    /// consecutive rows for each thread. Returns the batch loss, summed over the rows in order
+    /// once all are done, so that it has the same bits for any thread count.
     fn forward_and_deltas(&mut self, b: usize) -> f64 {
+        let parts = self.parts(b);
         let (hyper, layers, simd) = (&self.hyper, &self.parameters.layers, self.simd);
         let ws = &mut self.workspace;
         let network = (&layers[..], &ws.weights_transposed[..]);
@@ -191,53 +199,55 @@ impl CpuBackend {
             (&self.train_images, &ws.batch[..b])
         };
         let labels = &ws.labels[..b];
-        let mid = b / 2;
-        let (mut activations_top, mut activations_bottom) = split_rows(&mut ws.activations, b, mid);
-        let (mut deltas_top, mut deltas_bottom) = split_rows(&mut ws.deltas, b, mid);
+        let ranges = row_ranges(b, parts);
         // The dropout buffers hold rows only under dropout.
-        let (rows_d, mid_d) = if hyper.dropout.is_some() {
-            (b, mid)
-        } else {
-            (0, 0)
+        let dropout_ranges = match hyper.dropout {
+            Some(_) => ranges.clone(),
+            None => vec![0..0; parts],
         };
-        let (mut dropped_top, mut dropped_bottom) = split_rows(&mut ws.dropped, rows_d, mid_d);
-        let (mut factors_top, mut factors_bottom) =
-            split_rows(&mut ws.dropout_factors, rows_d, mid_d);
+        let mut row_parts: Vec<RowPart> = (ranges.iter().cloned())
+            .zip(row_parts(&mut ws.activations, &ranges))
+            .zip(row_parts(&mut ws.deltas, &ranges))
+            .zip(row_parts(&mut ws.dropped, &dropout_ranges))
+            .zip(row_parts(&mut ws.dropout_factors, &dropout_ranges))
+            .map(
+                |((((rows, activations), deltas), dropped), factors)| RowPart {
+                    rows,
+                    activations,
+                    deltas,
+                    dropped,
+                    factors,
+                },
+            )
+            .collect();
         let step = self.state.steps + 1;
-        let dropped = |outputs, factors, first_row| {
-            let dropout = hyper.dropout?;
-            Some(Dropped {
+        self.workers.for_each(&mut row_parts, |part| {
+            let rows = part.rows.clone();
+            let dropped = hyper.dropout.map(|dropout| Dropped {
                 dropout,
                 step,
-                first_row,
-                outputs,
-                factors,
-            })
-        };
-        let (loss_top, loss_bottom) = self.worker.join(
-            || {
-                let rows = (&batch[..mid], &labels[..mid]);
-                let tensors = (&mut activations_top[..], &mut deltas_top[..]);
-                let dropped = dropped(&mut dropped_top[..], &mut factors_top[..], 0);
-                forward_and_deltas(network, (hyper, simd), images, rows, tensors, dropped)
-            },
-            || {
-                let rows = (&batch[mid..], &labels[mid..]);
-                let tensors = (&mut activations_bottom[..], &mut deltas_bottom[..]);
-                let dropped = dropped(&mut dropped_bottom[..], &mut factors_bottom[..], mid);
-                forward_and_deltas(network, (hyper, simd), images, rows, tensors, dropped)
-            },
-        );
-        let classes = layers[layers.len() - 1].weights.ncols();
-        (loss_top + loss_bottom) / loss_terms(hyper.output, b, classes) as f64
+                first_row: rows.start,
+                outputs: &mut part.dropped[..],
+                factors: &mut part.factors[..],
+            });
+            let tensors = (&mut part.activations[..], &mut part.deltas[..]);
+            let rows = (&batch[rows.clone()], &labels[rows]);
+            forward_and_deltas(network, (hyper, simd), images, rows, tensors, dropped);
+        });
+        let outputs = &ws.activations[layers.len() - 1];
+        let loss = loss_sum(hyper.output, outputs.slice(s![..b, ..]), labels);
+        loss / loss_terms(hyper.output, b, outputs.ncols()) as f64
     }
 
     /// The gradients and updates of the gathered batch of `b` rows from row `first_row` of the
-    /// training order, by parameters: W1's rows (pixels) cut between the two threads where
-    /// their shares balance ([`FirstLayerSplit`]), b1 and the later layers with the second. In
-    /// the file order, unchanged images regrouped by pixel once are kept for the later epochs'
-    /// same batches (`FileOrderPixels`).
+    /// training order, by parameters: W1's rows (pixels) cut between the threads where their
+    /// shares balance ([`FirstLayerSplit`]), b1 and the later layers with the last. In the file
+    /// order, unchanged images regrouped by pixel once are kept for the later epochs' same
+    /// batches (`FileOrderPixels`).
     fn update(&mut self, first_row: usize, b: usize) {
+        let pixels = self.parameters.layers[0].weights.nrows();
+        let parts = self.parts(pixels);
+        let cuts = self.first_layer_split.cuts(b, parts);
         let hyper = &self.hyper;
         let ws = &mut self.workspace;
         let (images, batch) = if input_changes(hyper, 0).any() {
@@ -259,77 +269,122 @@ impl CpuBackend {
         } else {
             &ws.activations
         };
-        let (activations, deltas) = (first_rows(inputs, b), first_rows(&ws.deltas, b));
-        let layers = &mut self.parameters.layers;
-        let (first_layer, later_layers) = layers.split_first_mut().expect("a network has layers");
-        let (first_state, later_first) = split_first_layer(&mut state.first);
-        let (second_state, later_second) = split_first_layer(&mut state.second);
-        let (first_weights_state, first_bias_state) = first_state.unzip();
-        let (second_weights_state, second_bias_state) = second_state.unzip();
-        let (first_gradient, later_gradients) = ws
-            .weight_gradients
-            .split_first_mut()
-            .expect("a network has layers");
-        let pixels = first_layer.weights.nrows();
-        let split = self.first_layer_split.at(b);
-        let (weights_top, weights_bottom) = first_layer.weights.view_mut().split_at(Axis(0), split);
-        let (gradient_top, gradient_bottom) = first_gradient.view_mut().split_at(Axis(0), split);
-        let (first_top, first_bottom) = split_state(first_weights_state, split);
-        let (second_top, second_bottom) = split_state(second_weights_state, split);
-        let [by_pixel_top, by_pixel_bottom] = &mut ws.by_pixel;
-        let first_bias = &mut first_layer.bias;
-        let bias_gradients = &mut ws.bias_gradients;
-        let weights_transposed = &mut ws.weights_transposed;
+        let (inputs, deltas) = (first_rows(inputs, b), first_rows(&ws.deltas, b));
         let keeps = self.order.is_none() && !input_changes(hyper, 0).any();
         let kept = self.file_order_pixels.get(first_row, b).filter(|_| keeps);
-        let (first_time, second_time) = self.worker.join(
-            || {
-                let start = Instant::now();
-                let rows = (weights_top, first_top, second_top, gradient_top);
-                let kept = kept.map(|all| all.from_pixel(0));
-                let by_pixel: &dyn PixelEntries = match &kept {
-                    Some(top) => top,
-                    None => by_pixel_top.fill_from(images, batch, 0..split),
-                };
-                update_first_layer_rows(update, deltas[0], rows, by_pixel);
-                start.elapsed()
-            },
-            || {
-                let start = Instant::now();
-                let rows = (weights_bottom, first_bottom, second_bottom, gradient_bottom);
-                let kept = kept.map(|all| all.from_pixel(split));
-                let by_pixel: &dyn PixelEntries = match &kept {
-                    Some(bottom) => bottom,
-                    None => by_pixel_bottom.fill_from(images, batch, split..pixels),
-                };
-                update_first_layer_rows(update, deltas[0], rows, by_pixel);
-                let bias_state = (first_bias_state, second_bias_state);
-                update_bias(
-                    update,
-                    deltas[0],
-                    first_bias,
-                    bias_state,
-                    &mut bias_gradients[0],
-                );
-                for (k, layer) in later_layers.iter_mut().enumerate() {
-                    let state = (later_first.get_mut(k), later_second.get_mut(k));
-                    let gradients = (&mut later_gradients[k], &mut bias_gradients[k + 1]);
-                    let (input, delta) = (activations[k], deltas[k + 1]);
-                    update_layer(update, input, delta, layer, state, gradients);
-                    // For the next step's deltas, here rather than alone before its forward
-                    // pass: the modern preset's W2ᵀ takes 30 µs.
-                    transpose_into(layer.weights.view(), weights_transposed[k].view_mut());
-                }
-                start.elapsed()
-            },
-        );
-        if self.worker.ran_apart() {
-            self.first_layer_split.balance(first_time, second_time);
+        if ws.by_pixel.len() < parts {
+            ws.by_pixel.resize_with(parts, Default::default);
         }
+        let mut update_parts = first_layer_parts(
+            &mut self.parameters.layers,
+            state,
+            (&mut ws.weight_gradients, &mut ws.bias_gradients),
+            &mut ws.weights_transposed,
+            &mut ws.by_pixel,
+            &cuts,
+        );
+        self.workers.for_each(&mut update_parts, |part| {
+            let start = Instant::now();
+            let kept = kept.map(|all| all.from_pixel(part.pixels.start));
+            let by_pixel: &dyn PixelEntries = match &kept {
+                Some(kept) => kept,
+                None => part.by_pixel.fill_from(images, batch, part.pixels.clone()),
+            };
+            if let Some(rows) = part.rows.take() {
+                update_first_layer_rows(update, deltas[0], rows, by_pixel);
+            }
+            if let Some(later) = part.later.take() {
+                update_later_layers(update, &inputs, &deltas, later);
+            }
+            part.time = start.elapsed();
+        });
+        if self.workers.ran_apart() {
+            let times: Vec<Duration> = update_parts.iter().map(|part| part.time).collect();
+            self.first_layer_split.balance(&times);
+        }
+        drop(update_parts);
         if keeps && kept.is_none() {
-            self.file_order_pixels.keep(first_row, b, &ws.by_pixel);
+            (self.file_order_pixels).keep(first_row, b, &ws.by_pixel[..parts]);
         }
     }
+}
+
+/// The rows of a batch one thread takes in the forward pass and the deltas, and its views of
+/// each layer's activations, deltas and (under dropout) dropped outputs and factors.
+struct RowPart<'a> {
+    rows: Range<usize>,
+    activations: Vec<ArrayViewMut2<'a, f32>>,
+    deltas: Vec<ArrayViewMut2<'a, f32>>,
+    dropped: Vec<ArrayViewMut2<'a, f32>>,
+    factors: Vec<ArrayViewMut2<'a, f32>>,
+}
+
+/// What one thread updates: W1's rows of `pixels` with their state and gradient, the buffer
+/// it regroups the batch's pixels in, and for the last part b1 and the later layers.
+struct FirstLayerPart<'a> {
+    pixels: Range<usize>,
+    rows: Option<FirstLayerRows<'a>>,
+    by_pixel: &'a mut PixelColumns,
+    later: Option<LaterLayers<'a>>,
+    /// How long its update took, for [`FirstLayerSplit::balance`].
+    time: Duration,
+}
+
+/// The parts of an update cut at `cuts` (W1's pixels), each with the views it updates.
+fn first_layer_parts<'a>(
+    layers: &'a mut [Layer],
+    state: &'a mut OptimiserState,
+    (weight_gradients, bias_gradients): (&'a mut [Array2<f32>], &'a mut [Array1<f32>]),
+    weights_transposed: &'a mut [Array2<f32>],
+    by_pixel: &'a mut [PixelColumns],
+    cuts: &[usize],
+) -> Vec<FirstLayerPart<'a>> {
+    let (first_layer, layers) = layers.split_first_mut().expect("a network has layers");
+    let (first_state, later_first) = split_first_layer(&mut state.first);
+    let (second_state, later_second) = split_first_layer(&mut state.second);
+    let (first_weights_state, first_bias_state) = first_state.unzip();
+    let (second_weights_state, second_bias_state) = second_state.unzip();
+    let (first_gradient, later_gradients) = weight_gradients
+        .split_first_mut()
+        .expect("a network has layers");
+    let parts = cuts.len() - 1;
+    let cut_state = |state: Option<&'a mut Array2<f32>>| -> Vec<_> {
+        match state {
+            Some(state) => cut_rows(state.view_mut(), cuts)
+                .into_iter()
+                .map(Some)
+                .collect(),
+            None => (0..parts).map(|_| None).collect(),
+        }
+    };
+    let weights = cut_rows(first_layer.weights.view_mut(), cuts);
+    let gradients = cut_rows(first_gradient.view_mut(), cuts);
+    let (firsts, seconds) = (
+        cut_state(first_weights_state),
+        cut_state(second_weights_state),
+    );
+    let mut later = Some(LaterLayers {
+        first_bias: &mut first_layer.bias,
+        first_bias_state: (first_bias_state, second_bias_state),
+        layers,
+        state: (later_first, later_second),
+        weight_gradients: later_gradients,
+        bias_gradients,
+        weights_transposed,
+    });
+    let rows = weights.into_iter().zip(firsts).zip(seconds).zip(gradients);
+    rows.zip(by_pixel.iter_mut())
+        .enumerate()
+        .map(
+            |(i, ((((weights, first), second), gradient), by_pixel))| FirstLayerPart {
+                pixels: cuts[i]..cuts[i + 1],
+                rows: Some((weights, first, second, gradient)),
+                by_pixel,
+                later: if i + 1 == parts { later.take() } else { None },
+                time: Duration::ZERO,
+            },
+        )
+        .collect()
 }
 
 impl Backend for CpuBackend {
@@ -462,12 +517,15 @@ impl Backend for CpuBackend {
         for start in (0..count).step_by(CHUNK) {
             let end = (start + CHUNK).min(count);
             let chunk = &images[start..end];
-            let mid = chunk.len() / 2;
-            let (mut top, mut bottom) = split_rows(&mut activations, chunk.len(), mid);
-            self.worker.join(
-                || forward(layers, (hyper, simd), set, &chunk[..mid], &mut top, None),
-                || forward(layers, (hyper, simd), set, &chunk[mid..], &mut bottom, None),
-            );
+            let ranges = row_ranges(chunk.len(), self.workers.threads().min(chunk.len()));
+            let mut parts: Vec<_> = ranges
+                .iter()
+                .zip(row_parts(&mut activations, &ranges))
+                .collect();
+            self.workers.for_each(&mut parts, |(rows, activations)| {
+                let chunk = &chunk[(*rows).clone()];
+                forward(layers, (hyper, simd), set, chunk, activations, None);
+            });
             outputs
                 .slice_mut(s![start..end, ..])
                 .assign(&activations[activations.len() - 1].slice(s![..end - start, ..]));

@@ -1,11 +1,11 @@
-//! The row-wise half of the fast CPU backend's step: the forward pass and every delta for some
-//! rows of a batch (the backend gives each of its two threads half the rows), through the
+//! The row-wise phase of the fast CPU backend's step: the forward pass and every delta for
+//! some rows of a batch (the backend gives each of its threads a run of rows), through the
 //! dropout where the run has it.
 
 use ndarray::{Array2, ArrayViewMut2, Zip};
 
 use super::{
-    DropoutConstants, activation_forward, dropout_row_hash, loss_sum, output_delta,
+    DropoutConstants, activation_forward, dropout_row_hash, output_delta,
     softmax_cross_entropy_delta, softmax_forward,
 };
 use crate::dense::{dense_hidden_delta, dense_linear_forward};
@@ -113,10 +113,9 @@ pub(super) fn forward(
     }
 }
 
-/// The row-wise half of a step for images `batch` (B) labelled `labels`: the forward pass,
+/// The row-wise phase of a step for images `batch` (B) labelled `labels`: the forward pass,
 /// then D_L and every hidden delta (docs/SEED.md's order), through the dropout under
-/// `dropped`. `weights_transposed[k]` is W(k+2)ᵀ, which D(k+1)'s product reads. Returns the
-/// loss summed over the rows.
+/// `dropped`. `weights_transposed[k]` is W(k+2)ᵀ, which D(k+1)'s product reads.
 pub(super) fn forward_and_deltas(
     (layers, weights_transposed): (&[Layer], &[Array2<f32>]),
     (hyper, simd): (&Hyperparameters, InstructionSet),
@@ -124,7 +123,7 @@ pub(super) fn forward_and_deltas(
     (batch, labels): (&[u32], &[u8]),
     (activations, deltas): (&mut [ArrayViewMut2<f32>], &mut [ArrayViewMut2<f32>]),
     dropped: Option<Dropped<'_, '_>>,
-) -> f64 {
+) {
     let mut dropped = dropped;
     forward(
         layers,
@@ -136,7 +135,6 @@ pub(super) fn forward_and_deltas(
     );
     let last = layers.len() - 1;
     let output = activations[last].view();
-    let loss = loss_sum(hyper.output, output, labels);
     match hyper.output {
         Output::SigmoidMse => output_delta(output, labels, deltas[last].view_mut()),
         Output::SoftmaxCrossEntropy => {
@@ -158,5 +156,4 @@ pub(super) fn forward_and_deltas(
                 .for_each(|delta, &f| *delta *= f);
         }
     }
-    loss
 }

@@ -1,7 +1,8 @@
 //! The buffers of the fast backend's training step, allocated once, and how they are cut
-//! between the two threads of a step.
+//! between the threads of a step.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::time::Duration;
 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
@@ -29,8 +30,8 @@ pub(super) struct Workspace {
     pub(super) weights_transposed: Vec<Array2<f32>>,
     pub(super) bias_gradients: Vec<Array1<f32>>,
     /// The batch's images regrouped by pixel, for the first layer's weight gradient: one
-    /// per thread's share of W1's rows ([`FirstLayerSplit`]).
-    pub(super) by_pixel: [PixelColumns; 2],
+    /// per part of W1's rows ([`FirstLayerSplit`]), made as the parts need them.
+    pub(super) by_pixel: Vec<PixelColumns>,
 }
 
 impl Workspace {
@@ -81,7 +82,7 @@ impl Workspace {
 /// The most bytes [`FileOrderPixels`] keeps: MNIST's 600 batches take about 74 MB.
 const FILE_ORDER_PIXELS_BYTES: usize = 512 << 20;
 
-/// The first layer's lit pixels regrouped by pixel (both halves of W1's rows) for each batch
+/// The first layer's lit pixels regrouped by pixel (every part of W1's rows) for each batch
 /// of the file order trained so far, up to FILE_ORDER_PIXELS_BYTES. In that order (the
 /// seed's) each epoch's batches are the same images, so the regrouping is done once: it was
 /// a sixth of a seed step (docs/performance.md). Keyed by the batch's first row and rows.
@@ -97,9 +98,9 @@ impl FileOrderPixels {
         self.batches.get(&(first_row, rows))
     }
 
-    /// Keeps a packed copy of `by_pixel`, the batch of `rows` from `first_row` regrouped,
-    /// where there is room.
-    pub(super) fn keep(&mut self, first_row: usize, rows: usize, by_pixel: &[PixelColumns; 2]) {
+    /// Keeps a packed copy of `by_pixel`, the batch of `rows` from `first_row` regrouped (its
+    /// parts consecutive ranges of pixels, from the first), where there is room.
+    pub(super) fn keep(&mut self, first_row: usize, rows: usize, by_pixel: &[PixelColumns]) {
         let packed = PackedPixelColumns::packed_in_turn(by_pixel);
         let bytes = packed.bytes();
         if self.bytes + bytes <= FILE_ORDER_PIXELS_BYTES {
@@ -109,27 +110,45 @@ impl FileOrderPixels {
     }
 }
 
-/// The first `rows` rows of each array, cut at row `mid` into two views.
-pub(super) fn split_rows(
-    arrays: &mut [Array2<f32>],
-    rows: usize,
-    mid: usize,
-) -> (Vec<ArrayViewMut2<'_, f32>>, Vec<ArrayViewMut2<'_, f32>>) {
-    arrays
-        .iter_mut()
-        .map(|a| a.slice_mut(s![..rows, ..]).split_at(Axis(0), mid))
-        .unzip()
+/// Rows `0..rows` cut into `parts` runs of consecutive rows, as even as can be.
+pub(super) fn row_ranges(rows: usize, parts: usize) -> Vec<Range<usize>> {
+    (0..parts)
+        .map(|i| i * rows / parts..(i + 1) * rows / parts)
+        .collect()
 }
 
-/// An optional optimiser-state matrix cut at row `mid` into two views.
-pub(super) fn split_state(
-    state: Option<&mut Array2<f32>>,
-    mid: usize,
-) -> (
-    Option<ArrayViewMut2<'_, f32>>,
-    Option<ArrayViewMut2<'_, f32>>,
-) {
-    state.map(|m| m.view_mut().split_at(Axis(0), mid)).unzip()
+/// Each array's rows cut at `ranges` (consecutive runs from row 0): part i holds every array's
+/// rows `ranges[i]`, as views.
+pub(super) fn row_parts<'a>(
+    arrays: &'a mut [Array2<f32>],
+    ranges: &[Range<usize>],
+) -> Vec<Vec<ArrayViewMut2<'a, f32>>> {
+    let mut parts: Vec<Vec<_>> = ranges.iter().map(|_| Vec::new()).collect();
+    let end = ranges.last().map_or(0, |range| range.end);
+    for array in arrays {
+        let mut rest = array.slice_mut(s![..end, ..]);
+        for (part, range) in parts.iter_mut().zip(ranges) {
+            let (rows, after) = rest.split_at(Axis(0), range.len());
+            part.push(rows);
+            rest = after;
+        }
+    }
+    parts
+}
+
+/// A matrix's rows cut at `cuts` (`cuts[i]..cuts[i + 1]` is part i), as views.
+pub(super) fn cut_rows<'a>(
+    matrix: ArrayViewMut2<'a, f32>,
+    cuts: &[usize],
+) -> Vec<ArrayViewMut2<'a, f32>> {
+    let mut parts = Vec::with_capacity(cuts.len().saturating_sub(1));
+    let mut rest = matrix;
+    for pair in cuts.windows(2) {
+        let (rows, after) = rest.split_at(Axis(0), pair[1] - pair[0]);
+        parts.push(rows);
+        rest = after;
+    }
+    parts
 }
 
 /// One layer's optimiser state for its weights and its bias, borrowed apart.
@@ -148,19 +167,20 @@ pub(super) fn first_rows(arrays: &[Array2<f32>], rows: usize) -> Vec<ArrayView2<
     arrays.iter().map(|a| a.slice(s![..rows, ..])).collect()
 }
 
-/// The most [`FirstLayerSplit::balance`] moves the first thread's share in one step.
+/// The most [`FirstLayerSplit::balance`] moves a part's share in one step, for two parts.
 const BALANCE_STEP: f64 = 0.02;
 
-/// How the fast backend cuts W1's rows between the two threads of an update: the first thread
-/// takes pixels `0..split`, the second the rest, b1 and every later layer. The cut changes no
-/// number (each row of W1 is updated alone), only how long each thread takes. It is placed
-/// where the first thread's share of a count of the multiply-adds is `share`, which starts at
-/// half and is then moved by measurement: after each update, towards the thread that took
-/// longer ([`FirstLayerSplit::balance`]), so that the count's weights need only be roughly
-/// right on any machine.
+/// How the fast backend cuts W1's rows between the parts of an update, one a thread: part i
+/// takes pixels `cuts[i]..cuts[i + 1]`, and the last one also b1 and every later layer. The
+/// cuts change no number (each row of W1 is updated alone), only how long each thread takes.
+/// They are placed where each part's share of a count of the multiply-adds is its `shares`
+/// entry; the shares start even and are then moved by measurement: after each update, from
+/// the parts that took longer than the mean to those that took less
+/// ([`FirstLayerSplit::balance`]), so that the count's weights need only be roughly right on
+/// any machine.
 pub(super) struct FirstLayerSplit {
-    /// The first thread's share of the counted work.
-    share: f64,
+    /// Each part's share of the counted work, summing to 1.
+    shares: Vec<f64>,
     /// `lit[p]` is how many training images pixels `0..p` are lit in, summed.
     lit: Vec<f64>,
     /// Multiply-adds of W1's gradient per lit entry of a pixel row: W1's width.
@@ -192,14 +212,14 @@ impl FirstLayerSplit {
         // Fitted to the modern preset's profile (docs/performance.md), in units of W1's sparse
         // multiply-adds with their regrouping: Adam's step on a parameter takes about 14, a
         // dense multiply-add of the later layers 0.5. (Counting the later layers' transposes,
-        // which the second thread also makes, measured no better.)
+        // which the last part also makes, measured no better.)
         let step = match optimiser {
             Optimiser::GradientDescent => 1.0,
             Optimiser::Momentum { .. } => 3.0,
             Optimiser::Adam { .. } => 14.0,
         };
         Self {
-            share: 0.5,
+            shares: vec![1.0],
             lit,
             width: parameters.layers[0].weights.ncols() as f64,
             step,
@@ -212,8 +232,13 @@ impl FirstLayerSplit {
         }
     }
 
-    /// The first pixel of the second thread's share, for a step of `rows` rows.
-    pub(super) fn at(&self, rows: usize) -> usize {
+    /// The pixels where the parts of a step of `rows` rows start, then W1's rows: `parts + 1`
+    /// cuts, from 0. A new count of parts starts again from even shares.
+    pub(super) fn cuts(&mut self, rows: usize, parts: usize) -> Vec<usize> {
+        let parts = parts.max(1);
+        if self.shares.len() != parts {
+            self.shares = vec![1.0 / parts as f64; parts];
+        }
         let rows = rows as f64;
         let first_layer = |pixels: usize| {
             let stepped = if self.every_row_stepped {
@@ -225,21 +250,37 @@ impl FirstLayerSplit {
         };
         let pixels = self.lit.len() - 1;
         let later = rows * self.later_products + self.later_parameters * self.step;
-        let first_share = (first_layer(pixels) + later) * self.share;
-        (0..pixels)
-            .find(|&p| first_layer(p) >= first_share)
-            .unwrap_or(pixels)
+        let total = first_layer(pixels) + later;
+        let mut cuts = vec![0];
+        let mut before = 0.0;
+        for share in &self.shares[..parts - 1] {
+            before += share;
+            let from = cuts[cuts.len() - 1];
+            let cut = (from..pixels)
+                .find(|&p| first_layer(p) >= total * before)
+                .unwrap_or(pixels);
+            cuts.push(cut);
+        }
+        cuts.push(pixels);
+        cuts
     }
 
-    /// Moves the cut after an update whose first and second threads took `first` and
-    /// `second`: the share by at most `BALANCE_STEP` a step, so that one step that the host
-    /// interrupted moves it little.
-    pub(super) fn balance(&mut self, first: Duration, second: Duration) {
-        let (first, second) = (first.as_secs_f64(), second.as_secs_f64());
-        if first + second > 0.0 {
-            let lag = (second - first) / (first + second);
-            self.share = (self.share + BALANCE_STEP * lag).clamp(0.0, 1.0);
+    /// Moves the shares after an update whose parts took `times`: each towards the mean of the
+    /// times, by at most `BALANCE_STEP` a step for two parts, so that one step that the host
+    /// interrupted moves them little.
+    pub(super) fn balance(&mut self, times: &[Duration]) {
+        let times: Vec<f64> = times.iter().map(Duration::as_secs_f64).collect();
+        let total: f64 = times.iter().sum();
+        if times.len() != self.shares.len() || total <= 0.0 {
+            return;
         }
+        let mean = total / times.len() as f64;
+        for (share, time) in self.shares.iter_mut().zip(&times) {
+            let lag = (mean - time) / total;
+            *share = (*share + BALANCE_STEP * times.len() as f64 * lag).max(0.0);
+        }
+        let sum: f64 = self.shares.iter().sum();
+        self.shares.iter_mut().for_each(|share| *share /= sum);
     }
 }
 
@@ -254,35 +295,59 @@ mod tests {
         let (input, classes) = (sizes[0], sizes[sizes.len() - 1]);
         let sizes = LayerSizes::new(sizes.to_vec(), input, classes).expect("valid sizes");
         let parameters = Parameters::init(&sizes, Init::Normal, 0);
-        FirstLayerSplit::new(&parameters, lit, 10, optimiser, stepped).at(100)
+        FirstLayerSplit::new(&parameters, lit, 10, optimiser, stepped).cuts(100, 2)[1]
     }
 
-    /// A second thread that takes longer moves the cut towards the end, a step at a time; a
-    /// first thread that takes longer moves it back; the share stays within 0..=1.
+    /// A second part that takes longer moves the cut towards the end, a step at a time; a
+    /// first part that takes longer moves it back; the shares stay within 0..=1.
     #[test]
-    fn measured_times_move_the_cut_towards_the_slower_thread() {
+    fn measured_times_move_the_cut_towards_the_slower_part() {
         let sizes = LayerSizes::new(vec![100, 64, 1], 100, 1).expect("valid sizes");
         let parameters = Parameters::init(&sizes, Init::Normal, 0);
         let gd = Optimiser::GradientDescent;
         let mut split = FirstLayerSplit::new(&parameters, &[5; 100], 10, gd, false);
-        let start = split.at(100);
+        let start = split.cuts(100, 2)[1];
         let ms = Duration::from_millis;
-        split.balance(ms(1), ms(3));
-        let later = split.at(100);
+        split.balance(&[ms(1), ms(3)]);
+        let later = split.cuts(100, 2)[1];
         assert!(later > start, "{later} after {start}");
         for _ in 0..200 {
-            split.balance(ms(1), ms(3));
+            split.balance(&[ms(1), ms(3)]);
         }
-        assert_eq!(split.at(100), 100);
+        assert_eq!(split.cuts(100, 2), [0, 100, 100]);
         for _ in 0..200 {
-            split.balance(ms(3), ms(1));
+            split.balance(&[ms(3), ms(1)]);
         }
-        assert_eq!(split.at(100), 0);
+        assert_eq!(split.cuts(100, 2), [0, 0, 100]);
+    }
+
+    /// Four parts of evenly lit pixels start near quarters of W1 (the last one a little short:
+    /// it has b1 and layer 2 too); a part that takes longer than the others gives pixels to
+    /// them, and the cuts always run in order from 0 to every pixel.
+    #[test]
+    fn four_parts_start_even_and_move_from_the_slowest() {
+        let sizes = LayerSizes::new(vec![100, 64, 1], 100, 1).expect("valid sizes");
+        let parameters = Parameters::init(&sizes, Init::Normal, 0);
+        let gd = Optimiser::GradientDescent;
+        let mut split = FirstLayerSplit::new(&parameters, &[5; 100], 10, gd, false);
+        let even = split.cuts(100, 4);
+        assert_eq!((even[0], even[4]), (0, 100));
+        for (i, &cut) in even[1..4].iter().enumerate() {
+            assert!((25 * (i + 1)..=25 * (i + 1) + 2).contains(&cut), "{even:?}");
+        }
+        let ms = Duration::from_millis;
+        for _ in 0..20 {
+            split.balance(&[ms(1), ms(4), ms(1), ms(1)]);
+        }
+        let moved = split.cuts(100, 4);
+        assert!(moved[2] - moved[1] < even[2] - even[1], "{moved:?}");
+        assert!(moved.windows(2).all(|w| w[0] <= w[1]), "{moved:?}");
+        assert_eq!(split.cuts(100, 2).len(), 3, "a new count starts again");
     }
 
     /// Evenly lit pixels and little behind layer 1 cut near the middle; heavy later layers
-    /// move the cut towards the end, up to giving the first thread all of W1; a share lit
-    /// only at the end goes to the first thread.
+    /// move the cut towards the end, up to giving the first part all of W1; a share lit
+    /// only at the end goes to the first part.
     #[test]
     fn the_cut_balances_the_two_shares() {
         let gd = Optimiser::GradientDescent;
