@@ -4,6 +4,7 @@
 //! Data flows one way: [`data`] loads and checks the IDX files, [`train`] drives any
 //! [`Backend`] batch by batch, [`metrics`] turns what the backend reports into numbers.
 
+pub mod aligned;
 pub mod atomic;
 pub mod backend;
 pub mod checkpoint;

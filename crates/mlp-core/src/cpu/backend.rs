@@ -20,6 +20,7 @@ use super::{
     check_input_width, check_order, check_output_width, evaluation, loss_sum, loss_terms,
     reduction_scale,
 };
+use crate::aligned::align_layers;
 use crate::backend::{
     Backend, BackendError, Evaluation, OptimiserState, StepKernels, StepTrace, TrainLoss,
     check_rows,
@@ -96,8 +97,11 @@ impl CpuBackend {
         check_input_width(&parameters, train)?;
         check_input_width(&parameters, validation)?;
         check_output_width(&parameters, hyper.output)?;
+        let mut parameters = parameters;
+        align_layers(&mut parameters.layers);
         let workspace = Workspace::new(&parameters, 0, hyper.dropout.is_some());
-        let state = OptimiserState::new(hyper.optimiser, &parameters);
+        let mut state = OptimiserState::new(hyper.optimiser, &parameters);
+        align_state(&mut state);
         let train_images = SparseImages::new(train);
         let first_layer_split = FirstLayerSplit::new(
             &parameters,
@@ -309,6 +313,12 @@ impl CpuBackend {
     }
 }
 
+/// Moves the optimiser's state onto cache lines, as the parameters it steps with.
+fn align_state(state: &mut OptimiserState) {
+    align_layers(&mut state.first);
+    align_layers(&mut state.second);
+}
+
 /// The rows of a batch one thread takes in the forward pass and the deltas, and its views of
 /// each layer's activations, deltas and (under dropout) dropped outputs and factors.
 struct RowPart<'a> {
@@ -419,6 +429,7 @@ impl Backend for CpuBackend {
     fn set_parameters(&mut self, parameters: &Parameters) -> Result<(), BackendError> {
         parameters.check_shapes(&self.parameters.layer_sizes())?;
         self.parameters = parameters.clone();
+        align_layers(&mut self.parameters.layers);
         self.workspace.transpose_weights(&self.parameters);
         Ok(())
     }
@@ -434,6 +445,7 @@ impl Backend for CpuBackend {
     fn set_optimiser_state(&mut self, state: &OptimiserState) -> Result<(), BackendError> {
         state.check_for(self.hyper.optimiser, &self.parameters.layer_sizes())?;
         self.state = state.clone();
+        align_state(&mut self.state);
         Ok(())
     }
 

@@ -5,13 +5,15 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::time::Duration;
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, s};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Ix1, Ix2, s};
 
+use crate::aligned::{aligned, aligned_zeros};
 use crate::network::{Layer, Parameters};
 use crate::options::Optimiser;
 use crate::sparse::{PackedPixelColumns, PixelColumns};
 
-/// The buffers of one training step: activations A1..AL, deltas D1..DL and the gradients.
+/// The buffers of one training step: activations A1..AL, deltas D1..DL and the gradients,
+/// each starting on a cache line ([`crate::aligned`]).
 pub(super) struct Workspace {
     /// The batch's image indices and labels, in the training order; their length is the
     /// most rows the buffers hold.
@@ -43,7 +45,7 @@ impl Workspace {
             parameters
                 .layers
                 .iter()
-                .map(|l| Array2::zeros(shape(l)))
+                .map(|l| aligned_zeros(Ix2(shape(l).0, shape(l).1)))
                 .collect()
         };
         Self {
@@ -56,12 +58,12 @@ impl Workspace {
             deltas: per_layer(&|l| (rows, outputs(l))),
             weight_gradients: per_layer(&|l| l.weights.dim()),
             weights_transposed: (parameters.layers.iter().skip(1))
-                .map(|l| l.weights.t().as_standard_layout().into_owned())
+                .map(|l| aligned(l.weights.t().to_owned()))
                 .collect(),
             bias_gradients: parameters
                 .layers
                 .iter()
-                .map(|l| Array1::zeros(outputs(l)))
+                .map(|l| aligned_zeros(Ix1(outputs(l))))
                 .collect(),
             by_pixel: Default::default(),
         }
