@@ -4,7 +4,7 @@
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use ndarray::{Array1, Array2, ArrayViewMut2, s};
+use ndarray::{Array1, Array2, ArrayViewMut2, Ix2, s};
 
 use super::rows::{Dropped, forward, forward_and_deltas, is_sigmoid};
 use super::updates::{
@@ -20,7 +20,7 @@ use super::{
     check_input_width, check_order, check_output_width, evaluation, loss_sum, loss_terms,
     reduction_scale,
 };
-use crate::aligned::align_layers;
+use crate::aligned::{align_layers, aligned_zeros};
 use crate::backend::{
     Backend, BackendError, Evaluation, OptimiserState, StepKernels, StepTrace, TrainLoss,
     check_rows,
@@ -520,7 +520,7 @@ impl Backend for CpuBackend {
             .parameters
             .layers
             .iter()
-            .map(|l| Array2::zeros((CHUNK.min(count), l.weights.ncols())))
+            .map(|l| aligned_zeros(Ix2(CHUNK.min(count), l.weights.ncols())))
             .collect();
         let classes = activations.last().map_or(0, Array2::ncols);
         let mut outputs = Array2::zeros((count, classes));
