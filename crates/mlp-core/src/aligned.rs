@@ -33,7 +33,7 @@ pub fn aligned_zeros<D: Dimension>(shape: D) -> Array<f32, D> {
 /// `array`'s values starting on a cache line, in row-major order: `array` itself where they
 /// already are, else a copy.
 pub fn aligned<D: Dimension>(array: Array<f32, D>) -> Array<f32, D> {
-    let on_a_line = array.as_ptr() as usize % CACHE_LINE == 0;
+    let on_a_line = (array.as_ptr() as usize).is_multiple_of(CACHE_LINE);
     if on_a_line && array.is_standard_layout() {
         return array;
     }
@@ -63,12 +63,12 @@ mod tests {
             assert_eq!(zeros.dim(), (rows, cols));
             // An empty array has no first value to place.
             let empty = rows * cols == 0;
-            assert!(empty || zeros.as_ptr() as usize % CACHE_LINE == 0);
+            assert!(empty || (zeros.as_ptr() as usize).is_multiple_of(CACHE_LINE));
             assert!(zeros.iter().all(|&x| x == 0.0));
             let values = Array2::from_shape_fn((rows, cols), |(r, c)| (r * cols + c) as f32);
             let copy = aligned(values.clone());
             assert_eq!(copy, values);
-            assert!(empty || copy.as_ptr() as usize % CACHE_LINE == 0);
+            assert!(empty || (copy.as_ptr() as usize).is_multiple_of(CACHE_LINE));
             assert!(copy.as_slice().is_some(), "row by row");
         }
     }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use ndarray::{Array1, Array2, ArrayViewMut2, Ix2, s};
 
 use super::rows::{Dropped, forward, forward_and_deltas, is_sigmoid};
+use super::step_threads::StepThreads;
 use super::updates::{
     FirstLayerRows, LaterLayers, Update, fused_descent, update_first_layer_rows,
     update_later_layers,
@@ -78,6 +79,8 @@ pub struct CpuBackend {
     first_layer_split: FirstLayerSplit,
     /// Take all but the first part of each phase of a step, each on a thread of its own.
     workers: Workers,
+    /// How many of those threads a step uses.
+    step_threads: StepThreads,
 }
 
 /// The threads a step runs on by default: rayon's pool's (`RAYON_NUM_THREADS`, else the
@@ -127,6 +130,7 @@ impl CpuBackend {
             file_order_pixels: FileOrderPixels::default(),
             first_layer_split,
             workers: Workers::new(default_threads()),
+            step_threads: StepThreads::new(default_threads()),
         })
     }
 
@@ -134,6 +138,7 @@ impl CpuBackend {
     pub fn with_threads(mut self, threads: usize) -> Self {
         if threads.max(1) != self.workers.threads() {
             self.workers = Workers::new(threads);
+            self.step_threads = StepThreads::new(self.workers.threads());
         }
         self
     }
@@ -154,10 +159,12 @@ impl CpuBackend {
     /// update.
     fn step(&mut self, rows: Range<usize>) -> Result<f64, BackendError> {
         check_rows(&rows, self.train_labels.len())?;
+        let start = Instant::now();
         let first_row = rows.start;
         let b = self.gather_batch(rows);
         let loss = self.forward_and_deltas(b);
         self.update(first_row, b);
+        self.step_threads.note(start.elapsed());
         Ok(loss)
     }
 
@@ -183,9 +190,10 @@ impl CpuBackend {
         b
     }
 
-    /// The parts a phase of a step is cut into: one a thread, never more than `items`.
+    /// The parts a phase of a step is cut into: one for each thread the step uses, never more
+    /// than `items`.
     fn parts(&self, items: usize) -> usize {
-        self.workers.threads().min(items).max(1)
+        self.step_threads.count().min(items).max(1)
     }
 
     /// The forward pass and the deltas of the gathered batch of `b` rows, by rows: a run of

@@ -18,6 +18,7 @@ mod backend;
 mod reference;
 mod regularisation;
 mod rows;
+mod step_threads;
 mod updates;
 mod worker;
 mod workspace;

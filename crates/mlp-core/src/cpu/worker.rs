@@ -98,7 +98,9 @@ impl WorkerThread {
 /// The caller's partners for [`Workers::for_each`]; dropping it ends their threads.
 pub struct Workers {
     threads: Vec<WorkerThread>,
-    contention: Contention,
+    /// For each count of workers a phase posts to (from 1): whether they got their cores. A
+    /// busy machine may leave one worker its core but not three.
+    contention: Vec<Contention>,
     /// Whether the last `for_each` ran its parts at once, each on a thread of its own.
     ran_apart: bool,
 }
@@ -107,10 +109,10 @@ impl Workers {
     /// `threads − 1` worker threads beside the caller's (fewer where the system refuses one);
     /// with 1, every part runs on the caller's thread.
     pub fn new(threads: usize) -> Self {
-        let threads = (1..threads).map_while(|_| WorkerThread::spawn()).collect();
+        let threads: Vec<_> = (1..threads).map_while(|_| WorkerThread::spawn()).collect();
         Self {
+            contention: threads.iter().map(|_| Contention::default()).collect(),
             threads,
-            contention: Contention::default(),
             ran_apart: false,
         }
     }
@@ -134,12 +136,12 @@ impl Workers {
     #[allow(unsafe_code)]
     pub fn for_each<T: Send>(&mut self, parts: &mut [T], run: impl Fn(&mut T) + Sync) {
         self.ran_apart = false;
-        if parts.len() < 2 || self.threads.is_empty() || self.contention.run_here() {
+        let posted_count = parts.len().saturating_sub(1).min(self.threads.len());
+        if posted_count == 0 || self.contention[posted_count - 1].run_here() {
             parts.iter_mut().for_each(run);
             return;
         }
         let (first, others) = parts.split_first_mut().expect("two parts or more");
-        let posted_count = others.len().min(self.threads.len());
         let (posted, here) = others.split_at_mut(posted_count);
         self.ran_apart = here.is_empty();
         let run = &run;
@@ -169,7 +171,7 @@ impl Workers {
             panic = panic.or(theirs);
         }
         drop(closures);
-        self.contention.note(longest_wait);
+        self.contention[posted_count - 1].note(longest_wait);
         if let Some(panic) = panic {
             resume_unwind(panic);
         }
@@ -388,7 +390,7 @@ mod tests {
     #[test]
     fn phases_the_busy_machine_sends_to_the_caller_run_every_part() {
         let mut workers = Workers::new(2);
-        workers.contention.here = 3;
+        workers.contention[0].here = 3;
         for step in 0..5 {
             let mut values = [step, step + 1];
             square_each(&mut workers, &mut values);

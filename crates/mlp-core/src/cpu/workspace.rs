@@ -181,8 +181,9 @@ const BALANCE_STEP: f64 = 0.02;
 /// ([`FirstLayerSplit::balance`]), so that the count's weights need only be roughly right on
 /// any machine.
 pub(super) struct FirstLayerSplit {
-    /// Each part's share of the counted work, summing to 1.
-    shares: Vec<f64>,
+    /// For each count of parts (from 1), each part's share of the counted work, summing to 1:
+    /// kept apart, as a step's thread count may change ([`super::step_threads`]).
+    shares: Vec<Vec<f64>>,
     /// `lit[p]` is how many training images pixels `0..p` are lit in, summed.
     lit: Vec<f64>,
     /// Multiply-adds of W1's gradient per lit entry of a pixel row: W1's width.
@@ -221,7 +222,7 @@ impl FirstLayerSplit {
             Optimiser::Adam { .. } => 14.0,
         };
         Self {
-            shares: vec![1.0],
+            shares: Vec::new(),
             lit,
             width: parameters.layers[0].weights.ncols() as f64,
             step,
@@ -234,13 +235,23 @@ impl FirstLayerSplit {
         }
     }
 
+    /// Each part's share for a count of `parts`: even, the first time.
+    fn shares(&mut self, parts: usize) -> &mut Vec<f64> {
+        if self.shares.len() < parts {
+            self.shares.resize_with(parts, Vec::new);
+        }
+        let shares = &mut self.shares[parts - 1];
+        if shares.is_empty() {
+            *shares = vec![1.0 / parts as f64; parts];
+        }
+        shares
+    }
+
     /// The pixels where the parts of a step of `rows` rows start, then W1's rows: `parts + 1`
-    /// cuts, from 0. A new count of parts starts again from even shares.
+    /// cuts, from 0. Each count of parts has shares of its own.
     pub(super) fn cuts(&mut self, rows: usize, parts: usize) -> Vec<usize> {
         let parts = parts.max(1);
-        if self.shares.len() != parts {
-            self.shares = vec![1.0 / parts as f64; parts];
-        }
+        let shares = self.shares(parts).clone();
         let rows = rows as f64;
         let first_layer = |pixels: usize| {
             let stepped = if self.every_row_stepped {
@@ -255,7 +266,7 @@ impl FirstLayerSplit {
         let total = first_layer(pixels) + later;
         let mut cuts = vec![0];
         let mut before = 0.0;
-        for share in &self.shares[..parts - 1] {
+        for share in &shares[..parts - 1] {
             before += share;
             let from = cuts[cuts.len() - 1];
             let cut = (from..pixels)
@@ -273,16 +284,17 @@ impl FirstLayerSplit {
     pub(super) fn balance(&mut self, times: &[Duration]) {
         let times: Vec<f64> = times.iter().map(Duration::as_secs_f64).collect();
         let total: f64 = times.iter().sum();
-        if times.len() != self.shares.len() || total <= 0.0 {
+        if times.is_empty() || total <= 0.0 {
             return;
         }
         let mean = total / times.len() as f64;
-        for (share, time) in self.shares.iter_mut().zip(&times) {
+        let shares = self.shares(times.len());
+        for (share, time) in shares.iter_mut().zip(&times) {
             let lag = (mean - time) / total;
             *share = (*share + BALANCE_STEP * times.len() as f64 * lag).max(0.0);
         }
-        let sum: f64 = self.shares.iter().sum();
-        self.shares.iter_mut().for_each(|share| *share /= sum);
+        let sum: f64 = shares.iter().sum();
+        shares.iter_mut().for_each(|share| *share /= sum);
     }
 }
 
@@ -344,7 +356,9 @@ mod tests {
         let moved = split.cuts(100, 4);
         assert!(moved[2] - moved[1] < even[2] - even[1], "{moved:?}");
         assert!(moved.windows(2).all(|w| w[0] <= w[1]), "{moved:?}");
-        assert_eq!(split.cuts(100, 2).len(), 3, "a new count starts again");
+        let two = split.cuts(100, 2);
+        assert!((50..=53).contains(&two[1]), "two parts start even: {two:?}");
+        assert_eq!(split.cuts(100, 4), moved, "four parts keep their shares");
     }
 
     /// Evenly lit pixels and little behind layer 1 cut near the middle; heavy later layers
