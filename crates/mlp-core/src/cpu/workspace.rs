@@ -312,14 +312,20 @@ mod tests {
         FirstLayerSplit::new(&parameters, lit, 10, optimiser, stepped).cuts(100, 2)[1]
     }
 
+    /// The split of a 100-64-1 network trained by plain descent on 100 pixels each lit in
+    /// half of 10 images.
+    fn evenly_lit_split() -> FirstLayerSplit {
+        let sizes = LayerSizes::new(vec![100, 64, 1], 100, 1).expect("valid sizes");
+        let parameters = Parameters::init(&sizes, Init::Normal, 0);
+        let gd = Optimiser::GradientDescent;
+        FirstLayerSplit::new(&parameters, &[5; 100], 10, gd, false)
+    }
+
     /// A second part that takes longer moves the cut towards the end, a step at a time; a
     /// first part that takes longer moves it back; the shares stay within 0..=1.
     #[test]
     fn measured_times_move_the_cut_towards_the_slower_part() {
-        let sizes = LayerSizes::new(vec![100, 64, 1], 100, 1).expect("valid sizes");
-        let parameters = Parameters::init(&sizes, Init::Normal, 0);
-        let gd = Optimiser::GradientDescent;
-        let mut split = FirstLayerSplit::new(&parameters, &[5; 100], 10, gd, false);
+        let mut split = evenly_lit_split();
         let start = split.cuts(100, 2)[1];
         let ms = Duration::from_millis;
         split.balance(&[ms(1), ms(3)]);
@@ -340,10 +346,7 @@ mod tests {
     /// them, and the cuts always run in order from 0 to every pixel.
     #[test]
     fn four_parts_start_even_and_move_from_the_slowest() {
-        let sizes = LayerSizes::new(vec![100, 64, 1], 100, 1).expect("valid sizes");
-        let parameters = Parameters::init(&sizes, Init::Normal, 0);
-        let gd = Optimiser::GradientDescent;
-        let mut split = FirstLayerSplit::new(&parameters, &[5; 100], 10, gd, false);
+        let mut split = evenly_lit_split();
         let even = split.cuts(100, 4);
         assert_eq!((even[0], even[4]), (0, 100));
         for (i, &cut) in even[1..4].iter().enumerate() {
