@@ -55,8 +55,8 @@ fn input_changes(hyper: &Hyperparameters, steps_done: u64) -> InputChanges {
 /// [`super::ReferenceBackend`]. The images are kept sparse (their zero pixels left out), the
 /// first layer's two products skip those zeros ([`crate::sparse`]) on the widest vectors the CPU
 /// has ([`InstructionSet`]), the sigmoid runs a vector at a time, and each step is split
-/// between the threads ([`Workers`]): the same sums with a fifth of the arithmetic. In the file order each
-/// batch is regrouped by pixel once and kept.
+/// between the threads ([`Workers`]): the same sums with a fifth of the arithmetic. In the file
+/// order each batch is regrouped by pixel once and kept.
 pub struct CpuBackend {
     parameters: Parameters,
     hyper: Hyperparameters,
@@ -143,7 +143,8 @@ impl CpuBackend {
         self
     }
 
-    /// The threads a step runs on.
+    /// The threads a step may run on; it runs on the count of them that measures fastest
+    /// ([`super::step_threads`]).
     pub fn threads(&self) -> usize {
         self.workers.threads()
     }
