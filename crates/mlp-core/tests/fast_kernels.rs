@@ -8,14 +8,17 @@ mod common;
 use common::{assert_matrix_passes, instruction_sets, random_matrix};
 use mlp_core::Dataset;
 use mlp_core::compare::{Difference, Tolerance};
-use mlp_core::cpu::{gradient_descent_update, linear_forward, sigmoid_forward, weights_gradient};
+use mlp_core::cpu::{
+    AdamStep, adam_update, gradient_descent_update, linear_forward, sigmoid_forward,
+    weights_gradient,
+};
 use mlp_core::rng::Rng;
 use mlp_core::simd::InstructionSet;
 use mlp_core::sparse::{
     PackedPixelColumns, PixelColumns, SparseImages, sparse_gradient_descent, sparse_linear_forward,
     sparse_weights_gradient,
 };
-use mlp_core::vectorised::sigmoid_forward_vectorised;
+use mlp_core::vectorised::{adam_update_vectorised, sigmoid_forward_vectorised};
 use ndarray::{Array1, Array2, Axis};
 
 /// Both sides are f32 sums of the same terms in another order. With up to ~160 lit pixels of
@@ -305,5 +308,73 @@ fn sparse_gradient_descent_should_match_reference() {
                 SUMMATION_ORDER,
             );
         }
+    }
+}
+
+/// Adam's vectorised step against the reference's, bit for bit, over a few steps (the bias
+/// corrections change with t) on a length that leaves a partial vector, with gradients from
+/// tiny to large, and a third of the moments starting just above the smallest normal float
+/// with a zero gradient, so that they decay below it and are flushed to 0.
+#[test]
+fn adam_update_vectorised_should_match_reference_bit_for_bit() {
+    let mut rng = Rng::new(37);
+    let len = 1_000 * 3 + 7;
+    let start = random_matrix(1, len, &mut rng);
+    for simd in instruction_sets() {
+        let (mut reference, mut vectorised) = (start.clone(), start.clone());
+        let decaying = |i: usize| i % 3 == 0;
+        let tiny = |(_, i): (usize, usize)| if decaying(i) { 1.4e-38 } else { 0.0 };
+        let start_moment = || Array2::<f32>::from_shape_fn((1, len), tiny);
+        let (mut m_reference, mut v_reference) = (start_moment(), start_moment());
+        let (mut m_vectorised, mut v_vectorised) = (start_moment(), start_moment());
+        for t in 1..=4 {
+            let scale = 10f32.powi(t as i32 * 2 - 5);
+            let mut gradient = random_matrix(1, len, &mut rng).mapv(|g| g * scale);
+            for (i, g) in gradient.iter_mut().enumerate() {
+                if decaying(i) {
+                    *g = 0.0;
+                }
+            }
+            let step = AdamStep {
+                beta1: 0.9,
+                beta2: 0.999,
+                epsilon: 1e-8,
+                t,
+            };
+            let reference_state = (m_reference.view_mut(), v_reference.view_mut());
+            adam_update(
+                reference.view_mut(),
+                reference_state.0,
+                reference_state.1,
+                gradient.view(),
+                1e-3,
+                step,
+            );
+            let tensors = (
+                vectorised.as_slice_mut().expect("one row"),
+                m_vectorised.as_slice_mut().expect("one row"),
+                v_vectorised.as_slice_mut().expect("one row"),
+            );
+            let gradient = gradient.as_slice().expect("one row");
+            adam_update_vectorised(simd, tensors, gradient, 1e-3, step);
+        }
+        let bits = |a: &Array2<f32>| a.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+        let differing = (bits(&reference).iter().zip(bits(&vectorised)))
+            .filter(|(a, b)| *a != b)
+            .count();
+        println!("adam {simd}: {differing} of {len} parameters differ in any bit");
+        let flushed = m_reference.iter().step_by(3).all(|&m| m == 0.0);
+        assert!(flushed, "the decaying first moments end flushed to 0");
+        assert_eq!(bits(&vectorised), bits(&reference), "parameters, {simd}");
+        assert_eq!(
+            bits(&m_vectorised),
+            bits(&m_reference),
+            "first moments, {simd}"
+        );
+        assert_eq!(
+            bits(&v_vectorised),
+            bits(&v_reference),
+            "second moments, {simd}"
+        );
     }
 }

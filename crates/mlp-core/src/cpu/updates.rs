@@ -1,15 +1,16 @@
 //! The updates of the parts of a fast CPU step, each on the rows or layers one thread owns:
 //! W1's rows of some pixels, b1 and the later layers.
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array1, Array2, ArrayView, ArrayView2, ArrayViewMut, ArrayViewMut2, Dimension};
 
-use super::bias_gradient;
-use super::reference::optimiser_update;
+use super::reference::{OptimiserViews, optimiser_update};
+use super::{AdamStep, bias_gradient, decoupled_weight_decay};
 use crate::dense::{dense_weights_gradient, transpose_into};
 use crate::network::Layer;
 use crate::options::{Hyperparameters, Optimiser};
 use crate::simd::InstructionSet;
 use crate::sparse::{PixelEntries, sparse_gradient_descent, sparse_weights_gradient};
+use crate::vectorised::adam_update_vectorised;
 
 /// What every part of a step's update shares.
 #[derive(Clone, Copy)]
@@ -40,11 +41,7 @@ pub(super) fn update_first_layer_rows(
     by_pixel: &dyn PixelEntries,
 ) {
     let Update {
-        hyper,
-        simd,
-        scale,
-        t,
-        ..
+        hyper, simd, scale, ..
     } = update;
     let rate = hyper.learning_rate;
     if fused_descent(hyper) {
@@ -52,14 +49,12 @@ pub(super) fn update_first_layer_rows(
     } else {
         let rows = gradient.view_mut();
         sparse_weights_gradient(simd, by_pixel, delta, scale, rows);
-        optimiser_update(
-            hyper.optimiser,
+        step_parameters(
+            update,
             weights,
             (first, second),
             gradient.view(),
-            rate,
             hyper.weight_decay,
-            t,
         );
     }
 }
@@ -78,19 +73,9 @@ pub(super) fn update_bias(
     (first, second): (Option<&mut Array1<f32>>, Option<&mut Array1<f32>>),
     gradient: &mut Array1<f32>,
 ) {
-    let Update {
-        hyper, scale, t, ..
-    } = update;
-    bias_gradient(delta, scale, gradient.view_mut());
-    optimiser_update(
-        hyper.optimiser,
-        bias.view_mut(),
-        (first.map(|m| m.view_mut()), second.map(|m| m.view_mut())),
-        gradient.view(),
-        hyper.learning_rate,
-        0.0,
-        t,
-    );
+    bias_gradient(delta, update.scale, gradient.view_mut());
+    let state = (first.map(|m| m.view_mut()), second.map(|m| m.view_mut()));
+    step_parameters(update, bias.view_mut(), state, gradient.view(), 0.0);
 }
 
 /// A layer after the first, whose input A(k−1) (B, in) is dense: the gradients
@@ -104,25 +89,22 @@ pub(super) fn update_layer(
     (weights_gradient_k, bias_gradient_k): (&mut Array2<f32>, &mut Array1<f32>),
 ) {
     let Update {
-        hyper,
-        simd,
-        scale,
-        t,
+        hyper, simd, scale, ..
     } = update;
     dense_weights_gradient(simd, input, delta, scale, weights_gradient_k.view_mut());
     let (first_weights, first_bias) = first.map(|l| (&mut l.weights, &mut l.bias)).unzip();
     let (second_weights, second_bias) = second.map(|l| (&mut l.weights, &mut l.bias)).unzip();
-    optimiser_update(
-        hyper.optimiser,
+    let state = (
+        first_weights.map(|m| m.view_mut()),
+        second_weights.map(|m| m.view_mut()),
+    );
+    let gradient = weights_gradient_k.view();
+    step_parameters(
+        update,
         layer.weights.view_mut(),
-        (
-            first_weights.map(|m| m.view_mut()),
-            second_weights.map(|m| m.view_mut()),
-        ),
-        weights_gradient_k.view(),
-        hyper.learning_rate,
+        state,
+        gradient,
         hyper.weight_decay,
-        t,
     );
     let bias_state = (first_bias, second_bias);
     update_bias(update, delta, &mut layer.bias, bias_state, bias_gradient_k);
@@ -169,5 +151,60 @@ pub(super) fn update_later_layers(
         // For the next step's deltas, here rather than alone before its forward pass: the
         // modern preset's W2ᵀ takes 30 µs.
         transpose_into(layer.weights.view(), later.weights_transposed[k].view_mut());
+    }
+}
+
+/// The optimiser's step of one tensor, as [`optimiser_update`] takes it, with Adam's on the
+/// update's vectors where every tensor is one run of values ([`adam_update_vectorised`]: the
+/// same bits).
+fn step_parameters<D: Dimension>(
+    update: Update<'_>,
+    mut parameter: ArrayViewMut<'_, f32, D>,
+    state: OptimiserViews<'_, D>,
+    gradient: ArrayView<'_, f32, D>,
+    weight_decay: f32,
+) {
+    let Update { hyper, simd, t, .. } = update;
+    let rate = hyper.learning_rate;
+    let in_runs = |m: &ArrayViewMut<'_, f32, D>, v: &ArrayViewMut<'_, f32, D>| {
+        [&parameter.view(), &m.view(), &v.view(), &gradient]
+            .iter()
+            .all(|a| a.is_standard_layout())
+    };
+    match (hyper.optimiser, state) {
+        (
+            Optimiser::Adam {
+                beta1,
+                beta2,
+                epsilon,
+            },
+            (Some(mut m), Some(mut v)),
+        ) if in_runs(&m, &v) => {
+            if weight_decay != 0.0 {
+                decoupled_weight_decay(parameter.view_mut(), rate, weight_decay);
+            }
+            let in_run = "a standard layout is one run";
+            let tensors = (
+                parameter.as_slice_mut().expect(in_run),
+                m.as_slice_mut().expect(in_run),
+                v.as_slice_mut().expect(in_run),
+            );
+            let step = AdamStep {
+                beta1,
+                beta2,
+                epsilon,
+                t,
+            };
+            adam_update_vectorised(
+                simd,
+                tensors,
+                gradient.as_slice().expect(in_run),
+                rate,
+                step,
+            );
+        }
+        (optimiser, state) => {
+            optimiser_update(optimiser, parameter, state, gradient, rate, weight_decay, t)
+        }
     }
 }
