@@ -322,7 +322,7 @@ fn adam_update_vectorised_should_match_reference_bit_for_bit() {
     let start = random_matrix(1, len, &mut rng);
     for simd in instruction_sets() {
         let (mut reference, mut vectorised) = (start.clone(), start.clone());
-        let decaying = |i: usize| i % 3 == 0;
+        let decaying = |i: usize| i.is_multiple_of(3);
         let tiny = |(_, i): (usize, usize)| if decaying(i) { 1.4e-38 } else { 0.0 };
         let start_moment = || Array2::<f32>::from_shape_fn((1, len), tiny);
         let (mut m_reference, mut v_reference) = (start_moment(), start_moment());
