@@ -235,8 +235,8 @@ impl FirstLayerSplit {
         }
     }
 
-    /// Each part's share for a count of `parts`: even, the first time.
-    fn shares(&mut self, parts: usize) -> &mut Vec<f64> {
+    /// Gives a count of `parts` even shares, the first time it is used.
+    fn start_shares(&mut self, parts: usize) {
         if self.shares.len() < parts {
             self.shares.resize_with(parts, Vec::new);
         }
@@ -244,14 +244,14 @@ impl FirstLayerSplit {
         if shares.is_empty() {
             *shares = vec![1.0 / parts as f64; parts];
         }
-        shares
     }
 
     /// The pixels where the parts of a step of `rows` rows start, then W1's rows: `parts + 1`
     /// cuts, from 0. Each count of parts has shares of its own.
     pub(super) fn cuts(&mut self, rows: usize, parts: usize) -> Vec<usize> {
         let parts = parts.max(1);
-        let shares = self.shares(parts).clone();
+        self.start_shares(parts);
+        let shares = &self.shares[parts - 1];
         let rows = rows as f64;
         let first_layer = |pixels: usize| {
             let stepped = if self.every_row_stepped {
@@ -288,7 +288,8 @@ impl FirstLayerSplit {
             return;
         }
         let mean = total / times.len() as f64;
-        let shares = self.shares(times.len());
+        self.start_shares(times.len());
+        let shares = &mut self.shares[times.len() - 1];
         for (share, time) in shares.iter_mut().zip(&times) {
             let lag = (mean - time) / total;
             *share = (*share + BALANCE_STEP * times.len() as f64 * lag).max(0.0);
