@@ -317,7 +317,8 @@ impl CpuBackend {
         }
         drop(update_parts);
         if keeps && kept.is_none() {
-            (self.file_order_pixels).keep(first_row, b, &ws.by_pixel[..parts]);
+            self.file_order_pixels
+                .keep(first_row, b, &ws.by_pixel[..parts]);
         }
     }
 }
