@@ -549,7 +549,7 @@ fn check_holds_the_backends_in_lockstep_with_adam_and_shuffling() {
         "GPU vs reference:",
         "linear_forward A1            by sparse_forward",
         "hidden_delta D1              by row_forward_backward",
-        "weights_update W1            by sparse_weights_gradient + adam_update",
+        "weights_update W1            by sparse_weights_gradient + adam_update_vectorised",
     ] {
         assert!(out.contains(words), "{words:?} not in:\n{out}");
     }

@@ -429,6 +429,9 @@ impl Backend for CpuBackend {
         kernels.parameters = (0..depth)
             .map(|k| match (k, self.hyper.optimiser) {
                 (0, Optimiser::GradientDescent) => "sparse_gradient_descent".into(),
+                (0, Optimiser::Adam { .. }) => {
+                    "sparse_weights_gradient + adam_update_vectorised".into()
+                }
                 (0, other) => format!("sparse_weights_gradient + {}", other.update_function()),
                 _ => "update_layer (dense_weights_gradient)".into(),
             })
