@@ -17,7 +17,7 @@ use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
 use pulp::{Simd, WithSimd};
 
 use crate::data::Dataset;
-use crate::simd::InstructionSet;
+use crate::simd::{InstructionSet, Prefetch};
 
 /// What a training step does to its batch's images before layer 1 reads them
 /// ([`SparseImages::fill_changed`]).
@@ -120,6 +120,7 @@ impl SparseImages {
         self.columns.clear();
         self.values.clear();
         self.starts.push(0);
+        source.prefetch_scattered(batch);
         for (row, &image) in batch.iter().enumerate() {
             let row_hash = crate::cpu::dropout_row_hash(dropout, changes.step, 0, row);
             let offsets = shift.offsets(changes.step, row);
@@ -135,6 +136,24 @@ impl SparseImages {
                 }
             }
             self.starts.push(self.columns.len());
+        }
+    }
+
+    /// Asks for the lit pixels of images `batch` into the cache, unless the batch is a run of
+    /// consecutive images. A shuffled batch's images lie anywhere in the set (72 MB for
+    /// MNIST's training images), and a kernel that reaches each one in turn waits for its
+    /// misses; consecutive images lie one after another, where the CPU's own prefetching
+    /// already reads ahead, and asking again only slowed the seed's file-order epoch
+    /// (docs/performance.md).
+    fn prefetch_scattered(&self, batch: &[u32]) {
+        if batch.windows(2).all(|pair| pair[1] == pair[0] + 1) {
+            return;
+        }
+        let prefetch = Prefetch::new();
+        for &image in batch {
+            let (columns, values) = self.image(image as usize);
+            prefetch.lines(columns);
+            prefetch.lines(values);
         }
     }
 
@@ -160,6 +179,7 @@ pub fn sparse_linear_forward(
     bias: ArrayView1<f32>,
     mut sum: ArrayViewMut2<f32>,
 ) {
+    images.prefetch_scattered(batch);
     // Row r of S1 is b1 plus, for each lit pixel p of its image, x · row p of W1.
     simd.dispatch(ScaledRowSums {
         entries: |r: usize| images.image(batch[r] as usize),
