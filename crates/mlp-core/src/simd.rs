@@ -105,16 +105,25 @@ impl Prefetch {
             use std::arch::x86::_MM_HINT_T1;
             #[cfg(target_arch = "x86_64")]
             use std::arch::x86_64::_MM_HINT_T1;
-            let bytes = std::mem::size_of_val(data);
             let start = data.as_ptr().cast::<i8>();
-            for offset in (0..bytes).step_by(64) {
+            for offset in line_offsets(start as usize, std::mem::size_of_val(data)) {
                 v1.sse
-                    ._mm_prefetch::<_MM_HINT_T1>(start.wrapping_add(offset));
+                    ._mm_prefetch::<_MM_HINT_T1>(start.wrapping_offset(offset));
             }
         }
         #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
         let _ = data;
     }
+}
+
+/// The offset from `address` of the start of each 64-byte cache line that bytes
+/// `address..address + bytes` touch: the first is at or before `address`.
+fn line_offsets(address: usize, bytes: usize) -> impl Iterator<Item = isize> {
+    let before = address % 64;
+    let lines = if bytes == 0 { 0..0 } else { 0..before + bytes };
+    lines
+        .step_by(64)
+        .map(move |offset| offset as isize - before as isize)
 }
 
 /// Independent FMA chains the peak measurement keeps in flight: enough to hide an FMA's
@@ -204,5 +213,16 @@ mod tests {
             let peak = fma_peak(set, Duration::from_millis(20));
             assert!(peak.is_finite() && peak > 0.0, "{set}: {peak}");
         }
+    }
+
+    #[test]
+    fn a_prefetch_asks_for_every_line_its_bytes_touch() {
+        let lines = |address, bytes| line_offsets(address, bytes).collect::<Vec<_>>();
+        assert_eq!(lines(128, 64), [0]);
+        assert_eq!(lines(128, 65), [0, 64]);
+        // 70 bytes from byte 60 of a line touch three lines: 0..64, 64..128 and 128..192.
+        assert_eq!(lines(60, 70), [-60, 4, 68]);
+        assert_eq!(lines(63, 1), [-63]);
+        assert_eq!(lines(100, 0), [0isize; 0]);
     }
 }
