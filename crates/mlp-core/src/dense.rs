@@ -11,6 +11,8 @@
 //! its output. `tests/dense_kernels.rs` holds each function here to its reference in
 //! `cpu/mod.rs`.
 
+use std::ops::Range;
+
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, s};
 use pulp::{Simd, WithSimd};
 
@@ -85,11 +87,34 @@ pub fn dense_weights_gradient(
     input: ArrayView2<f32>,
     delta: ArrayView2<f32>,
     scale: f32,
+    gradient: ArrayViewMut2<f32>,
+) {
+    let rows = 0..input.ncols();
+    dense_weights_gradient_rows(simd, input, rows, delta, scale, gradient);
+}
+
+/// Rows `rows` of [`dense_weights_gradient`]'s grad Wk: those of inputs `rows`, which do not
+/// depend on the others, so threads can share out Wk's rows.
+///
+/// - `input` A(k−1): (B, in), standard layout, all its columns
+/// - `gradient`: (rows, out), standard layout, overwritten
+pub fn dense_weights_gradient_rows(
+    simd: InstructionSet,
+    input: ArrayView2<f32>,
+    rows: Range<usize>,
+    delta: ArrayView2<f32>,
+    scale: f32,
     mut gradient: ArrayViewMut2<f32>,
 ) {
+    assert!(
+        rows.end <= input.ncols() && gradient.nrows() == rows.len(),
+        "gradient rows {rows:?} of {} inputs into {} rows",
+        input.ncols(),
+        gradient.nrows()
+    );
     simd.dispatch(TiledProduct {
         left: row_major(&input),
-        left_layout: Left::Columns,
+        left_layout: Left::Columns { first: rows.start },
         depth: input.nrows(),
         right: row_major(&delta),
         finish: Finish::Scale(scale),
@@ -145,8 +170,9 @@ enum Finish<'a> {
 enum Left {
     /// Row by row: element (i, d) at `i * depth + d` (A(k−1) and D(k+1)).
     Rows,
-    /// Column by column: element (i, d) at `d * m + i` (A(k−1)ᵀ, read in place).
-    Columns,
+    /// Column by column: element (i, d) at `d * m + first + i` (rows `first..` of A(k−1)ᵀ, read
+    /// in place).
+    Columns { first: usize },
 }
 
 /// out (m, width) = finish(L R), with L (m, depth) stored as `left_layout` says and R
@@ -224,10 +250,11 @@ impl TiledProduct<'_> {
                     add_products::<S, R, V>(simd, &mut sums, &xs, right_row, (column, full));
                 }
             }
-            Left::Columns => {
+            Left::Columns { first } => {
                 let m = self.left.len() / depth.max(1);
+                let rows = first + row..first + row + R;
                 for (column_d, right_row) in self.left.chunks_exact(m).zip(rights) {
-                    let xs: &[f32; R] = column_d[row..row + R].try_into().expect("R rows");
+                    let xs: &[f32; R] = column_d[rows.clone()].try_into().expect("R rows");
                     add_products::<S, R, V>(simd, &mut sums, xs, right_row, (column, full));
                 }
             }

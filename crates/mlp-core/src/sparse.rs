@@ -165,30 +165,29 @@ impl SparseImages {
 }
 
 /// S1 = A0 W1 + b1, where row r of A0 is image `batch[r]` of `images`, on `simd`'s vectors.
+/// Each column's sums are the same whichever columns are computed together, so threads can
+/// share out W1's columns: `weights`, `bias` and `sum` may hold any run of them.
 ///
 /// - `images`: A0's rows, sparse, each `in` pixels wide
 /// - `batch`: (B) image indices
 /// - `weights` W1: (in, out), standard (row-major) layout
 /// - `bias` b1: (out)
-/// - `sum` S1: (B, out), standard layout, overwritten
+/// - `sum` S1: (B, out), each row contiguous, overwritten
 pub fn sparse_linear_forward(
     simd: InstructionSet,
     images: &SparseImages,
     batch: &[u32],
     weights: ArrayView2<f32>,
     bias: ArrayView1<f32>,
-    mut sum: ArrayViewMut2<f32>,
+    sum: ArrayViewMut2<f32>,
 ) {
     images.prefetch_scattered(batch);
     // Row r of S1 is b1 plus, for each lit pixel p of its image, x · row p of W1.
     simd.dispatch(ScaledRowSums {
         entries: |r: usize| images.image(batch[r] as usize),
-        matrix: weights
-            .as_slice()
-            .expect("the first layer's weights are stored row by row"),
+        matrix: MatrixColumns::of(weights, 0..bias.len()),
         finish: Finish::Bias(bias.as_slice().expect("b1 is contiguous")),
-        out: sum.as_slice_mut().expect("S1 is stored row by row"),
-        width: bias.len(),
+        out: sum,
     });
 }
 
@@ -206,17 +205,30 @@ pub fn sparse_weights_gradient(
     by_pixel: &(impl PixelEntries + ?Sized),
     delta: ArrayView2<f32>,
     scale: f32,
-    mut gradient: ArrayViewMut2<f32>,
+    gradient: ArrayViewMut2<f32>,
 ) {
-    let width = gradient.ncols();
+    let columns = 0..delta.ncols();
+    sparse_weights_gradient_columns(simd, by_pixel, delta, columns, scale, gradient);
+}
+
+/// Columns `columns` of [`sparse_weights_gradient`]'s rows: their sums do not depend on the
+/// other columns, so threads can share out the columns as well as the rows.
+///
+/// - `delta` D1: (B, out), standard layout, all its columns
+/// - `gradient`: (P, columns), each row contiguous, overwritten
+pub fn sparse_weights_gradient_columns(
+    simd: InstructionSet,
+    by_pixel: &(impl PixelEntries + ?Sized),
+    delta: ArrayView2<f32>,
+    columns: Range<usize>,
+    scale: f32,
+    gradient: ArrayViewMut2<f32>,
+) {
     simd.dispatch(ScaledRowSums {
         entries: |p: usize| by_pixel.pixel(p),
-        matrix: delta.as_slice().expect("D1 is stored row by row"),
+        matrix: MatrixColumns::of(delta, columns),
         finish: Finish::Scale(scale),
-        out: gradient
-            .as_slice_mut()
-            .expect("the gradient is stored row by row"),
-        width,
+        out: gradient,
     });
 }
 
@@ -233,21 +245,73 @@ pub fn sparse_gradient_descent(
     by_pixel: &(impl PixelEntries + ?Sized),
     delta: ArrayView2<f32>,
     (scale, learning_rate): (f32, f32),
-    mut weights: ArrayViewMut2<f32>,
+    weights: ArrayViewMut2<f32>,
 ) {
-    let width = weights.ncols();
+    let columns = 0..delta.ncols();
+    sparse_gradient_descent_columns(
+        simd,
+        by_pixel,
+        delta,
+        columns,
+        (scale, learning_rate),
+        weights,
+    );
+}
+
+/// Columns `columns` of [`sparse_gradient_descent`]: `weights` is (P, columns), each row
+/// contiguous, updated in place; `delta` D1 is (B, out), all its columns.
+pub fn sparse_gradient_descent_columns(
+    simd: InstructionSet,
+    by_pixel: &(impl PixelEntries + ?Sized),
+    delta: ArrayView2<f32>,
+    columns: Range<usize>,
+    (scale, learning_rate): (f32, f32),
+    weights: ArrayViewMut2<f32>,
+) {
     simd.dispatch(ScaledRowSums {
         entries: |p: usize| by_pixel.pixel(p),
-        matrix: delta.as_slice().expect("D1 is stored row by row"),
+        matrix: MatrixColumns::of(delta, columns),
         finish: Finish::Descend {
             scale,
             learning_rate,
         },
-        out: weights
-            .as_slice_mut()
-            .expect("the first layer's weights are stored row by row"),
-        width,
+        out: weights,
     });
+}
+
+/// Some columns of a matrix stored row by row: what the sparse products read a row of.
+#[derive(Clone, Copy)]
+struct MatrixColumns<'a> {
+    /// The whole matrix, row after row.
+    values: &'a [f32],
+    /// Its row length.
+    stride: usize,
+    /// The first column and the width.
+    first: usize,
+    width: usize,
+}
+
+impl<'a> MatrixColumns<'a> {
+    fn of(matrix: ArrayView2<'a, f32>, columns: Range<usize>) -> Self {
+        assert!(
+            columns.start <= columns.end && columns.end <= matrix.ncols(),
+            "columns {columns:?} of {}",
+            matrix.ncols()
+        );
+        Self {
+            stride: matrix.ncols(),
+            values: matrix.to_slice().expect("the matrix is stored row by row"),
+            first: columns.start,
+            width: columns.len(),
+        }
+    }
+
+    /// Row `row`'s columns.
+    #[inline(always)]
+    fn row(self, row: usize) -> &'a [f32] {
+        let start = row * self.stride + self.first;
+        &self.values[start..start + self.width]
+    }
 }
 
 /// How an output row is made from the sum Σ x · matrix row i of its entries.
@@ -265,11 +329,9 @@ enum Finish<'a> {
 /// the sum Σ x · matrix row i over the (i, x) that `entries(o)` lists.
 struct ScaledRowSums<'a, E> {
     entries: E,
-    matrix: &'a [f32],
+    matrix: MatrixColumns<'a>,
     finish: Finish<'a>,
-    out: &'a mut [f32],
-    /// The width of an output row and of a matrix row.
-    width: usize,
+    out: ArrayViewMut2<'a, f32>,
 }
 
 /// Vector registers summed at once: eight independent chains of fused multiply-adds, enough
@@ -283,8 +345,14 @@ impl<'a, E: Fn(usize) -> (&'a [u32], &'a [f32])> WithSimd for ScaledRowSums<'a, 
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        let (width, matrix, finish) = (self.width, self.matrix, self.finish);
-        for (o, out_row) in self.out.chunks_exact_mut(width).enumerate() {
+        let (matrix, finish, mut out) = (self.matrix, self.finish, self.out);
+        let width = out.ncols();
+        assert_eq!(
+            width, matrix.width,
+            "an output row is as wide as the columns"
+        );
+        for (o, out_row) in out.outer_iter_mut().enumerate() {
+            let out_row = out_row.into_slice().expect("an output row is contiguous");
             let (indices, values) = (self.entries)(o);
             if indices.is_empty() && matches!(finish, Finish::Descend { .. }) {
                 continue;
@@ -293,7 +361,7 @@ impl<'a, E: Fn(usize) -> (&'a [u32], &'a [f32])> WithSimd for ScaledRowSums<'a, 
             let mut first = 0;
             let mut blocks = out_vectors.chunks_exact_mut(BLOCK);
             for block in &mut blocks {
-                sum_block::<S, BLOCK>(simd, (indices, values), matrix, width, finish, first, block);
+                sum_block::<S, BLOCK>(simd, (indices, values), matrix, finish, first, block);
                 first += BLOCK;
             }
             let mut rest = blocks.into_remainder();
@@ -301,9 +369,9 @@ impl<'a, E: Fn(usize) -> (&'a [u32], &'a [f32])> WithSimd for ScaledRowSums<'a, 
                 let (block, after) = rest.split_at_mut(1 << rest.len().ilog2().min(2));
                 let entries = (indices, values);
                 match block.len() {
-                    4 => sum_block::<S, 4>(simd, entries, matrix, width, finish, first, block),
-                    2 => sum_block::<S, 2>(simd, entries, matrix, width, finish, first, block),
-                    _ => sum_block::<S, 1>(simd, entries, matrix, width, finish, first, block),
+                    4 => sum_block::<S, 4>(simd, entries, matrix, finish, first, block),
+                    2 => sum_block::<S, 2>(simd, entries, matrix, finish, first, block),
+                    _ => sum_block::<S, 1>(simd, entries, matrix, finish, first, block),
                 }
                 first += block.len();
                 rest = after;
@@ -313,7 +381,7 @@ impl<'a, E: Fn(usize) -> (&'a [u32], &'a [f32])> WithSimd for ScaledRowSums<'a, 
                 let sum: f32 = indices
                     .iter()
                     .zip(values)
-                    .map(|(&i, &x)| x * matrix[i as usize * width + tail_start + column])
+                    .map(|(&i, &x)| x * matrix.row(i as usize)[tail_start + column])
                     .sum();
                 *out = match finish {
                     Finish::Bias(bias) => bias[tail_start + column] + sum,
@@ -333,14 +401,13 @@ impl<'a, E: Fn(usize) -> (&'a [u32], &'a [f32])> WithSimd for ScaledRowSums<'a, 
 fn sum_block<S: Simd, const N: usize>(
     simd: S,
     (indices, values): (&[u32], &[f32]),
-    matrix: &[f32],
-    width: usize,
+    matrix: MatrixColumns<'_>,
     finish: Finish<'_>,
     first: usize,
     block: &mut [S::f32s],
 ) {
     let block: &mut [S::f32s; N] = block.try_into().expect("N vectors");
-    let sums = row_sums(simd, indices, values, matrix, width, first);
+    let sums = row_sums(simd, indices, values, matrix, first);
     finish_block(simd, finish, first * S::F32_LANES, sums, block);
 }
 
@@ -350,14 +417,12 @@ fn row_sums<S: Simd, const N: usize>(
     simd: S,
     indices: &[u32],
     values: &[f32],
-    matrix: &[f32],
-    width: usize,
+    matrix: MatrixColumns<'_>,
     first: usize,
 ) -> [S::f32s; N] {
     let mut sums = [simd.splat_f32s(0.0); N];
     for (&i, &x) in indices.iter().zip(values) {
-        let start = i as usize * width;
-        let row = &S::as_simd_f32s(&matrix[start..start + width]).0[first..first + N];
+        let row = &S::as_simd_f32s(matrix.row(i as usize)).0[first..first + N];
         let x = simd.splat_f32s(x);
         for (sum, &m) in sums.iter_mut().zip(row) {
             *sum = simd.mul_add_e_f32s(x, m, *sum);

@@ -11,10 +11,11 @@ use mlp_core::cpu::{
     activation_forward, hidden_delta, linear_forward, sigmoid_forward, weights_gradient,
 };
 use mlp_core::dense::{
-    dense_hidden_delta, dense_linear_forward, dense_weights_gradient, transpose_into,
+    dense_hidden_delta, dense_linear_forward, dense_weights_gradient, dense_weights_gradient_rows,
+    transpose_into,
 };
 use mlp_core::rng::Rng;
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, Axis};
 
 /// Both sides are f32 sums of the same up to 256 terms of O(1) in another order (and the
 /// sigmoid's exp differs by an ulp or two): their rounding reaches ~1e-5 on sums of ~10.
@@ -104,6 +105,16 @@ fn dense_weights_gradient_should_match_reference() {
             dense_weights_gradient(simd, x, d, scale, gradient.view_mut());
             let name = format!("grad W {rows}x{inputs}x{outputs} {simd}");
             assert_matrix_passes(&name, &gradient, &reference, SUMMATION_ORDER);
+
+            // The rows of two runs of inputs apart, as threads cut by hidden units make
+            // them: the same bits.
+            let cut = inputs / 2;
+            let mut in_parts = Array2::from_elem((inputs, outputs), f32::NAN);
+            let (top, bottom) = in_parts.view_mut().split_at(Axis(0), cut);
+            for (units, part) in [(0..cut, top), (cut..inputs, bottom)] {
+                dense_weights_gradient_rows(simd, x, units, d, scale, part);
+            }
+            assert_eq!(in_parts, gradient, "{name} in two runs of rows");
         }
     }
 }

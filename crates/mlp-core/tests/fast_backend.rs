@@ -429,6 +429,46 @@ fn any_thread_count_gives_the_same_bits() {
     }
 }
 
+/// A run on two threads tries each plan in turn (layer 1 cut by hidden units, then by rows,
+/// then one thread: `cpu/step_threads.rs`) and so moves W1 and its optimiser state into blocks
+/// of units and back, also when the validation set is evaluated between epochs: its numbers
+/// are still one thread's, bit for bit, with dropout and weight decay and with momentum.
+#[test]
+fn a_run_through_every_plan_gives_the_same_bits_as_one_thread() {
+    let mut rng = Rng::new(37);
+    let set = random_set(100, 50, 10, &mut rng);
+    let sizes = Parameters::layer_sizes_of(&[50, 136, 24, 10]);
+    let adam = options(|h| {
+        h.optimiser = Optimiser::with_defaults(OptimiserKind::Adam);
+        h.activation = Activation::Relu;
+        h.output = Output::SoftmaxCrossEntropy;
+        h.dropout = Some(mlp_core::options::Dropout { rate: 0.2, seed: 5 });
+        h.weight_decay = 0.01;
+    });
+    let momentum = options(|h| h.optimiser = Optimiser::with_defaults(OptimiserKind::Momentum));
+    for hyper in [adam, momentum] {
+        let run = |threads: usize| {
+            let parameters = Parameters::init(&sizes, Init::He, 6);
+            let backend = CpuBackend::new(parameters, &hyper, &set, &set).unwrap();
+            let mut backend = backend.with_threads(threads);
+            let mut evaluations = Vec::new();
+            // 20 steps an epoch: 64 steps on the first plan, then the first trial's three
+            // plans of 36 steps each, then the chosen one.
+            for epoch in 1..=10 {
+                backend
+                    .set_order(&epoch_order(8, epoch, set.len()))
+                    .unwrap();
+                train_epoch(&mut backend, set.len(), 5);
+                evaluations.push(backend.evaluate().unwrap());
+            }
+            let state = backend.optimiser_state().unwrap();
+            let loss = backend.take_train_loss().unwrap();
+            (backend.parameters().unwrap(), state, loss, evaluations)
+        };
+        assert_eq!(run(1), run(2), "{:?}", hyper.optimiser);
+    }
+}
+
 /// Parameters set in the middle of a run (as a resumed checkpoint sets them) are the ones the
 /// next steps use everywhere, the transposed weights of the deltas included: a backend that
 /// trained from other parameters and was then given them ends on the same bits as one built

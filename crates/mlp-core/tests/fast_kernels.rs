@@ -15,11 +15,12 @@ use mlp_core::cpu::{
 use mlp_core::rng::Rng;
 use mlp_core::simd::InstructionSet;
 use mlp_core::sparse::{
-    PackedPixelColumns, PixelColumns, SparseImages, sparse_gradient_descent, sparse_linear_forward,
-    sparse_weights_gradient,
+    PackedPixelColumns, PixelColumns, SparseImages, sparse_gradient_descent,
+    sparse_gradient_descent_columns, sparse_linear_forward, sparse_weights_gradient,
+    sparse_weights_gradient_columns,
 };
 use mlp_core::vectorised::{adam_update_vectorised, sigmoid_forward_vectorised};
-use ndarray::{Array1, Array2, Axis};
+use ndarray::{Array1, Array2, Axis, s};
 
 /// Both sides are f32 sums of the same terms in another order. With up to ~160 lit pixels of
 /// O(1) terms, the sums reach ~10 and their rounding (f32 epsilon 6e-8 per addition, growing
@@ -98,6 +99,9 @@ impl Case {
 /// AVX-512 ones; 70 leaves a partial register; 13 is under two; 1 is a lone column; 3 pixels
 /// is a tiny image; 200 is a block of 8 AVX-512 registers, then 4, then a partial one; 48 is
 /// three AVX-512 registers (2 + 1).
+/// The columns of a cache line of f32, on which a cut by hidden units falls.
+const UNIT_LINE: usize = 16;
+
 const SHAPES: [(usize, usize, usize); 7] = [
     (100, 784, 64),
     (37, 50, 70),
@@ -151,6 +155,18 @@ fn sparse_linear_forward_should_match_reference() {
             sparse_linear_forward(simd, &images, &batch, w, b, sum.view_mut());
             let name = format!("S1 {count}x{pixels}x{outputs} {simd}");
             assert_matrix_passes(&name, &sum, &reference, SUMMATION_ORDER);
+
+            // The same columns from two blocks of W1's columns, cut on a cache line, as
+            // threads cut by hidden units make them: the same bits.
+            let cut = outputs / 2 / UNIT_LINE * UNIT_LINE;
+            let mut in_blocks = Array2::from_elem((batch.len(), outputs), f32::NAN);
+            let (left, right) = in_blocks.view_mut().split_at(Axis(1), cut);
+            for (units, part) in [(0..cut, left), (cut..outputs, right)] {
+                let block = weights.slice(s![.., units.clone()]).to_owned();
+                let b = bias.slice(s![units]);
+                sparse_linear_forward(simd, &images, &batch, block.view(), b, part);
+            }
+            assert_eq!(in_blocks, sum, "S1 from two blocks of units");
         }
     }
 }
@@ -199,6 +215,20 @@ fn sparse_weights_gradient_should_match_reference() {
                 sparse_weights_gradient(simd, lists, delta.view(), scale, rows);
             }
             assert_eq!(halves, gradient, "grad W1 in two parts");
+
+            // The same rows' columns in two parts cut on a cache line, as threads cut by
+            // hidden units make them.
+            let cut = outputs / 2 / UNIT_LINE * UNIT_LINE;
+            let mut columns = Array2::from_elem((pixels, outputs), f32::NAN);
+            let (left, right) = columns.view_mut().split_at(Axis(1), cut);
+            let lists = by_pixel.fill_from(&images, &batch, 0..pixels);
+            for (units, mut part) in [(0..cut, left), (cut..outputs, right)] {
+                let mut block = Array2::from_elem((pixels, units.len()), f32::NAN);
+                let (d, out) = (delta.view(), block.view_mut());
+                sparse_weights_gradient_columns(simd, lists, d, units, scale, out);
+                part.assign(&block);
+            }
+            assert_eq!(columns, gradient, "grad W1 in two parts of its columns");
         }
     }
 }
@@ -306,6 +336,21 @@ fn sparse_gradient_descent_should_match_reference() {
                 &descended,
                 &reference,
                 SUMMATION_ORDER,
+            );
+
+            // Two blocks of W1's columns, cut on a cache line, descended apart: the same bits.
+            let cut = outputs / 2 / UNIT_LINE * UNIT_LINE;
+            let mut columns = weights.clone();
+            let (left, right) = columns.view_mut().split_at(Axis(1), cut);
+            for (units, mut part) in [(0..cut, left), (cut..outputs, right)] {
+                let mut block = part.to_owned();
+                let (d, rates) = (delta.view(), (scale, rate));
+                sparse_gradient_descent_columns(simd, lists, d, units, rates, block.view_mut());
+                part.assign(&block);
+            }
+            assert_eq!(
+                columns, descended,
+                "W1 after descent in two parts of its columns"
             );
         }
     }

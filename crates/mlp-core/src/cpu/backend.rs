@@ -8,6 +8,7 @@ use ndarray::{Array1, Array2, ArrayViewMut2, Ix2, s};
 
 use super::rows::{Dropped, forward, forward_and_deltas, is_sigmoid};
 use super::step_threads::StepThreads;
+use super::units::{UnitBlocks, unit_cuts};
 use super::updates::{
     FirstLayerRows, LaterLayers, Update, fused_descent, update_first_layer_rows,
     update_later_layers,
@@ -31,6 +32,8 @@ use crate::network::{Layer, Parameters};
 use crate::options::{Hyperparameters, Optimiser};
 use crate::simd::InstructionSet;
 use crate::sparse::{InputChanges, PixelColumns, PixelEntries, SparseImages};
+
+mod by_units;
 
 /// How far the fast CPU backend may be from [`super::ReferenceBackend`], element by element.
 ///
@@ -79,8 +82,11 @@ pub struct CpuBackend {
     first_layer_split: FirstLayerSplit,
     /// Take all but the first part of each phase of a step, each on a thread of its own.
     workers: Workers,
-    /// How many of those threads a step uses.
+    /// How many of those threads a step uses, and how it cuts layer 1.
     step_threads: StepThreads,
+    /// While steps cut layer 1 by hidden units: W1 and its state, which `parameters` and
+    /// `state` hold out of date until [`Self::settle_units`].
+    units: Option<UnitBlocks>,
 }
 
 /// The threads a step runs on by default: rayon's pool's (`RAYON_NUM_THREADS`, else the
@@ -130,17 +136,38 @@ impl CpuBackend {
             file_order_pixels: FileOrderPixels::default(),
             first_layer_split,
             workers: Workers::new(default_threads()),
-            step_threads: StepThreads::new(default_threads()),
-        })
+            step_threads: StepThreads::new(default_threads(), |_| false),
+            units: None,
+        }
+        .with_step_plans())
     }
 
     /// Runs each step on `threads` threads (at least 1): the same numbers for any count.
     pub fn with_threads(mut self, threads: usize) -> Self {
         if threads.max(1) != self.workers.threads() {
             self.workers = Workers::new(threads);
-            self.step_threads = StepThreads::new(self.workers.threads());
+            self = self.with_step_plans();
         }
         self
+    }
+
+    /// Plans steps for the pool's threads: by hidden units wherever layer 1 has enough of them
+    /// for each thread ([`unit_cuts`]), and by rows.
+    fn with_step_plans(mut self) -> Self {
+        let units = self.parameters.layers[0].weights.ncols();
+        let plans = StepThreads::new(self.workers.threads(), |threads| {
+            unit_cuts(units, threads).is_some()
+        });
+        self.step_threads = plans;
+        self
+    }
+
+    /// Brings W1 and its optimiser state up to date from the blocks of a cut by units, and ends
+    /// the cut.
+    fn settle_units(&mut self) {
+        if let Some(units) = self.units.take() {
+            units.write_back(&mut self.parameters.layers[0].weights, &mut self.state);
+        }
     }
 
     /// The threads a step may run on; it runs on the count of them that measures fastest
@@ -163,8 +190,23 @@ impl CpuBackend {
         let start = Instant::now();
         let first_row = rows.start;
         let b = self.gather_batch(rows);
-        let loss = self.forward_and_deltas(b);
-        self.update(first_row, b);
+        let plan = self.step_threads.plan();
+        let units = self.parameters.layers[0].weights.ncols();
+        let cuts = unit_cuts(units, plan.threads).filter(|_| plan.by_units);
+        let loss = match cuts {
+            Some(cuts) => {
+                self.first_layer_by_units(first_row, b, cuts);
+                let loss = self.forward_and_deltas(b, true);
+                self.update_by_units(first_row, b);
+                loss
+            }
+            None => {
+                self.settle_units();
+                let loss = self.forward_and_deltas(b, false);
+                self.update(first_row, b);
+                loss
+            }
+        };
         self.step_threads.note(start.elapsed());
         Ok(loss)
     }
@@ -200,7 +242,8 @@ impl CpuBackend {
     /// The forward pass and the deltas of the gathered batch of `b` rows, by rows: a run of
     /// consecutive rows for each thread. Returns the batch loss, summed over the rows in order
     /// once all are done, so that it has the same bits for any thread count.
-    fn forward_and_deltas(&mut self, b: usize) -> f64 {
+    /// Where `summed`, layer 1's product is already in S1 ([`Self::first_layer_by_units`]).
+    fn forward_and_deltas(&mut self, b: usize, summed: bool) -> f64 {
         let parts = self.parts(b);
         let (hyper, layers, simd) = (&self.hyper, &self.parameters.layers, self.simd);
         let ws = &mut self.workspace;
@@ -245,7 +288,15 @@ impl CpuBackend {
             });
             let tensors = (&mut part.activations[..], &mut part.deltas[..]);
             let rows = (&batch[rows.clone()], &labels[rows]);
-            forward_and_deltas(network, (hyper, simd), images, rows, tensors, dropped);
+            forward_and_deltas(
+                network,
+                (hyper, simd),
+                images,
+                rows,
+                tensors,
+                dropped,
+                summed,
+            );
         });
         let outputs = &ws.activations[layers.len() - 1];
         let loss = loss_sum(hyper.output, outputs.slice(s![..b, ..]), labels);
@@ -441,6 +492,7 @@ impl Backend for CpuBackend {
 
     fn set_parameters(&mut self, parameters: &Parameters) -> Result<(), BackendError> {
         parameters.check_shapes(&self.parameters.layer_sizes())?;
+        self.settle_units();
         self.parameters = parameters.clone();
         align_layers(&mut self.parameters.layers);
         self.workspace.transpose_weights(&self.parameters);
@@ -448,15 +500,18 @@ impl Backend for CpuBackend {
     }
 
     fn parameters(&mut self) -> Result<Parameters, BackendError> {
+        self.settle_units();
         Ok(self.parameters.clone())
     }
 
     fn optimiser_state(&mut self) -> Result<OptimiserState, BackendError> {
+        self.settle_units();
         Ok(self.state.clone())
     }
 
     fn set_optimiser_state(&mut self, state: &OptimiserState) -> Result<(), BackendError> {
         state.check_for(self.hyper.optimiser, &self.parameters.layer_sizes())?;
+        self.settle_units();
         self.state = state.clone();
         align_state(&mut self.state);
         Ok(())
@@ -527,6 +582,7 @@ impl Backend for CpuBackend {
     fn validation_outputs(&mut self) -> Result<Array2<f32>, BackendError> {
         // In chunks, so that the hidden activations of the whole set are never held at once.
         const CHUNK: usize = 1000;
+        self.settle_units();
         let count = self.validation_labels.len();
         let images: Vec<u32> = (0..count as u32).collect();
         let mut activations: Vec<Array2<f32>> = self
@@ -549,7 +605,7 @@ impl Backend for CpuBackend {
                 .collect();
             self.workers.for_each(&mut parts, |(rows, activations)| {
                 let chunk = &chunk[(*rows).clone()];
-                forward(layers, (hyper, simd), set, chunk, activations, None);
+                forward(layers, (hyper, simd), set, chunk, activations, None, false);
             });
             outputs
                 .slice_mut(s![start..end, ..])

@@ -19,6 +19,7 @@ mod reference;
 mod regularisation;
 mod rows;
 mod step_threads;
+mod units;
 mod updates;
 mod worker;
 mod workspace;

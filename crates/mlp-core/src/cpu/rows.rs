@@ -68,7 +68,9 @@ pub(super) fn is_sigmoid(hyper: &Hyperparameters, k: usize, last: usize) -> bool
 /// The forward pass of images `batch` (B) of `images`: fills A1..AL, each `activations[k]`
 /// (B, out). Hidden layers use the chosen activation, the output layer sigmoid or softmax;
 /// sigmoids are computed a vector at a time ([`crate::vectorised`]). Under `dropped` each hidden
-/// layer's output also goes through its dropout (E2d) into the next layer's input.
+/// layer's output also goes through its dropout (E2d) into the next layer's input. Where
+/// `first_summed`, `activations[0]` already holds S1 (a step cut by hidden units sums it apart,
+/// [`super::units`]) and layer 1 only applies its activation.
 pub(super) fn forward(
     layers: &[Layer],
     (hyper, simd): (&Hyperparameters, InstructionSet),
@@ -76,6 +78,7 @@ pub(super) fn forward(
     batch: &[u32],
     activations: &mut [ArrayViewMut2<f32>],
     mut dropped: Option<Dropped<'_, '_>>,
+    first_summed: bool,
 ) {
     let last = layers.len() - 1;
     for (k, layer) in layers.iter().enumerate() {
@@ -84,7 +87,9 @@ pub(super) fn forward(
         let (weights, bias) = (layer.weights.view(), layer.bias.view());
         let sigmoid = is_sigmoid(hyper, k, last);
         if k == 0 {
-            sparse_linear_forward(simd, images, batch, weights, bias, sum.view_mut());
+            if !first_summed {
+                sparse_linear_forward(simd, images, batch, weights, bias, sum.view_mut());
+            }
             if sigmoid {
                 sigmoid_forward_vectorised(simd, sum.view_mut());
             }
@@ -115,7 +120,8 @@ pub(super) fn forward(
 
 /// The row-wise phase of a step for images `batch` (B) labelled `labels`: the forward pass,
 /// then D_L and every hidden delta (docs/SEED.md's order), through the dropout under
-/// `dropped`. `weights_transposed[k]` is W(k+2)ᵀ, which D(k+1)'s product reads.
+/// `dropped`. `weights_transposed[k]` is W(k+2)ᵀ, which D(k+1)'s product reads;
+/// `first_summed` as [`forward`] takes it.
 pub(super) fn forward_and_deltas(
     (layers, weights_transposed): (&[Layer], &[Array2<f32>]),
     (hyper, simd): (&Hyperparameters, InstructionSet),
@@ -123,6 +129,7 @@ pub(super) fn forward_and_deltas(
     (batch, labels): (&[u32], &[u8]),
     (activations, deltas): (&mut [ArrayViewMut2<f32>], &mut [ArrayViewMut2<f32>]),
     dropped: Option<Dropped<'_, '_>>,
+    first_summed: bool,
 ) {
     let mut dropped = dropped;
     forward(
@@ -132,6 +139,7 @@ pub(super) fn forward_and_deltas(
         batch,
         activations,
         dropped.as_mut().map(Dropped::reborrow),
+        first_summed,
     );
     let last = layers.len() - 1;
     let output = activations[last].view();

@@ -1,15 +1,23 @@
 //! The updates of the parts of a fast CPU step, each on the rows or layers one thread owns:
 //! W1's rows of some pixels, b1 and the later layers.
 
-use ndarray::{Array1, Array2, ArrayView, ArrayView2, ArrayViewMut, ArrayViewMut2, Dimension};
+use std::ops::Range;
+
+use ndarray::{
+    Array1, Array2, ArrayView, ArrayView2, ArrayViewMut, ArrayViewMut1, ArrayViewMut2, Dimension, s,
+};
 
 use super::reference::{OptimiserViews, optimiser_update};
+use super::units::UnitBlock;
 use super::{AdamStep, bias_gradient, decoupled_weight_decay};
-use crate::dense::{dense_weights_gradient, transpose_into};
+use crate::dense::{dense_weights_gradient, dense_weights_gradient_rows, transpose_into};
 use crate::network::Layer;
 use crate::options::{Hyperparameters, Optimiser};
 use crate::simd::InstructionSet;
-use crate::sparse::{PixelEntries, sparse_gradient_descent, sparse_weights_gradient};
+use crate::sparse::{
+    PixelEntries, sparse_gradient_descent, sparse_gradient_descent_columns,
+    sparse_weights_gradient, sparse_weights_gradient_columns,
+};
 use crate::vectorised::adam_update_vectorised;
 
 /// What every part of a step's update shares.
@@ -56,6 +64,85 @@ pub(super) fn update_first_layer_rows(
             gradient.view(),
             hyper.weight_decay,
         );
+    }
+}
+
+/// One thread's hidden units of layer 1 in an update by units: W1's and its state's columns
+/// (a block of their own), their entries of b1 and its state and gradient, and where there is a
+/// second layer their rows of W2 (with state and gradient) and columns of W2ᵀ.
+pub(super) struct UnitPart<'a> {
+    pub(super) units: Range<usize>,
+    pub(super) block: &'a mut UnitBlock,
+    pub(super) bias: ArrayViewMut1<'a, f32>,
+    pub(super) bias_state: (
+        Option<ArrayViewMut1<'a, f32>>,
+        Option<ArrayViewMut1<'a, f32>>,
+    ),
+    pub(super) bias_gradient: ArrayViewMut1<'a, f32>,
+    pub(super) next: Option<NextRows<'a>>,
+}
+
+/// A thread's rows of W2, their state and gradient, and its columns of W2ᵀ.
+pub(super) struct NextRows<'a> {
+    pub(super) weights: ArrayViewMut2<'a, f32>,
+    pub(super) state: (
+        Option<ArrayViewMut2<'a, f32>>,
+        Option<ArrayViewMut2<'a, f32>>,
+    ),
+    pub(super) gradient: ArrayViewMut2<'a, f32>,
+    pub(super) transposed: ArrayViewMut2<'a, f32>,
+}
+
+/// The update of a thread's hidden units of layer 1 ([`UnitPart`]): W1's columns from D1 (B,
+/// out) and the batch regrouped `by_pixel`, b1's entries, and W2's rows from A1 (B, out), what
+/// layer 2 read, and D2 (B, next), each the same numbers as the update by rows makes them.
+pub(super) fn update_units(
+    update: Update<'_>,
+    (input, delta, next_delta): (ArrayView2<f32>, ArrayView2<f32>, Option<ArrayView2<f32>>),
+    part: UnitPart<'_>,
+    by_pixel: &dyn PixelEntries,
+) {
+    let Update {
+        hyper, simd, scale, ..
+    } = update;
+    let (units, block) = (part.units, part.block);
+    if fused_descent(hyper) {
+        let rates = (scale, hyper.learning_rate);
+        let weights = block.weights.view_mut();
+        sparse_gradient_descent_columns(simd, by_pixel, delta, units.clone(), rates, weights);
+    } else {
+        let gradient = block.gradient.view_mut();
+        sparse_weights_gradient_columns(simd, by_pixel, delta, units.clone(), scale, gradient);
+        let state = (
+            block.first.as_mut().map(|m| m.view_mut()),
+            block.second.as_mut().map(|v| v.view_mut()),
+        );
+        let (weights, gradient) = (block.weights.view_mut(), block.gradient.view());
+        step_parameters(update, weights, state, gradient, hyper.weight_decay);
+    }
+    let mut bias_gradient_k = part.bias_gradient;
+    let unit_delta = delta.slice(s![.., units.clone()]);
+    bias_gradient(unit_delta, scale, bias_gradient_k.view_mut());
+    step_parameters(
+        update,
+        part.bias,
+        part.bias_state,
+        bias_gradient_k.view(),
+        0.0,
+    );
+    if let (Some(next), Some(next_delta)) = (part.next, next_delta) {
+        let NextRows {
+            mut weights,
+            state,
+            mut gradient,
+            transposed,
+        } = next;
+        let rows = gradient.view_mut();
+        dense_weights_gradient_rows(simd, input, units, next_delta, scale, rows);
+        let decay = hyper.weight_decay;
+        step_parameters(update, weights.view_mut(), state, gradient.view(), decay);
+        // For the next step's deltas, as the update by rows makes W2ᵀ whole.
+        transpose_into(weights.view(), transposed);
     }
 }
 
