@@ -4,7 +4,7 @@
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use ndarray::{Array1, Array2, ArrayViewMut2, Ix2, s};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Ix2, s};
 
 use super::rows::{Dropped, forward, forward_and_deltas, is_sigmoid};
 use super::step_threads::StepThreads;
@@ -320,20 +320,8 @@ impl CpuBackend {
             (&self.train_images, &ws.batch[..b])
         };
         let state = &mut self.state;
-        state.steps += 1;
-        let update = Update {
-            hyper,
-            simd: self.simd,
-            scale: reduction_scale(hyper.reduction, b),
-            t: state.steps,
-        };
-        // What layers 2 .. L read: the dropped outputs under dropout.
-        let inputs = if hyper.dropout.is_some() {
-            &ws.dropped
-        } else {
-            &ws.activations
-        };
-        let (inputs, deltas) = (first_rows(inputs, b), first_rows(&ws.deltas, b));
+        let update = step_update(hyper, self.simd, state, b);
+        let (inputs, deltas) = update_inputs(hyper, &ws.activations, &ws.dropped, &ws.deltas, b);
         let keeps = self.order.is_none() && !input_changes(hyper, 0).any();
         let kept = self.file_order_pixels.get(first_row, b).filter(|_| keeps);
         if ws.by_pixel.len() < parts {
@@ -372,6 +360,39 @@ impl CpuBackend {
                 .keep(first_row, b, &ws.by_pixel[..parts]);
         }
     }
+}
+
+/// Counts a step of `b` rows in `state` and makes what every part of its update shares.
+fn step_update<'a>(
+    hyper: &'a Hyperparameters,
+    simd: InstructionSet,
+    state: &mut OptimiserState,
+    b: usize,
+) -> Update<'a> {
+    state.steps += 1;
+    Update {
+        hyper,
+        simd,
+        scale: reduction_scale(hyper.reduction, b),
+        t: state.steps,
+    }
+}
+
+/// What layers 2 .. L read of a batch's first `b` rows (the dropped outputs under dropout),
+/// and its deltas D1 .. DL.
+fn update_inputs<'a>(
+    hyper: &Hyperparameters,
+    activations: &'a [Array2<f32>],
+    dropped: &'a [Array2<f32>],
+    deltas: &'a [Array2<f32>],
+    b: usize,
+) -> (Vec<ArrayView2<'a, f32>>, Vec<ArrayView2<'a, f32>>) {
+    let inputs = if hyper.dropout.is_some() {
+        dropped
+    } else {
+        activations
+    };
+    (first_rows(inputs, b), first_rows(deltas, b))
 }
 
 /// Moves the optimiser's state onto cache lines, as the parameters it steps with.

@@ -5,14 +5,11 @@
 
 use ndarray::{Array1, Array2, ArrayViewMut, Axis, Dimension, s};
 
-use super::{CpuBackend, input_changes};
+use super::{CpuBackend, input_changes, step_update, update_inputs};
 use crate::backend::OptimiserState;
-use crate::cpu::reduction_scale;
 use crate::cpu::units::UnitBlocks;
-use crate::cpu::updates::{
-    LaterLayers, NextRows, UnitPart, Update, update_later_layers, update_units,
-};
-use crate::cpu::workspace::{first_rows, split_first_layer};
+use crate::cpu::updates::{LaterLayers, NextRows, UnitPart, update_later_layers, update_units};
+use crate::cpu::workspace::split_first_layer;
 use crate::network::Layer;
 use crate::sparse::{PixelColumns, PixelEntries, sparse_linear_forward};
 
@@ -75,20 +72,8 @@ impl CpuBackend {
         let hyper = &self.hyper;
         let ws = &mut self.workspace;
         let state = &mut self.state;
-        state.steps += 1;
-        let update = Update {
-            hyper,
-            simd: self.simd,
-            scale: reduction_scale(hyper.reduction, b),
-            t: state.steps,
-        };
-        // What layers 2 .. L read: the dropped outputs under dropout.
-        let inputs = if hyper.dropout.is_some() {
-            &ws.dropped
-        } else {
-            &ws.activations
-        };
-        let (inputs, deltas) = (first_rows(inputs, b), first_rows(&ws.deltas, b));
+        let update = step_update(hyper, self.simd, state, b);
+        let (inputs, deltas) = update_inputs(hyper, &ws.activations, &ws.dropped, &ws.deltas, b);
         let keeps = self.order.is_none() && !input_changes(hyper, 0).any();
         let kept = self.file_order_pixels.get(first_row, b).filter(|_| keeps);
         let regrouped = PixelRuns {
