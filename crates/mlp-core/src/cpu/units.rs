@@ -9,9 +9,10 @@
 //! columns of the shared arrays, those columns are half of every row, next to the lines the
 //! other core writes, and measured slower than the cut by rows; kept as blocks of their own
 //! they made W1's update of a thread's units take 0.092-0.108 s an epoch where the cut by rows
-//! spends about 0.13 (docs/performance.md), and the modern preset's steps 0-9 % shorter. So while a run trains with its units cut, W1 and
-//! its state live here, one block per thread, and the backend's own arrays are brought up to
-//! date ([`UnitBlocks::write_back`]) only when something reads them.
+//! spends about 0.13 (docs/performance.md), and the modern preset's steps 0-9 % shorter. So
+//! while a run trains with its units cut, W1 and its state live here, one block per thread,
+//! and the backend's own arrays are brought up to date ([`UnitBlocks::write_back`]) only when
+//! something reads them.
 
 use std::ops::Range;
 
