@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::time::Duration;
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Ix1, Ix2, s};
+use ndarray::{
+    Array1, Array2, ArrayView2, ArrayViewMut, ArrayViewMut2, Axis, Dimension, Ix1, Ix2, s,
+};
 
 use crate::aligned::{aligned, aligned_zeros};
 use crate::network::{Layer, Parameters};
@@ -112,11 +114,15 @@ impl FileOrderPixels {
     }
 }
 
+/// `0..len` cut into `parts` runs as even as can be: `parts + 1` cuts.
+pub(super) fn even_cuts(len: usize, parts: usize) -> Vec<usize> {
+    (0..=parts).map(|i| i * len / parts).collect()
+}
+
 /// Rows `0..rows` cut into `parts` runs of consecutive rows, as even as can be.
 pub(super) fn row_ranges(rows: usize, parts: usize) -> Vec<Range<usize>> {
-    (0..parts)
-        .map(|i| i * rows / parts..(i + 1) * rows / parts)
-        .collect()
+    let cuts = even_cuts(rows, parts);
+    cuts.windows(2).map(|pair| pair[0]..pair[1]).collect()
 }
 
 /// Each array's rows cut at `ranges` (consecutive runs from row 0): part i holds every array's
@@ -138,19 +144,33 @@ pub(super) fn row_parts<'a>(
     parts
 }
 
-/// A matrix's rows cut at `cuts` (`cuts[i]..cuts[i + 1]` is part i), as views.
-pub(super) fn cut_rows<'a>(
-    matrix: ArrayViewMut2<'a, f32>,
+/// A view cut along `axis` at `cuts` (`cuts[i]..cuts[i + 1]` is part i), as views.
+pub(super) fn cut_axis<'a, D: Dimension>(
+    view: ArrayViewMut<'a, f32, D>,
+    axis: Axis,
     cuts: &[usize],
-) -> Vec<ArrayViewMut2<'a, f32>> {
+) -> Vec<ArrayViewMut<'a, f32, D>> {
     let mut parts = Vec::with_capacity(cuts.len().saturating_sub(1));
-    let mut rest = matrix;
+    let mut rest = view;
     for pair in cuts.windows(2) {
-        let (rows, after) = rest.split_at(Axis(0), pair[1] - pair[0]);
-        parts.push(rows);
+        let (part, after) = rest.split_at(axis, pair[1] - pair[0]);
+        parts.push(part);
         rest = after;
     }
     parts
+}
+
+/// Each of `cuts`' parts of an array that may be absent (optimiser state the optimiser does not
+/// keep), cut along `axis`.
+pub(super) fn cut_optional<'a, D: Dimension>(
+    array: Option<ArrayViewMut<'a, f32, D>>,
+    axis: Axis,
+    cuts: &[usize],
+) -> Vec<Option<ArrayViewMut<'a, f32, D>>> {
+    match array {
+        Some(array) => cut_axis(array, axis, cuts).into_iter().map(Some).collect(),
+        None => cuts.windows(2).map(|_| None).collect(),
+    }
 }
 
 /// One layer's optimiser state for its weights and its bias, borrowed apart.

@@ -5,14 +5,14 @@
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, Axis};
 
 use super::{CpuBackend, input_changes, step_update, update_inputs};
 use crate::backend::OptimiserState;
 use crate::cpu::updates::{
     FirstLayerRows, LaterLayers, update_first_layer_rows, update_later_layers,
 };
-use crate::cpu::workspace::{cut_rows, split_first_layer};
+use crate::cpu::workspace::{cut_axis, cut_optional, split_first_layer};
 use crate::network::Layer;
 use crate::sparse::{PixelColumns, PixelEntries};
 
@@ -105,17 +105,11 @@ fn first_layer_parts<'a>(
         .split_first_mut()
         .expect("a network has layers");
     let parts = cuts.len() - 1;
-    let cut_state = |state: Option<&'a mut Array2<f32>>| -> Vec<_> {
-        match state {
-            Some(state) => cut_rows(state.view_mut(), cuts)
-                .into_iter()
-                .map(Some)
-                .collect(),
-            None => (0..parts).map(|_| None).collect(),
-        }
+    let cut_state = |state: Option<&'a mut Array2<f32>>| {
+        cut_optional(state.map(|s| s.view_mut()), Axis(0), cuts)
     };
-    let weights = cut_rows(first_layer.weights.view_mut(), cuts);
-    let gradients = cut_rows(first_gradient.view_mut(), cuts);
+    let weights = cut_axis(first_layer.weights.view_mut(), Axis(0), cuts);
+    let gradients = cut_axis(first_gradient.view_mut(), Axis(0), cuts);
     let (firsts, seconds) = (
         cut_state(first_weights_state),
         cut_state(second_weights_state),

@@ -3,13 +3,13 @@
 //! phase as in a step by rows; then the update, each thread its units' W1 columns, b1 entries
 //! and W2 rows, the last one also b2 and the later layers.
 
-use ndarray::{Array1, Array2, ArrayViewMut, Axis, Dimension, s};
+use ndarray::{Array1, Array2, Axis, s};
 
 use super::{CpuBackend, input_changes, step_update, update_inputs};
 use crate::backend::OptimiserState;
 use crate::cpu::units::UnitBlocks;
 use crate::cpu::updates::{LaterLayers, NextRows, UnitPart, update_later_layers, update_units};
-use crate::cpu::workspace::split_first_layer;
+use crate::cpu::workspace::{cut_axis, cut_optional, even_cuts, split_first_layer};
 use crate::network::Layer;
 use crate::sparse::{PixelColumns, PixelEntries, sparse_linear_forward};
 
@@ -108,27 +108,6 @@ impl CpuBackend {
     }
 }
 
-/// `0..len` cut into `parts` runs as even as can be: `parts + 1` cuts.
-fn even_cuts(len: usize, parts: usize) -> Vec<usize> {
-    (0..=parts).map(|i| i * len / parts).collect()
-}
-
-/// A view cut along `axis` at `cuts` (`cuts[i]..cuts[i + 1]` is part i), as views.
-fn cut_axis<'a, D: Dimension>(
-    view: ArrayViewMut<'a, f32, D>,
-    axis: Axis,
-    cuts: &[usize],
-) -> Vec<ArrayViewMut<'a, f32, D>> {
-    let mut parts = Vec::with_capacity(cuts.len().saturating_sub(1));
-    let mut rest = view;
-    for pair in cuts.windows(2) {
-        let (part, after) = rest.split_at(axis, pair[1] - pair[0]);
-        parts.push(part);
-        rest = after;
-    }
-    parts
-}
-
 /// A batch's pixels regrouped a run of pixels at a time (run i from pixel `cuts[i]`), read as
 /// one.
 struct PixelRuns<'a> {
@@ -140,18 +119,6 @@ impl PixelEntries for PixelRuns<'_> {
     fn pixel(&self, pixel: usize) -> (&[u32], &[f32]) {
         let run = self.cuts[1..].partition_point(|&cut| cut <= pixel);
         self.runs[run].pixel(pixel - self.cuts[run])
-    }
-}
-
-/// Each of `cuts`' parts of a 1-D or 2-D array that may be absent, cut along `axis`.
-fn cut_optional<'a, D: Dimension>(
-    array: Option<ArrayViewMut<'a, f32, D>>,
-    axis: Axis,
-    cuts: &[usize],
-) -> Vec<Option<ArrayViewMut<'a, f32, D>>> {
-    match array {
-        Some(array) => cut_axis(array, axis, cuts).into_iter().map(Some).collect(),
-        None => cuts.windows(2).map(|_| None).collect(),
     }
 }
 
