@@ -189,7 +189,11 @@ impl CpuBackend {
         let b = self.gather_batch(rows);
         let plan = self.step_threads.plan();
         let units = self.parameters.layers[0].weights.ncols();
-        let cuts = unit_cuts(units, plan.threads).filter(|_| plan.by_units);
+        // Cut only for a plan by units: a step by rows need not make the cuts.
+        let cuts = plan
+            .by_units
+            .then(|| unit_cuts(units, plan.threads))
+            .flatten();
         let loss = match cuts {
             Some(cuts) => {
                 self.first_layer_by_units(first_row, b, cuts);
