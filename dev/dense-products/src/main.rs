@@ -4,6 +4,12 @@
 //! matrixmultiply as a ratio. Each product is what a training step does: the forward product
 //! with its bias (and mlp-core's with the sigmoid too), the delta with W(k+1)ᵀ and the
 //! sigmoid's derivative (mlp-core's transposing W(k+1) first, as a step does), the gradient.
+//!
+//! Each product is called again and again on the same operands, so they stay in the caches:
+//! a step's products find them colder, and gemm's lead here did not hold there
+//! (docs/performance.md, 2026-12-06, night). `ONLY_INPUTS=256` times only the layers of that
+//! many inputs; `CHECK_BITS=1` instead counts, on a few shapes, the outputs where gemm's bits
+//! differ from mlp-core's.
 
 // `gemm` is called through raw pointers; mlp-core itself forbids unsafe code.
 #![allow(unsafe_code)]
@@ -168,6 +174,75 @@ fn time_product(layer: &Layer, which: usize, simd: InstructionSet) -> [f64; 3] {
     }
 }
 
+/// Whether gemm gives mlp-core's bits on each product of `layer`, `rows` rows.
+fn same_bits(
+    inputs: usize,
+    outputs: usize,
+    next: usize,
+    rows: usize,
+    simd: InstructionSet,
+) -> [usize; 3] {
+    let x = matrix(rows, inputs, 1);
+    let w = matrix(inputs, outputs, 2).mapv(|v| v * 0.731);
+    let b = Array1::from_shape_fn(outputs, |j| j as f32 / 100.0 - 0.3);
+    let dn = matrix(rows, next, 5).mapv(|v| v * 1.37);
+    let wn = matrix(outputs, next, 6).mapv(|v| v * 0.173);
+    let a = matrix(rows, outputs, 4).mapv(|v| v + 0.5);
+    let delta = matrix(rows, outputs, 3).mapv(|v| v * 0.91);
+    let ptr = |m: &Array2<f32>| m.as_ptr();
+    let differ = |p: &Array2<f32>, q: &Array2<f32>| {
+        p.iter()
+            .zip(q)
+            .filter(|(u, v)| u.to_bits() != v.to_bits())
+            .count()
+    };
+    let mut own = Array2::zeros((rows, outputs));
+    dense_linear_forward(simd, x.view(), w.view(), b.view(), false, own.view_mut());
+    let mut theirs = b.broadcast((rows, outputs)).unwrap().to_owned();
+    gemm_product(
+        &mut theirs,
+        true,
+        inputs,
+        (ptr(&x), 1, inputs as isize),
+        (ptr(&w), 1, outputs as isize),
+        1.0,
+    );
+    let forward = differ(&own, &theirs);
+    let mut transposed = Array2::zeros((next, outputs));
+    transpose_into(wn.view(), transposed.view_mut());
+    dense_hidden_delta(
+        simd,
+        dn.view(),
+        transposed.view(),
+        (a.view(), Activation::Sigmoid),
+        own.view_mut(),
+    );
+    gemm_product(
+        &mut theirs,
+        false,
+        next,
+        (ptr(&dn), 1, next as isize),
+        (ptr(&wn), next as isize, 1),
+        1.0,
+    );
+    Zip::from(&mut theirs)
+        .and(&a)
+        .for_each(|d, &a| *d *= a * (1.0 - a));
+    let deltas = differ(&own, &theirs);
+    let mut own = Array2::zeros((inputs, outputs));
+    let mut theirs = Array2::zeros((inputs, outputs));
+    dense_weights_gradient(simd, x.view(), delta.view(), 0.37, own.view_mut());
+    gemm_product(
+        &mut theirs,
+        false,
+        rows,
+        (ptr(&x), inputs as isize, 1),
+        (ptr(&delta), 1, outputs as isize),
+        0.37,
+    );
+    [forward, deltas, differ(&own, &theirs)]
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -175,6 +250,25 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 fn main() {
     let simd = InstructionSet::best();
+    if std::env::var_os("CHECK_BITS").is_some() {
+        for (i, o, n, r) in [
+            (64, 32, 16, 100),
+            (256, 128, 10, 100),
+            (256, 128, 10, 50),
+            (128, 256, 128, 50),
+            (512, 512, 10, 200),
+            (512, 512, 512, 100),
+            (37, 29, 13, 7),
+            (784, 33, 5, 1),
+            (3, 100, 17, 3),
+        ] {
+            println!(
+                "{i}-{o} next {n}, {r} rows: elements differing (forward, delta, gradient) {:?}",
+                same_bits(i, o, n, r, simd)
+            );
+        }
+        return;
+    }
     println!(
         "batch {BATCH}, one thread, mlp-core on {simd}, medians of {ROUNDS} alternating rounds"
     );
@@ -182,7 +276,13 @@ fn main() {
         "| product | shape (m x k x n) | matrixmultiply µs | gemm µs | mlp-core µs | GFLOP/s (mm / gemm / mlp-core) | gemm / mm | mlp-core / mm |"
     );
     println!("| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |");
+    let only: Option<usize> = std::env::var("ONLY_INPUTS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     for (inputs, outputs, next) in LAYERS {
+        if only.is_some_and(|only| only != inputs) {
+            continue;
+        }
         let layer = Layer::new((inputs, outputs), next.unwrap_or(1));
         for (which, name) in ["forward", "delta", "gradient"].into_iter().enumerate() {
             if which == 1 && next.is_none() {
