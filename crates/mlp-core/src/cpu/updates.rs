@@ -4,13 +4,14 @@
 use std::ops::Range;
 
 use ndarray::{
-    Array1, Array2, ArrayView, ArrayView2, ArrayViewMut, ArrayViewMut1, ArrayViewMut2, Dimension, s,
+    Array1, Array2, ArrayView, ArrayView2, ArrayViewMut, ArrayViewMut1, ArrayViewMut2, Dimension,
+    Ix1, Ix2, s,
 };
 
 use super::reference::{OptimiserViews, optimiser_update};
 use super::units::UnitBlock;
 use super::{AdamStep, bias_gradient, decoupled_weight_decay};
-use crate::dense::{dense_weights_gradient, dense_weights_gradient_rows, transpose_into};
+use crate::dense::{dense_weights_gradient_rows, transpose_into};
 use crate::network::Layer;
 use crate::options::{Hyperparameters, Optimiser};
 use crate::simd::InstructionSet;
@@ -120,27 +121,23 @@ pub(super) fn update_units(
         let (weights, gradient) = (block.weights.view_mut(), block.gradient.view());
         step_parameters(update, weights, state, gradient, hyper.weight_decay);
     }
-    let mut bias_gradient_k = part.bias_gradient;
     let unit_delta = delta.slice(s![.., units.clone()]);
-    bias_gradient(unit_delta, scale, bias_gradient_k.view_mut());
-    step_parameters(
+    update_bias(
         update,
+        unit_delta,
         part.bias,
         part.bias_state,
-        bias_gradient_k.view(),
-        0.0,
+        part.bias_gradient,
     );
     if let (Some(next), Some(next_delta)) = (part.next, next_delta) {
         let NextRows {
             mut weights,
             state,
-            mut gradient,
+            gradient,
             transposed,
         } = next;
-        let rows = gradient.view_mut();
-        dense_weights_gradient_rows(simd, input, units, next_delta, scale, rows);
-        let decay = hyper.weight_decay;
-        step_parameters(update, weights.view_mut(), state, gradient.view(), decay);
+        let rows = (units, weights.view_mut());
+        update_weight_rows(update, input, next_delta, rows, state, gradient);
         // For the next step's deltas, as the update by rows makes W2ᵀ whole.
         transpose_into(weights.view(), transposed);
     }
@@ -152,17 +149,34 @@ pub(super) fn fused_descent(hyper: &Hyperparameters) -> bool {
     hyper.optimiser == Optimiser::GradientDescent && hyper.weight_decay == 0.0
 }
 
-/// bk: its gradient scale · the column sums of Dk (B, out), and its update.
-pub(super) fn update_bias(
+/// bk (or some of its entries): its gradient scale · the column sums of Dk (B, out) (Dk's
+/// columns of those entries), and its update.
+fn update_bias(
     update: Update<'_>,
     delta: ArrayView2<f32>,
-    bias: &mut Array1<f32>,
-    (first, second): (Option<&mut Array1<f32>>, Option<&mut Array1<f32>>),
-    gradient: &mut Array1<f32>,
+    bias: ArrayViewMut1<f32>,
+    state: OptimiserViews<'_, Ix1>,
+    mut gradient: ArrayViewMut1<f32>,
 ) {
     bias_gradient(delta, update.scale, gradient.view_mut());
-    let state = (first.map(|m| m.view_mut()), second.map(|m| m.view_mut()));
-    step_parameters(update, bias.view_mut(), state, gradient.view(), 0.0);
+    step_parameters(update, bias, state, gradient.view(), 0.0);
+}
+
+/// Rows `rows` of Wk (those of inputs `rows`, all of them for a whole layer): their gradient,
+/// scale · A(k−1)ᵀ Dk's rows from A(k−1) (B, in) and Dk (B, out), and their update.
+fn update_weight_rows(
+    update: Update<'_>,
+    input: ArrayView2<f32>,
+    delta: ArrayView2<f32>,
+    (rows, weights): (Range<usize>, ArrayViewMut2<f32>),
+    state: OptimiserViews<'_, Ix2>,
+    mut gradient: ArrayViewMut2<f32>,
+) {
+    let Update {
+        hyper, simd, scale, ..
+    } = update;
+    dense_weights_gradient_rows(simd, input, rows, delta, scale, gradient.view_mut());
+    step_parameters(update, weights, state, gradient.view(), hyper.weight_decay);
 }
 
 /// A layer after the first, whose input A(k−1) (B, in) is dense: the gradients
@@ -175,26 +189,21 @@ pub(super) fn update_layer(
     (first, second): (Option<&mut Layer>, Option<&mut Layer>),
     (weights_gradient_k, bias_gradient_k): (&mut Array2<f32>, &mut Array1<f32>),
 ) {
-    let Update {
-        hyper, simd, scale, ..
-    } = update;
-    dense_weights_gradient(simd, input, delta, scale, weights_gradient_k.view_mut());
     let (first_weights, first_bias) = first.map(|l| (&mut l.weights, &mut l.bias)).unzip();
     let (second_weights, second_bias) = second.map(|l| (&mut l.weights, &mut l.bias)).unzip();
     let state = (
         first_weights.map(|m| m.view_mut()),
         second_weights.map(|m| m.view_mut()),
     );
-    let gradient = weights_gradient_k.view();
-    step_parameters(
-        update,
-        layer.weights.view_mut(),
-        state,
-        gradient,
-        hyper.weight_decay,
+    let rows = (0..input.ncols(), layer.weights.view_mut());
+    let gradient = weights_gradient_k.view_mut();
+    update_weight_rows(update, input, delta, rows, state, gradient);
+    let bias_state = (
+        first_bias.map(|b| b.view_mut()),
+        second_bias.map(|b| b.view_mut()),
     );
-    let bias_state = (first_bias, second_bias);
-    update_bias(update, delta, &mut layer.bias, bias_state, bias_gradient_k);
+    let bias = layer.bias.view_mut();
+    update_bias(update, delta, bias, bias_state, bias_gradient_k.view_mut());
 }
 
 /// What the last part of an update owns beyond its rows of W1: b1, the later layers, their
@@ -223,14 +232,11 @@ pub(super) fn update_later_layers(
     let (first_bias_gradient, bias_gradients) = (later.bias_gradients)
         .split_first_mut()
         .expect("b1 has a gradient");
-    let bias = later.first_bias;
-    update_bias(
-        update,
-        deltas[0],
-        bias,
-        later.first_bias_state,
-        first_bias_gradient,
-    );
+    let (first, second) = later.first_bias_state;
+    let bias_state = (first.map(|b| b.view_mut()), second.map(|b| b.view_mut()));
+    let bias = later.first_bias.view_mut();
+    let gradient = first_bias_gradient.view_mut();
+    update_bias(update, deltas[0], bias, bias_state, gradient);
     for (k, layer) in later.layers.iter_mut().enumerate() {
         let state = (first_state.get_mut(k), second_state.get_mut(k));
         let gradients = (&mut later.weight_gradients[k], &mut bias_gradients[k]);
